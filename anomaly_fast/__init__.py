@@ -1,0 +1,17 @@
+"""anomaly_fast: fast anomaly detection with a scikit-learn API.
+
+Compiled Isolation Forest and Extended Isolation Forest kernels behind
+drop-in scikit-learn estimators.
+"""
+
+from ._forest import average_path_length
+from .extended_isolation_forest import ExtendedIsolationForest
+from .isolation_forest import IsolationForest
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExtendedIsolationForest",
+    "IsolationForest",
+    "average_path_length",
+]

@@ -1,0 +1,337 @@
+"""Shared machinery of the isolation-forest estimators.
+
+The estimators in :mod:`anomaly_fast.isolation_forest` and
+:mod:`anomaly_fast.extended_isolation_forest` differ only in the kernel that
+builds and walks their trees.  This module validates input once, draws one
+seed per tree, spreads trees (fit) or row chunks (scoring) over threads, and
+implements scikit-learn's score conventions on top of the kernels.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+__all__ = ["average_path_length"]
+
+EULER_GAMMA = 0.5772156649015329
+_FLOAT_CHARS = "fd"  # dtype.char of float32 / float64
+_FAST_PATH_MAX_ROWS = 1024  # small C-contiguous float batches skip validate_data
+_MIN_ROWS_PER_THREAD = 2048  # below this a batch is scored on one thread
+
+
+def average_path_length(n_samples):
+    """c(n): average path length of an unsuccessful search in a binary search
+    tree of ``n`` points, used to normalise isolation depths.
+
+    ``c(n) = 2 (ln(n - 1) + 0.5772156649) - 2 (n - 1) / n`` for n > 2,
+    ``c(2) = 1`` and ``c(n) = 0`` for n <= 1 (as scikit-learn).
+
+    Parameters
+    ----------
+    n_samples : int or array-like of int
+
+    Returns
+    -------
+    float or ndarray of float
+    """
+    n = np.asarray(n_samples, dtype=np.float64)
+    out = np.zeros_like(n)
+    big = n > 2
+    out[n == 2] = 1.0
+    nb = n[big]
+    out[big] = 2.0 * (np.log(nb - 1.0) + EULER_GAMMA) - 2.0 * (nb - 1.0) / nb
+    return out if out.ndim else float(out)
+
+
+def compact_trees(per_tree, n_nodes, previous=None):
+    """Concatenate the first ``n_nodes[t]`` entries of each row ``t`` of every
+    array in ``per_tree`` (a dict of (n_trees, width, ...) arrays), after the
+    flat arrays of ``previous`` (same keys) if given.
+
+    Returns the dict of flat arrays and the int64 start offset of each tree.
+    """
+    width = next(iter(per_tree.values())).shape[1]
+    keep = np.arange(width)[None, :] < n_nodes[:, None]
+    flat = {key: arr[keep] for key, arr in per_tree.items()}
+    starts = np.concatenate([[0], np.cumsum(n_nodes[:-1], dtype=np.int64)])
+    if previous is not None:
+        old_offsets, old = previous
+        n_old_nodes = next(iter(old.values())).shape[0]
+        flat = {key: np.concatenate([old[key], flat[key]]) for key in flat}
+        starts = np.concatenate([old_offsets, starts + n_old_nodes])
+    return flat, starts.astype(np.int64)
+
+
+def _chunks(n, n_parts):
+    """Split range(n) into at most n_parts contiguous, near-equal slices."""
+    n_parts = max(1, min(n_parts, n))
+    bounds = np.linspace(0, n, n_parts + 1).astype(int)
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+class BaseIsolationForest(OutlierMixin, BaseEstimator):
+    """Common base of :class:`IsolationForest` and
+    :class:`ExtendedIsolationForest`; not public."""
+
+    _parameter_constraints: dict = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "max_samples": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+        ],
+        "contamination": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, 0.5, closed="right"),
+        ],
+        "max_features": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(RealNotInt, 0, 1, closed="right"),
+        ],
+        "bootstrap": ["boolean"],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_estimators=100,
+        max_samples="auto",
+        contamination="auto",
+        max_features=1.0,
+        bootstrap=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self.contamination = contamination
+        self.max_features = max_features
+        self.bootstrap = bootstrap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # -- hooks for subclasses -------------------------------------------------
+    def _new_tree_arrays(self, n_trees, width, n_features):
+        """Allocate per-tree output arrays for the build kernel."""
+        raise NotImplementedError
+
+    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+        """Run the build kernel for trees ``rows`` (a slice) of ``arrays``,
+        writing node counts and depths into ``n_nodes`` and ``depths``."""
+        raise NotImplementedError
+
+    def _make_forest(self, arrays, n_nodes, depths, previous):
+        """Compact the per-tree arrays (appended to ``previous`` trees on a
+        warm start) into the fitted kernel object."""
+        raise NotImplementedError
+
+    def _check_extra_params(self, n_features):
+        """Subclass parameter checks that need the data's shape."""
+
+    # -- fit ------------------------------------------------------------------
+    def _resolve_max_samples(self, n_samples):
+        if self.max_samples == "auto":
+            return min(256, n_samples)
+        if isinstance(self.max_samples, Integral):
+            if self.max_samples > n_samples:
+                import warnings
+
+                warnings.warn(
+                    f"max_samples ({self.max_samples}) is greater than the total "
+                    f"number of samples ({n_samples}); max_samples will be set "
+                    "to n_samples for estimation.",
+                    UserWarning,
+                )
+                return n_samples
+            return int(self.max_samples)
+        return max(1, int(self.max_samples * n_samples))
+
+    def _resolve_max_features(self, n_features):
+        if isinstance(self.max_features, Integral):
+            if self.max_features > n_features:
+                raise ValueError(
+                    f"max_features must be <= n_features ({n_features}), got "
+                    f"{self.max_features}"
+                )
+            return int(self.max_features)
+        return max(1, int(self.max_features * n_features))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the forest on ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Finite numeric training data (float32 is kept as float32; other
+            numeric types are converted to float64).  Sparse input is rejected.
+        y : Ignored
+            Not used, present for API consistency.
+        sample_weight : None
+            Not supported; passing weights raises ``ValueError`` rather than
+            silently ignoring them.
+
+        Returns
+        -------
+        self : object
+        """
+        if sample_weight is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support sample_weight; "
+                "pass sample_weight=None"
+            )
+        X = validate_data(
+            self, X, accept_sparse=False, dtype=[np.float64, np.float32], order="C"
+        )
+        n_samples, n_features = X.shape
+        self.max_samples_ = self._resolve_max_samples(n_samples)
+        self._max_features = self._resolve_max_features(n_features)
+        self._check_extra_params(n_features)
+        max_depth = int(np.ceil(np.log2(max(self.max_samples_, 2))))
+
+        previous = getattr(self, "_forest", None) if self.warm_start else None
+        n_old = previous.n_trees if previous is not None else 0
+        if n_old > self.n_estimators:
+            raise ValueError(
+                f"n_estimators={self.n_estimators} must be larger or equal to "
+                f"the {n_old} trees already fitted when warm_start==True"
+            )
+        # One seed per tree, drawn for all n_estimators so that a warm start
+        # from k trees to n trees equals a cold fit of n trees.
+        random_state = check_random_state(self.random_state)
+        all_seeds = random_state.randint(
+            np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64
+        ).astype(np.uint64)
+        seeds = all_seeds[n_old:]
+        self._max_depth = max_depth
+        if len(seeds) == 0:
+            import warnings
+
+            warnings.warn(
+                "Warm-start fitting without increasing n_estimators does not "
+                "fit new trees.",
+                UserWarning,
+            )
+        else:
+            width = 2 * self.max_samples_ - 1
+            arrays = self._new_tree_arrays(len(seeds), width, n_features)
+            n_nodes = np.zeros(len(seeds), dtype=np.int32)
+            depths = np.zeros(len(seeds), dtype=np.int32)
+            n_threads = min(effective_n_jobs(self.n_jobs), len(seeds))
+            parts = _chunks(len(seeds), n_threads)
+
+            def build(rows):
+                self._build(X, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
+
+            if len(parts) == 1:
+                build(parts[0])
+            else:
+                with ThreadPoolExecutor(len(parts)) as pool:
+                    list(pool.map(build, parts))
+            self._forest = self._make_forest(arrays, n_nodes, depths, previous)
+
+        if self.contamination == "auto":
+            self.offset_ = -0.5
+        else:
+            self.offset_ = float(
+                np.percentile(self._score_samples(X), 100.0 * self.contamination)
+            )
+        return self
+
+    def _denominator(self, n_trees):
+        return float(n_trees * average_path_length(self.max_samples_))
+
+    # -- scoring --------------------------------------------------------------
+    def _validate_for_scoring(self, X):
+        # Fast path for small float batches (single-row service latency):
+        # the same checks validate_data makes, without its overhead.
+        if (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and 0 < X.shape[0] <= _FAST_PATH_MAX_ROWS
+            and X.dtype.char in _FLOAT_CHARS
+            and X.flags.c_contiguous
+            and hasattr(self, "_forest")
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X).all()
+        ):
+            return X
+        check_is_fitted(self)
+        return validate_data(
+            self,
+            X,
+            accept_sparse=False,
+            dtype=[np.float64, np.float32],
+            order="C",
+            reset=False,
+        )
+
+    def _score_samples(self, X):
+        """score_samples on validated, C-contiguous float X."""
+        n = X.shape[0]
+        out = np.empty(n, dtype=np.float64)
+        forest = self._forest
+        n_threads = min(effective_n_jobs(self.n_jobs), n // _MIN_ROWS_PER_THREAD)
+        if n_threads <= 1:
+            forest.score_samples(X, out)
+        else:
+            parts = _chunks(n, n_threads)
+            with ThreadPoolExecutor(len(parts)) as pool:
+                list(pool.map(lambda s: forest.score_samples(X[s], out[s]), parts))
+        return out
+
+    def score_samples(self, X):
+        """Opposite of the anomaly score defined in the original paper
+        (scikit-learn's convention): **lower = more abnormal**.
+
+        ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples_))`` where h is
+        the path length of x in a tree and c the average path length.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), values in [-1, 0]
+        """
+        return self._score_samples(self._validate_for_scoring(X))
+
+    def anomaly_score(self, X):
+        """The paper's anomaly score ``2 ** (-E[h(x)] / c(max_samples_))``, in
+        [0, 1], **higher = more anomalous** (equals ``-score_samples(X)``)."""
+        return -self.score_samples(X)
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers, positive for
+        inliers (scikit-learn's convention; lower = more abnormal)."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """Predict whether each row is an outlier: ``-1`` for outliers, ``1``
+        for inliers (``decision_function(X) < 0`` is an outlier)."""
+        decision = self.decision_function(X)
+        is_inlier = np.ones(decision.shape[0], dtype=int)
+        is_inlier[decision < 0] = -1
+        return is_inlier
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags

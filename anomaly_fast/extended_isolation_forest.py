@@ -1,0 +1,165 @@
+"""Extended Isolation Forest (random hyperplane splits), compiled."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from . import _isolation
+from ._forest import BaseIsolationForest, compact_trees
+
+__all__ = ["ExtendedIsolationForest"]
+
+
+class ExtendedIsolationForest(BaseIsolationForest):
+    """Extended Isolation Forest (Hariri, Carrasco Kind & Brunner 2018) with a
+    scikit-learn API and compiled kernels.
+
+    Each node splits its points by a random hyperplane: a normal vector with
+    ``extension_level + 1`` non-zero standard-Gaussian coordinates (on features
+    drawn among those not constant in the node; the rest zero) and an
+    intercept point drawn uniformly inside the node's bounding box.  A point
+    goes left when ``(x - p) . n <= 0``.  ``extension_level=0`` gives
+    axis-parallel splits, i.e. the standard Isolation Forest in distribution.
+    A hyperplane may leave one side empty; that side becomes a leaf of size 0.
+
+    Score conventions (as scikit-learn's IsolationForest):
+
+    - ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples_))``: **lower =
+      more abnormal**, in [-1, 0].
+    - ``decision_function(X) = score_samples(X) - offset_``; ``predict(X)`` in
+      {-1, 1}, -1 for outliers.
+    - ``anomaly_score(X) = -score_samples(X)``: in [0, 1], **higher = more
+      anomalous**.
+
+    Parameters
+    ----------
+    n_estimators, max_samples, contamination, max_features, bootstrap, n_jobs,
+    random_state, verbose, warm_start
+        As :class:`anomaly_fast.IsolationForest`.
+    extension_level : int or None, default=None
+        Non-zero coordinates of each normal minus one, in
+        ``0 .. max_features_ - 1``.  None means fully extended
+        (``max_features_ - 1``, i.e. ``n_features - 1`` by default).
+
+    Attributes
+    ----------
+    offset_, max_samples_, n_features_in_, feature_names_in_
+        As :class:`anomaly_fast.IsolationForest`.
+    extension_level_ : int
+        The extension level used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_fast import ExtendedIsolationForest
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.vstack([rng.normal(size=(500, 3)), [[5.0, 5.0, 5.0]]])
+    >>> eif = ExtendedIsolationForest(random_state=0).fit(X)
+    >>> eif.extension_level_
+    2
+    >>> eif.predict([[0.0, 0.0, 0.0], [5.0, 5.0, 5.0]])
+    array([ 1, -1])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseIsolationForest._parameter_constraints,
+        "extension_level": [Interval(Integral, 0, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        *,
+        n_estimators=100,
+        max_samples="auto",
+        contamination="auto",
+        max_features=1.0,
+        bootstrap=False,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        extension_level=None,
+    ):
+        super().__init__(
+            n_estimators=n_estimators,
+            max_samples=max_samples,
+            contamination=contamination,
+            max_features=max_features,
+            bootstrap=bootstrap,
+            n_jobs=n_jobs,
+            random_state=random_state,
+            verbose=verbose,
+            warm_start=warm_start,
+        )
+        self.extension_level = extension_level
+
+    def _check_extra_params(self, n_features):
+        limit = self._max_features - 1
+        if self.extension_level is None:
+            level = limit
+        elif self.extension_level > limit:
+            raise ValueError(
+                f"extension_level must be in [0, {limit}] (max_features_ - 1 for "
+                f"{n_features} features), got {self.extension_level}"
+            )
+        else:
+            level = int(self.extension_level)
+        previous = getattr(self, "extension_level_", None)
+        if self.warm_start and hasattr(self, "_forest") and previous != level:
+            raise ValueError(
+                "extension_level cannot change between warm-start fits "
+                f"({previous} -> {level})"
+            )
+        self.extension_level_ = level
+
+    def _new_tree_arrays(self, n_trees, width, n_features):
+        k = self.extension_level_ + 1
+        return {
+            "nodes": np.zeros((n_trees, width), dtype=_isolation.HYPERPLANE_NODE_DTYPE),
+            "values": np.zeros((n_trees, width), dtype=np.float64),
+            "normals": np.zeros((n_trees, width, k), dtype=np.float64),
+            "terms": np.zeros((n_trees, width, k), dtype=np.int32),
+        }
+
+    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+        n_trees, width, k = arrays["normals"][rows].shape
+        _isolation.build_hyperplane_trees(
+            X,
+            seeds,
+            self.max_samples_,
+            self.bootstrap,
+            self._max_features,
+            k,
+            self._max_depth,
+            arrays["nodes"][rows],
+            arrays["values"][rows],
+            arrays["normals"][rows].reshape(n_trees, width * k),
+            arrays["terms"][rows].reshape(n_trees, width * k),
+            n_nodes,
+            depths,
+        )
+
+    def _make_forest(self, arrays, n_nodes, depths, previous):
+        old = None
+        if previous is not None:
+            old = (
+                previous.offsets,
+                {
+                    "nodes": previous.nodes,
+                    "values": previous.values,
+                    "normals": previous.normals,
+                    "terms": previous.terms,
+                },
+            )
+            depths = np.concatenate([previous.depths, depths])
+        flat, offsets = compact_trees(arrays, n_nodes, old)
+        return _isolation.HyperplaneForest(
+            flat["nodes"],
+            flat["values"],
+            flat["normals"],
+            flat["terms"],
+            offsets,
+            depths,
+            self._denominator(len(offsets)),
+        )

@@ -1,0 +1,123 @@
+"""Isolation Forest with compiled tree building and scoring."""
+
+import numpy as np
+
+from . import _isolation
+from ._forest import BaseIsolationForest, compact_trees
+
+__all__ = ["IsolationForest"]
+
+
+class IsolationForest(BaseIsolationForest):
+    """Isolation Forest (Liu, Ting & Zhou 2008), a drop-in replacement for
+    :class:`sklearn.ensemble.IsolationForest` with compiled kernels.
+
+    Each tree is grown on a subsample of ``max_samples`` rows: a node picks a
+    random feature among those not constant in it and a threshold uniform in
+    (min, max) of that feature, until a node holds one point or the depth
+    reaches ``ceil(log2(max_samples))``.  Trees and scoring run in C without
+    the GIL; ``n_jobs`` spreads trees (fit) and row chunks (scoring) over
+    threads, and results are identical for any ``n_jobs``.
+
+    Score conventions (as scikit-learn):
+
+    - ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples_))``: **lower =
+      more abnormal**, in [-1, 0].
+    - ``decision_function(X) = score_samples(X) - offset_``: negative for
+      outliers.
+    - ``predict(X)`` in {-1, 1}: -1 for outliers.
+    - ``anomaly_score(X) = -score_samples(X)``: the paper's score in [0, 1],
+      **higher = more anomalous**.
+
+    Parameters
+    ----------
+    n_estimators : int, default=100
+        Number of trees.
+    max_samples : "auto", int or float, default="auto"
+        Rows drawn per tree: ``min(256, n_samples)`` for "auto", an int
+        count (capped at n_samples with a warning), or a fraction of n_samples.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        "auto" sets ``offset_ = -0.5`` (the paper's threshold); a float sets
+        ``offset_`` to that percentile of the training scores.
+    max_features : int or float, default=1.0
+        Features drawn (without replacement) per tree; a float is a fraction
+        of n_features.
+    bootstrap : bool, default=False
+        Draw each tree's rows with replacement.
+    n_jobs : int, default=None
+        Threads for fit and scoring (None = 1, -1 = all cores).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the per-tree random streams.
+    verbose : int, default=0
+        Accepted for compatibility; the kernels print nothing.
+    warm_start : bool, default=False
+        Keep fitted trees and add ``n_estimators - n_fitted`` new ones.  A
+        warm start to n trees equals a cold fit of n trees on the same data.
+
+    Attributes
+    ----------
+    offset_ : float
+        Threshold subtracted in ``decision_function``.
+    max_samples_ : int
+        Actual number of rows drawn per tree.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of str
+        Feature names, when fit on a DataFrame with string column names.
+
+    Notes
+    -----
+    Not mirrored from scikit-learn: ``estimators_``, ``estimators_samples_``
+    and ``estimators_features_`` (trees are flat arrays, not
+    ``ExtraTreeRegressor`` objects; the seeds and arrays are private), and
+    ``sample_weight`` in ``fit`` (rejected with a ``ValueError``).  Sparse
+    input is rejected with a ``TypeError``.  The random streams differ from
+    scikit-learn's, so scores are equal in distribution, not bit for bit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_fast import IsolationForest
+    >>> rng = np.random.RandomState(0)
+    >>> X = np.vstack([rng.normal(size=(500, 2)), [[6.0, 6.0]]])
+    >>> clf = IsolationForest(random_state=0).fit(X)
+    >>> clf.predict([[0.0, 0.0], [6.0, 6.0]])
+    array([ 1, -1])
+    >>> bool(clf.anomaly_score([[6.0, 6.0]])[0] > 0.7)
+    True
+    """
+
+    def _new_tree_arrays(self, n_trees, width, n_features):
+        return {
+            "nodes": np.zeros((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
+            "values": np.zeros((n_trees, width), dtype=np.float64),
+        }
+
+    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+        _isolation.build_axis_trees(
+            X,
+            seeds,
+            self.max_samples_,
+            self.bootstrap,
+            self._max_features,
+            self._max_depth,
+            arrays["nodes"][rows],
+            arrays["values"][rows],
+            n_nodes,
+            depths,
+        )
+
+    def _make_forest(self, arrays, n_nodes, depths, previous):
+        old = None
+        if previous is not None:
+            old = (previous.offsets, {"nodes": previous.nodes, "values": previous.values})
+            depths = np.concatenate([previous.depths, depths])
+        flat, offsets = compact_trees(arrays, n_nodes, old)
+        return _isolation.AxisForest(
+            flat["nodes"],
+            flat["values"],
+            offsets,
+            depths,
+            self._denominator(len(offsets)),
+            self.n_features_in_,
+        )

@@ -1,0 +1,771 @@
+# Isolation-forest kernels: tree construction on a subsample and path-length
+# scoring, for axis-parallel trees (Isolation Forest) and hyperplane trees
+# (Extended Isolation Forest).
+#
+# Kernels never validate: callers hand them C-contiguous arrays of the right
+# dtype and shape.  Everything below runs without the GIL.
+#
+# Tree layout.  The trees of a forest are concatenated into one flat node
+# array; ``offsets[t]`` is where tree t starts, and child indices are relative
+# to it.  The two children of a node are adjacent (right = left + 1), so a
+# step is ``node = left + (x > threshold)``.  A leaf points at itself with an
+# infinite threshold, so a walk of exactly ``depths[t]`` steps always ends at
+# the right leaf: no branch per node, and a block of rows walks each tree
+# level by level while the tree stays in L1 cache.  ``values`` holds, at each
+# leaf, depth + c(leaf size): the path length a point ending there gets.
+import numpy as np
+
+from libc.math cimport log, exp2, INFINITY
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+
+from _types cimport float64_t, int32_t, int64_t, intp_t, uint64_t, floating_t
+from _random cimport RandomState, rng_seed, rng_uniform, rng_below, rng_normal
+
+
+cdef struct AxisNode:
+    float64_t threshold  # a point goes right when x[feature] > threshold; +inf at a leaf
+    int32_t feature      # split feature; 0 at a leaf
+    int32_t left         # left child (tree-relative); right child is left + 1; a leaf points at itself
+
+
+cdef struct HyperplaneNode:
+    float64_t offset     # a point goes right when dot(normal, x) > offset; +inf at a leaf
+    int32_t left         # left child (tree-relative); right child is left + 1; a leaf points at itself
+    int32_t n_terms      # non-zero coordinates of the normal (0 at a leaf)
+
+
+AXIS_NODE_DTYPE = np.dtype(
+    [("threshold", np.float64), ("feature", np.int32), ("left", np.int32)], align=True
+)
+HYPERPLANE_NODE_DTYPE = np.dtype(
+    [("offset", np.float64), ("left", np.int32), ("n_terms", np.int32)], align=True
+)
+
+cdef enum:
+    ROW_BLOCK = 256  # rows walked through one tree together
+cdef float64_t EULER_GAMMA = 0.5772156649015329
+
+
+cdef inline float64_t average_path_length(intp_t n) noexcept nogil:
+    """c(n): the mean path length of an unsuccessful BST search among n points."""
+    if n <= 1:
+        return 0.0
+    if n == 2:
+        return 1.0
+    return 2.0 * (log(n - 1.0) + EULER_GAMMA) - 2.0 * (n - 1.0) / n
+
+
+# --------------------------------------------------------------------------
+# Subsampling
+# --------------------------------------------------------------------------
+
+cdef inline bint _set_insert(intp_t* table, intp_t mask, intp_t value) noexcept nogil:
+    """Insert into an open-addressing set of non-negative ints; False if present."""
+    cdef intp_t h = <intp_t>((<uint64_t>value * <uint64_t>0x9E3779B97F4A7C15) >> 20) & mask
+    while table[h] != -1:
+        if table[h] == value:
+            return False
+        h = (h + 1) & mask
+    table[h] = value
+    return True
+
+
+cdef void _draw_rows(RandomState* rng, intp_t n, intp_t m, bint bootstrap,
+                     intp_t* rows, intp_t* table, intp_t table_size) noexcept nogil:
+    """Draw m row indices from range(n): with replacement, or without it
+    (Floyd's algorithm, O(m) time and memory whatever n is)."""
+    cdef intp_t j, t, k = 0
+    if bootstrap:
+        for j in range(m):
+            rows[j] = rng_below(rng, n)
+        return
+    if m == n:
+        for j in range(n):
+            rows[j] = j
+        return
+    for j in range(table_size):
+        table[j] = -1
+    for j in range(n - m, n):
+        t = rng_below(rng, j + 1)
+        if not _set_insert(table, table_size - 1, t):
+            _set_insert(table, table_size - 1, j)
+            t = j
+        rows[k] = t
+        k += 1
+
+
+cdef intp_t _table_size(intp_t m) noexcept nogil:
+    cdef intp_t size = 16
+    while size < 2 * m:
+        size *= 2
+    return size
+
+
+cdef void _draw_features(RandomState* rng, intp_t n_features, intp_t k,
+                         int32_t* out) noexcept nogil:
+    """The first k entries of ``out`` become k distinct features (partial
+    Fisher-Yates over 0..n_features-1); all features when k == n_features."""
+    cdef intp_t j, r
+    cdef int32_t tmp
+    for j in range(n_features):
+        out[j] = <int32_t>j
+    if k >= n_features:
+        return
+    for j in range(k):
+        r = j + rng_below(rng, n_features - j)
+        tmp = out[j]
+        out[j] = out[r]
+        out[r] = tmp
+
+
+# --------------------------------------------------------------------------
+# Scratch memory for building one tree
+# --------------------------------------------------------------------------
+
+cdef struct BuildScratch:
+    intp_t* rows        # the subsample's row indices into X
+    intp_t* table       # hash set for sampling without replacement
+    intp_t table_size   # entries in table (power of two)
+    intp_t* order       # node membership: a node owns order[start:end]
+    float64_t* columns  # subsample copy, column-major: columns[f * m + i]
+    float64_t* proj     # per-sample projections (hyperplane trees)
+    float64_t* lo       # per-feature minimum in the current node
+    float64_t* hi       # per-feature maximum in the current node
+    int32_t* features   # features this tree may split on (first n_tree_features)
+    int32_t* candidates # scratch list of candidate features in a node
+    intp_t* stack       # pending nodes: (node, start, end, depth) quadruples
+
+
+cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
+    s.table_size = _table_size(m)
+    s.rows = <intp_t*>malloc(m * sizeof(intp_t))
+    s.table = <intp_t*>malloc(s.table_size * sizeof(intp_t))
+    s.order = <intp_t*>malloc(m * sizeof(intp_t))
+    s.columns = <float64_t*>malloc(m * d * sizeof(float64_t))
+    s.proj = <float64_t*>malloc(m * sizeof(float64_t))
+    s.lo = <float64_t*>malloc(d * sizeof(float64_t))
+    s.hi = <float64_t*>malloc(d * sizeof(float64_t))
+    s.features = <int32_t*>malloc(d * sizeof(int32_t))
+    s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
+    s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
+    return (s.rows != NULL and s.table != NULL and s.order != NULL and s.columns != NULL
+            and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
+            and s.candidates != NULL and s.stack != NULL)
+
+
+cdef void _scratch_free(BuildScratch* s) noexcept nogil:
+    free(s.rows)
+    free(s.table)
+    free(s.order)
+    free(s.columns)
+    free(s.proj)
+    free(s.lo)
+    free(s.hi)
+    free(s.features)
+    free(s.candidates)
+    free(s.stack)
+
+
+cdef void _gather(const floating_t[:, ::1] X, BuildScratch* s, intp_t m,
+                  intp_t n_tree_features) noexcept nogil:
+    """Copy the subsample's allowed features into the column-major buffer."""
+    cdef intp_t i, j
+    cdef int32_t f
+    for j in range(n_tree_features):
+        f = s.features[j]
+        for i in range(m):
+            s.columns[j * m + i] = X[s.rows[i], f]
+    for i in range(m):
+        s.order[i] = i
+
+
+cdef inline intp_t _partition(intp_t* order, const float64_t* key, intp_t start,
+                              intp_t end, float64_t split) noexcept nogil:
+    """Reorder order[start:end] so keys <= split come first; return the cut."""
+    cdef intp_t i = start, j = end - 1
+    cdef intp_t tmp
+    while i <= j:
+        if key[order[i]] <= split:
+            i += 1
+        else:
+            tmp = order[i]
+            order[i] = order[j]
+            order[j] = tmp
+            j -= 1
+    return i
+
+
+# --------------------------------------------------------------------------
+# Axis-parallel trees (Isolation Forest)
+# --------------------------------------------------------------------------
+
+cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node,
+                                 intp_t depth, intp_t size) noexcept nogil:
+    nodes[node].threshold = INFINITY
+    nodes[node].feature = 0
+    nodes[node].left = <int32_t>node
+    values[node] = depth + average_path_length(size)
+
+
+cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
+                           bint bootstrap, intp_t n_tree_features, intp_t max_depth,
+                           BuildScratch* s, AxisNode* nodes, float64_t* values,
+                           int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
+    cdef RandomState rng
+    cdef intp_t n = X.shape[0], d = X.shape[1]
+    cdef intp_t top = 0, next_free = 1, tree_depth = 0
+    cdef intp_t node, start, end, depth, size, i, n_left, n_cand, pick, cut
+    cdef int32_t f, tmp
+    cdef float64_t lo, hi, v, threshold
+    cdef const float64_t* col
+
+    rng_seed(&rng, seed)
+    _draw_features(&rng, d, n_tree_features, s.features)
+    _draw_rows(&rng, n, m, bootstrap, s.rows, s.table, s.table_size)
+    _gather(X, s, m, n_tree_features)
+
+    s.stack[0] = 0
+    s.stack[1] = 0
+    s.stack[2] = m
+    s.stack[3] = 0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = s.stack[4 * top]
+        start = s.stack[4 * top + 1]
+        end = s.stack[4 * top + 2]
+        depth = s.stack[4 * top + 3]
+        size = end - start
+        if depth > tree_depth:
+            tree_depth = depth
+        if size <= 1 or depth >= max_depth:
+            _make_axis_leaf(nodes, values, node, depth, size)
+            continue
+        # Draw features without replacement until one is not constant here.
+        for i in range(n_tree_features):
+            s.candidates[i] = <int32_t>i
+        n_cand = n_tree_features
+        f = -1
+        while n_cand > 0:
+            pick = rng_below(&rng, n_cand)
+            col = s.columns + s.candidates[pick] * m
+            lo = col[s.order[start]]
+            hi = lo
+            for i in range(start + 1, end):
+                v = col[s.order[i]]
+                if v < lo:
+                    lo = v
+                elif v > hi:
+                    hi = v
+            if hi > lo:
+                f = s.candidates[pick]
+                break
+            n_cand -= 1
+            tmp = s.candidates[pick]
+            s.candidates[pick] = s.candidates[n_cand]
+            s.candidates[n_cand] = tmp
+        if f < 0:  # all points in this node are identical
+            _make_axis_leaf(nodes, values, node, depth, size)
+            continue
+        threshold = lo + rng_uniform(&rng) * (hi - lo)
+        if threshold >= hi:  # rounding; keep both children non-empty
+            threshold = lo
+        cut = _partition(s.order, s.columns + f * m, start, end, threshold)
+        nodes[node].threshold = threshold
+        nodes[node].feature = s.features[f]
+        nodes[node].left = <int32_t>next_free
+        values[node] = 0.0
+        # push right then left, so the left subtree is built first
+        s.stack[4 * top] = next_free + 1
+        s.stack[4 * top + 1] = cut
+        s.stack[4 * top + 2] = end
+        s.stack[4 * top + 3] = depth + 1
+        s.stack[4 * top + 4] = next_free
+        s.stack[4 * top + 5] = start
+        s.stack[4 * top + 6] = cut
+        s.stack[4 * top + 7] = depth + 1
+        top += 2
+        next_free += 2
+    n_nodes_out[0] = <int32_t>next_free
+    depth_out[0] = <int32_t>tree_depth
+
+
+def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
+                     intp_t max_samples, bint bootstrap, intp_t max_features,
+                     intp_t max_depth, AxisNode[:, ::1] nodes,
+                     float64_t[:, ::1] values, int32_t[::1] n_nodes,
+                     int32_t[::1] depths):
+    """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
+
+    Each tree uses only its own seed, so the forest does not depend on how
+    trees are spread over calls (threads).
+    """
+    cdef BuildScratch s
+    cdef intp_t t
+    cdef bint ok
+    with nogil:
+        ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok:
+            for t in range(seeds.shape[0]):
+                _build_axis_tree(X, seeds[t], max_samples, bootstrap, max_features,
+                                 max_depth, &s, &nodes[t, 0], &values[t, 0],
+                                 &n_nodes[t], &depths[t])
+        _scratch_free(&s)
+    if not ok:
+        raise MemoryError("not enough memory to build isolation trees")
+
+
+cdef struct ScoringNode:
+    float64_t threshold  # as AxisNode.threshold
+    int32_t column       # byte offset of the split feature's column in a transposed row block
+    int32_t left         # byte offset of the left child from the tree start (right = left + 16)
+
+
+SCORING_NODE_DTYPE = np.dtype(
+    [("threshold", np.float64), ("column", np.int32), ("left", np.int32)], align=True
+)
+
+cdef enum:
+    ROW_GROUP = 16  # rows walked together, their node offsets held in registers
+
+
+def block_rows_for(intp_t n_features):
+    """Rows per transposed scoring block: a multiple of ROW_GROUP whose block
+    (n_features columns of float64) stays near 16 KiB, so that the block and
+    one tree fit in L1 together."""
+    cdef intp_t rows = (16384 // (8 * max(n_features, 1))) // ROW_GROUP * ROW_GROUP
+    return min(256, max(ROW_GROUP, rows))
+
+
+def scoring_nodes(nodes, intp_t block_rows):
+    """The scoring layout of axis nodes: byte offsets instead of indices."""
+    out = np.empty(nodes.shape[0], dtype=SCORING_NODE_DTYPE)
+    out["threshold"] = nodes["threshold"]
+    out["column"] = nodes["feature"].astype(np.int64) * (block_rows * 8)
+    out["left"] = nodes["left"].astype(np.int64) * sizeof(ScoringNode)
+    return out
+
+
+cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t nb,
+                           intp_t block_rows, float64_t* block) noexcept nogil:
+    """block[f * block_rows + r] = X[r0 + r, f]; padding rows are zero."""
+    cdef intp_t r, f
+    cdef const floating_t* row
+    for r in range(nb):
+        row = X + (r0 + r) * n_cols
+        for f in range(n_cols):
+            block[f * block_rows + r] = row[f]
+    for f in range(n_cols):
+        for r in range(nb, block_rows):
+            block[f * block_rows + r] = 0.0
+
+
+cdef inline intp_t _axis_step(const char* tree, intp_t node, const char* cell) noexcept nogil:
+    """One step down a tree: node is a byte offset, cell points at this row's
+    entry of column 0 in the transposed block."""
+    cdef const ScoringNode* nd = <const ScoringNode*>(tree + node)
+    return nd.left + (((<const float64_t*>(cell + nd.column))[0] > nd.threshold)
+                      * <intp_t>sizeof(ScoringNode))
+
+
+cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
+                     const int64_t* offsets, const int32_t* depths, intp_t n_trees,
+                     const floating_t* X, intp_t n_rows, intp_t n_cols,
+                     intp_t block_rows, float64_t denominator,
+                     float64_t* out) noexcept nogil:
+    """out[r] = -2 ** (-sum_t h_t(x_r) / denominator), sklearn's score_samples.
+
+    Rows are copied, block by block, into a transposed float64 buffer; the
+    block then walks one tree at a time (block and tree stay in L1), sixteen
+    rows at once with their node offsets in registers so that sixteen
+    independent chains of loads overlap.  Returns -1 when out of memory.
+    """
+    cdef float64_t* block = <float64_t*>malloc(block_rows * n_cols * sizeof(float64_t))
+    cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
+    cdef intp_t r0, r, nb, t, level, depth
+    cdef intp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13, i14, i15
+    cdef const char* tree
+    cdef const char* leaf
+    cdef const char* cell
+    if block == NULL or acc == NULL:
+        free(block)
+        free(acc)
+        return -1
+    r0 = 0
+    while r0 < n_rows:
+        nb = min(block_rows, n_rows - r0)
+        _transpose_block(X, n_cols, r0, nb, block_rows, block)
+        for r in range(block_rows):
+            acc[r] = 0.0
+        for t in range(n_trees):
+            tree = <const char*>(nodes + offsets[t])
+            leaf = <const char*>(values + offsets[t])
+            depth = depths[t]
+            r = 0
+            while r < nb:
+                cell = <const char*>(block + r)
+                i0 = i1 = i2 = i3 = i4 = i5 = i6 = i7 = 0
+                i8 = i9 = i10 = i11 = i12 = i13 = i14 = i15 = 0
+                for level in range(depth):
+                    i0 = _axis_step(tree, i0, cell)
+                    i1 = _axis_step(tree, i1, cell + 8)
+                    i2 = _axis_step(tree, i2, cell + 16)
+                    i3 = _axis_step(tree, i3, cell + 24)
+                    i4 = _axis_step(tree, i4, cell + 32)
+                    i5 = _axis_step(tree, i5, cell + 40)
+                    i6 = _axis_step(tree, i6, cell + 48)
+                    i7 = _axis_step(tree, i7, cell + 56)
+                    i8 = _axis_step(tree, i8, cell + 64)
+                    i9 = _axis_step(tree, i9, cell + 72)
+                    i10 = _axis_step(tree, i10, cell + 80)
+                    i11 = _axis_step(tree, i11, cell + 88)
+                    i12 = _axis_step(tree, i12, cell + 96)
+                    i13 = _axis_step(tree, i13, cell + 104)
+                    i14 = _axis_step(tree, i14, cell + 112)
+                    i15 = _axis_step(tree, i15, cell + 120)
+                # a leaf value sits at half the node's byte offset
+                acc[r] += (<const float64_t*>(leaf + i0 // 2))[0]
+                acc[r + 1] += (<const float64_t*>(leaf + i1 // 2))[0]
+                acc[r + 2] += (<const float64_t*>(leaf + i2 // 2))[0]
+                acc[r + 3] += (<const float64_t*>(leaf + i3 // 2))[0]
+                acc[r + 4] += (<const float64_t*>(leaf + i4 // 2))[0]
+                acc[r + 5] += (<const float64_t*>(leaf + i5 // 2))[0]
+                acc[r + 6] += (<const float64_t*>(leaf + i6 // 2))[0]
+                acc[r + 7] += (<const float64_t*>(leaf + i7 // 2))[0]
+                acc[r + 8] += (<const float64_t*>(leaf + i8 // 2))[0]
+                acc[r + 9] += (<const float64_t*>(leaf + i9 // 2))[0]
+                acc[r + 10] += (<const float64_t*>(leaf + i10 // 2))[0]
+                acc[r + 11] += (<const float64_t*>(leaf + i11 // 2))[0]
+                acc[r + 12] += (<const float64_t*>(leaf + i12 // 2))[0]
+                acc[r + 13] += (<const float64_t*>(leaf + i13 // 2))[0]
+                acc[r + 14] += (<const float64_t*>(leaf + i14 // 2))[0]
+                acc[r + 15] += (<const float64_t*>(leaf + i15 // 2))[0]
+                r += ROW_GROUP
+        for r in range(nb):
+            out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += block_rows
+    free(block)
+    free(acc)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# Hyperplane trees (Extended Isolation Forest)
+# --------------------------------------------------------------------------
+
+cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
+                                       float64_t* normals, int32_t* terms, intp_t k,
+                                       intp_t node, intp_t depth, intp_t size) noexcept nogil:
+    cdef intp_t j
+    nodes[node].offset = INFINITY
+    nodes[node].left = <int32_t>node
+    nodes[node].n_terms = 0
+    for j in range(k):
+        normals[node * k + j] = 0.0
+        terms[node * k + j] = 0
+    values[node] = depth + average_path_length(size)
+
+
+cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
+                                 bint bootstrap, intp_t n_tree_features, intp_t k,
+                                 intp_t max_depth, BuildScratch* s,
+                                 HyperplaneNode* nodes, float64_t* values,
+                                 float64_t* normals, int32_t* terms,
+                                 int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
+    cdef RandomState rng
+    cdef intp_t n = X.shape[0], d = X.shape[1]
+    cdef intp_t top = 0, next_free = 1, tree_depth = 0
+    cdef intp_t node, start, end, depth, size, i, j, n_cand, n_use, pick, cut
+    cdef int32_t f, tmp
+    cdef float64_t v, w, offset
+    cdef const float64_t* col
+
+    rng_seed(&rng, seed)
+    _draw_features(&rng, d, n_tree_features, s.features)
+    _draw_rows(&rng, n, m, bootstrap, s.rows, s.table, s.table_size)
+    _gather(X, s, m, n_tree_features)
+
+    s.stack[0] = 0
+    s.stack[1] = 0
+    s.stack[2] = m
+    s.stack[3] = 0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = s.stack[4 * top]
+        start = s.stack[4 * top + 1]
+        end = s.stack[4 * top + 2]
+        depth = s.stack[4 * top + 3]
+        size = end - start
+        if depth > tree_depth:
+            tree_depth = depth
+        if size <= 1 or depth >= max_depth:
+            _make_hyperplane_leaf(nodes, values, normals, terms, k, node, depth, size)
+            continue
+        # Bounding box of the node; the normal uses non-constant features only.
+        n_cand = 0
+        for j in range(n_tree_features):
+            col = s.columns + j * m
+            s.lo[j] = col[s.order[start]]
+            s.hi[j] = s.lo[j]
+            for i in range(start + 1, end):
+                v = col[s.order[i]]
+                if v < s.lo[j]:
+                    s.lo[j] = v
+                elif v > s.hi[j]:
+                    s.hi[j] = v
+            if s.hi[j] > s.lo[j]:
+                s.candidates[n_cand] = <int32_t>j
+                n_cand += 1
+        if n_cand == 0:
+            _make_hyperplane_leaf(nodes, values, normals, terms, k, node, depth, size)
+            continue
+        n_use = k if k < n_cand else n_cand
+        offset = 0.0
+        for i in range(start, end):
+            s.proj[s.order[i]] = 0.0
+        for j in range(k):
+            normals[node * k + j] = 0.0
+            terms[node * k + j] = 0
+        for j in range(n_use):
+            pick = j + rng_below(&rng, n_cand - j)
+            tmp = s.candidates[j]
+            s.candidates[j] = s.candidates[pick]
+            s.candidates[pick] = tmp
+            f = s.candidates[j]
+            w = rng_normal(&rng)
+            # intercept coordinate drawn uniformly inside the node's bounding box
+            offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
+            normals[node * k + j] = w
+            terms[node * k + j] = s.features[f]
+            col = s.columns + f * m
+            for i in range(start, end):
+                s.proj[s.order[i]] += w * col[s.order[i]]
+        cut = _partition(s.order, s.proj, start, end, offset)
+        nodes[node].offset = offset
+        nodes[node].left = <int32_t>next_free
+        nodes[node].n_terms = <int32_t>n_use
+        values[node] = 0.0
+        s.stack[4 * top] = next_free + 1
+        s.stack[4 * top + 1] = cut
+        s.stack[4 * top + 2] = end
+        s.stack[4 * top + 3] = depth + 1
+        s.stack[4 * top + 4] = next_free
+        s.stack[4 * top + 5] = start
+        s.stack[4 * top + 6] = cut
+        s.stack[4 * top + 7] = depth + 1
+        top += 2
+        next_free += 2
+    n_nodes_out[0] = <int32_t>next_free
+    depth_out[0] = <int32_t>tree_depth
+
+
+def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
+                           intp_t max_samples, bint bootstrap, intp_t max_features,
+                           intp_t n_terms, intp_t max_depth,
+                           HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
+                           float64_t[:, ::1] normals, int32_t[:, ::1] terms,
+                           int32_t[::1] n_nodes, int32_t[::1] depths):
+    """Build ``len(seeds)`` extended isolation trees whose split normals have at
+    most ``n_terms`` non-zero coordinates; tree t goes into row t of the outputs.
+    ``normals``/``terms`` hold ``n_terms`` (weight, feature) pairs per node."""
+    cdef BuildScratch s
+    cdef intp_t t
+    cdef intp_t width = nodes.shape[1]
+    cdef bint ok
+    with nogil:
+        ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok:
+            for t in range(seeds.shape[0]):
+                _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, max_features,
+                                       n_terms, max_depth, &s, &nodes[t, 0], &values[t, 0],
+                                       &normals[t, 0], &terms[t, 0], &n_nodes[t], &depths[t])
+        _scratch_free(&s)
+    if not ok:
+        raise MemoryError("not enough memory to build extended isolation trees")
+
+
+cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values,
+                            const float64_t* normals, const int32_t* terms, intp_t k,
+                            const int64_t* offsets, const int32_t* depths,
+                            intp_t n_trees, const floating_t* X, intp_t n_rows,
+                            intp_t n_cols, float64_t denominator,
+                            float64_t* out) noexcept nogil:
+    cdef int32_t idx[ROW_BLOCK]
+    cdef float64_t acc[ROW_BLOCK]
+    cdef intp_t r0, r, nb, t, level, depth, j, base
+    cdef int32_t nd
+    cdef float64_t dot
+    cdef const HyperplaneNode* tree
+    cdef const float64_t* tree_normals
+    cdef const int32_t* tree_terms
+    cdef const float64_t* leaf_values
+    cdef const floating_t* row
+    r0 = 0
+    while r0 < n_rows:
+        nb = min(ROW_BLOCK, n_rows - r0)
+        for r in range(nb):
+            acc[r] = 0.0
+        for t in range(n_trees):
+            base = offsets[t]
+            tree = nodes + base
+            tree_normals = normals + base * k
+            tree_terms = terms + base * k
+            leaf_values = values + base
+            depth = depths[t]
+            for r in range(nb):
+                idx[r] = 0
+            for level in range(depth):
+                for r in range(nb):
+                    nd = idx[r]
+                    row = X + (r0 + r) * n_cols
+                    dot = 0.0
+                    for j in range(k):
+                        dot = dot + tree_normals[nd * k + j] * row[tree_terms[nd * k + j]]
+                    idx[r] = tree[nd].left + (dot > tree[nd].offset)
+            for r in range(nb):
+                acc[r] += leaf_values[idx[r]]
+        for r in range(nb):
+            out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += ROW_BLOCK
+
+
+# --------------------------------------------------------------------------
+# Fitted forests: hold the flat arrays, score without the GIL
+# --------------------------------------------------------------------------
+
+cdef class AxisForest:
+    """A fitted forest of axis-parallel isolation trees (flat arrays).
+
+    ``score_samples(X, out)`` writes scikit-learn's ``score_samples`` for the
+    rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
+    """
+    cdef readonly object nodes, values, offsets, depths
+    cdef readonly float64_t denominator
+    cdef readonly intp_t block_rows, n_features
+    cdef object _scoring_arr
+    cdef const ScoringNode[::1] _scoring
+    cdef const float64_t[::1] _values
+    cdef const int64_t[::1] _offsets
+    cdef const int32_t[::1] _depths
+
+    def __init__(self, nodes, values, offsets, depths, float64_t denominator,
+                 intp_t n_features):
+        self.nodes = nodes
+        self.values = values
+        self.offsets = offsets
+        self.depths = depths
+        self.denominator = denominator
+        self.n_features = n_features
+        self.block_rows = block_rows_for(n_features)
+        self._scoring_arr = scoring_nodes(nodes, self.block_rows)
+        self._scoring = self._scoring_arr
+        self._values = values
+        self._offsets = offsets
+        self._depths = depths
+
+    def __reduce__(self):
+        return (AxisForest, (self.nodes, self.values, self.offsets, self.depths,
+                             self.denominator, self.n_features))
+
+    @property
+    def n_trees(self):
+        return self._offsets.shape[0]
+
+    def score_samples(self, X, float64_t[::1] out):
+        cdef int status
+        if X.dtype == np.float32:
+            status = self._score_f32(X, out)
+        else:
+            status = self._score_f64(X, out)
+        if status != 0:
+            raise MemoryError("not enough memory to score")
+
+    cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out):
+        cdef int status = 0
+        if X.shape[0] > 0:
+            with nogil:
+                status = _axis_score(&self._scoring[0], &self._values[0], &self._offsets[0],
+                                     &self._depths[0], self._offsets.shape[0], &X[0, 0],
+                                     X.shape[0], X.shape[1], self.block_rows,
+                                     self.denominator, &out[0])
+        return status
+
+    cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
+        cdef int status = 0
+        if X.shape[0] > 0:
+            with nogil:
+                status = _axis_score(&self._scoring[0], &self._values[0], &self._offsets[0],
+                                     &self._depths[0], self._offsets.shape[0], &X[0, 0],
+                                     X.shape[0], X.shape[1], self.block_rows,
+                                     self.denominator, &out[0])
+        return status
+
+
+cdef class HyperplaneForest:
+    """A fitted forest of hyperplane isolation trees (flat arrays); see
+    :class:`AxisForest`.  ``normals``/``terms`` have ``n_terms`` columns."""
+    cdef readonly object nodes, values, normals, terms, offsets, depths
+    cdef readonly float64_t denominator
+    cdef const HyperplaneNode[::1] _nodes
+    cdef const float64_t[::1] _values
+    cdef const float64_t[:, ::1] _normals
+    cdef const int32_t[:, ::1] _terms
+    cdef const int64_t[::1] _offsets
+    cdef const int32_t[::1] _depths
+
+    def __init__(self, nodes, values, normals, terms, offsets, depths,
+                 float64_t denominator):
+        self.nodes = nodes
+        self.values = values
+        self.normals = normals
+        self.terms = terms
+        self.offsets = offsets
+        self.depths = depths
+        self._nodes = nodes
+        self._values = values
+        self._normals = normals
+        self._terms = terms
+        self._offsets = offsets
+        self._depths = depths
+        self.denominator = denominator
+
+    def __reduce__(self):
+        return (HyperplaneForest, (self.nodes, self.values, self.normals, self.terms,
+                                   self.offsets, self.depths, self.denominator))
+
+    @property
+    def n_trees(self):
+        return self._offsets.shape[0]
+
+    def score_samples(self, X, float64_t[::1] out):
+        if X.dtype == np.float32:
+            self._score_f32(X, out)
+        else:
+            self._score_f64(X, out)
+
+    cdef void _score_f32(self, const float[:, ::1] X, float64_t[::1] out):
+        if X.shape[0] == 0:
+            return
+        with nogil:
+            _hyperplane_score(&self._nodes[0], &self._values[0], &self._normals[0, 0],
+                              &self._terms[0, 0], self._normals.shape[1],
+                              &self._offsets[0], &self._depths[0],
+                              self._offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
+                              self.denominator, &out[0])
+
+    cdef void _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
+        if X.shape[0] == 0:
+            return
+        with nogil:
+            _hyperplane_score(&self._nodes[0], &self._values[0], &self._normals[0, 0],
+                              &self._terms[0, 0], self._normals.shape[1],
+                              &self._offsets[0], &self._depths[0],
+                              self._offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
+                              self.denominator, &out[0])
+
+
+def c_average_path_length(intp_t n):
+    """The kernel's c(n), exposed so tests can compare it with the Python helper."""
+    return average_path_length(n)
