@@ -15,7 +15,11 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
 
 __all__ = ["average_path_length"]
 
@@ -125,13 +129,19 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         self.warm_start = warm_start
 
     # -- hooks for subclasses -------------------------------------------------
+    def _tree_width(self, max_samples, max_depth):
+        """Most nodes one tree can have: both children of a split are
+        non-empty, so at most 2 * max_samples - 1."""
+        return 2 * max_samples - 1
+
     def _new_tree_arrays(self, n_trees, width, n_features):
         """Allocate per-tree output arrays for the build kernel."""
         raise NotImplementedError
 
-    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+    def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
         """Run the build kernel for trees ``rows`` (a slice) of ``arrays``,
-        writing node counts and depths into ``n_nodes`` and ``depths``."""
+        writing node counts and depths into ``n_nodes`` and ``depths``;
+        ``weights`` is the pair from ``_row_weights``."""
         raise NotImplementedError
 
     def _make_forest(self, arrays, n_nodes, depths, previous):
@@ -143,6 +153,27 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         """Subclass parameter checks that need the data's shape."""
 
     # -- fit ------------------------------------------------------------------
+    def _row_weights(self, sample_weight, X):
+        """(weights, cumulative weights) for the build kernel; empty arrays
+        when rows are drawn uniformly."""
+        empty = np.empty(0, dtype=np.float64)
+        if sample_weight is None:
+            return empty, empty
+        w = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        w = np.ascontiguousarray(w)
+        if np.all(w == w[0]):
+            return empty, empty
+        n_positive = int(np.count_nonzero(w))
+        if not self.bootstrap and n_positive < self.max_samples_:
+            raise ValueError(
+                f"sample_weight has {n_positive} positive entries, fewer than "
+                f"max_samples_={self.max_samples_} rows to draw without "
+                "replacement; use bootstrap=True or a smaller max_samples"
+            )
+        return w, np.cumsum(w)
+
     def _resolve_max_samples(self, n_samples):
         if self.max_samples == "auto":
             return min(256, n_samples)
@@ -181,19 +212,16 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             numeric types are converted to float64).  Sparse input is rejected.
         y : Ignored
             Not used, present for API consistency.
-        sample_weight : None
-            Not supported; passing weights raises ``ValueError`` rather than
-            silently ignoring them.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: each tree draws its rows with probability
+            proportional to them (as scikit-learn), with or without
+            replacement according to ``bootstrap``.  Zero-weight rows are
+            never drawn.  Equal weights are the same as None.
 
         Returns
         -------
         self : object
         """
-        if sample_weight is not None:
-            raise ValueError(
-                f"{type(self).__name__} does not support sample_weight; "
-                "pass sample_weight=None"
-            )
         X = validate_data(
             self, X, accept_sparse=False, dtype=[np.float64, np.float32], order="C"
         )
@@ -201,6 +229,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         self.max_samples_ = self._resolve_max_samples(n_samples)
         self._max_features = self._resolve_max_features(n_features)
         self._check_extra_params(n_features)
+        weights = self._row_weights(sample_weight, X)
         max_depth = int(np.ceil(np.log2(max(self.max_samples_, 2))))
 
         previous = getattr(self, "_forest", None) if self.warm_start else None
@@ -227,7 +256,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
                 UserWarning,
             )
         else:
-            width = 2 * self.max_samples_ - 1
+            width = self._tree_width(self.max_samples_, max_depth)
             arrays = self._new_tree_arrays(len(seeds), width, n_features)
             n_nodes = np.zeros(len(seeds), dtype=np.int32)
             depths = np.zeros(len(seeds), dtype=np.int32)
@@ -235,7 +264,9 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             parts = _chunks(len(seeds), n_threads)
 
             def build(rows):
-                self._build(X, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
+                self._build(
+                    X, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows]
+                )
 
             if len(parts) == 1:
                 build(parts[0])

@@ -113,6 +113,12 @@ class ExtendedIsolationForest(BaseIsolationForest):
             )
         self.extension_level_ = level
 
+    def _tree_width(self, max_samples, max_depth):
+        # A hyperplane may leave one child empty, so a node of n points can
+        # split without shrinking; at most max_samples // 2 nodes per level
+        # can split (each needs 2 points), bounded by the complete tree.
+        return min(2 ** (max_depth + 1) - 1, max_depth * max_samples + 1)
+
     def _new_tree_arrays(self, n_trees, width, n_features):
         k = self.extension_level_ + 1
         return {
@@ -122,13 +128,14 @@ class ExtendedIsolationForest(BaseIsolationForest):
             "terms": np.zeros((n_trees, width, k), dtype=np.int32),
         }
 
-    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+    def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
         n_trees, width, k = arrays["normals"][rows].shape
         _isolation.build_hyperplane_trees(
             X,
             seeds,
             self.max_samples_,
             self.bootstrap,
+            *weights,
             self._max_features,
             k,
             self._max_depth,

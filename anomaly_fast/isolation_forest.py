@@ -69,9 +69,8 @@ class IsolationForest(BaseIsolationForest):
     -----
     Not mirrored from scikit-learn: ``estimators_``, ``estimators_samples_``
     and ``estimators_features_`` (trees are flat arrays, not
-    ``ExtraTreeRegressor`` objects; the seeds and arrays are private), and
-    ``sample_weight`` in ``fit`` (rejected with a ``ValueError``).  Sparse
-    input is rejected with a ``TypeError``.  The random streams differ from
+    ``ExtraTreeRegressor`` objects; the seeds and arrays are private).
+    Sparse input is rejected with a ``TypeError``.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 
     Examples
@@ -93,12 +92,13 @@ class IsolationForest(BaseIsolationForest):
             "values": np.zeros((n_trees, width), dtype=np.float64),
         }
 
-    def _build(self, X, seeds, arrays, rows, n_nodes, depths):
+    def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
         _isolation.build_axis_trees(
             X,
             seeds,
             self.max_samples_,
             self.bootstrap,
+            *weights,
             self._max_features,
             self._max_depth,
             arrays["nodes"][rows],

@@ -72,10 +72,63 @@ cdef inline bint _set_insert(intp_t* table, intp_t mask, intp_t value) noexcept 
 
 
 cdef void _draw_rows(RandomState* rng, intp_t n, intp_t m, bint bootstrap,
-                     intp_t* rows, intp_t* table, intp_t table_size) noexcept nogil:
-    """Draw m row indices from range(n): with replacement, or without it
-    (Floyd's algorithm, O(m) time and memory whatever n is)."""
-    cdef intp_t j, t, k = 0
+                     const float64_t* weights, const float64_t* cum_weights,
+                     intp_t* rows, intp_t* table, intp_t table_size,
+                     float64_t* keys) noexcept nogil:
+    """Draw m row indices from range(n), uniformly or with probability
+    proportional to ``weights`` (NULL for uniform).
+
+    Uniform: with replacement, or without it by Floyd's algorithm (O(m) time
+    and memory whatever n is).  Weighted: with replacement by bisection on
+    ``cum_weights``; without it by Efraimidis-Spirakis keys -log(u)/w, keeping
+    the m smallest in a max-heap (O(n log m); the same distribution as drawing
+    one at a time and renormalising).  Zero-weight rows are never drawn.
+    """
+    cdef intp_t j, t, k = 0, lo, hi, mid, child
+    cdef float64_t target, key
+    if weights != NULL:
+        if bootstrap:
+            for j in range(m):
+                target = rng_uniform(rng) * cum_weights[n - 1]
+                lo = 0
+                hi = n - 1
+                while lo < hi:  # first index whose cumulative weight exceeds target
+                    mid = (lo + hi) // 2
+                    if cum_weights[mid] > target:
+                        hi = mid
+                    else:
+                        lo = mid + 1
+                rows[j] = lo
+            return
+        for j in range(n):
+            if weights[j] <= 0.0:
+                continue
+            key = -log(1.0 - rng_uniform(rng)) / weights[j]
+            if k < m:  # heap not full: sift up
+                t = k
+                k += 1
+                while t > 0 and keys[(t - 1) // 2] < key:
+                    keys[t] = keys[(t - 1) // 2]
+                    rows[t] = rows[(t - 1) // 2]
+                    t = (t - 1) // 2
+                keys[t] = key
+                rows[t] = j
+            elif key < keys[0]:  # replace the largest key: sift down
+                t = 0
+                while True:
+                    child = 2 * t + 1
+                    if child >= m:
+                        break
+                    if child + 1 < m and keys[child + 1] > keys[child]:
+                        child += 1
+                    if keys[child] <= key:
+                        break
+                    keys[t] = keys[child]
+                    rows[t] = rows[child]
+                    t = child
+                keys[t] = key
+                rows[t] = j
+        return
     if bootstrap:
         for j in range(m):
             rows[j] = rng_below(rng, n)
@@ -209,7 +262,9 @@ cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node
 
 
 cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
-                           bint bootstrap, intp_t n_tree_features, intp_t max_depth,
+                           bint bootstrap, const float64_t* weights,
+                           const float64_t* cum_weights, intp_t n_tree_features,
+                           intp_t max_depth, intp_t capacity,
                            BuildScratch* s, AxisNode* nodes, float64_t* values,
                            int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
     cdef RandomState rng
@@ -222,7 +277,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
 
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
-    _draw_rows(&rng, n, m, bootstrap, s.rows, s.table, s.table_size)
+    _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
+               s.table_size, s.proj)
     _gather(X, s, m, n_tree_features)
 
     s.stack[0] = 0
@@ -239,7 +295,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
         size = end - start
         if depth > tree_depth:
             tree_depth = depth
-        if size <= 1 or depth >= max_depth:
+        if size <= 1 or depth >= max_depth or next_free + 2 > capacity:
             _make_axis_leaf(nodes, values, node, depth, size)
             continue
         # Draw features without replacement until one is not constant here.
@@ -292,11 +348,15 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
 
 
 def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
-                     intp_t max_samples, bint bootstrap, intp_t max_features,
+                     intp_t max_samples, bint bootstrap,
+                     const float64_t[::1] weights, const float64_t[::1] cum_weights,
+                     intp_t max_features,
                      intp_t max_depth, AxisNode[:, ::1] nodes,
                      float64_t[:, ::1] values, int32_t[::1] n_nodes,
                      int32_t[::1] depths):
     """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
+    Rows are drawn uniformly, or proportionally to ``weights`` when it is not
+    empty (``cum_weights`` its cumulative sum).
 
     Each tree uses only its own seed, so the forest does not depend on how
     trees are spread over calls (threads).
@@ -304,12 +364,17 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     cdef BuildScratch s
     cdef intp_t t
     cdef bint ok
+    cdef const float64_t* w = NULL
+    cdef const float64_t* cw = NULL
+    if weights.shape[0] > 0:  # empty arrays mean "no sample weights"
+        w = &weights[0]
+        cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
         if ok:
             for t in range(seeds.shape[0]):
-                _build_axis_tree(X, seeds[t], max_samples, bootstrap, max_features,
-                                 max_depth, &s, &nodes[t, 0], &values[t, 0],
+                _build_axis_tree(X, seeds[t], max_samples, bootstrap, w, cw, max_features,
+                                 max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
                                  &n_nodes[t], &depths[t])
         _scratch_free(&s)
     if not ok:
@@ -468,8 +533,10 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
 
 
 cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
-                                 bint bootstrap, intp_t n_tree_features, intp_t k,
-                                 intp_t max_depth, BuildScratch* s,
+                                 bint bootstrap, const float64_t* weights,
+                                 const float64_t* cum_weights, intp_t n_tree_features,
+                                 intp_t k,
+                                 intp_t max_depth, intp_t capacity, BuildScratch* s,
                                  HyperplaneNode* nodes, float64_t* values,
                                  float64_t* normals, int32_t* terms,
                                  int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
@@ -483,7 +550,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
 
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
-    _draw_rows(&rng, n, m, bootstrap, s.rows, s.table, s.table_size)
+    _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
+               s.table_size, s.proj)
     _gather(X, s, m, n_tree_features)
 
     s.stack[0] = 0
@@ -500,7 +568,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
         size = end - start
         if depth > tree_depth:
             tree_depth = depth
-        if size <= 1 or depth >= max_depth:
+        if size <= 1 or depth >= max_depth or next_free + 2 > capacity:
             _make_hyperplane_leaf(nodes, values, normals, terms, k, node, depth, size)
             continue
         # Bounding box of the node; the normal uses non-constant features only.
@@ -562,7 +630,9 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
 
 
 def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
-                           intp_t max_samples, bint bootstrap, intp_t max_features,
+                           intp_t max_samples, bint bootstrap,
+                           const float64_t[::1] weights, const float64_t[::1] cum_weights,
+                           intp_t max_features,
                            intp_t n_terms, intp_t max_depth,
                            HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
                            float64_t[:, ::1] normals, int32_t[:, ::1] terms,
@@ -574,12 +644,19 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
     cdef intp_t t
     cdef intp_t width = nodes.shape[1]
     cdef bint ok
+    cdef const float64_t* w = NULL
+    cdef const float64_t* cw = NULL
+    if weights.shape[0] > 0:  # empty arrays mean "no sample weights"
+        w = &weights[0]
+        cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
         if ok:
             for t in range(seeds.shape[0]):
-                _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, max_features,
-                                       n_terms, max_depth, &s, &nodes[t, 0], &values[t, 0],
+                _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, w, cw,
+                                       max_features,
+                                       n_terms, max_depth, nodes.shape[1], &s, &nodes[t, 0],
+                                       &values[t, 0],
                                        &normals[t, 0], &terms[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)
     if not ok:
