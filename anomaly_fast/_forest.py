@@ -21,6 +21,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._checks import all_finite
+
 __all__ = ["average_path_length"]
 
 EULER_GAMMA = 0.5772156649015329
@@ -299,7 +301,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             and hasattr(self, "_forest")
             and X.shape[1] == self.n_features_in_
             and not hasattr(self, "feature_names_in_")
-            and np.isfinite(X).all()
+            and all_finite(X)
         ):
             return X
         check_is_fitted(self)
@@ -317,7 +319,10 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         n = X.shape[0]
         out = np.empty(n, dtype=np.float64)
         forest = self._forest
-        n_threads = min(effective_n_jobs(self.n_jobs), n // _MIN_ROWS_PER_THREAD)
+        if n < 2 * _MIN_ROWS_PER_THREAD or self.n_jobs in (None, 1):
+            n_threads = 1
+        else:
+            n_threads = min(effective_n_jobs(self.n_jobs), n // _MIN_ROWS_PER_THREAD)
         if n_threads <= 1:
             forest.score_samples(X, out)
         else:

@@ -169,4 +169,5 @@ class ExtendedIsolationForest(BaseIsolationForest):
             offsets,
             depths,
             self._denominator(len(offsets)),
+            self.n_features_in_,
         )

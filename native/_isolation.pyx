@@ -414,15 +414,17 @@ def scoring_nodes(nodes, intp_t block_rows):
 
 cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t nb,
                            intp_t block_rows, float64_t* block) noexcept nogil:
-    """block[f * block_rows + r] = X[r0 + r, f]; padding rows are zero."""
+    """block[f * block_rows + r] = X[r0 + r, f]; rows up to the next multiple
+    of ROW_GROUP are zero."""
     cdef intp_t r, f
     cdef const floating_t* row
     for r in range(nb):
         row = X + (r0 + r) * n_cols
         for f in range(n_cols):
             block[f * block_rows + r] = row[f]
+    cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
     for f in range(n_cols):
-        for r in range(nb, block_rows):
+        for r in range(nb, padded):
             block[f * block_rows + r] = 0.0
 
 
@@ -432,6 +434,31 @@ cdef inline intp_t _axis_step(const char* tree, intp_t node, const char* cell) n
     cdef const ScoringNode* nd = <const ScoringNode*>(tree + node)
     return nd.left + (((<const float64_t*>(cell + nd.column))[0] > nd.threshold)
                       * <intp_t>sizeof(ScoringNode))
+
+
+cdef float64_t _axis_path_sum_one_row(const ScoringNode* nodes, const float64_t* values,
+                                      const int64_t* offsets, const int32_t* depths,
+                                      intp_t n_trees, const char* cell) noexcept nogil:
+    """Sum of path lengths of one row over all trees, eight trees walked
+    together (for single rows, where there are no other rows to overlap)."""
+    cdef float64_t total = 0.0
+    cdef intp_t t = 0, level, depth, g
+    cdef intp_t idx[8]
+    cdef const char* trees[8]
+    while t < n_trees:
+        depth = 0
+        for g in range(8):
+            # past the last tree, repeat it and ignore the result
+            trees[g] = <const char*>(nodes + offsets[min(t + g, n_trees - 1)])
+            depth = max(depth, depths[min(t + g, n_trees - 1)])
+            idx[g] = 0
+        for level in range(depth):
+            for g in range(8):
+                idx[g] = _axis_step(trees[g], idx[g], cell)
+        for g in range(min(8, n_trees - t)):
+            total += (<const float64_t*>(<const char*>(values + offsets[t + g]) + idx[g] // 2))[0]
+        t += 8
+    return total
 
 
 cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
@@ -461,6 +488,13 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
     while r0 < n_rows:
         nb = min(block_rows, n_rows - r0)
         _transpose_block(X, n_cols, r0, nb, block_rows, block)
+        if nb < ROW_GROUP:
+            # Too few rows to fill a group: walk eight trees at once instead.
+            for r in range(nb):
+                acc[r] = _axis_path_sum_one_row(nodes, values, offsets, depths, n_trees,
+                                                <const char*>(block + r))
+                out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+            break
         for r in range(block_rows):
             acc[r] = 0.0
         for t in range(n_trees):
@@ -607,7 +641,18 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
             normals[node * k + j] = w
             terms[node * k + j] = s.features[f]
-            col = s.columns + f * m
+        # Order the terms by feature so every dot product (here and when
+        # scoring, sparse or dense) adds the same products in the same order.
+        for j in range(1, n_use):
+            i = j
+            while i > 0 and terms[node * k + i - 1] > terms[node * k + i]:
+                terms[node * k + i - 1], terms[node * k + i] = terms[node * k + i], terms[node * k + i - 1]
+                normals[node * k + i - 1], normals[node * k + i] = normals[node * k + i], normals[node * k + i - 1]
+                s.candidates[i - 1], s.candidates[i] = s.candidates[i], s.candidates[i - 1]
+                i -= 1
+        for j in range(n_use):
+            w = normals[node * k + j]
+            col = s.columns + s.candidates[j] * m
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
         cut = _partition(s.order, s.proj, start, end, offset)
@@ -663,49 +708,113 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
         raise MemoryError("not enough memory to build extended isolation trees")
 
 
+cdef enum:
+    HYPERPLANE_GROUP = 8  # rows walked together through a hyperplane tree
+
+
+cdef inline float64_t _dense_dot(const float64_t* w, const floating_t* x,
+                                 intp_t d) noexcept nogil:
+    cdef float64_t dot = 0.0
+    cdef intp_t f
+    for f in range(d):
+        dot = dot + w[f] * x[f]
+    return dot
+
+
+cdef inline float64_t _sparse_dot(const float64_t* w, const int32_t* terms,
+                                  const floating_t* x, intp_t k) noexcept nogil:
+    cdef float64_t dot = 0.0
+    cdef intp_t j
+    for j in range(k):
+        dot = dot + w[j] * x[terms[j]]
+    return dot
+
+
+cdef float64_t _hyperplane_path_sum_one_row(
+        const HyperplaneNode* nodes, const float64_t* values, const float64_t* weights,
+        const int32_t* terms, intp_t k, bint dense, const int64_t* offsets,
+        const int32_t* depths, intp_t n_trees, const floating_t* row,
+        intp_t n_cols) noexcept nogil:
+    """Sum of path lengths of one row over all trees, four trees at a time."""
+    cdef float64_t total = 0.0, dot
+    cdef intp_t t = 0, level, depth, g, base, width = n_cols if dense else k
+    cdef intp_t idx[4]
+    cdef intp_t bases[4]
+    while t < n_trees:
+        depth = 0
+        for g in range(4):
+            # past the last tree, repeat it and ignore the result
+            bases[g] = offsets[min(t + g, n_trees - 1)]
+            depth = max(depth, depths[min(t + g, n_trees - 1)])
+            idx[g] = 0
+        for level in range(depth):
+            for g in range(4):
+                base = bases[g] + idx[g]
+                if dense:
+                    dot = _dense_dot(weights + base * width, row, n_cols)
+                else:
+                    dot = _sparse_dot(weights + base * k, terms + base * k, row, k)
+                idx[g] = nodes[base].left + (dot > nodes[base].offset)
+        for g in range(min(4, n_trees - t)):
+            total += values[bases[g] + idx[g]]
+        t += 4
+    return total
+
+
 cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values,
-                            const float64_t* normals, const int32_t* terms, intp_t k,
-                            const int64_t* offsets, const int32_t* depths,
+                            const float64_t* weights, const int32_t* terms, intp_t k,
+                            bint dense, const int64_t* offsets, const int32_t* depths,
                             intp_t n_trees, const floating_t* X, intp_t n_rows,
                             intp_t n_cols, float64_t denominator,
                             float64_t* out) noexcept nogil:
-    cdef int32_t idx[ROW_BLOCK]
-    cdef float64_t acc[ROW_BLOCK]
-    cdef intp_t r0, r, nb, t, level, depth, j, base
-    cdef int32_t nd
+    """score_samples for hyperplane trees.  ``dense``: ``weights`` holds
+    n_cols weights per node (zeros off the normal's support) and ``terms`` is
+    unused; otherwise ``weights``/``terms`` hold k (weight, feature) pairs per
+    node.  HYPERPLANE_GROUP rows walk each tree together (independent
+    dot-product chains overlap); a leaf has zero weights and offset +inf, so
+    it holds still."""
+    cdef float64_t acc[HYPERPLANE_GROUP]
+    cdef intp_t idx[HYPERPLANE_GROUP]
+    cdef const floating_t* rows[HYPERPLANE_GROUP]
+    cdef intp_t r0, t, level, depth, base, g, width = n_cols if dense else k
     cdef float64_t dot
     cdef const HyperplaneNode* tree
-    cdef const float64_t* tree_normals
-    cdef const int32_t* tree_terms
-    cdef const float64_t* leaf_values
-    cdef const floating_t* row
+    cdef const float64_t* w
+    cdef const int32_t* tt
     r0 = 0
     while r0 < n_rows:
-        nb = min(ROW_BLOCK, n_rows - r0)
-        for r in range(nb):
-            acc[r] = 0.0
+        if n_rows - r0 < HYPERPLANE_GROUP:
+            # Too few rows left to fill a group: walk the trees of one row
+            # several at a time instead.
+            for g in range(n_rows - r0):
+                acc[g] = _hyperplane_path_sum_one_row(
+                    nodes, values, weights, terms, k, dense, offsets, depths, n_trees,
+                    X + (r0 + g) * n_cols, n_cols)
+                out[r0 + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+            break
+        for g in range(HYPERPLANE_GROUP):
+            rows[g] = X + (r0 + g) * n_cols
+            acc[g] = 0.0
         for t in range(n_trees):
             base = offsets[t]
             tree = nodes + base
-            tree_normals = normals + base * k
-            tree_terms = terms + base * k
-            leaf_values = values + base
+            w = weights + base * width
+            tt = terms + base * k
             depth = depths[t]
-            for r in range(nb):
-                idx[r] = 0
+            for g in range(HYPERPLANE_GROUP):
+                idx[g] = 0
             for level in range(depth):
-                for r in range(nb):
-                    nd = idx[r]
-                    row = X + (r0 + r) * n_cols
-                    dot = 0.0
-                    for j in range(k):
-                        dot = dot + tree_normals[nd * k + j] * row[tree_terms[nd * k + j]]
-                    idx[r] = tree[nd].left + (dot > tree[nd].offset)
-            for r in range(nb):
-                acc[r] += leaf_values[idx[r]]
-        for r in range(nb):
-            out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
-        r0 += ROW_BLOCK
+                for g in range(HYPERPLANE_GROUP):
+                    if dense:
+                        dot = _dense_dot(w + idx[g] * width, rows[g], n_cols)
+                    else:
+                        dot = _sparse_dot(w + idx[g] * k, tt + idx[g] * k, rows[g], k)
+                    idx[g] = tree[idx[g]].left + (dot > tree[idx[g]].offset)
+            for g in range(HYPERPLANE_GROUP):
+                acc[g] += values[base + idx[g]]
+        for g in range(HYPERPLANE_GROUP):
+            out[r0 + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+        r0 += HYPERPLANE_GROUP
 
 
 # --------------------------------------------------------------------------
@@ -782,35 +891,52 @@ cdef class AxisForest:
 
 cdef class HyperplaneForest:
     """A fitted forest of hyperplane isolation trees (flat arrays); see
-    :class:`AxisForest`.  ``normals``/``terms`` have ``n_terms`` columns."""
+    :class:`AxisForest`.  ``normals``/``terms`` hold ``n_terms`` (weight,
+    feature) pairs per node, features ascending.  When the normals use at
+    least half of the features, scoring uses a dense copy of the weights."""
     cdef readonly object nodes, values, normals, terms, offsets, depths
     cdef readonly float64_t denominator
+    cdef readonly intp_t n_features
+    cdef readonly bint dense
+    cdef object _weights_arr
     cdef const HyperplaneNode[::1] _nodes
     cdef const float64_t[::1] _values
-    cdef const float64_t[:, ::1] _normals
-    cdef const int32_t[:, ::1] _terms
+    cdef const float64_t[::1] _weights
+    cdef const int32_t[::1] _terms
     cdef const int64_t[::1] _offsets
     cdef const int32_t[::1] _depths
+    cdef intp_t _k
 
     def __init__(self, nodes, values, normals, terms, offsets, depths,
-                 float64_t denominator):
+                 float64_t denominator, intp_t n_features):
         self.nodes = nodes
         self.values = values
         self.normals = normals
         self.terms = terms
         self.offsets = offsets
         self.depths = depths
+        self.denominator = denominator
+        self.n_features = n_features
+        self._k = normals.shape[1]
+        self.dense = 2 * self._k >= n_features
+        if self.dense:
+            dense = np.zeros((nodes.shape[0], n_features), dtype=np.float64)
+            # padding terms carry weight 0.0 on feature 0: add, never overwrite
+            np.add.at(dense, (np.arange(nodes.shape[0])[:, None], terms), normals)
+            self._weights_arr = dense.ravel()
+        else:
+            self._weights_arr = np.ascontiguousarray(normals).ravel()
+        self._weights = self._weights_arr
+        self._terms = np.ascontiguousarray(terms).ravel()
         self._nodes = nodes
         self._values = values
-        self._normals = normals
-        self._terms = terms
         self._offsets = offsets
         self._depths = depths
-        self.denominator = denominator
 
     def __reduce__(self):
         return (HyperplaneForest, (self.nodes, self.values, self.normals, self.terms,
-                                   self.offsets, self.depths, self.denominator))
+                                   self.offsets, self.depths, self.denominator,
+                                   self.n_features))
 
     @property
     def n_trees(self):
@@ -826,21 +952,19 @@ cdef class HyperplaneForest:
         if X.shape[0] == 0:
             return
         with nogil:
-            _hyperplane_score(&self._nodes[0], &self._values[0], &self._normals[0, 0],
-                              &self._terms[0, 0], self._normals.shape[1],
-                              &self._offsets[0], &self._depths[0],
-                              self._offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
-                              self.denominator, &out[0])
+            _hyperplane_score(&self._nodes[0], &self._values[0], &self._weights[0],
+                              &self._terms[0], self._k, self.dense, &self._offsets[0],
+                              &self._depths[0], self._offsets.shape[0], &X[0, 0],
+                              X.shape[0], X.shape[1], self.denominator, &out[0])
 
     cdef void _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
         if X.shape[0] == 0:
             return
         with nogil:
-            _hyperplane_score(&self._nodes[0], &self._values[0], &self._normals[0, 0],
-                              &self._terms[0, 0], self._normals.shape[1],
-                              &self._offsets[0], &self._depths[0],
-                              self._offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
-                              self.denominator, &out[0])
+            _hyperplane_score(&self._nodes[0], &self._values[0], &self._weights[0],
+                              &self._terms[0], self._k, self.dense, &self._offsets[0],
+                              &self._depths[0], self._offsets.shape[0], &X[0, 0],
+                              X.shape[0], X.shape[1], self.denominator, &out[0])
 
 
 def c_average_path_length(intp_t n):

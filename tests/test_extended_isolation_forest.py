@@ -50,12 +50,16 @@ def test_normals_have_extension_level_plus_one_terms(rng, level):
     assert all(len(set(row)) == level + 1 for row in terms)
 
 
-def test_scores_follow_the_hyperplane_rule(rng):
+@pytest.mark.parametrize("level, dense", [(None, True), (1, True), (0, False)])
+def test_scores_follow_the_hyperplane_rule(rng, level, dense):
     """Walk the flat trees in Python with (x - p) . n <= 0 -> left and
-    compare with the kernel."""
-    X = rng.normal(size=(150, 3))
-    model = ExtendedIsolationForest(n_estimators=6, max_samples=32, random_state=2).fit(X)
+    compare with the kernel, for the dense and the sparse scoring layout."""
+    X = rng.normal(size=(150, 4))
+    model = ExtendedIsolationForest(
+        n_estimators=6, max_samples=32, extension_level=level, random_state=2
+    ).fit(X)
     f = model._forest
+    assert f.dense == dense
     total = np.zeros(len(X))
     for start in f.offsets:
         for i, x in enumerate(X):
