@@ -19,7 +19,7 @@ DIRECTIVES = {
     "language_level": 3,
     "boundscheck": DEBUG,
     "wraparound": DEBUG,
-    "cdivision": not DEBUG,
+    "cdivision": True,  # kernels divide only non-negative ints; C semantics always
     "initializedcheck": DEBUG,
     "nonecheck": False,
     "embedsignature": True,

@@ -181,6 +181,7 @@ cdef struct BuildScratch:
     intp_t* table       # hash set for sampling without replacement
     intp_t table_size   # entries in table (power of two)
     intp_t* order       # node membership: a node owns order[start:end]
+    intp_t* spare       # partition scratch, as long as order
     float64_t* columns  # subsample copy, column-major: columns[f * m + i]
     float64_t* proj     # per-sample projections (hyperplane trees)
     float64_t* lo       # per-feature minimum in the current node
@@ -195,6 +196,7 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.rows = <intp_t*>malloc(m * sizeof(intp_t))
     s.table = <intp_t*>malloc(s.table_size * sizeof(intp_t))
     s.order = <intp_t*>malloc(m * sizeof(intp_t))
+    s.spare = <intp_t*>malloc(m * sizeof(intp_t))
     s.columns = <float64_t*>malloc(m * d * sizeof(float64_t))
     s.proj = <float64_t*>malloc(m * sizeof(float64_t))
     s.lo = <float64_t*>malloc(d * sizeof(float64_t))
@@ -202,7 +204,8 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.features = <int32_t*>malloc(d * sizeof(int32_t))
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
-    return (s.rows != NULL and s.table != NULL and s.order != NULL and s.columns != NULL
+    return (s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
+            and s.columns != NULL
             and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
             and s.candidates != NULL and s.stack != NULL)
 
@@ -211,6 +214,7 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.rows)
     free(s.table)
     free(s.order)
+    free(s.spare)
     free(s.columns)
     free(s.proj)
     free(s.lo)
@@ -233,20 +237,23 @@ cdef void _gather(const floating_t[:, ::1] X, BuildScratch* s, intp_t m,
         s.order[i] = i
 
 
-cdef inline intp_t _partition(intp_t* order, const float64_t* key, intp_t start,
-                              intp_t end, float64_t split) noexcept nogil:
-    """Reorder order[start:end] so keys <= split come first; return the cut."""
-    cdef intp_t i = start, j = end - 1
-    cdef intp_t tmp
-    while i <= j:
-        if key[order[i]] <= split:
-            i += 1
-        else:
-            tmp = order[i]
-            order[i] = order[j]
-            order[j] = tmp
-            j -= 1
-    return i
+cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
+                              intp_t start, intp_t end, float64_t split) noexcept nogil:
+    """Stable, branch-free partition of order[start:end]: entries whose key is
+    <= split first.  ``spare`` is scratch of the same length as ``order``.
+    Returns the cut."""
+    cdef intp_t i, v, n_left = start, n_right = 0
+    cdef intp_t goes_left
+    for i in range(start, end):
+        v = order[i]
+        goes_left = key[v] <= split
+        order[n_left] = v       # kept only when it goes left
+        spare[n_right] = v      # kept only when it goes right
+        n_left += goes_left
+        n_right += 1 - goes_left
+    for i in range(n_right):
+        order[n_left + i] = spare[i]
+    return n_left
 
 
 # --------------------------------------------------------------------------
@@ -310,10 +317,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
             hi = lo
             for i in range(start + 1, end):
                 v = col[s.order[i]]
-                if v < lo:
-                    lo = v
-                elif v > hi:
-                    hi = v
+                lo = v if v < lo else lo
+                hi = v if v > hi else hi
             if hi > lo:
                 f = s.candidates[pick]
                 break
@@ -327,7 +332,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
         threshold = lo + rng_uniform(&rng) * (hi - lo)
         if threshold >= hi:  # rounding; keep both children non-empty
             threshold = lo
-        cut = _partition(s.order, s.columns + f * m, start, end, threshold)
+        cut = _partition(s.order, s.spare, s.columns + f * m, start, end, threshold)
         nodes[node].threshold = threshold
         nodes[node].feature = s.features[f]
         nodes[node].left = <int32_t>next_free
@@ -579,7 +584,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
     cdef intp_t top = 0, next_free = 1, tree_depth = 0
     cdef intp_t node, start, end, depth, size, i, j, n_cand, n_use, pick, cut
     cdef int32_t f, tmp
-    cdef float64_t v, w, offset
+    cdef float64_t v, w, offset, lo, hi
     cdef const float64_t* col
 
     rng_seed(&rng, seed)
@@ -611,13 +616,15 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             col = s.columns + j * m
             s.lo[j] = col[s.order[start]]
             s.hi[j] = s.lo[j]
+            lo = s.lo[j]
+            hi = lo
             for i in range(start + 1, end):
                 v = col[s.order[i]]
-                if v < s.lo[j]:
-                    s.lo[j] = v
-                elif v > s.hi[j]:
-                    s.hi[j] = v
-            if s.hi[j] > s.lo[j]:
+                lo = v if v < lo else lo
+                hi = v if v > hi else hi
+            s.lo[j] = lo
+            s.hi[j] = hi
+            if hi > lo:
                 s.candidates[n_cand] = <int32_t>j
                 n_cand += 1
         if n_cand == 0:
@@ -655,7 +662,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             col = s.columns + s.candidates[j] * m
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
-        cut = _partition(s.order, s.proj, start, end, offset)
+        cut = _partition(s.order, s.spare, s.proj, start, end, offset)
         nodes[node].offset = offset
         nodes[node].left = <int32_t>next_free
         nodes[node].n_terms = <int32_t>n_use
