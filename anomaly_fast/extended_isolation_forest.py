@@ -15,13 +15,20 @@ class ExtendedIsolationForest(BaseIsolationForest):
     """Extended Isolation Forest (Hariri, Carrasco Kind & Brunner 2018) with a
     scikit-learn API and compiled kernels.
 
-    Each node splits its points by a random hyperplane: a normal vector with
-    ``extension_level + 1`` non-zero standard-Gaussian coordinates (on features
+    Each node splits its points by a random hyperplane: a normal vector ``n``
+    with ``extension_level + 1`` non-zero Gaussian coordinates (on features
     drawn among those not constant in the node; the rest zero) and an
-    intercept point drawn uniformly inside the node's bounding box.  A point
-    goes left when ``(x - p) . n <= 0``.  ``extension_level=0`` gives
+    intercept point ``p`` drawn uniformly inside the node's bounding box.  A
+    point goes left when ``(x - p) . n <= 0``.  ``extension_level=0`` gives
     axis-parallel splits, i.e. the standard Isolation Forest in distribution.
     A hyperplane may leave one side empty; that side becomes a leaf of size 0.
+
+    With ``standardize=True`` (default) coordinate ``j`` of the normal is
+    ``g_j / sd_j`` with ``g_j`` standard normal and ``sd_j`` the feature's
+    standard deviation among the node's points: the hyperplane is drawn on
+    standardised features, so, like the standard forest, the model does not
+    depend on the features' units.  ``standardize=False`` uses raw ``g_j`` as
+    in the paper, where a feature with a large scale dominates every normal.
 
     Score conventions (as scikit-learn's IsolationForest):
 
@@ -41,6 +48,9 @@ class ExtendedIsolationForest(BaseIsolationForest):
         Non-zero coordinates of each normal minus one, in
         ``0 .. max_features_ - 1``.  None means fully extended
         (``max_features_ - 1``, i.e. ``n_features - 1`` by default).
+    standardize : bool, default=True
+        Draw normals on node-standardised features (scale-free); False for
+        the paper's raw Gaussian coordinates.
 
     Attributes
     ----------
@@ -65,6 +75,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
     _parameter_constraints: dict = {
         **BaseIsolationForest._parameter_constraints,
         "extension_level": [Interval(Integral, 0, None, closed="left"), None],
+        "standardize": ["boolean"],
     }
 
     def __init__(
@@ -80,6 +91,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
         verbose=0,
         warm_start=False,
         extension_level=None,
+        standardize=True,
     ):
         super().__init__(
             n_estimators=n_estimators,
@@ -93,6 +105,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             warm_start=warm_start,
         )
         self.extension_level = extension_level
+        self.standardize = standardize
 
     def _check_extra_params(self, n_features):
         limit = self._max_features - 1
@@ -138,6 +151,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             *weights,
             self._max_features,
             k,
+            self.standardize,
             self._max_depth,
             arrays["nodes"][rows],
             arrays["values"][rows],

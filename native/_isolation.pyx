@@ -15,7 +15,7 @@
 # leaf, depth + c(leaf size): the path length a point ending there gets.
 import numpy as np
 
-from libc.math cimport log, exp2, INFINITY
+from libc.math cimport log, exp2, sqrt, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
@@ -186,6 +186,7 @@ cdef struct BuildScratch:
     float64_t* proj     # per-sample projections (hyperplane trees)
     float64_t* lo       # per-feature minimum in the current node
     float64_t* hi       # per-feature maximum in the current node
+    float64_t* sd       # per-feature standard deviation in the current node
     int32_t* features   # features this tree may split on (first n_tree_features)
     int32_t* candidates # scratch list of candidate features in a node
     intp_t* stack       # pending nodes: (node, start, end, depth) quadruples
@@ -201,6 +202,7 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.proj = <float64_t*>malloc(m * sizeof(float64_t))
     s.lo = <float64_t*>malloc(d * sizeof(float64_t))
     s.hi = <float64_t*>malloc(d * sizeof(float64_t))
+    s.sd = <float64_t*>malloc(d * sizeof(float64_t))
     s.features = <int32_t*>malloc(d * sizeof(int32_t))
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
@@ -219,6 +221,7 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.proj)
     free(s.lo)
     free(s.hi)
+    free(s.sd)
     free(s.features)
     free(s.candidates)
     free(s.stack)
@@ -574,7 +577,7 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
 cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                                  bint bootstrap, const float64_t* weights,
                                  const float64_t* cum_weights, intp_t n_tree_features,
-                                 intp_t k,
+                                 intp_t k, bint standardize,
                                  intp_t max_depth, intp_t capacity, BuildScratch* s,
                                  HyperplaneNode* nodes, float64_t* values,
                                  float64_t* normals, int32_t* terms,
@@ -584,7 +587,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
     cdef intp_t top = 0, next_free = 1, tree_depth = 0
     cdef intp_t node, start, end, depth, size, i, j, n_cand, n_use, pick, cut
     cdef int32_t f, tmp
-    cdef float64_t v, w, offset, lo, hi
+    cdef float64_t v, w, offset, lo, hi, sm, sq
     cdef const float64_t* col
 
     rng_seed(&rng, seed)
@@ -618,12 +621,20 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             s.hi[j] = s.lo[j]
             lo = s.lo[j]
             hi = lo
-            for i in range(start + 1, end):
+            sm = 0.0
+            sq = 0.0
+            for i in range(start, end):
                 v = col[s.order[i]]
                 lo = v if v < lo else lo
                 hi = v if v > hi else hi
+                sm += v
+                sq += v * v
             s.lo[j] = lo
             s.hi[j] = hi
+            sm = sm / size
+            s.sd[j] = sqrt(max(sq / size - sm * sm, 0.0))
+            if s.sd[j] <= 0.0:
+                s.sd[j] = hi - lo
             if hi > lo:
                 s.candidates[n_cand] = <int32_t>j
                 n_cand += 1
@@ -644,6 +655,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             s.candidates[pick] = tmp
             f = s.candidates[j]
             w = rng_normal(&rng)
+            if standardize:  # Gaussian weights on node-standardised features
+                w = w / s.sd[f]
             # intercept coordinate drawn uniformly inside the node's bounding box
             offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
             normals[node * k + j] = w
@@ -685,12 +698,14 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
                            intp_t max_samples, bint bootstrap,
                            const float64_t[::1] weights, const float64_t[::1] cum_weights,
                            intp_t max_features,
-                           intp_t n_terms, intp_t max_depth,
-                           HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
+                           intp_t n_terms, bint standardize,
+                           intp_t max_depth, HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
                            float64_t[:, ::1] normals, int32_t[:, ::1] terms,
                            int32_t[::1] n_nodes, int32_t[::1] depths):
     """Build ``len(seeds)`` extended isolation trees whose split normals have at
     most ``n_terms`` non-zero coordinates; tree t goes into row t of the outputs.
+    With ``standardize`` each coordinate is divided by the feature's standard
+    deviation in the node (scale-free hyperplanes).
     ``normals``/``terms`` hold ``n_terms`` (weight, feature) pairs per node."""
     cdef BuildScratch s
     cdef intp_t t
@@ -707,7 +722,8 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
             for t in range(seeds.shape[0]):
                 _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, w, cw,
                                        max_features,
-                                       n_terms, max_depth, nodes.shape[1], &s, &nodes[t, 0],
+                                       n_terms, standardize, max_depth,
+                                       nodes.shape[1], &s, &nodes[t, 0],
                                        &values[t, 0],
                                        &normals[t, 0], &terms[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)

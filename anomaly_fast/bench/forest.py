@@ -223,12 +223,15 @@ def main(argv=None):
     parser.add_argument("--accuracy", action="store_true", help="also compute the ROC-AUC table")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the accuracy table")
     parser.add_argument("--datasets", nargs="*", help="ADBench names for the accuracy table (default: all)")
+    parser.add_argument("--skip-speed", action="store_true", help="only the accuracy table")
     parser.add_argument("--out", default="anomaly_fast_bench.json", help="JSON results file")
     args = parser.parse_args(argv)
 
-    if args.data_dir:
+    if args.data_dir and not args.skip_speed:
         speed_sets = [load_adbench(args.data_dir, n) for n in SPEED_SETS]
         eif_sets = [load_adbench(args.data_dir, n) for n in EIF_SETS]
+    elif args.data_dir:
+        speed_sets = eif_sets = []
     else:
         speed_sets = [synthetic("synthetic_500k_x3", 500_000, 3), synthetic("synthetic_250k_x10", 250_000, 10)]
         eif_sets = [synthetic("synthetic_50k_x9", 50_000, 9)]
@@ -246,11 +249,11 @@ def main(argv=None):
     }
     if iso is None:
         print("isotree is not installed: its columns are skipped (pip install anomaly_fast[bench])")
-    for ds in speed_sets:
+    for ds in [] if args.skip_speed else speed_sets:
         res = speed_suite(ds, args.repeat)
         print_speed(res)
         report["speed"].append(res)
-    for ds in eif_sets:
+    for ds in [] if args.skip_speed else eif_sets:
         res = speed_suite(ds, args.repeat, extended=True)
         print_speed(res)
         report["speed"].append(res)
