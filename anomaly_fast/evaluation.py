@@ -181,7 +181,8 @@ def score_distribution_report(scores, threshold=None):
       and ``ashman_d = sqrt(2) |m1 - m2| / sqrt(v1 + v2)`` the separation of
       the two groups (above 2: clean separation).
     - ``fraction_above_threshold``: share of scores strictly above
-      ``threshold`` (the ``split`` when None).
+      ``threshold``; None puts the threshold midway between the two groups,
+      so the share is ``upper_fraction``.
 
     Parameters
     ----------
@@ -222,7 +223,7 @@ def score_distribution_report(scores, threshold=None):
     spread = np.sqrt(low.var() + high.var())
     ashman = np.inf if spread == 0 else float(np.sqrt(2.0) * (high.mean() - low.mean()) / spread)
     if threshold is None:
-        threshold = float(ordered[i])
+        threshold = 0.5 * (ordered[i - 1] + ordered[i])
         above = (n - i) / n
     else:
         if isinstance(threshold, bool) or not isinstance(threshold, Real) or not np.isfinite(threshold):
