@@ -23,6 +23,7 @@ MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal -> its sigm
 MEAN_ABS_TO_SIGMA = 1.2533141373155003  # sqrt(pi / 2): mean |x - mu| -> sigma
 AUTO_CONTAMINATION = 0.1  # "auto" flags the top 10% of training rows
 _MIN_ROWS_PER_THREAD = 1024  # smaller batches score their detectors serially
+_FAST_PATH_MAX_ROWS = 1024  # small float64 batches skip validate_data
 
 
 # -- calibration helpers (module level, tested on their own) -------------------
@@ -419,6 +420,19 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
 
     # -- scoring --------------------------------------------------------------
     def _validate(self, X):
+        # Fast path for small float64 batches (one-row service latency): the
+        # checks validate_data makes for such input, without its overhead.
+        if (
+            type(X) is np.ndarray
+            and X.dtype == np.float64
+            and X.ndim == 2
+            and 0 < X.shape[0] <= _FAST_PATH_MAX_ROWS
+            and hasattr(self, "calibrations_")
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X).all()
+        ):
+            return X
         check_is_fitted(self)
         return validate_data(self, X, dtype=np.float64, reset=False)
 

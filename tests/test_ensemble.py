@@ -256,6 +256,18 @@ def test_n_jobs_does_not_change_scores(data):
     np.testing.assert_array_equal(one.anomaly_score(big), two.anomaly_score(big))
 
 
+def test_validation_fast_path_agrees_with_full_validation(data):
+    X, X_new = data
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    fast = ens.anomaly_score(X_new)  # small float64 ndarray: fast path
+    np.testing.assert_array_equal(ens.anomaly_score(X_new.tolist()), fast)
+    np.testing.assert_array_equal(ens.anomaly_score(X_new.astype(np.float32)), ens.anomaly_score(X_new.astype(np.float32).astype(np.float64)))
+    big = np.tile(X_new, (30, 1))  # 1170 rows: full validation
+    np.testing.assert_array_equal(ens.anomaly_score(big), np.tile(fast, 30))
+    with pytest.raises(ValueError, match="infinity"):
+        ens.anomaly_score(np.array([[np.inf, 0.0, 0.0]]))
+
+
 # -- bad input ------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "params, error, match",
