@@ -311,3 +311,50 @@ def test_bad_input_raises(data):
         ens.anomaly_score([["a", "b", "c"]])
     with pytest.raises(ValueError, match="0 sample"):
         ens.anomaly_score(np.empty((0, 3)))
+
+
+class _NaNDetector:
+    """A broken detector whose scores are NaN."""
+
+    def fit(self, X):
+        return self
+
+    def score_samples(self, X):
+        return np.full(len(X), np.nan)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+def test_a_detector_returning_nan_is_named(data):
+    X, _ = data
+    with pytest.raises(ValueError, match="detector 'broken' returned non-finite scores"):
+        AnomalyEnsemble([("iforest", IsolationForest()), ("broken", _NaNDetector())]).fit(X)
+
+
+class _DistanceDetector:
+    """Only decision_function: distance to the training mean, negated and shifted."""
+
+    def fit(self, X):
+        self.center_ = np.asarray(X).mean(axis=0)
+        return self
+
+    def decision_function(self, X):
+        return 3.0 - np.linalg.norm(np.asarray(X) - self.center_, axis=1)
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+def test_decision_function_only_detector(data):
+    X, X_new = data
+    ens = AnomalyEnsemble([("dist", _DistanceDetector())], normalization="minmax").fit(X)
+    distance = np.linalg.norm(X - X.mean(axis=0), axis=1)
+    expected = np.clip((np.linalg.norm(X_new - X.mean(axis=0), axis=1) - distance.min()) / np.ptp(distance), 0, 1)
+    np.testing.assert_allclose(ens.anomaly_score(X_new), expected, rtol=0, atol=1e-12)
