@@ -195,14 +195,6 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         How the normalized scores are combined; ``"aom"`` is the average of
         the maxima of the detector ``groups`` and ``"moa"`` the maximum of
         their averages.
-    weights : array-like of shape (n_detectors,), default=None
-        Non-negative weights (not all zero) for a weighted mean; only with
-        ``combination="mean"``.
-    groups : list of list of str, default=None
-        Detector names of each group for ``"aom"`` / ``"moa"``; every
-        detector must be in exactly one group.  None puts each detector in
-        its own group (then ``"aom"`` equals ``"mean"`` and ``"moa"`` equals
-        ``"max"``).  Only with those two combinations.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Fraction of training rows flagged by ``predict``: ``offset_`` is that
         percentile of ``score_samples`` on the training rows.  "auto" uses
@@ -211,6 +203,14 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         Threads over detectors in ``fit`` and, for batches of at least 1024
         rows, in scoring (None = 1, -1 = all cores).  Results do not depend
         on it.
+    weights : array-like of shape (n_detectors,), default=None
+        Non-negative weights (not all zero) for a weighted mean; only with
+        ``combination="mean"``.
+    groups : list of list of str, default=None
+        Detector names of each group for ``"aom"`` / ``"moa"``; every
+        detector must be in exactly one group.  None puts each detector in
+        its own group (then ``"aom"`` equals ``"mean"`` and ``"moa"`` equals
+        ``"max"``).  Only with those two combinations.
     random_state : int, RandomState instance or None, default=None
         Seeds the default IsolationForest.  Detectors you pass keep their own
         ``random_state``.
@@ -270,10 +270,11 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         detectors=None,
         normalization="rank",
         combination="mean",
-        weights=None,
-        groups=None,
         contamination="auto",
         n_jobs=None,
+        *,
+        weights=None,
+        groups=None,
         random_state=None,
     ):
         self.detectors = detectors

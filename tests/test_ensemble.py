@@ -358,3 +358,10 @@ def test_decision_function_only_detector(data):
     distance = np.linalg.norm(X - X.mean(axis=0), axis=1)
     expected = np.clip((np.linalg.norm(X_new - X.mean(axis=0), axis=1) - distance.min()) / np.ptp(distance), 0, 1)
     np.testing.assert_allclose(ens.anomaly_score(X_new), expected, rtol=0, atol=1e-12)
+
+
+def test_positional_signature_follows_the_issue():
+    ens = AnomalyEnsemble(None, "zscore", "max", 0.1, 2)
+    assert (ens.normalization, ens.combination, ens.contamination, ens.n_jobs) == ("zscore", "max", 0.1, 2)
+    with pytest.raises(TypeError):
+        AnomalyEnsemble(None, "rank", "mean", "auto", None, [1.0, 1.0])  # weights is keyword-only

@@ -118,7 +118,7 @@ def main(argv=None):
         pass
 
     print(f"anomaly-fast ensemble-latency: {args.n_train} training rows ({source}); ensemble fit {fit_seconds:.2f} s")
-    print(f"batch rescaling: {how}; {args.repeats} one-row calls per pipeline, 1 thread\n")
+    print(f"batch rescaling: {how}; {args.repeats} one-row calls per pipeline, n_jobs=1\n")
     print(f"{'pipeline':<36}{'1 row p50 us':>14}{'p90 us':>10}{'1000 rows ms':>14}")
     big = np.tile(X_query, (1000 // n_query + 1, 1))[:1000]
     for name, func in pipelines:
