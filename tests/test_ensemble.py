@@ -143,6 +143,37 @@ def test_minmax_calibration_clips():
     np.testing.assert_array_equal(apply_calibration(const, [1.0, 2.0, 3.0]), [0.0, 0.0, 1.0])
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(NORMALIZATIONS),
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50),
+    st.lists(st.floats(-1e7, 1e7), min_size=1, max_size=50),
+)
+def test_calibrations_are_monotone_maps_into_unit_interval(normalization, train, new):
+    cal = fit_calibration(np.array(train), normalization)
+    new = np.sort(np.array(new))
+    mapped = apply_calibration(cal, new)
+    assert np.all((mapped >= 0.0) & (mapped <= 1.0))
+    assert np.all(np.diff(mapped) >= 0.0)
+    # one value at a time gives the same numbers
+    np.testing.assert_array_equal([apply_calibration(cal, new[i : i + 1])[0] for i in range(len(new))], mapped)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(COMBINATIONS),
+    st.integers(1, 4).flatmap(
+        lambda m: st.lists(st.lists(st.floats(0.0, 1.0), min_size=5, max_size=5), min_size=m, max_size=m)
+    ),
+)
+def test_combinations_stay_between_the_component_extremes(combination, columns):
+    comps = [np.array(c) for c in columns]
+    combined = combine_scores(comps, combination)
+    stacked = np.stack(comps)
+    assert np.all(combined >= stacked.min(axis=0) - 1e-15)
+    assert np.all(combined <= stacked.max(axis=0) + 1e-15)
+
+
 def test_combinations_by_hand():
     a, b, c = np.array([0.1, 0.9]), np.array([0.5, 0.2]), np.array([0.3, 0.4])
     comps = [a, b, c]
