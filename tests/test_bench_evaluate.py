@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from anomaly_fast import cli
-from anomaly_fast.bench import ensemble_latency, evaluate
+from anomaly_fast.bench import evaluate
 
 
 def _npz(path, seed, n=400, d=3):
