@@ -5,12 +5,14 @@ drop-in scikit-learn estimators.
 """
 
 from ._forest import average_path_length
+from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
 from .isolation_forest import IsolationForest
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnomalyEnsemble",
     "ExtendedIsolationForest",
     "IsolationForest",
     "average_path_length",

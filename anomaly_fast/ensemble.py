@@ -1,0 +1,542 @@
+"""Ensembles of outlier detectors whose score calibration is fitted at train time."""
+
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral, Real
+
+import numpy as np
+from joblib import effective_n_jobs
+from scipy.special import ndtr
+from sklearn.base import OutlierMixin, _fit_context, clone
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .isolation_forest import IsolationForest
+
+__all__ = ["AnomalyEnsemble"]
+
+NORMALIZATIONS = ("rank", "zscore", "minmax")
+COMBINATIONS = ("mean", "max", "median", "aom", "moa")
+MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal -> its sigma
+MEAN_ABS_TO_SIGMA = 1.2533141373155003  # sqrt(pi / 2): mean |x - mu| -> sigma
+AUTO_CONTAMINATION = 0.1  # "auto" flags the top 10% of training rows
+_MIN_ROWS_PER_THREAD = 1024  # smaller batches score their detectors serially
+_FAST_PATH_MAX_ROWS = 1024  # small float64 batches skip validate_data
+
+
+# -- calibration helpers (module level, tested on their own) -------------------
+def fit_calibration(train_scores, normalization):
+    """Fit the map from raw anomaly scores (higher = more anomalous) to [0, 1].
+
+    Parameters
+    ----------
+    train_scores : ndarray of shape (n_samples,)
+        Finite raw scores of the training rows, higher = more anomalous.
+    normalization : {"rank", "zscore", "minmax"}
+        ``"rank"``: empirical CDF of the training scores.  ``"zscore"``:
+        robust z-score ``(s - median) / (1.4826 MAD)`` squashed to [0, 1] by
+        the standard normal CDF (MAD = 0 falls back to 1.2533 x the mean
+        absolute deviation from the median; both 0 means constant training
+        scores, and any score above / at / below them maps to 1 / 0.5 / 0).
+        ``"minmax"``: ``(s - min) / (max - min)`` clipped to [0, 1] (a
+        constant training score maps anything above it to 1, else 0).
+
+    Returns
+    -------
+    dict
+        Parameters for :func:`apply_calibration`.
+    """
+    s = np.asarray(train_scores, dtype=np.float64)
+    if normalization == "rank":
+        return {"kind": "rank", "sorted": np.sort(s)}
+    if normalization == "zscore":
+        center = float(np.median(s))
+        deviation = np.abs(s - center)
+        scale = MAD_TO_SIGMA * float(np.median(deviation))
+        if scale == 0.0:
+            scale = MEAN_ABS_TO_SIGMA * float(np.mean(deviation))
+        return {"kind": "zscore", "center": center, "scale": scale}
+    if normalization == "minmax":
+        return {"kind": "minmax", "low": float(s.min()), "high": float(s.max())}
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+
+
+def apply_calibration(calibration, scores):
+    """Map raw scores (higher = more anomalous) to [0, 1] with a calibration
+    from :func:`fit_calibration`.  Every row is mapped on its own, so a row's
+    value never depends on the other rows of the batch."""
+    s = np.asarray(scores, dtype=np.float64)
+    kind = calibration["kind"]
+    if kind == "rank":
+        reference = calibration["sorted"]
+        return np.searchsorted(reference, s, side="right") / float(reference.shape[0])
+    if kind == "zscore":
+        center, scale = calibration["center"], calibration["scale"]
+        if scale == 0.0:
+            return np.where(s > center, 1.0, np.where(s < center, 0.0, 0.5))
+        return ndtr((s - center) / scale)
+    low, high = calibration["low"], calibration["high"]
+    if high == low:
+        return (s > high).astype(np.float64)
+    return np.clip((s - low) / (high - low), 0.0, 1.0)
+
+
+def combine_scores(components, combination, weights=None, groups=None):
+    """Combine per-detector scores in [0, 1] into one score per row.
+
+    Parameters
+    ----------
+    components : list of ndarray of shape (n_samples,)
+        One normalized score array per detector.
+    combination : {"mean", "max", "median", "aom", "moa"}
+        ``"mean"`` (weighted by ``weights`` when given), ``"max"``,
+        ``"median"``, ``"aom"`` (average over groups of the maximum inside
+        each group) and ``"moa"`` (maximum over groups of the mean inside each
+        group).
+    weights : ndarray of shape (n_detectors,), optional
+        Non-negative weights for ``"mean"``.
+    groups : list of list of int, optional
+        Detector indices of each group for ``"aom"`` / ``"moa"``; None puts
+        every detector in its own group.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+        Row by row, independent of the other rows.
+    """
+    if combination == "mean":
+        if weights is None:
+            return _mean(components)
+        total = components[0] * weights[0]
+        for w, c in zip(weights[1:], components[1:]):
+            total = total + w * c
+        return total / float(np.sum(weights))
+    if combination == "max":
+        return np.maximum.reduce(components)
+    if combination == "median":
+        return np.median(np.stack(components, axis=1), axis=1)
+    if groups is None:
+        groups = [[j] for j in range(len(components))]
+    if combination == "aom":
+        return _mean([np.maximum.reduce([components[j] for j in g]) for g in groups])
+    if combination == "moa":
+        return np.maximum.reduce([_mean([components[j] for j in g]) for g in groups])
+    raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
+
+
+def _mean(arrays):
+    total = arrays[0]
+    for a in arrays[1:]:
+        total = total + a
+    return total / float(len(arrays))
+
+
+def raw_anomaly_scores(estimator, X):
+    """Scores of a fitted outlier detector, **higher = more anomalous**:
+    ``-score_samples(X)`` when it has ``score_samples``, else
+    ``-decision_function(X)``."""
+    if hasattr(estimator, "score_samples"):
+        return -np.asarray(estimator.score_samples(X), dtype=np.float64)
+    return -np.asarray(estimator.decision_function(X), dtype=np.float64)
+
+
+def _training_anomaly_scores(estimator, X):
+    # LocalOutlierFactor scores each training row without itself as its own
+    # neighbour in negative_outlier_factor_; score_samples(X_train) would count
+    # it, which makes training rows look more normal than new rows.
+    if hasattr(estimator, "negative_outlier_factor_"):
+        return -np.asarray(estimator.negative_outlier_factor_, dtype=np.float64)
+    return raw_anomaly_scores(estimator, X)
+
+
+class AnomalyEnsemble(OutlierMixin, _BaseComposition):
+    """Combine several outlier detectors, each rescaled by a calibration
+    fitted on its **training** scores.
+
+    The usual recipe standardizes each detector's scores over the batch being
+    scored, so one row alone always scores the same and a row's score depends
+    on its neighbours in the batch.  Here every detector's raw score
+    (``-score_samples``, or ``-decision_function``) is mapped to [0, 1] by a
+    normalization fitted in ``fit``, then the detectors are combined row by
+    row: a row gets exactly the same score alone as inside any batch (as long
+    as each detector scores rows independently, which the defaults do).
+
+    Score conventions:
+
+    - ``anomaly_score(X)``: the combined score in [0, 1], **higher = more
+      anomalous**.
+    - ``score_samples(X) = -anomaly_score(X)``: scikit-learn's convention,
+      **lower = more abnormal**, in [-1, 0].
+    - ``decision_function(X) = score_samples(X) - offset_``: negative for
+      outliers.
+    - ``predict(X)`` in {-1, 1}, -1 for outliers; ``predict(X, threshold=t)``
+      flags rows with ``anomaly_score > t`` instead.
+
+    Parameters
+    ----------
+    detectors : list of (str, estimator) tuples, default=None
+        Unfitted outlier detectors with ``fit`` and ``score_samples`` or
+        ``decision_function``; they are cloned in ``fit``.  None means
+        ``[("iforest", anomaly_fast.IsolationForest(random_state=...)),
+        ("lof", sklearn.neighbors.LocalOutlierFactor(novelty=True,
+        algorithm="kd_tree"))]``.  LOF uses a k-d tree because brute-force
+        distances go through BLAS, whose last bits can depend on the batch
+        size; pass ``algorithm="brute"`` yourself for speed on wide data if
+        last-bit batch invariance does not matter.
+    normalization : {"rank", "zscore", "minmax"}, default="rank"
+        Map from each detector's raw scores to [0, 1], fitted on its
+        training scores: ``"rank"`` is the empirical CDF (fraction of
+        training rows scoring at most as high), ``"zscore"`` a robust z-score
+        (median / 1.4826 MAD) through the standard normal CDF, ``"minmax"``
+        the training min/max, clipped.  See :func:`fit_calibration`.
+    combination : {"mean", "max", "median", "aom", "moa"}, default="mean"
+        How the normalized scores are combined; ``"aom"`` is the average of
+        the maxima of the detector ``groups`` and ``"moa"`` the maximum of
+        their averages.
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        Fraction of training rows flagged by ``predict``: ``offset_`` is that
+        percentile of ``score_samples`` on the training rows.  "auto" uses
+        0.1 (the common default of PyOD).
+    n_jobs : int, default=None
+        Threads over detectors in ``fit`` and, for batches of at least 1024
+        rows, in scoring (None = 1, -1 = all cores).  Results do not depend
+        on it.
+    weights : array-like of shape (n_detectors,), default=None
+        Non-negative weights (not all zero) for a weighted mean; only with
+        ``combination="mean"``.
+    groups : list of list of str, default=None
+        Detector names of each group for ``"aom"`` / ``"moa"``; every
+        detector must be in exactly one group.  None puts each detector in
+        its own group (then ``"aom"`` equals ``"mean"`` and ``"moa"`` equals
+        ``"max"``).  Only with those two combinations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the default IsolationForest.  Detectors you pass keep their own
+        ``random_state``.
+
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted detectors, in order.
+    named_estimators_ : Bunch
+        The fitted detectors by name.
+    calibrations_ : list of dict
+        Fitted normalization of each detector (see :func:`fit_calibration`);
+        LocalOutlierFactor is calibrated on ``negative_outlier_factor_`` (its
+        training rows scored without themselves as neighbour).
+    offset_ : float
+        Threshold subtracted in ``decision_function``.
+    threshold_ : float
+        ``-offset_``: rows with ``anomaly_score > threshold_`` are outliers.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        When fit on a DataFrame with string column names.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_fast import AnomalyEnsemble
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(400, 2))
+    >>> ens = AnomalyEnsemble(random_state=0).fit(X)
+    >>> print(ens.anomaly_score([[0.0, 0.0], [4.0, 4.0]]).round(4))
+    [0.1062 1.    ]
+    >>> ens.predict([[0.0, 0.0], [4.0, 4.0]])
+    array([ 1, -1])
+    >>> print(round(ens.threshold_, 4))
+    0.8916
+    >>> batch = ens.anomaly_score(X[:50])
+    >>> bool(ens.anomaly_score(X[7:8])[0] == batch[7])
+    True
+    >>> parts = ens.score_components([[2.5, 0.0]])
+    >>> print({name: round(float(v[0]), 4) for name, v in parts.items()})
+    {'iforest': 0.975, 'lof': 0.9575}
+    """
+
+    _parameter_constraints: dict = {
+        "detectors": [list, None],
+        "normalization": [StrOptions(set(NORMALIZATIONS))],
+        "combination": [StrOptions(set(COMBINATIONS))],
+        "weights": ["array-like", None],
+        "groups": [list, None],
+        "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        detectors=None,
+        normalization="rank",
+        combination="mean",
+        contamination="auto",
+        n_jobs=None,
+        *,
+        weights=None,
+        groups=None,
+        random_state=None,
+    ):
+        self.detectors = detectors
+        self.normalization = normalization
+        self.combination = combination
+        self.weights = weights
+        self.groups = groups
+        self.contamination = contamination
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- parameters -----------------------------------------------------------
+    def get_params(self, deep=True):
+        """Parameters of the ensemble and, with ``deep=True``, of each
+        detector as ``<name>__<param>``."""
+        return self._get_params("detectors", deep=deep)
+
+    def set_params(self, **params):
+        """Set ensemble parameters, whole detectors (``<name>=est``) or
+        detector parameters (``<name>__<param>=value``)."""
+        self._set_params("detectors", **params)
+        return self
+
+    def _named_detectors(self):
+        if self.detectors is None:
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            return [
+                ("iforest", IsolationForest(random_state=seed)),
+                ("lof", LocalOutlierFactor(novelty=True, algorithm="kd_tree")),
+            ]
+        if len(self.detectors) == 0:
+            raise ValueError("detectors must hold at least one (name, estimator) pair")
+        names = []
+        for item in self.detectors:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
+                raise TypeError(
+                    f"detectors must be a list of (str, estimator) tuples, got {item!r}"
+                )
+            name, est = item
+            if "__" in name or not name:
+                raise ValueError(f"detector name {name!r} must be non-empty without '__'")
+            if not hasattr(est, "fit") or not (
+                hasattr(est, "score_samples") or hasattr(est, "decision_function")
+            ):
+                raise TypeError(
+                    f"detector {name!r} ({type(est).__name__}) needs fit and "
+                    "score_samples or decision_function (for LocalOutlierFactor "
+                    "pass novelty=True)"
+                )
+            names.append(name)
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must be unique, got {names}")
+        clash = set(names) & set(self._parameter_constraints)
+        if clash:
+            raise ValueError(f"detector names {sorted(clash)} clash with ensemble parameters")
+        return list(self.detectors)
+
+    def _check_combination_params(self, names):
+        weights, groups = None, None
+        if self.weights is not None:
+            if self.combination != "mean":
+                raise ValueError(
+                    f"weights apply to combination='mean' only, got combination={self.combination!r}"
+                )
+            weights = np.asarray(self.weights, dtype=np.float64)
+            if weights.shape != (len(names),):
+                raise ValueError(
+                    f"weights must have one value per detector ({len(names)}), got shape {weights.shape}"
+                )
+            if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+                raise ValueError(f"weights must be finite, non-negative and not all zero, got {weights}")
+        if self.groups is not None:
+            if self.combination not in ("aom", "moa"):
+                raise ValueError(
+                    f"groups apply to combination 'aom' or 'moa' only, got combination={self.combination!r}"
+                )
+            index = {name: j for j, name in enumerate(names)}
+            groups, seen = [], []
+            for group in self.groups:
+                if isinstance(group, str) or not hasattr(group, "__iter__") or len(group) == 0:
+                    raise ValueError(f"each group must be a non-empty list of detector names, got {group!r}")
+                unknown = [g for g in group if g not in index]
+                if unknown:
+                    raise ValueError(f"groups name unknown detectors {unknown}; detectors are {names}")
+                groups.append([index[g] for g in group])
+                seen.extend(group)
+            if sorted(seen) != sorted(names):
+                raise ValueError(f"groups must put every detector {names} in exactly one group, got {self.groups}")
+        return weights, groups
+
+    # -- fit ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None):
+        """Fit every detector on ``X`` and the calibration of its scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Finite numeric training data, at least 2 rows.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+        """
+        named = self._named_detectors()
+        names = [name for name, _ in named]
+        self._weights, self._groups = self._check_combination_params(names)
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+
+        estimators = [clone(est) for _, est in named]
+
+        def fit_one(est):
+            est.fit(X)
+            return _training_anomaly_scores(est, X)
+
+        train_scores = self._map(fit_one, estimators, parallel=True)
+        for name, scores in zip(names, train_scores):
+            self._check_scores(name, scores, X.shape[0])
+        self.estimators_ = estimators
+        self.named_estimators_ = Bunch(**dict(zip(names, estimators)))
+        self._names = names
+        self.calibrations_ = [fit_calibration(s, self.normalization) for s in train_scores]
+
+        contamination = AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
+        self.offset_ = float(np.percentile(-self._anomaly_score(X), 100.0 * contamination))
+        self.threshold_ = -self.offset_
+        return self
+
+    def _map(self, func, estimators, parallel):
+        n_threads = min(effective_n_jobs(self.n_jobs), len(estimators))
+        if not parallel or n_threads <= 1:
+            return [func(est) for est in estimators]
+        with ThreadPoolExecutor(n_threads) as pool:
+            return list(pool.map(func, estimators))
+
+    @staticmethod
+    def _check_scores(name, scores, n_rows):
+        if scores.shape != (n_rows,):
+            raise ValueError(f"detector {name!r} returned scores of shape {scores.shape}, expected ({n_rows},)")
+        if not np.all(np.isfinite(scores)):
+            raise ValueError(f"detector {name!r} returned non-finite scores")
+
+    # -- scoring --------------------------------------------------------------
+    def _validate(self, X):
+        # Fast path for small float64 batches (one-row service latency): the
+        # checks validate_data makes for such input, without its overhead.
+        if (
+            type(X) is np.ndarray
+            and X.dtype == np.float64
+            and X.ndim == 2
+            and 0 < X.shape[0] <= _FAST_PATH_MAX_ROWS
+            and hasattr(self, "calibrations_")
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+            and np.isfinite(X).all()
+        ):
+            return X
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    def _components(self, X):
+        """Normalized per-detector scores of validated X."""
+        parallel = X.shape[0] >= _MIN_ROWS_PER_THREAD
+        raw = self._map(lambda est: raw_anomaly_scores(est, X), self.estimators_, parallel)
+        out = []
+        for name, scores, calibration in zip(self._names, raw, self.calibrations_):
+            self._check_scores(name, scores, X.shape[0])
+            out.append(apply_calibration(calibration, scores))
+        return out
+
+    def _anomaly_score(self, X):
+        return combine_scores(self._components(X), self.combination, self._weights, self._groups)
+
+    def anomaly_score(self, X):
+        """Combined anomaly score in [0, 1], **higher = more anomalous**.
+
+        A row's score does not depend on the other rows of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return self._anomaly_score(self._validate(X))
+
+    def score_components(self, X, as_frame=False):
+        """Each detector's normalized score in [0, 1] (**higher = more
+        anomalous**), to see which detector fired.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        as_frame : bool, default=False
+            Return a pandas DataFrame (one column per detector, indexed like
+            ``X`` when ``X`` is a DataFrame) instead of a dict.
+
+        Returns
+        -------
+        dict of str to ndarray of shape (n_samples,), or pandas.DataFrame
+        """
+        index = getattr(X, "index", None)
+        components = dict(zip(self._names, self._components(self._validate(X))))
+        if not as_frame:
+            return components
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("score_components(as_frame=True) needs pandas") from exc
+        return pd.DataFrame(components, index=index)
+
+    def score_samples(self, X):
+        """``-anomaly_score(X)``, in [-1, 0]: scikit-learn's convention,
+        **lower = more abnormal**.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers, positive for
+        inliers (scikit-learn's convention; lower = more abnormal)."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X, threshold=None):
+        """-1 for outliers, 1 for inliers.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        threshold : float in [0, 1], default=None
+            Flag rows with ``anomaly_score > threshold``; None uses the
+            fitted ``threshold_`` (i.e. ``decision_function(X) < 0``).
+
+        Returns
+        -------
+        ndarray of int of shape (n_samples,)
+        """
+        if threshold is None:
+            decision = self.decision_function(X)
+        else:
+            if isinstance(threshold, bool) or not isinstance(threshold, Real):
+                raise TypeError(f"threshold must be a real number in [0, 1], got {threshold!r}")
+            if not 0.0 <= threshold <= 1.0:
+                raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            decision = threshold - self.anomaly_score(X)
+        labels = np.ones(decision.shape[0], dtype=int)
+        labels[decision < 0] = -1
+        return labels
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
