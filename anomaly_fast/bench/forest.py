@@ -151,18 +151,21 @@ def accuracy_suite(datasets, seeds):
     rows = []
     for name, X, y in datasets:
         d = X.shape[1]
-        aucs = {k: [] for k in ("af_IF", "sklearn_IF", "af_EIF", "isotree_EIF", "isotree_EIF_default")}
+        aucs = {k: [] for k in ("af_IF", "sklearn_IF", "af_EIF", "isotree_EIF_default", "af_EIF_raw",
+                                "isotree_EIF_raw")}
         for seed in seeds:
             aucs["af_IF"].append(roc_auc_score(y, IsolationForest(random_state=seed).fit(X).anomaly_score(X)))
             aucs["sklearn_IF"].append(roc_auc_score(y, -SklearnIF(random_state=seed).fit(X).score_samples(X)))
             aucs["af_EIF"].append(
                 roc_auc_score(y, ExtendedIsolationForest(random_state=seed).fit(X).anomaly_score(X))
             )
+            raw = ExtendedIsolationForest(standardize=False, random_state=seed).fit(X)
+            aucs["af_EIF_raw"].append(roc_auc_score(y, raw.anomaly_score(X)))
             if iso is not None:
                 common = dict(ndim=d, sample_size=256, ntrees=100, nthreads=1, random_seed=seed,
                               missing_action="fail")
                 m = iso.IsolationForest(coefs="normal", standardize_data=False, **common).fit(X)
-                aucs["isotree_EIF"].append(roc_auc_score(y, m.predict(X)))
+                aucs["isotree_EIF_raw"].append(roc_auc_score(y, m.predict(X)))
                 m = iso.IsolationForest(**common).fit(X)
                 aucs["isotree_EIF_default"].append(roc_auc_score(y, m.predict(X)))
         row = {"dataset": name, "shape": list(X.shape)}
@@ -199,14 +202,15 @@ def print_speed(result):
 
 
 def _accuracy_line(row):
-    cols = ["af_IF", "sklearn_IF", "af_EIF", "isotree_EIF", "isotree_EIF_default"]
+    cols = ["af_IF", "sklearn_IF", "af_EIF", "isotree_EIF_default", "af_EIF_raw", "isotree_EIF_raw"]
     return f"{row['dataset']:<18}" + "".join(f"{row.get(c, float('nan')):>10.4f}" for c in cols)
 
 
 def print_accuracy_header():
     print("\n== mean ROC-AUC over seeds ==")
-    print(f"{'dataset':<18}{'af IF':>10}{'sk IF':>10}{'af EIF':>10}{'iso EIF':>10}{'iso dflt':>10}")
-    print("(iso EIF: isotree ndim=d, Gaussian coefs, no standardisation; iso dflt: isotree ndim=d defaults)")
+    print(f"{'dataset':<18}{'af IF':>10}{'sk IF':>10}{'af EIF':>10}{'iso EIF':>10}{'af raw':>10}{'iso raw':>10}")
+    print("(af EIF: standardize=True (default) vs iso EIF: isotree ndim=d defaults (standardize_data);\n"
+          " af raw: standardize=False vs iso raw: isotree ndim=d, coefs='normal', standardize_data=False)")
 
 
 # -- main -----------------------------------------------------------------------
