@@ -259,6 +259,27 @@ cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key
     return n_left
 
 
+cdef inline void _push(intp_t* stack, intp_t* top, intp_t node, intp_t start,
+                       intp_t end, intp_t depth) noexcept nogil:
+    """Push a pending node that owns order[start:end] at ``depth``."""
+    cdef intp_t* slot = stack + 4 * top[0]
+    slot[0] = node
+    slot[1] = start
+    slot[2] = end
+    slot[3] = depth
+    top[0] += 1
+
+
+cdef inline void _pop(const intp_t* stack, intp_t* top, intp_t* node, intp_t* start,
+                      intp_t* end, intp_t* depth) noexcept nogil:
+    top[0] -= 1
+    cdef const intp_t* slot = stack + 4 * top[0]
+    node[0] = slot[0]
+    start[0] = slot[1]
+    end[0] = slot[2]
+    depth[0] = slot[3]
+
+
 # --------------------------------------------------------------------------
 # Axis-parallel trees (Isolation Forest)
 # --------------------------------------------------------------------------
@@ -291,17 +312,9 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                s.table_size, s.proj)
     _gather(X, s, m, n_tree_features)
 
-    s.stack[0] = 0
-    s.stack[1] = 0
-    s.stack[2] = m
-    s.stack[3] = 0
-    top = 1
+    _push(s.stack, &top, 0, 0, m, 0)  # the root holds the whole subsample
     while top > 0:
-        top -= 1
-        node = s.stack[4 * top]
-        start = s.stack[4 * top + 1]
-        end = s.stack[4 * top + 2]
-        depth = s.stack[4 * top + 3]
+        _pop(s.stack, &top, &node, &start, &end, &depth)
         size = end - start
         if depth > tree_depth:
             tree_depth = depth
@@ -341,15 +354,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
         nodes[node].left = <int32_t>next_free
         values[node] = 0.0
         # push right then left, so the left subtree is built first
-        s.stack[4 * top] = next_free + 1
-        s.stack[4 * top + 1] = cut
-        s.stack[4 * top + 2] = end
-        s.stack[4 * top + 3] = depth + 1
-        s.stack[4 * top + 4] = next_free
-        s.stack[4 * top + 5] = start
-        s.stack[4 * top + 6] = cut
-        s.stack[4 * top + 7] = depth + 1
-        top += 2
+        _push(s.stack, &top, next_free + 1, cut, end, depth + 1)
+        _push(s.stack, &top, next_free, start, cut, depth + 1)
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
@@ -596,17 +602,9 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
                s.table_size, s.proj)
     _gather(X, s, m, n_tree_features)
 
-    s.stack[0] = 0
-    s.stack[1] = 0
-    s.stack[2] = m
-    s.stack[3] = 0
-    top = 1
+    _push(s.stack, &top, 0, 0, m, 0)  # the root holds the whole subsample
     while top > 0:
-        top -= 1
-        node = s.stack[4 * top]
-        start = s.stack[4 * top + 1]
-        end = s.stack[4 * top + 2]
-        depth = s.stack[4 * top + 3]
+        _pop(s.stack, &top, &node, &start, &end, &depth)
         size = end - start
         if depth > tree_depth:
             tree_depth = depth
@@ -680,15 +678,9 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
         nodes[node].left = <int32_t>next_free
         nodes[node].n_terms = <int32_t>n_use
         values[node] = 0.0
-        s.stack[4 * top] = next_free + 1
-        s.stack[4 * top + 1] = cut
-        s.stack[4 * top + 2] = end
-        s.stack[4 * top + 3] = depth + 1
-        s.stack[4 * top + 4] = next_free
-        s.stack[4 * top + 5] = start
-        s.stack[4 * top + 6] = cut
-        s.stack[4 * top + 7] = depth + 1
-        top += 2
+        # push right then left, so the left subtree is built first
+        _push(s.stack, &top, next_free + 1, cut, end, depth + 1)
+        _push(s.stack, &top, next_free, start, cut, depth + 1)
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
