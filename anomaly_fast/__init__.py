@@ -5,13 +5,17 @@ drop-in scikit-learn estimators.
 """
 
 from ._forest import average_path_length
+from .adwin import ADWIN
 from .extended_isolation_forest import ExtendedIsolationForest
+from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADWIN",
     "ExtendedIsolationForest",
+    "HalfSpaceTrees",
     "IsolationForest",
     "average_path_length",
 ]
