@@ -1,6 +1,7 @@
 """Half-Space Trees streaming anomaly detector with compiled trees."""
 
 import copyreg
+import random
 from numbers import Integral
 
 import numpy as np
@@ -23,7 +24,8 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     ``n_trees`` complete random trees of depth ``height`` split a work space
     given by per-feature limits: at each node a feature is drawn with
     probability proportional to the share of its limit range left in the node,
-    and the threshold uniformly in the middle 70% of that range (as river).
+    and the threshold uniformly in the middle 70% of that range (as river;
+    the paper halves the range of a perturbed work space instead).
     Each node counts the points of the current window that pass through it
     (latest mass) and keeps the count of the last complete window (reference
     mass); every ``window_size`` points the latest masses become the
@@ -55,7 +57,8 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         a feature constant over it is never split on.  Values outside the
         limits are valid: they fall in the outermost cell of every split.
     seed : int or None, default=None
-        Seed of the tree construction; ``None`` draws one at random.
+        Seed of the tree construction (``random.Random(seed)``); ``None``
+        seeds from the operating system.
     score_rule : {"path", "terminal"}, default="path"
         How a walk's masses make the raw score (see above).
 
@@ -76,8 +79,11 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     compiled fast path.  Missing or unknown features, a wrong length, NaN or
     infinity raise a ``ValueError``; non-numeric values a ``TypeError``.
     Unlike river, missing features are not routed down the busiest child.
-    The random trees are not river's (another generator), so scores agree
-    with river in distribution, not value by value.
+    The trees are drawn with Python's ``random.Random(seed)`` in the order
+    river draws them, in the unit cube scaled to the limits: with limits
+    (0, 1) for every feature (river's default) and the same seed, the trees
+    and every score are identical to ``river.anomaly.HalfSpaceTrees`` (which
+    takes dicts; use sorted feature names, or ``dict(enumerate(row))``).
 
     Examples
     --------
@@ -89,9 +95,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     ...                      limits=[(0, 1), (0, 1)], seed=42)
     >>> scores = hst.score_learn_many(X)
     >>> print(f"{scores[:100].max():.3f} {scores[100:].mean():.3f}")
-    0.000 0.186
+    0.000 0.461
     >>> print(f"{hst.score_one(np.array([0.5, 0.5])):.3f} {hst.score_one({0: 0.95, 1: 0.05}):.3f}")
-    0.080 0.988
+    0.378 0.980
     """
 
     _parameter_constraints: dict = {
@@ -128,10 +134,6 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 f"HalfSpaceTrees: n_trees={self.n_trees} and height={self.height} need "
                 f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
             )
-        if self.seed is None:
-            self._seed = int(np.random.SeedSequence().entropy) & (2**64 - 1)
-        else:
-            self._seed = int(self.seed) & (2**64 - 1)
         self._config = (int(self.n_trees), int(self.height), int(self.window_size),
                         self.score_rule == "path")
         self._configure(*self._config)
@@ -226,7 +228,10 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
 
     def _draw_trees(self, lim):
         self.limits_ = lim
-        self._build(self._seed, np.ascontiguousarray(lim[:, 0]), np.ascontiguousarray(lim[:, 1]))
+        # Python's Mersenne Twister, drawn in river's order: for limits (0, 1)
+        # the trees are river's for the same seed.
+        uniform = random.Random(None if self.seed is None else int(self.seed)).random
+        self._build(uniform, np.ascontiguousarray(lim[:, 0]), np.ascontiguousarray(lim[:, 1]))
 
     def _hold(self, X):
         """Take rows of X into the first window while the limits are unknown;

@@ -30,8 +30,7 @@ from libc.stdlib cimport malloc, free
 from posix.stdlib cimport posix_memalign
 from libc.string cimport memcpy, memset
 
-from _types cimport float64_t, int32_t, int64_t, intp_t, uint64_t
-from _random cimport RandomState, rng_seed, rng_uniform
+from _types cimport float64_t, int32_t, int64_t, intp_t
 
 cnp.import_array()
 
@@ -79,16 +78,20 @@ cdef inline void _learn_node(HSTNode* node, int64_t w) noexcept nogil:
     node.window = w
 
 
-cdef void _build_tree(HSTNode* tree, intp_t node, intp_t depth, intp_t height,
-                      intp_t n_features, float64_t* lo, float64_t* hi,
-                      const float64_t* root_width, float64_t* weights,
-                      RandomState* rng) noexcept nogil:
-    """Draw the splits of a subtree in pre-order.  A feature is picked with
-    probability proportional to the share of its limit range left in the node
-    (features with an empty range are never picked); the threshold is uniform
-    in the middle 70% of the node's range of that feature."""
-    cdef intp_t f, pick
-    cdef float64_t total = 0.0, u, a, b, at, saved
+cdef int _draw_subtree(HSTNode* tree, intp_t node, intp_t depth, intp_t height,
+                       intp_t n_features, float64_t* unit_lo, float64_t* unit_hi,
+                       float64_t* cumulative, object uniform,
+                       const float64_t* lo, const float64_t* width) except -1:
+    """Draw the splits of a subtree in pre-order (left before right), in the
+    unit cube: a feature is picked with probability proportional to its side
+    in the node (``uniform() * total`` located in the cumulative sides), and a
+    threshold ``t`` uniformly in the middle 70% of that side.  The stored
+    threshold is ``lo + t * width`` in the feature's own units (exactly ``t``
+    for limits (0, 1)).  Features with zero width have a zero side and are
+    never picked.  ``uniform`` is a Python ``random.Random.random``: with it,
+    the draws are those of river's padded trees for the same seed."""
+    cdef intp_t f, pick, first, last, mid
+    cdef float64_t acc, u, a, b, start, stop, t, saved
     tree[node].window = -2
     tree[node].latest = 0
     tree[node].reference = 0
@@ -96,32 +99,39 @@ cdef void _build_tree(HSTNode* tree, intp_t node, intp_t depth, intp_t height,
     tree[node].feature = 0
     tree[node].threshold = 0.0
     if depth == height:
-        return
+        return 0
+    acc = 0.0
     for f in range(n_features):
-        weights[f] = (hi[f] - lo[f]) / root_width[f] if root_width[f] > 0.0 else 0.0
-        total += weights[f]
-    u = rng_uniform(rng) * total
-    pick = n_features - 1
-    for f in range(n_features):
-        if u < weights[f]:
-            pick = f
-            break
-        u -= weights[f]
-    while weights[pick] <= 0.0 and pick > 0:  # rounding pushed u past the last weight
-        pick -= 1
-    a = lo[pick]
-    b = hi[pick]
-    at = (a + PADDING * (b - a)) + rng_uniform(rng) * ((b - PADDING * (b - a)) - (a + PADDING * (b - a)))
+        acc = acc + (unit_hi[f] - unit_lo[f])
+        cumulative[f] = acc
+    u = <float64_t>uniform() * (cumulative[n_features - 1] + 0.0)
+    first = 0  # the first f in [0, n_features - 1) with cumulative[f] > u, else the last
+    last = n_features - 1
+    while first < last:
+        mid = (first + last) // 2
+        if u < cumulative[mid]:
+            last = mid
+        else:
+            first = mid + 1
+    pick = first
+    a = unit_lo[pick]
+    b = unit_hi[pick]
+    start = a + PADDING * (b - a)
+    stop = b - PADDING * (b - a)
+    t = start + (stop - start) * <float64_t>uniform()
     tree[node].feature = <int32_t>pick
-    tree[node].threshold = at
-    saved = hi[pick]
-    hi[pick] = at
-    _build_tree(tree, 2 * node, depth + 1, height, n_features, lo, hi, root_width, weights, rng)
-    hi[pick] = saved
-    saved = lo[pick]
-    lo[pick] = at
-    _build_tree(tree, 2 * node + 1, depth + 1, height, n_features, lo, hi, root_width, weights, rng)
-    lo[pick] = saved
+    tree[node].threshold = lo[pick] + t * width[pick]
+    saved = unit_hi[pick]
+    unit_hi[pick] = t
+    _draw_subtree(tree, 2 * node, depth + 1, height, n_features, unit_lo, unit_hi,
+                  cumulative, uniform, lo, width)
+    unit_hi[pick] = saved
+    saved = unit_lo[pick]
+    unit_lo[pick] = t
+    _draw_subtree(tree, 2 * node + 1, depth + 1, height, n_features, unit_lo, unit_hi,
+                  cumulative, uniform, lo, width)
+    unit_lo[pick] = saved
+    return 0
 
 
 cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_lanes,
@@ -210,40 +220,34 @@ cdef class HalfSpaceForest:
         self._count = 0
         self._n_features = 0
 
-    def _build(self, uint64_t seed, const float64_t[::1] lo, const float64_t[::1] hi):
-        """Draw the trees over the work space [lo, hi] (one RNG stream, trees
-        drawn one after another)."""
+    def _build(self, object uniform, const float64_t[::1] lo, const float64_t[::1] hi):
+        """Draw the trees over the work space [lo, hi], one after another, with
+        the uniform [0, 1) generator ``uniform`` (see ``_draw_subtree``)."""
         cdef intp_t d = lo.shape[0], t, f
-        cdef RandomState rng
-        cdef float64_t* scratch
         cdef size_t n_nodes = <size_t>self._n_trees * <size_t>self._slots
         cdef void* mem = NULL
         free(self._nodes)
         self._nodes = NULL
+        self._built = False
         if posix_memalign(&mem, 64, n_nodes * sizeof(HSTNode)) != 0:
             raise MemoryError(f"HalfSpaceTrees: cannot allocate {n_nodes} nodes")
         self._nodes = <HSTNode*>mem
-        scratch = <float64_t*>malloc(4 * d * sizeof(float64_t))
-        if scratch == NULL:
-            raise MemoryError()
+        cdef float64_t[:, ::1] scratch = np.zeros((4, d), dtype=np.float64)
+        for f in range(d):
+            scratch[3, f] = hi[f] - lo[f]
         self._n_features = d
-        with nogil:
-            rng_seed(&rng, seed)
+        for t in range(self._n_trees):
             for f in range(d):
-                scratch[2 * d + f] = hi[f] - lo[f]
-            for t in range(self._n_trees):
-                for f in range(d):
-                    scratch[f] = lo[f]
-                    scratch[d + f] = hi[f]
-                memset(self._nodes + t * self._slots, 0, sizeof(HSTNode))  # slot 0
-                _build_tree(self._nodes + t * self._slots, 1, 0, self._height, d,
-                            scratch, scratch + d, scratch + 2 * d, scratch + 3 * d, &rng)
-        free(scratch)
+                scratch[0, f] = 0.0
+                scratch[1, f] = 1.0 if scratch[3, f] > 0.0 else 0.0
+            memset(self._nodes + t * self._slots, 0, sizeof(HSTNode))  # slot 0
+            _draw_subtree(self._nodes + t * self._slots, 1, 0, self._height, d,
+                          &scratch[0, 0], &scratch[1, 0], &scratch[2, 0], uniform,
+                          &lo[0], &scratch[3, 0])
         self._built = True
         self._window = 0
         self._count = 0
 
-    # -- kernels ---------------------------------------------------------------
     cdef void _run(self, const float64_t* X, intp_t n, intp_t d, bint learn, bint score,
                    float64_t* out) noexcept nogil:
         """Score and/or learn n rows in order.  Trees are the outer loop (one
