@@ -79,9 +79,11 @@ class ADWIN(AdaptiveWindow, BaseEstimator):
     >>> for i, value in enumerate(stream):
     ...     if adwin.update(value):
     ...         print(f"Change detected at index {i}, input value: {value}")
-    Change detected at index 1023, input value: 5
-    >>> adwin.update_many(stream)
+    Change detected at index 1023, input value: 7
+    >>> ADWIN().update_many(stream)  # the same, with the loop in compiled code
     array([1023])
+    >>> print(adwin.width, f"{adwin.estimation:.3f}")
+    976 5.502
     """
 
     _parameter_constraints: dict = {
