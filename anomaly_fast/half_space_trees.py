@@ -134,6 +134,16 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 f"HalfSpaceTrees: n_trees={self.n_trees} and height={self.height} need "
                 f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
             )
+        if self.limits is not None:
+            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
+            try:
+                lim = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
+            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
+                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
+            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
+                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
         self._config = (int(self.n_trees), int(self.height), int(self.window_size),
                         self.score_rule == "path")
         self._configure(*self._config)
@@ -222,8 +232,6 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             lim = np.asarray(self.limits, dtype=np.float64)
         if lim.shape != (d, 2):
             raise ValueError(f"HalfSpaceTrees: limits must give (low, high) for each of the {d} features")
-        if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
-            raise ValueError("HalfSpaceTrees: every limit must be finite with low < high")
         return lim
 
     def _draw_trees(self, lim):
