@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "bench": ("anomaly_fast.bench.forest", "isolation-forest speed/accuracy benchmark vs scikit-learn and isotree"),
+    "bench-streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections/speed/ROC-AUC vs river"),
 }
 
 

@@ -145,20 +145,24 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
     Inlined with constant flags, so each use compiles to its own loop."""
     cdef intp_t node[LANES]
     cdef int active[LANES]
-    cdef intp_t b, depth, n_active = n_lanes if score else 0
-    cdef int stop
-    cdef float64_t weight = 1.0, r
+    cdef intp_t b, depth, n_active
+    cdef int stop, same
+    cdef float64_t weight, r
     cdef HSTNode* nd
-    for b in range(n_lanes):
-        node[b] = 1
-        active[b] = score
-        s[b] = 0.0
-    for depth in range(height + 1):
-        if not learn and n_active == 0:
-            return
+    if score:
+        # Scoring reads reference masses only, learning writes latest ones:
+        # within a window the two walks commute, so they run one after the
+        # other and the scoring walk stops as soon as every lane has stopped.
+        n_active = n_lanes
+        weight = 1.0
         for b in range(n_lanes):
-            nd = trees[b] + node[b]
-            if score:  # branch-free: whether a walk stops here is unpredictable
+            node[b] = 1
+            active[b] = 1
+            s[b] = 0.0
+        for depth in range(height + 1):
+            for b in range(n_lanes):
+                # branch-free: whether a walk stops here is unpredictable
+                nd = trees[b] + node[b]
                 r = _reference(nd, w)
                 stop = active[b] & ((r < limit) | (depth == height))
                 if path_sum:
@@ -167,14 +171,28 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
                     s[b] += stop * r * weight
                 active[b] &= 1 - stop
                 n_active -= stop
-            if learn:
-                _learn_node(nd, w)
-            if depth < height:
-                node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
-                # The children of the next node share one cache line: fetch it
-                # now, it is needed when this lane comes round again.
-                prefetch(trees[b] + 2 * node[b])
-        weight *= 2.0
+                if depth < height:
+                    node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
+                    prefetch(trees[b] + 2 * node[b])
+            if n_active == 0:
+                break
+            weight *= 2.0
+    if learn:
+        for b in range(n_lanes):
+            node[b] = 1
+        for depth in range(height + 1):
+            for b in range(n_lanes):
+                nd = trees[b] + node[b]
+                # the lazy pivot, then one more point (branch-free)
+                same = nd.window == w
+                nd.reference = same * nd.reference + (nd.window == w - 1) * nd.latest
+                nd.latest = same * nd.latest + 1
+                nd.window = w
+                if depth < height:
+                    node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
+                    # The children of the next node share one cache line:
+                    # fetch it now, it is needed when this lane comes round.
+                    prefetch(trees[b] + 2 * node[b])
 
 
 cdef class HalfSpaceForest:
