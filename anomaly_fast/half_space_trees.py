@@ -2,9 +2,11 @@
 
 import copyreg
 import random
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -14,6 +16,7 @@ from ._hst import HalfSpaceForest
 __all__ = ["HalfSpaceTrees"]
 
 _NODE_BYTES = 32
+_MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
 _MAX_NODE_BYTES = 8 * 2**30  # refuse forests above 8 GiB of nodes
 
 
@@ -61,6 +64,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         seeds from the operating system.
     score_rule : {"path", "terminal"}, default="path"
         How a walk's masses make the raw score (see above).
+    n_jobs : int or None, default=None
+        Threads for the batch methods (None = 1, -1 = all cores); trees are
+        split between threads and results do not depend on ``n_jobs``.
 
     Attributes
     ----------
@@ -107,16 +113,18 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         "limits": [dict, "array-like", None],
         "seed": [Integral, None],
         "score_rule": [StrOptions({"path", "terminal"})],
+        "n_jobs": [Integral, None],
     }
 
     def __init__(self, n_trees=10, height=8, window_size=250, limits=None, seed=None,
-                 score_rule="path"):
+                 score_rule="path", n_jobs=None):
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
         self.limits = limits
         self.seed = seed
         self.score_rule = score_rule
+        self.n_jobs = n_jobs
         self.reset()
 
     def reset(self):
@@ -279,6 +287,31 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     # other input comes back to the two methods above.
 
     # -- batch API ---------------------------------------------------------------
+    def _batch(self, X, learn, score):
+        """Run a validated batch in the kernel, splitting the trees between
+        threads when the batch is large enough (the kernel drops the GIL)."""
+        n = len(X)
+        n_threads = min(effective_n_jobs(self.n_jobs), int(self.n_trees), n // _MIN_ROWS_PER_THREAD)
+        if n_threads <= 1 or not self._exact_sums:
+            if learn and score:
+                return self._score_learn_many(X)
+            if score:
+                return self._score_many(X)
+            self._learn_many(X)
+            return None
+        bounds = np.linspace(0, int(self.n_trees), n_threads + 1).astype(int)
+        raws = [np.zeros(n if score else 1) for _ in range(n_threads)]
+        with ThreadPoolExecutor(n_threads) as pool:
+            jobs = [pool.submit(self._run_tree_range, X, int(a), int(b), learn, score, raw)
+                    for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
+            for job in jobs:
+                job.result()
+        raw = raws[0]
+        for other in raws[1:]:
+            raw += other  # integers below 2**53: exact, as one thread would sum them
+        self._finish_batch(n, learn, score, raw)
+        return raw if score else None
+
     def learn_many(self, X):
         """Learn the rows of X in order (as ``learn_one`` on each).
 
@@ -292,7 +325,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         """
         X = self._hold(self._matrix(X, "learn_many"))
         if len(X):
-            self._learn_many(X)
+            self._batch(X, learn=True, score=False)
         return self
 
     def score_many(self, X):
@@ -307,7 +340,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         X = self._matrix(X, "score_many")
         if not self._is_built:
             return np.zeros(len(X))
-        return self._score_many(X)
+        return self._batch(X, learn=False, score=True)
 
     def score_learn_many(self, X):
         """Score each row with the model as it stands, then learn it: the
@@ -324,7 +357,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         rest = self._hold(X)
         scores = np.zeros(n)
         if len(rest):
-            scores[n - len(rest):] = self._score_learn_many(rest)
+            scores[n - len(rest):] = self._batch(rest, learn=True, score=True)
         return scores
 
     # -- pickling --------------------------------------------------------------

@@ -54,7 +54,8 @@ NODE_DTYPE = np.dtype(
 
 cdef float64_t PADDING = 0.15  # a split is drawn in the middle 70% of the node's range
 cdef enum:
-    LANES = 32  # walks advanced together, level by level
+    LANES = 32        # walks advanced together, level by level
+    ROW_CHUNK = 4096  # rows every tree walks before the next rows (they stay in cache)
 
 
 cdef inline int32_t _reference(const HSTNode* node, int64_t w) noexcept nogil:
@@ -266,60 +267,71 @@ cdef class HalfSpaceForest:
         self._window = 0
         self._count = 0
 
-    cdef void _run(self, const float64_t* X, intp_t n, intp_t d, bint learn, bint score,
-                   float64_t* out) noexcept nogil:
-        """Score and/or learn n rows in order.  Trees are the outer loop (one
-        tree's nodes stay in cache) and blocks of rows within one window walk
-        it together; each row is scored with the model as it stood before
-        that row was learned (within a window, scoring reads only reference
-        masses and learning writes only latest ones, so the order inside a
-        block does not matter)."""
+    cdef void _run_trees(self, const float64_t* X, intp_t n, intp_t d, intp_t t0, intp_t t1,
+                         bint learn, bint score, float64_t* raw) noexcept nogil:
+        """Score and/or learn n rows in order in trees t0 .. t1 - 1, adding
+        each row's raw score to ``raw[i]`` (trees in order); the window
+        position is not moved (see ``_finish``).
+
+        Rows are taken in chunks that stay in cache while every tree walks
+        them; in a tree, blocks of up to LANES rows within one window walk
+        together.  Each row is scored with the model as it stood before that
+        row was learned: within a window, scoring reads only reference masses
+        and learning writes only latest ones, so the order inside a block
+        does not matter."""
         cdef HSTNode* trees[LANES]
         cdef const float64_t* rows[LANES]
         cdef float64_t s[LANES]
-        cdef intp_t t, i, b, m
-        cdef int64_t w
-        cdef int32_t count
+        cdef intp_t t, i, b, m, i0 = 0, i1
+        cdef int64_t w, w0 = self._window, count, count0 = self._count
         cdef HSTNode* tree
         cdef bint scoring
-        if score:
-            for i in range(n):
-                out[i] = 0.0
-        for t in range(self._n_trees):
-            tree = self._nodes + t * self._slots
-            w = self._window
-            count = self._count
-            i = 0
-            while i < n:
-                m = min(<intp_t>LANES, n - i)
-                if learn:
-                    m = min(m, <intp_t>(self._window_size - count))
-                scoring = score and w > 0
-                if scoring or learn:
-                    for b in range(m):
-                        trees[b] = tree
-                        rows[b] = X + (i + b) * d
-                    if learn and scoring:
-                        _walk_lanes(trees, rows, m, self._height, self._size_limit,
-                                    self._path_sum, True, True, w, s)
-                    elif learn:
-                        _walk_lanes(trees, rows, m, self._height, self._size_limit,
-                                    self._path_sum, True, False, w, s)
-                    else:
-                        _walk_lanes(trees, rows, m, self._height, self._size_limit,
-                                    self._path_sum, False, True, w, s)
-                    if scoring:
+        while i0 < n:
+            i1 = min(n, i0 + <intp_t>ROW_CHUNK)
+            for t in range(t0, t1):
+                tree = self._nodes + t * self._slots
+                w = w0
+                count = count0
+                i = i0
+                while i < i1:
+                    m = min(<intp_t>LANES, i1 - i)
+                    if learn:
+                        m = min(m, <intp_t>(self._window_size - count))
+                    scoring = score and w > 0
+                    if scoring or learn:
                         for b in range(m):
-                            out[i + b] += s[b]
-                if learn:
-                    count += <int32_t>m
-                    if count == self._window_size:
-                        count = 0
-                        w += 1
-                i += m
+                            trees[b] = tree
+                            rows[b] = X + (i + b) * d
+                        if learn and scoring:
+                            _walk_lanes(trees, rows, m, self._height, self._size_limit,
+                                        self._path_sum, True, True, w, s)
+                        elif learn:
+                            _walk_lanes(trees, rows, m, self._height, self._size_limit,
+                                        self._path_sum, True, False, w, s)
+                        else:
+                            _walk_lanes(trees, rows, m, self._height, self._size_limit,
+                                        self._path_sum, False, True, w, s)
+                        if scoring:
+                            for b in range(m):
+                                raw[i + b] += s[b]
+                    if learn:
+                        count += m
+                        if count == self._window_size:
+                            count = 0
+                            w += 1
+                    i += m
+            if learn:
+                count0 += i1 - i0
+                w0 += count0 // self._window_size
+                count0 = count0 % self._window_size
+            i0 = i1
+
+    cdef void _finish(self, intp_t n, bint learn, bint score, float64_t* out) noexcept nogil:
+        """Turn raw scores into scores and move the window position past the
+        n rows just run."""
+        cdef intp_t i
+        cdef int64_t w = self._window, count = self._count
         if score:
-            w = self._window
-            count = self._count
             for i in range(n):
                 out[i] = 1.0 - out[i] / self._max_score if w > 0 else 0.0
                 if learn:
@@ -328,8 +340,19 @@ cdef class HalfSpaceForest:
                         count = 0
                         w += 1
         if learn:
+            count = self._count + n
+            self._window += count // self._window_size
+            self._count = <int32_t>(count % self._window_size)
+
+    cdef void _run(self, const float64_t* X, intp_t n, intp_t d, bint learn, bint score,
+                   float64_t* out) noexcept nogil:
+        """Score and/or learn n rows in order in every tree (one thread)."""
+        cdef intp_t i
+        if score:
             for i in range(n):
-                self._advance()
+                out[i] = 0.0
+        self._run_trees(X, n, d, 0, self._n_trees, learn, score, out)
+        self._finish(n, learn, score, out)
 
     cdef inline void _advance(self) noexcept nogil:
         self._count += 1
@@ -384,6 +407,25 @@ cdef class HalfSpaceForest:
         with nogil:
             self._run(&X[0, 0], X.shape[0], X.shape[1], False, True, &out[0])
         return np.asarray(out)
+
+    def _run_tree_range(self, const float64_t[:, ::1] X, intp_t t0, intp_t t1, bint learn,
+                        bint score, float64_t[::1] raw):
+        """One thread's share of a batch: trees t0 .. t1 - 1 (see ``_run_trees``)."""
+        with nogil:
+            self._run_trees(&X[0, 0], X.shape[0], X.shape[1], t0, t1, learn, score,
+                            &raw[0] if score else NULL)
+
+    def _finish_batch(self, intp_t n, bint learn, bint score, float64_t[::1] raw):
+        """After every tree range has run: scores from the summed raw scores,
+        and the window position moved past the batch."""
+        with nogil:
+            self._finish(n, learn, score, &raw[0] if score else NULL)
+
+    @property
+    def _exact_sums(self):
+        """Raw scores are integers below 2**53, so partial sums over tree
+        ranges add up exactly in any grouping."""
+        return self._max_score < 2.0 ** 53
 
     def _score_learn_many(self, const float64_t[:, ::1] X):
         cdef float64_t[::1] out = np.empty(X.shape[0], dtype=np.float64)
