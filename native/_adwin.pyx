@@ -54,11 +54,16 @@ cdef class AdaptiveWindow:
     cdef float64_t* _bucket_total  # per-bucket sum of values
     cdef float64_t* _bucket_m2     # per-bucket sum of squared deviations
     cdef intp_t* _bucket_count     # buckets in each row
+    cdef float64_t* _old_mean      # per bucket: mean of the values up to and including it (from the old end)
+    cdef float64_t* _old_recip     # per bucket: 1 / (values up to and including it - L + 1)
+    cdef intp_t _dirty_row         # the two caches above are valid in rows above this one
 
     def __cinit__(self):
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
+        self._old_mean = NULL
+        self._old_recip = NULL
         self._rows_allocated = 0
         self._n_rows = 0
         self._row_capacity = 0
@@ -67,6 +72,8 @@ cdef class AdaptiveWindow:
         free(self._bucket_total)
         free(self._bucket_m2)
         free(self._bucket_count)
+        free(self._old_mean)
+        free(self._old_recip)
 
     # -- set-up ----------------------------------------------------------------
     def _configure(self, float64_t delta, int64_t clock, intp_t max_buckets,
@@ -81,9 +88,13 @@ cdef class AdaptiveWindow:
         free(self._bucket_total)
         free(self._bucket_m2)
         free(self._bucket_count)
+        free(self._old_mean)
+        free(self._old_recip)
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
+        self._old_mean = NULL
+        self._old_recip = NULL
         self._rows_allocated = 0
         self._grow(8)
         self._clear_window()
@@ -99,6 +110,15 @@ cdef class AdaptiveWindow:
         if t == NULL:
             raise MemoryError()
         self._bucket_m2 = t
+        t = <float64_t*>realloc(self._old_mean, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._old_mean = t
+        t = <float64_t*>realloc(self._old_recip, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._old_recip = t
+        self._dirty_row = n_rows
         cdef intp_t* c = <intp_t*>realloc(self._bucket_count, n_rows * sizeof(intp_t))
         if c == NULL:
             raise MemoryError()
@@ -114,6 +134,7 @@ cdef class AdaptiveWindow:
         self._tick = 0
         self._drift = False
         self._n_rows = 1
+        self._dirty_row = self._rows_allocated
         memset(self._bucket_count, 0, self._rows_allocated * sizeof(intp_t))
 
     # -- the algorithm ---------------------------------------------------------
@@ -132,24 +153,51 @@ cdef class AdaptiveWindow:
             self._bucket_m2[j] = self._bucket_m2[j + k]
         self._bucket_count[row] = left
 
+    cdef void _add_to_statistics(self, const float64_t* values, intp_t n) noexcept nogil:
+        """Window width, sum and sum of squared deviations after appending
+        ``values`` (Welford's update, one value at a time).  Kept apart from
+        the buckets so that, over a span of values, the divisions of
+        successive values overlap in the CPU."""
+        cdef float64_t total = self._total, m2 = self._m2, width = self._width
+        cdef float64_t diff, added
+        cdef float64_t sum_before[256]
+        cdef intp_t i, start, stop
+        for start in range(0, n, 256):
+            stop = min(n, start + 256)
+            # The running sum first, in its own loop: fused with the loop
+            # below, the compiler pairs the two additions and the sum then
+            # waits on the divisions.
+            for i in range(start, stop):
+                sum_before[i - start] = total
+                total += values[i]
+            for i in range(start, stop):
+                width += 1.0
+                added = 0.0
+                if width > 1.0:
+                    diff = values[i] - sum_before[i - start] / (width - 1.0)
+                    added = (width - 1.0) * diff * diff / width
+                m2 += added
+        self._total = total
+        self._m2 = m2
+        self._width = width
+
     cdef int _insert(self, float64_t value) except -1 nogil:
-        cdef float64_t diff, added = 0.0
+        self._add_to_statistics(&value, 1)
+        return self._add_bucket(value)
+
+    cdef int _add_bucket(self, float64_t value) except -1 nogil:
+        """Append a one-value bucket; merge the two oldest buckets of each
+        overflowing row into the next row."""
         cdef float64_t size, mean_a, mean_b, a_total, b_total
         cdef intp_t row = 0, base
         self._push(0, value, 0.0)
-        self._width += 1.0
-        if self._width > 1.0:
-            diff = value - self._total / (self._width - 1.0)
-            added = (self._width - 1.0) * diff * diff / self._width
-        self._m2 += added
-        self._total += value
-        # Merge the two oldest buckets of each overflowing row into the next.
         while self._bucket_count[row] == self._row_capacity:
             if row + 1 == self._rows_allocated:
                 with gil:
                     self._grow(2 * self._rows_allocated)
             if row + 1 == self._n_rows:
                 self._n_rows += 1
+                self._dirty_row = self._rows_allocated  # a new oldest row: nothing cached holds
             base = row * self._row_capacity
             size = <float64_t>(<int64_t>1 << row)
             a_total = self._bucket_total[base]
@@ -161,6 +209,8 @@ cdef class AdaptiveWindow:
                        + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b))
             self._drop_oldest(row, 2)
             row += 1
+        if row > self._dirty_row:
+            self._dirty_row = row
         return 0
 
     cdef void _delete_oldest_bucket(self) noexcept nogil:
@@ -175,6 +225,7 @@ cdef class AdaptiveWindow:
         window_mean = self._total / self._width
         self._m2 -= m2 + size * self._width * (mean - window_mean) * (mean - window_mean) / (size + self._width)
         self._drop_oldest(row, 1)
+        self._dirty_row = self._rows_allocated
         # Drop empty trailing rows so the oldest bucket is always in the last
         # row.  (river keeps an empty trailing row here, which only matters
         # when the next cut would delete from it -- river then fails.)
@@ -190,12 +241,15 @@ cdef class AdaptiveWindow:
         m = 1/(n0 - L + 1) + 1/(n1 - L + 1), v the window variance and
         d' = ln(2 ln(width) / delta).  v and d' only change when a bucket is
         dropped, so they are computed once per pass (the same values, rounded
-        the same way, as computing them for every split).
+        the same way, as computing them for every split).  u0/n0 and
+        1/(n0 - L + 1) depend only on the buckets from the old end up to the
+        split: they are kept from the last check for rows no update has
+        touched since (again the same values).
         """
         cdef bint detected = False, again = True, stop
         cdef float64_t n0, n1, u0, u1, size, t, mean_diff, log_term, window_var
-        cdef float64_t m_recip, bound, length = self._min_length
-        cdef intp_t row, k, count, base
+        cdef float64_t m_recip, bound, length = self._min_length, mean0, recip0
+        cdef intp_t row, k, count, base, dirty
         while again:
             again = False
             stop = False
@@ -205,6 +259,8 @@ cdef class AdaptiveWindow:
             u1 = self._total
             log_term = log(2.0 * log(self._width) / self._delta)
             window_var = self._m2 / self._width
+            dirty = self._dirty_row
+            self._dirty_row = -1
             row = self._n_rows - 1
             while row >= 0 and not stop:
                 size = <float64_t>(<int64_t>1 << row)
@@ -219,10 +275,18 @@ cdef class AdaptiveWindow:
                     if row == 0 and k == count - 1:
                         stop = True
                         break
+                    if row > dirty:
+                        mean0 = self._old_mean[base + k]
+                        recip0 = self._old_recip[base + k]
+                    else:
+                        mean0 = u0 / n0
+                        recip0 = 1.0 / (n0 - length + 1.0)
+                        self._old_mean[base + k] = mean0
+                        self._old_recip[base + k] = recip0
                     if n1 < length or n0 < length:
                         continue
-                    mean_diff = fabs((u0 / n0) - (u1 / n1))
-                    m_recip = 1.0 / (n0 - length + 1.0) + 1.0 / (n1 - length + 1.0)
+                    mean_diff = fabs(mean0 - (u1 / n1))
+                    m_recip = recip0 + 1.0 / (n1 - length + 1.0)
                     bound = 2.0 / 3.0 * log_term * m_recip
                     # The square root is >= 0, so mean_diff <= bound never cuts.
                     if not (mean_diff > bound):
@@ -260,14 +324,29 @@ cdef class AdaptiveWindow:
     def _update_many(self, const float64_t[::1] values):
         """Feed every value in turn; return the indices where a drift was
         detected.  The caller guarantees the values are finite."""
-        cdef intp_t n = values.shape[0], i, n_found = 0
+        cdef intp_t n = values.shape[0], i = 0, j, span, n_found = 0
         cdef int64_t[::1] found = np.empty(n, dtype=np.int64)
+        cdef const float64_t* v = &values[0] if n else NULL
         with nogil:
-            for i in range(n):
-                self._update(values[i])
+            # Values up to the next check form a span: its statistics, then
+            # its buckets, then the check -- the same operations as update()
+            # on each value, grouped (statistics and buckets do not interact).
+            while i < n:
                 if self._drift:
-                    found[n_found] = i
-                    n_found += 1
+                    self._clear_window()
+                    self._drift = False
+                span = min(n - i, <intp_t>(self._clock - self._tick % self._clock))
+                self._add_to_statistics(v + i, span)
+                for j in range(i, i + span):
+                    self._add_bucket(v[j])
+                self._tick += span
+                i += span
+                if self._tick % self._clock == 0 and self._width > self._grace:
+                    self._drift = self._check()
+                    if self._drift:
+                        self._n_detections += 1
+                        found[n_found] = i - 1
+                        n_found += 1
         return np.asarray(found[:n_found]).copy()
 
     def _state(self):
