@@ -196,6 +196,15 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
                     prefetch(trees[b] + 2 * node[b])
 
 
+def all_finite(const float64_t[::1] x):
+    """True when no entry of x is NaN or infinite."""
+    cdef intp_t i
+    for i in range(x.shape[0]):
+        if not isfinite(x[i]):
+            return False
+    return True
+
+
 cdef class HalfSpaceForest:
     """Compiled state of a Half-Space Trees model (see
     :class:`anomaly_fast.HalfSpaceTrees`)."""
