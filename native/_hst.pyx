@@ -147,7 +147,7 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
     cdef intp_t node[LANES]
     cdef int active[LANES]
     cdef intp_t b, depth, n_active
-    cdef int stop, same
+    cdef int stop
     cdef float64_t weight, r
     cdef HSTNode* nd
     if score:
@@ -184,11 +184,7 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
         for depth in range(height + 1):
             for b in range(n_lanes):
                 nd = trees[b] + node[b]
-                # the lazy pivot, then one more point (branch-free)
-                same = nd.window == w
-                nd.reference = same * nd.reference + (nd.window == w - 1) * nd.latest
-                nd.latest = same * nd.latest + 1
-                nd.window = w
+                _learn_node(nd, w)
                 if depth < height:
                     node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
                     # The children of the next node share one cache line:
