@@ -150,6 +150,29 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
     cdef int stop
     cdef float64_t weight, r
     cdef HSTNode* nd
+    if score and learn:
+        # One walk: score until the walk stops, learn down to the leaf.
+        weight = 1.0
+        for b in range(n_lanes):
+            node[b] = 1
+            active[b] = 1
+            s[b] = 0.0
+        for depth in range(height + 1):
+            for b in range(n_lanes):
+                nd = trees[b] + node[b]
+                r = _reference(nd, w)
+                stop = active[b] & ((r < limit) | (depth == height))
+                if path_sum:
+                    s[b] += active[b] * r * weight
+                else:
+                    s[b] += stop * r * weight
+                active[b] &= 1 - stop
+                _learn_node(nd, w)
+                if depth < height:
+                    node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
+                    prefetch(trees[b] + 2 * node[b])
+            weight *= 2.0
+        return
     if score:
         # Scoring reads reference masses only, learning writes latest ones:
         # within a window the two walks commute, so they run one after the
