@@ -174,9 +174,7 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
             weight *= 2.0
         return
     if score:
-        # Scoring reads reference masses only, learning writes latest ones:
-        # within a window the two walks commute, so they run one after the
-        # other and the scoring walk stops as soon as every lane has stopped.
+        # Scoring only: stop as soon as every lane has stopped.
         n_active = n_lanes
         weight = 1.0
         for b in range(n_lanes):
