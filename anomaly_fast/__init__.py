@@ -6,14 +6,18 @@ drop-in scikit-learn estimators.
 
 from ._forest import average_path_length
 from .ensemble import AnomalyEnsemble
+from .adwin import ADWIN
 from .extended_isolation_forest import ExtendedIsolationForest
+from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyEnsemble",
+    "ADWIN",
     "ExtendedIsolationForest",
+    "HalfSpaceTrees",
     "IsolationForest",
     "average_path_length",
 ]
