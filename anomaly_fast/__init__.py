@@ -5,15 +5,19 @@ drop-in scikit-learn estimators.
 """
 
 from ._forest import average_path_length
+from .adwin import ADWIN
 from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
+from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ADWIN",
     "AnomalyEnsemble",
     "ExtendedIsolationForest",
+    "HalfSpaceTrees",
     "IsolationForest",
     "average_path_length",
 ]

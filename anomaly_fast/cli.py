@@ -10,6 +10,7 @@ COMMANDS = {
     "bench": ("anomaly_fast.bench.forest", "isolation-forest speed/accuracy benchmark vs scikit-learn and isotree"),
     "evaluate": ("anomaly_fast.bench.evaluate", "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble on ADBench (or synthetic) sets"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency", "AnomalyEnsemble one-row latency and batch consistency vs PyOD-style batch rescaling"),
+    "bench-streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections/speed/ROC-AUC vs river"),
 }
 
 

@@ -1,0 +1,375 @@
+"""Half-Space Trees streaming anomaly detector with compiled trees."""
+
+import copyreg
+import random
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
+
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._hst import HalfSpaceForest
+
+__all__ = ["HalfSpaceTrees"]
+
+_NODE_BYTES = 32
+_MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
+_MAX_NODE_BYTES = 8 * 2**30  # refuse forests above 8 GiB of nodes
+
+
+class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
+    """Half-Space Trees (Tan, Ting & Liu 2011) for streaming anomaly
+    detection, compiled, with river's API plus batch entry points.
+
+    ``n_trees`` complete random trees of depth ``height`` split a work space
+    given by per-feature limits: at each node a feature is drawn with
+    probability proportional to the share of its limit range left in the node,
+    and the threshold uniformly in the middle 70% of that range (as river;
+    the paper halves the range of a perturbed work space instead).
+    Each node counts the points of the current window that pass through it
+    (latest mass) and keeps the count of the last complete window (reference
+    mass); every ``window_size`` points the latest masses become the
+    reference in O(1) (nodes are brought up to date lazily).
+
+    A point's raw score walks each tree until a leaf or a node whose
+    reference mass is below ``0.1 * window_size``; ``score_rule="path"`` (as
+    river) sums ``reference_mass * 2**depth`` over the nodes of the walk,
+    ``score_rule="terminal"`` (the paper's formula) takes it at the node where
+    the walk stops.
+
+    Score convention: ``score_one`` / ``score_many`` return
+    ``1 - raw / max_raw`` in [0, 1], **higher = more anomalous**, and 0.0
+    while the first window is being filled.
+
+    Parameters
+    ----------
+    n_trees : int >= 1, default=10
+        Number of trees.
+    height : int in [1, 30], default=8
+        Depth of the leaves; a tree has ``2**(height + 1) - 1`` nodes.
+    window_size : int >= 1, default=250
+        Points per window.
+    limits : dict, array-like of shape (n_features, 2) or None, default=None
+        Range ``(low, high)`` of each feature, keyed by feature name for dict
+        input (by position for array input).  ``None``: the limits are the
+        minimum and maximum of each feature over the first window, whose
+        points are held (at most ``window_size`` rows) until it is complete;
+        a feature constant over it is never split on.  Values outside the
+        limits are valid: they fall in the outermost cell of every split.
+    seed : int or None, default=None
+        Seed of the tree construction (``random.Random(seed)``); ``None``
+        seeds from the operating system.
+    score_rule : {"path", "terminal"}, default="path"
+        How a walk's masses make the raw score (see above).
+    n_jobs : int or None, default=None
+        Threads for the batch methods (None = 1, -1 = all cores); trees are
+        split between threads and results do not depend on ``n_jobs``.
+
+    Attributes
+    ----------
+    feature_names_ : list or None
+        Feature names in the order used internally (sorted keys of the first
+        dict; ``None`` for array input).
+    n_features_ : int or None
+        Number of features, once the first point has been seen.
+    limits_ : ndarray of shape (n_features, 2) or None
+        The limits the trees were drawn in, once they are drawn.
+
+    Notes
+    -----
+    Input may be a dict (feature name -> value) or a 1-D numpy array in the
+    order of ``feature_names_``; a finite C-contiguous float64 array takes a
+    compiled fast path.  Missing or unknown features, a wrong length, NaN or
+    infinity raise a ``ValueError``; non-numeric values a ``TypeError``.
+    Unlike river, missing features are not routed down the busiest child.
+    The trees are drawn with Python's ``random.Random(seed)`` in the order
+    river draws them, in the unit cube scaled to the limits: with limits
+    (0, 1) for every feature (river's default) and the same seed, the trees
+    and every score are identical to ``river.anomaly.HalfSpaceTrees`` (which
+    takes dicts; use sorted feature names, or ``dict(enumerate(row))``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_fast import HalfSpaceTrees
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(0.5, 0.05, size=(1000, 2))
+    >>> hst = HalfSpaceTrees(n_trees=10, height=6, window_size=100,
+    ...                      limits=[(0, 1), (0, 1)], seed=42)
+    >>> scores = hst.score_learn_many(X)
+    >>> print(f"{scores[:100].max():.3f} {scores[100:].mean():.3f}")
+    0.000 0.461
+    >>> print(f"{hst.score_one(np.array([0.5, 0.5])):.3f} {hst.score_one({0: 0.95, 1: 0.05}):.3f}")
+    0.378 0.980
+    """
+
+    _parameter_constraints: dict = {
+        "n_trees": [Interval(Integral, 1, None, closed="left")],
+        "height": [Interval(Integral, 1, 30, closed="both")],
+        "window_size": [Interval(Integral, 1, 2**31 - 1, closed="both")],
+        "limits": [dict, "array-like", None],
+        "seed": [Integral, None],
+        "score_rule": [StrOptions({"path", "terminal"})],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, n_trees=10, height=8, window_size=250, limits=None, seed=None,
+                 score_rule="path", n_jobs=None):
+        self.n_trees = n_trees
+        self.height = height
+        self.window_size = window_size
+        self.limits = limits
+        self.seed = seed
+        self.score_rule = score_rule
+        self.n_jobs = n_jobs
+        self.reset()
+
+    def reset(self):
+        """Forget the trees and everything learned (and apply any parameter
+        changed with ``set_params``).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        n_bytes = int(self.n_trees) * (2 ** (int(self.height) + 1) - 1) * _NODE_BYTES
+        if n_bytes > _MAX_NODE_BYTES:
+            raise ValueError(
+                f"HalfSpaceTrees: n_trees={self.n_trees} and height={self.height} need "
+                f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
+            )
+        if self.limits is not None:
+            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
+            try:
+                lim = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
+            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
+                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
+            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
+                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
+        self._config = (int(self.n_trees), int(self.height), int(self.window_size),
+                        self.score_rule == "path")
+        self._configure(*self._config)
+        self.feature_names_ = None
+        self.n_features_ = None
+        self.limits_ = None
+        self._first_window = None  # rows held until the limits are known
+        self._n_held = 0
+        return self
+
+    # -- input -----------------------------------------------------------------
+    def _set_features(self, names, n_features):
+        if self.n_features_ is None:
+            self.feature_names_ = names
+            self.n_features_ = n_features
+
+    def _row(self, x, caller):
+        """One point as a finite float64 vector in the internal feature order."""
+        if isinstance(x, dict):
+            if self.n_features_ is None:
+                try:
+                    names = sorted(x)
+                except TypeError:
+                    names = list(x)
+                if not names:
+                    raise ValueError(f"HalfSpaceTrees.{caller}: x is an empty dict")
+                self._set_features(names, len(names))
+            names = self.feature_names_
+            if names is None:
+                names = list(range(self.n_features_))
+            missing = [k for k in names if k not in x]
+            if missing or len(x) != len(names):
+                extra = [k for k in x if k not in set(names)]
+                raise ValueError(
+                    f"HalfSpaceTrees.{caller}: x must have exactly the features {names}; "
+                    f"missing {missing}, unknown {extra}"
+                )
+            try:
+                row = np.array([x[k] for k in names], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"HalfSpaceTrees.{caller}: feature values must be numbers ({exc})") from None
+        else:
+            arr = np.asarray(x)
+            if arr.dtype.kind not in "biuf":
+                raise TypeError(f"HalfSpaceTrees.{caller}: x must be numeric, got dtype {arr.dtype}")
+            if arr.ndim != 1:
+                raise ValueError(f"HalfSpaceTrees.{caller}: x must be a dict or a 1-D array, got shape {arr.shape}")
+            if arr.shape[0] == 0:
+                raise ValueError(f"HalfSpaceTrees.{caller}: x is empty")
+            self._set_features(None, arr.shape[0])
+            if arr.shape[0] != self.n_features_:
+                raise ValueError(
+                    f"HalfSpaceTrees.{caller}: x has {arr.shape[0]} features, expected {self.n_features_}"
+                )
+            row = np.ascontiguousarray(arr, dtype=np.float64)
+        if not np.isfinite(row).all():
+            raise ValueError(f"HalfSpaceTrees.{caller}: x must be finite (no NaN or infinity)")
+        return row
+
+    def _matrix(self, X, caller):
+        """A batch as a C-contiguous finite float64 matrix in feature order."""
+        if hasattr(X, "columns") and self.feature_names_ is not None:
+            missing = [k for k in self.feature_names_ if k not in X.columns]
+            if missing:
+                raise ValueError(f"HalfSpaceTrees.{caller}: X lacks the features {missing}")
+            X = X[self.feature_names_]
+        X = check_array(X, dtype=np.float64, order="C", input_name="X",
+                        estimator=f"HalfSpaceTrees.{caller}")
+        self._set_features(None, X.shape[1])
+        if X.shape[1] != self.n_features_:
+            raise ValueError(
+                f"HalfSpaceTrees.{caller}: X has {X.shape[1]} features, expected {self.n_features_}"
+            )
+        return X
+
+    # -- the first window ----------------------------------------------------------
+    def _resolve_limits(self):
+        d = self.n_features_
+        if isinstance(self.limits, dict):
+            names = self.feature_names_ if self.feature_names_ is not None else list(range(d))
+            missing = [k for k in names if k not in self.limits]
+            if missing:
+                raise ValueError(f"HalfSpaceTrees: limits lacks the features {missing}")
+            lim = np.array([self.limits[k] for k in names], dtype=np.float64)
+        else:
+            lim = np.asarray(self.limits, dtype=np.float64)
+        if lim.shape != (d, 2):
+            raise ValueError(f"HalfSpaceTrees: limits must give (low, high) for each of the {d} features")
+        return lim
+
+    def _draw_trees(self, lim):
+        self.limits_ = lim
+        # Python's Mersenne Twister, drawn in river's order: for limits (0, 1)
+        # the trees are river's for the same seed.
+        uniform = random.Random(None if self.seed is None else int(self.seed)).random
+        self._build(uniform, np.ascontiguousarray(lim[:, 0]), np.ascontiguousarray(lim[:, 1]))
+
+    def _hold(self, X):
+        """Take rows of X into the first window while the limits are unknown;
+        return the rows left over once the trees are drawn."""
+        if self._is_built:
+            return X
+        if self.limits is not None:
+            self._draw_trees(self._resolve_limits())
+            return X
+        if self._first_window is None:
+            self._first_window = np.empty((int(self.window_size), self.n_features_))
+        k = min(len(X), len(self._first_window) - self._n_held)
+        self._first_window[self._n_held:self._n_held + k] = X[:k]
+        self._n_held += k
+        if self._n_held == len(self._first_window):
+            held = self._first_window
+            lim = np.column_stack([held.min(axis=0), held.max(axis=0)])
+            if (lim[:, 0] == lim[:, 1]).all():
+                lim += [-0.5, 0.5]
+            self._draw_trees(lim)
+            self._first_window, self._n_held = None, 0
+            self._learn_many(held)
+        return X[k:]
+
+    # -- river-style API (fast paths in the compiled base class) -------------------
+    def _learn_other(self, x):
+        row = self._row(x, "learn_one")
+        if self._is_built or len(self._hold(row[None, :])):
+            self._learn_row(row)
+
+    def _score_other(self, x):
+        row = self._row(x, "score_one")
+        return self._score_row(row) if self._is_built else 0.0
+
+    # learn_one(x) and score_one(x) are inherited from HalfSpaceForest: a
+    # finite float64 row of the right length never leaves compiled code, any
+    # other input comes back to the two methods above.
+
+    # -- batch API ---------------------------------------------------------------
+    def _batch(self, X, learn, score):
+        """Run a validated batch in the kernel, splitting the trees between
+        threads when the batch is large enough (the kernel drops the GIL)."""
+        n = len(X)
+        n_threads = min(effective_n_jobs(self.n_jobs), int(self.n_trees), n // _MIN_ROWS_PER_THREAD)
+        if n_threads <= 1 or not self._exact_sums:
+            if learn and score:
+                return self._score_learn_many(X)
+            if score:
+                return self._score_many(X)
+            self._learn_many(X)
+            return None
+        bounds = np.linspace(0, int(self.n_trees), n_threads + 1).astype(int)
+        raws = [np.zeros(n if score else 1) for _ in range(n_threads)]
+        with ThreadPoolExecutor(n_threads) as pool:
+            jobs = [pool.submit(self._run_tree_range, X, int(a), int(b), learn, score, raw)
+                    for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
+            for job in jobs:
+                job.result()
+        raw = raws[0]
+        for other in raws[1:]:
+            raw += other  # integers below 2**53: exact, as one thread would sum them
+        self._finish_batch(n, learn, score, raw)
+        return raw if score else None
+
+    def learn_many(self, X):
+        """Learn the rows of X in order (as ``learn_one`` on each).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        self
+        """
+        X = self._hold(self._matrix(X, "learn_many"))
+        if len(X):
+            self._batch(X, learn=True, score=False)
+        return self
+
+    def score_many(self, X):
+        """Anomaly scores of the rows of X with the current model, without
+        learning them.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            In [0, 1], higher = more anomalous; 0.0 during the first window.
+        """
+        X = self._matrix(X, "score_many")
+        if not self._is_built:
+            return np.zeros(len(X))
+        return self._batch(X, learn=False, score=True)
+
+    def score_learn_many(self, X):
+        """Score each row with the model as it stands, then learn it: the
+        same as ``score_one`` followed by ``learn_one`` on each row in turn
+        (prequential evaluation), with the loop in compiled code.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            In [0, 1], higher = more anomalous; 0.0 during the first window.
+        """
+        X = self._matrix(X, "score_learn_many")
+        n = len(X)
+        rest = self._hold(X)
+        scores = np.zeros(n)
+        if len(rest):
+            scores[n - len(rest):] = self._batch(rest, learn=True, score=True)
+        return scores
+
+    # -- pickling --------------------------------------------------------------
+    def __getstate__(self):
+        kernel = (self._node_array(), self._window_index, self._n_seen_in_window, self.n_features_ or 0)
+        return {"params": dict(self.__dict__), "kernel": kernel}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state["params"])
+        self._configure(*self._config)
+        self._load_nodes(*state["kernel"])
+
+    def __reduce__(self):
+        return copyreg.__newobj__, (type(self),), self.__getstate__()
+

@@ -1,0 +1,425 @@
+# ADWIN2 drift detector (Bifet & Gavalda 2007): an exponential histogram of
+# buckets with a cut check every ``clock`` updates.
+#
+# Bucket layout.  Row r holds buckets that each summarise 2**r consecutive
+# values; a row keeps at most ``max_buckets`` of them between updates (one
+# more while a merge is pending).  Rows are stored flat: bucket j of row r is
+# at index ``r * row_capacity + j``, oldest first.  A new value enters row 0;
+# when a row overflows, its two oldest buckets merge into one bucket of the
+# next row.  The number of rows grows with log2(width), so memory is
+# O(max_buckets * log W).
+#
+# The arithmetic (Welford-style window variance, bucket merges, the cut
+# bound) is done in the same order as river's ADWIN so that detections are
+# identical bit for bit, and, like river's ``ADWIN.update``, the window is
+# emptied on the update that follows a detection.
+#
+# The class validates nothing beyond finiteness of the values: parameters
+# are checked by the Python class that derives from it.
+import numpy as np
+
+from libc.math cimport fabs, log, sqrt, isfinite, ldexp
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memset
+
+from _types cimport float64_t, int64_t, intp_t
+
+
+# 2**-r, exact; multiplying by it rounds exactly as dividing by 2**r does.
+cdef float64_t INV_POW2[64]
+cdef int _r
+for _r in range(64):
+    INV_POW2[_r] = ldexp(1.0, -_r)
+
+
+cdef class AdaptiveWindow:
+    """Compiled state of an ADWIN detector (see :class:`anomaly_fast.ADWIN`)."""
+
+    cdef float64_t _delta          # confidence of the cut test
+    cdef int64_t _clock            # a cut check runs every ``clock`` updates
+    cdef intp_t _max_buckets       # buckets kept per row between updates
+    cdef float64_t _min_length     # smallest sub-window a cut may leave
+    cdef float64_t _grace          # no check while width <= grace period
+    cdef intp_t _row_capacity      # slots per row: max_buckets + 1
+
+    cdef float64_t _total          # sum of the values in the window
+    cdef float64_t _m2             # sum of squared deviations from the window mean
+    cdef float64_t _width          # number of values in the window
+    cdef int64_t _tick             # updates since the window was last emptied
+    cdef int64_t _n_detections     # detections since construction or reset()
+    cdef bint _drift               # the last update detected a drift
+
+    cdef intp_t _n_rows            # rows in use
+    cdef intp_t _rows_allocated    # rows the buffers below can hold
+    cdef float64_t* _bucket_total  # per-bucket sum of values
+    cdef float64_t* _bucket_m2     # per-bucket sum of squared deviations
+    cdef intp_t* _bucket_count     # buckets in each row
+    cdef float64_t* _old_mean      # per bucket: mean of the values up to and including it (from the old end)
+    cdef float64_t* _old_recip     # per bucket: 1 / (values up to and including it - L + 1)
+    cdef intp_t _dirty_row         # the two caches above are valid in rows above this one
+
+    def __cinit__(self):
+        self._bucket_total = NULL
+        self._bucket_m2 = NULL
+        self._bucket_count = NULL
+        self._old_mean = NULL
+        self._old_recip = NULL
+        self._rows_allocated = 0
+        self._n_rows = 0
+        self._row_capacity = 0
+
+    def __dealloc__(self):
+        free(self._bucket_total)
+        free(self._bucket_m2)
+        free(self._bucket_count)
+        free(self._old_mean)
+        free(self._old_recip)
+
+    # -- set-up ----------------------------------------------------------------
+    def _configure(self, float64_t delta, int64_t clock, intp_t max_buckets,
+                   float64_t min_window_length, float64_t grace_period):
+        """Set the parameters and empty the detector (counts included)."""
+        self._delta = delta
+        self._clock = clock
+        self._max_buckets = max_buckets
+        self._min_length = min_window_length
+        self._grace = grace_period
+        self._row_capacity = max_buckets + 1
+        free(self._bucket_total)
+        free(self._bucket_m2)
+        free(self._bucket_count)
+        free(self._old_mean)
+        free(self._old_recip)
+        self._bucket_total = NULL
+        self._bucket_m2 = NULL
+        self._bucket_count = NULL
+        self._old_mean = NULL
+        self._old_recip = NULL
+        self._rows_allocated = 0
+        self._grow(8)
+        self._clear_window()
+        self._n_detections = 0
+
+    cdef void _grow(self, intp_t n_rows) except *:
+        cdef intp_t cap = self._row_capacity
+        cdef float64_t* t = <float64_t*>realloc(self._bucket_total, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._bucket_total = t
+        t = <float64_t*>realloc(self._bucket_m2, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._bucket_m2 = t
+        t = <float64_t*>realloc(self._old_mean, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._old_mean = t
+        t = <float64_t*>realloc(self._old_recip, n_rows * cap * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._old_recip = t
+        self._dirty_row = n_rows
+        cdef intp_t* c = <intp_t*>realloc(self._bucket_count, n_rows * sizeof(intp_t))
+        if c == NULL:
+            raise MemoryError()
+        self._bucket_count = c
+        memset(&self._bucket_count[self._rows_allocated], 0,
+               (n_rows - self._rows_allocated) * sizeof(intp_t))
+        self._rows_allocated = n_rows
+
+    cdef void _clear_window(self) noexcept nogil:
+        self._total = 0.0
+        self._m2 = 0.0
+        self._width = 0.0
+        self._tick = 0
+        self._drift = False
+        self._n_rows = 1
+        self._dirty_row = self._rows_allocated
+        memset(self._bucket_count, 0, self._rows_allocated * sizeof(intp_t))
+
+    # -- the algorithm ---------------------------------------------------------
+    cdef inline void _push(self, intp_t row, float64_t total, float64_t m2) noexcept nogil:
+        cdef intp_t j = row * self._row_capacity + self._bucket_count[row]
+        self._bucket_total[j] = total
+        self._bucket_m2[j] = m2
+        self._bucket_count[row] += 1
+
+    cdef inline void _drop_oldest(self, intp_t row, intp_t k) noexcept nogil:
+        """Remove the k oldest buckets of a row."""
+        cdef intp_t base = row * self._row_capacity
+        cdef intp_t left = self._bucket_count[row] - k, j
+        for j in range(base, base + left):  # rows are short: a loop beats memmove
+            self._bucket_total[j] = self._bucket_total[j + k]
+            self._bucket_m2[j] = self._bucket_m2[j + k]
+        self._bucket_count[row] = left
+
+    cdef void _add_to_statistics(self, const float64_t* values, intp_t n) noexcept nogil:
+        """Window width, sum and sum of squared deviations after appending
+        ``values`` (Welford's update, one value at a time).  Kept apart from
+        the buckets so that, over a span of values, the divisions of
+        successive values overlap in the CPU."""
+        cdef float64_t total = self._total, m2 = self._m2, width = self._width
+        cdef float64_t diff, added
+        cdef float64_t sum_before[256]
+        cdef intp_t i, start, stop
+        for start in range(0, n, 256):
+            stop = min(n, start + 256)
+            # The running sum first, in its own loop: fused with the loop
+            # below, the compiler pairs the two additions and the sum then
+            # waits on the divisions.
+            for i in range(start, stop):
+                sum_before[i - start] = total
+                total += values[i]
+            for i in range(start, stop):
+                width += 1.0
+                added = 0.0
+                if width > 1.0:
+                    diff = values[i] - sum_before[i - start] / (width - 1.0)
+                    added = (width - 1.0) * diff * diff / width
+                m2 += added
+        self._total = total
+        self._m2 = m2
+        self._width = width
+
+    cdef int _insert(self, float64_t value) except -1 nogil:
+        self._add_to_statistics(&value, 1)
+        return self._add_bucket(value)
+
+    cdef int _add_bucket(self, float64_t value) except -1 nogil:
+        """Append a one-value bucket; merge the two oldest buckets of each
+        overflowing row into the next row."""
+        cdef float64_t size, mean_a, mean_b, a_total, b_total
+        cdef intp_t row = 0, base
+        self._push(0, value, 0.0)
+        while self._bucket_count[row] == self._row_capacity:
+            if row + 1 == self._rows_allocated:
+                with gil:
+                    self._grow(2 * self._rows_allocated)
+            if row + 1 == self._n_rows:
+                self._n_rows += 1
+                self._dirty_row = self._rows_allocated  # a new oldest row: nothing cached holds
+            base = row * self._row_capacity
+            size = <float64_t>(<int64_t>1 << row)
+            a_total = self._bucket_total[base]
+            b_total = self._bucket_total[base + 1]
+            mean_a = a_total * INV_POW2[row]  # == a_total / size: size is a power of two
+            mean_b = b_total * INV_POW2[row]
+            self._push(row + 1, a_total + b_total,
+                       self._bucket_m2[base] + self._bucket_m2[base + 1]
+                       + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b))
+            self._drop_oldest(row, 2)
+            row += 1
+        if row > self._dirty_row:
+            self._dirty_row = row
+        return 0
+
+    cdef void _delete_oldest_bucket(self) noexcept nogil:
+        cdef intp_t row = self._n_rows - 1
+        cdef intp_t base = row * self._row_capacity
+        cdef float64_t size = <float64_t>(<int64_t>1 << row)
+        cdef float64_t u = self._bucket_total[base]
+        cdef float64_t m2 = self._bucket_m2[base]
+        cdef float64_t mean = u * INV_POW2[row], window_mean
+        self._width -= size
+        self._total -= u
+        window_mean = self._total / self._width
+        self._m2 -= m2 + size * self._width * (mean - window_mean) * (mean - window_mean) / (size + self._width)
+        self._drop_oldest(row, 1)
+        self._dirty_row = self._rows_allocated
+        # Drop empty trailing rows so the oldest bucket is always in the last
+        # row.  (river keeps an empty trailing row here, which only matters
+        # when the next cut would delete from it -- river then fails.)
+        while self._n_rows > 1 and self._bucket_count[self._n_rows - 1] == 0:
+            self._n_rows -= 1
+
+    cdef bint _check(self) noexcept nogil:
+        """Drop buckets from the old end while some split of the window has
+        significantly different sub-window means.
+
+        A split into an older part (n0 values, sum u0) and a newer part (n1,
+        u1) is a cut when |u0/n0 - u1/n1| > sqrt(2 m v d') + 2/3 d' m, with
+        m = 1/(n0 - L + 1) + 1/(n1 - L + 1), v the window variance and
+        d' = ln(2 ln(width) / delta).  v and d' only change when a bucket is
+        dropped, so they are computed once per pass (the same values, rounded
+        the same way, as computing them for every split).  u0/n0 and
+        1/(n0 - L + 1) depend only on the buckets from the old end up to the
+        split: they are kept from the last check for rows no update has
+        touched since (again the same values).
+        """
+        cdef bint detected = False, again = True, stop
+        cdef float64_t n0, n1, u0, u1, size, t, mean_diff, log_term, window_var
+        cdef float64_t m_recip, bound, length = self._min_length, mean0, recip0
+        cdef intp_t row, k, count, base, dirty
+        while again:
+            again = False
+            stop = False
+            n0 = 0.0
+            n1 = self._width
+            u0 = 0.0
+            u1 = self._total
+            log_term = log(2.0 * log(self._width) / self._delta)
+            window_var = self._m2 / self._width
+            dirty = self._dirty_row
+            self._dirty_row = -1
+            row = self._n_rows - 1
+            while row >= 0 and not stop:
+                size = <float64_t>(<int64_t>1 << row)
+                count = self._bucket_count[row]
+                base = row * self._row_capacity
+                for k in range(count):
+                    n0 += size
+                    n1 -= size
+                    t = self._bucket_total[base + k]
+                    u0 += t
+                    u1 -= t
+                    if row == 0 and k == count - 1:
+                        stop = True
+                        break
+                    if row > dirty:
+                        mean0 = self._old_mean[base + k]
+                        recip0 = self._old_recip[base + k]
+                    else:
+                        mean0 = u0 / n0
+                        recip0 = 1.0 / (n0 - length + 1.0)
+                        self._old_mean[base + k] = mean0
+                        self._old_recip[base + k] = recip0
+                    if n1 < length or n0 < length:
+                        continue
+                    mean_diff = fabs(mean0 - (u1 / n1))
+                    m_recip = recip0 + 1.0 / (n1 - length + 1.0)
+                    bound = 2.0 / 3.0 * log_term * m_recip
+                    # The square root is >= 0, so mean_diff <= bound never cuts.
+                    if not (mean_diff > bound):
+                        continue
+                    if mean_diff > sqrt(2.0 * m_recip * window_var * log_term) + bound:
+                        again = True
+                        detected = True
+                        if self._width > 0.0:
+                            self._delete_oldest_bucket()
+                            stop = True
+                            break
+                row -= 1
+        return detected
+
+    cdef int _update(self, float64_t value) except -1 nogil:
+        if self._drift:
+            self._clear_window()
+        self._insert(value)
+        self._tick += 1
+        self._drift = False
+        if self._tick % self._clock == 0 and self._width > self._grace:
+            self._drift = self._check()
+        if self._drift:
+            self._n_detections += 1
+        return 0
+
+    # -- Python entry points ---------------------------------------------------
+    def update(self, float64_t x):
+        """Add one value; return True when a drift is detected at it."""
+        if not isfinite(x):
+            raise ValueError(f"ADWIN.update: x must be a finite number, got {x!r}")
+        self._update(x)
+        return self._drift
+
+    def _update_many(self, const float64_t[::1] values):
+        """Feed every value in turn; return the indices where a drift was
+        detected.  The caller guarantees the values are finite."""
+        cdef intp_t n = values.shape[0], i = 0, j, span, n_found = 0
+        cdef int64_t[::1] found = np.empty(n, dtype=np.int64)
+        cdef const float64_t* v = &values[0] if n else NULL
+        with nogil:
+            # Values up to the next check form a span: its statistics, then
+            # its buckets, then the check -- the same operations as update()
+            # on each value, grouped (statistics and buckets do not interact).
+            while i < n:
+                if self._drift:
+                    self._clear_window()
+                    self._drift = False
+                span = min(n - i, <intp_t>(self._clock - self._tick % self._clock))
+                self._add_to_statistics(v + i, span)
+                for j in range(i, i + span):
+                    self._add_bucket(v[j])
+                self._tick += span
+                i += span
+                if self._tick % self._clock == 0 and self._width > self._grace:
+                    self._drift = self._check()
+                    if self._drift:
+                        self._n_detections += 1
+                        found[n_found] = i - 1
+                        n_found += 1
+        return np.asarray(found[:n_found]).copy()
+
+    def _state(self):
+        """Everything needed to restore the detector exactly."""
+        cdef intp_t cells = self._n_rows * self._row_capacity
+        cdef float64_t[::1] totals = np.empty(cells, dtype=np.float64)
+        cdef float64_t[::1] m2s = np.empty(cells, dtype=np.float64)
+        cdef intp_t[::1] counts = np.empty(self._n_rows, dtype=np.intp)
+        cdef intp_t i
+        for i in range(cells):
+            totals[i] = self._bucket_total[i]
+            m2s[i] = self._bucket_m2[i]
+        for i in range(self._n_rows):
+            counts[i] = self._bucket_count[i]
+        return {
+            "params": (self._delta, self._clock, self._max_buckets, self._min_length, self._grace),
+            "scalars": (self._total, self._m2, self._width, self._tick, self._n_detections, self._drift),
+            "bucket_total": np.asarray(totals),
+            "bucket_m2": np.asarray(m2s),
+            "bucket_count": np.asarray(counts),
+        }
+
+    def _restore(self, state):
+        """Inverse of ``_state``."""
+        cdef const intp_t[::1] counts = np.ascontiguousarray(state["bucket_count"], dtype=np.intp)
+        cdef const float64_t[::1] totals = np.ascontiguousarray(state["bucket_total"], dtype=np.float64)
+        cdef const float64_t[::1] m2s = np.ascontiguousarray(state["bucket_m2"], dtype=np.float64)
+        cdef intp_t i, n_rows = counts.shape[0]
+        self._configure(*state["params"])
+        if n_rows > self._rows_allocated:
+            self._grow(n_rows)
+        for i in range(n_rows * self._row_capacity):
+            self._bucket_total[i] = totals[i]
+            self._bucket_m2[i] = m2s[i]
+        for i in range(n_rows):
+            self._bucket_count[i] = counts[i]
+        self._n_rows = max(n_rows, 1)
+        (self._total, self._m2, self._width, self._tick,
+         self._n_detections, self._drift) = state["scalars"]
+
+    # -- read-only state -------------------------------------------------------
+    @property
+    def drift_detected(self):
+        """True when the last update detected a drift."""
+        return self._drift
+
+    @property
+    def width(self):
+        """Number of values in the current window."""
+        return <int64_t>self._width
+
+    @property
+    def total(self):
+        """Sum of the values in the current window."""
+        return self._total
+
+    @property
+    def estimation(self):
+        """Mean of the current window (0.0 when it is empty)."""
+        return self._total / self._width if self._width > 0.0 else 0.0
+
+    @property
+    def variance(self):
+        """Population variance of the current window (0.0 when it is empty)."""
+        return self._m2 / self._width if self._width > 0.0 else 0.0
+
+    @property
+    def n_detections(self):
+        """Drifts detected since construction or the last reset()."""
+        return self._n_detections
+
+    @property
+    def bucket_counts(self):
+        """Buckets in each row of the histogram (row r summarises 2**r values
+        per bucket), as an int array; never more than max_buckets per row."""
+        return np.array([self._bucket_count[r] for r in range(self._n_rows)], dtype=np.intp)

@@ -1,0 +1,257 @@
+"""Tests for anomaly_fast.ADWIN: parity with river, API, pickling, properties."""
+
+import doctest
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+
+import anomaly_fast.adwin as adwin_module
+from anomaly_fast import ADWIN
+
+river_drift = pytest.importorskip("river.drift")
+
+
+@pytest.fixture
+def seed():
+    return 20240607
+
+
+def make_stream(kind, rng, n):
+    """Streams with and without drift."""
+    if kind == "mean_shift":
+        return np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.3, 3), 1, n)])
+    if kind == "bernoulli":
+        p = np.r_[np.full(n, 0.1), np.full(n, rng.uniform(0.2, 0.6))]
+        return (rng.random(2 * n) < p).astype(float)
+    if kind == "gradual":
+        return rng.normal(np.linspace(0, rng.uniform(1, 4), 2 * n), 1)
+    if kind == "variance":
+        return rng.normal(0, np.r_[np.ones(n), np.full(n, 5.0)])
+    if kind == "constant":
+        return np.full(2 * n, rng.normal())
+    if kind == "integers":
+        return np.concatenate([rng.integers(0, 2, n), rng.integers(4, 8, n)]).astype(float)
+    raise ValueError(kind)
+
+
+def river_run(values, params):
+    """Detections and final window of river's ADWIN, or None if river fails."""
+    det = river_drift.ADWIN(**params)
+    found = []
+    try:
+        for i, v in enumerate(values.tolist()):
+            det.update(v)
+            if det.drift_detected:
+                found.append(i)
+    except BaseException as exc:  # river's Rust core panics on some max_buckets=1 streams
+        if "Panic" in type(exc).__name__:
+            return None
+        raise
+    return found, det.width, det.total
+
+
+KINDS = ["mean_shift", "bernoulli", "gradual", "variance", "constant", "integers"]
+PARAMS = [
+    {},
+    {"delta": 0.05},
+    {"delta": 0.3, "clock": 1},
+    {"delta": 1e-5, "clock": 7},
+    {"clock": 2, "max_buckets": 2},
+    {"max_buckets": 9, "min_window_length": 1},
+    {"max_buckets": 3, "min_window_length": 20, "grace_period": 100},
+    {"delta": 0.1, "clock": 5, "grace_period": 0},
+    {"delta": 0.01, "clock": 1, "max_buckets": 1, "min_window_length": 10},
+]
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=[str(p) for p in PARAMS])
+def test_detections_identical_to_river(params, seed):
+    rng = np.random.default_rng(seed)
+    compared = detections = 0
+    for trial in range(12):
+        kind = KINDS[trial % len(KINDS)]
+        values = make_stream(kind, rng, int(rng.integers(200, 2500)))
+        expected = river_run(values, params)
+        if expected is None:
+            continue
+        det = ADWIN(**params)
+        found = [i for i, v in enumerate(values) if det.update(v)]
+        assert found == expected[0], (kind, params)
+        assert det.width == expected[1]
+        assert det.total == expected[2]
+        assert ADWIN(**params).update_many(values).tolist() == expected[0]
+        compared += 1
+        detections += len(found)
+    assert compared >= 10
+    if params.get("delta", 0.002) >= 0.002:
+        assert detections > 0
+
+
+def test_detections_identical_to_river_random_parameters(seed):
+    rng = np.random.default_rng(seed + 1)
+    compared = 0
+    for trial in range(40):
+        params = {
+            "delta": float(rng.choice([1e-4, 0.002, 0.05, 0.3])),
+            "clock": int(rng.choice([1, 3, 32])),
+            "max_buckets": int(rng.choice([2, 5, 8])),
+            "min_window_length": int(rng.choice([1, 5, 12])),
+            "grace_period": int(rng.choice([0, 10, 60])),
+        }
+        values = make_stream(KINDS[trial % len(KINDS)], rng, int(rng.integers(100, 1500)))
+        expected = river_run(values, params)
+        assert expected is not None
+        assert ADWIN(**params).update_many(values).tolist() == expected[0], params
+        compared += 1
+    assert compared == 40
+
+
+def test_docstring_example():
+    result = doctest.testmod(adwin_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_regression_numbers(seed):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0, 1, 3000), rng.normal(1.5, 1, 3000), rng.normal(-1, 2, 3000)])
+    det = ADWIN()
+    assert det.update_many(values).tolist() == [3039, 6015]
+    assert det.n_detections == 2
+    assert det.width == 2984
+    assert det.estimation == pytest.approx(-0.9552380, abs=1e-6)
+    assert det.variance == pytest.approx(4.0811571, abs=1e-6)
+
+
+def test_update_many_equals_update_loop(seed):
+    rng = np.random.default_rng(seed)
+    values = make_stream("mean_shift", rng, 3000)
+    a, b = ADWIN(clock=4), ADWIN(clock=4)
+    loop = [i for i, v in enumerate(values) if a.update(v)]
+    many = np.concatenate([b.update_many(values[:1234]), 1234 + b.update_many(values[1234:])])
+    assert loop == many.tolist() and len(loop) > 0
+    assert (a.width, a.total, a.variance, a.n_detections, a.drift_detected) == (
+        b.width, b.total, b.variance, b.n_detections, b.drift_detected)
+    assert np.array_equal(a.bucket_counts, b.bucket_counts)
+
+
+def test_window_restarts_after_detection(seed):
+    det = ADWIN(clock=1)
+    rng = np.random.default_rng(seed)
+    for v in np.r_[np.zeros(200), np.full(200, 10.0)] + rng.normal(0, 0.1, 400):
+        if det.update(v):
+            assert det.drift_detected and det.width > 0
+            det.update(10.0)
+            assert det.width == 1 and det.total == 10.0 and not det.drift_detected
+            break
+    else:
+        pytest.fail("no drift detected")
+
+
+def test_read_only_state():
+    det = ADWIN()
+    assert (det.width, det.total, det.estimation, det.variance, det.n_detections) == (0, 0.0, 0.0, 0.0, 0)
+    for v in [1, 2, 3, 4, 5]:
+        det.update(v)
+    assert det.width == 5 and det.total == 15.0 and det.estimation == 3.0
+    assert det.variance == pytest.approx(2.0)
+    with pytest.raises(AttributeError):
+        det.width = 3
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_non_finite_value_rejected_state_unchanged(bad, seed):
+    rng = np.random.default_rng(seed)
+    values = make_stream("mean_shift", rng, 500)
+    det, twin = ADWIN(), ADWIN()
+    det.update_many(values[:300])
+    twin.update_many(values[:300])
+    with pytest.raises(ValueError, match="finite"):
+        det.update(bad)
+    with pytest.raises(ValueError, match=r"values\[2\]"):
+        det.update_many([1.0, 2.0, bad, 3.0])
+    assert det.update_many(values[300:]).tolist() == twin.update_many(values[300:]).tolist()
+    assert (det.width, det.total) == (twin.width, twin.total)
+
+
+def test_bad_input_types():
+    det = ADWIN()
+    with pytest.raises(TypeError):
+        det.update("a")
+    with pytest.raises(TypeError, match="numeric"):
+        det.update_many(["a", "b"])
+    with pytest.raises(ValueError, match="1-D"):
+        det.update_many(np.zeros((3, 2)))
+    assert det.update_many([]).tolist() == []
+    assert det.width == 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"delta": 0}, {"delta": 1.5}, {"clock": 0}, {"max_buckets": 0},
+     {"min_window_length": 0}, {"grace_period": -1}, {"clock": 2.5}, {"delta": "x"}],
+)
+def test_invalid_parameters(params):
+    with pytest.raises((ValueError, TypeError), match=next(iter(params))):
+        ADWIN(**params)
+
+
+def test_reset_and_set_params(seed):
+    values = make_stream("mean_shift", np.random.default_rng(seed), 1000)
+    det = ADWIN()
+    first = det.update_many(values).tolist()
+    det.reset()
+    assert det.width == 0 and det.n_detections == 0
+    assert det.update_many(values).tolist() == first
+    det.set_params(delta=0.3).reset()
+    assert det.update_many(values).tolist() == ADWIN(delta=0.3).update_many(values).tolist()
+    assert clone(det).get_params() == det.get_params()
+
+
+@pytest.mark.parametrize("cut", [0, 57, 999, 1500])
+def test_pickle_round_trip(cut, seed):
+    values = make_stream("variance", np.random.default_rng(seed), 1200)
+    det = ADWIN(clock=3, max_buckets=3)
+    det.update_many(values[:cut])
+    copy = pickle.loads(pickle.dumps(det))
+    assert copy.get_params() == det.get_params()
+    assert (copy.width, copy.total, copy.variance, copy.n_detections, copy.drift_detected) == (
+        det.width, det.total, det.variance, det.n_detections, det.drift_detected)
+    assert copy.update_many(values[cut:]).tolist() == det.update_many(values[cut:]).tolist()
+    assert copy.total == det.total
+
+
+def test_pickle_right_after_detection():
+    det = ADWIN(clock=1)
+    values = np.r_[np.zeros(100), np.ones(100)]
+    for i, v in enumerate(values):
+        if det.update(v):
+            break
+    copy = pickle.loads(pickle.dumps(det))
+    assert copy.drift_detected
+    assert copy.update_many(values[i + 1:]).tolist() == det.update_many(values[i + 1:]).tolist()
+    assert copy.width == det.width
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=600),
+    max_buckets=st.integers(1, 6),
+    clock=st.integers(1, 40),
+    delta=st.sampled_from([0.002, 0.1, 0.5]),
+)
+def test_window_properties(values, max_buckets, clock, delta):
+    det = ADWIN(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=2, grace_period=5)
+    arr = np.asarray(values)
+    det.update_many(arr)
+    width = det.width
+    assert 1 <= width <= len(arr)
+    window = arr[len(arr) - width:]
+    assert det.total == pytest.approx(window.sum(), rel=1e-9, abs=1e-6)
+    assert det.variance == pytest.approx(window.var(), rel=1e-6, abs=1e-5)
+    counts = det.bucket_counts
+    assert counts.max() <= max_buckets
+    assert int(sum(c << r for r, c in enumerate(counts))) == width

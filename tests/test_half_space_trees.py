@@ -1,0 +1,300 @@
+"""Tests for anomaly_fast.HalfSpaceTrees: identity with river, API
+equivalences, masses, pickling, bad input."""
+
+import doctest
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+import anomaly_fast.half_space_trees as hst_module
+from anomaly_fast import HalfSpaceTrees
+
+river_anomaly = pytest.importorskip("river.anomaly")
+
+
+@pytest.fixture
+def seed():
+    return 20240607
+
+
+def stream(rng, n=1500, d=3, outlier_every=50):
+    """Points in [0, 1]^d around 0.5 with scattered outliers; labels."""
+    X = np.clip(rng.normal(0.5, 0.08, size=(n, d)), 0, 1)
+    y = np.zeros(n, dtype=int)
+    y[::outlier_every] = 1
+    X[::outlier_every] = rng.random((len(X[::outlier_every]), d))
+    return X, y
+
+
+def river_scores(X, **params):
+    model = river_anomaly.HalfSpaceTrees(**params)
+    out = []
+    for row in X:
+        x = dict(enumerate(row.tolist()))
+        out.append(model.score_one(x))
+        model.learn_one(x)
+    return np.array(out, dtype=float)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"n_trees": 10, "height": 8, "window_size": 250},
+        {"n_trees": 3, "height": 4, "window_size": 20},
+        {"n_trees": 7, "height": 6, "window_size": 33},
+        {"n_trees": 40, "height": 3, "window_size": 5},
+    ],
+)
+@pytest.mark.parametrize("d", [1, 4])
+def test_scores_identical_to_river_with_unit_limits(params, d, seed):
+    rng = np.random.default_rng(seed + d)
+    X, _ = stream(rng, n=800, d=d)
+    expected = river_scores(X, seed=seed, **params)
+    ours = HalfSpaceTrees(seed=seed, limits=[(0.0, 1.0)] * d, **params)
+    assert np.array_equal(ours.score_learn_many(X), expected)
+
+
+def test_river_example_reproduced():
+    model = HalfSpaceTrees(n_trees=5, height=3, window_size=3, seed=42, limits={"x": (0.0, 1.0)})
+    values = [0.5, 0.45, 0.43, 0.44, 0.445, 0.45, 0.0]
+    for v in values[:3]:
+        model.learn_one({"x": v})
+    got = []
+    for v in values:
+        model.learn_one({"x": v})
+        got.append(round(model.score_one({"x": v}), 3))
+    assert got == [0.107, 0.071, 0.107, 0.107, 0.107, 0.071, 0.853]
+
+
+def test_prequential_auc_matches_river(seed):
+    rng = np.random.default_rng(seed)
+    X, y = stream(rng, n=2000, d=4, outlier_every=40)
+    ours, theirs = [], []
+    for s in range(3):
+        theirs.append(roc_auc_score(y, river_scores(X, seed=s, height=6, window_size=100)))
+        model = HalfSpaceTrees(seed=s, height=6, window_size=100, limits=[(0, 1)] * 4)
+        ours.append(roc_auc_score(y, model.score_learn_many(X)))
+    assert np.mean(ours) == pytest.approx(np.mean(theirs), abs=0.02)
+    assert np.mean(ours) > 0.8
+    learned = HalfSpaceTrees(seed=0, height=6, window_size=100).score_learn_many(X)
+    assert roc_auc_score(y, learned) > 0.8
+
+
+def test_docstring_example():
+    result = doctest.testmod(hst_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_regression_numbers():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(700, 3))
+    model = HalfSpaceTrees(n_trees=5, height=5, window_size=100, seed=3)
+    scores = model.score_learn_many(X)
+    assert np.all(scores[:100] == 0.0)
+    np.testing.assert_allclose(scores[[100, 350, 699]], [0.7509206349, 0.7980952381, 0.7182222222], atol=1e-9)
+    np.testing.assert_allclose(model.limits_[0], [-2.39823287, 3.06603674], atol=1e-7)
+
+
+@pytest.mark.parametrize("limits", [None, [(-1.0, 2.0)] * 3])
+@pytest.mark.parametrize("score_rule", ["path", "terminal"])
+def test_batch_equals_one_by_one(limits, score_rule, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.5, 0.3, size=(900, 3))
+    make = lambda: HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed,  # noqa: E731
+                                  score_rule=score_rule)
+    batch = make()
+    scores = batch.score_learn_many(X)
+    arrays, dicts = make(), make()
+    one_arr, one_dict = [], []
+    for row in X:
+        one_arr.append(arrays.score_one(row))
+        arrays.learn_one(row)
+        x = {"a": row[0], "b": row[1], "c": row[2]}
+        one_dict.append(dicts.score_one(x))
+        dicts.learn_one(x)
+    assert np.array_equal(scores, one_arr) and np.array_equal(scores, one_dict)
+    assert np.all(scores[:64] == 0.0) and np.all((scores >= 0) & (scores <= 1))
+    assert scores[64:].std() > 0
+    # learn_many in uneven chunks, then score_many, give the same model.
+    chunks = make()
+    for part in np.array_split(X, [1, 63, 64, 65, 300, 301]):
+        chunks.learn_many(part)
+    for a, b in zip(chunks.mass_profile(), batch.mass_profile()):
+        assert np.array_equal(a, b)
+    Z = rng.normal(0.5, 0.3, size=(50, 3))
+    assert np.array_equal(chunks.score_many(Z), [batch.score_one(z) for z in Z])
+
+
+def test_score_many_does_not_learn(seed):
+    X = np.random.default_rng(seed).random((400, 2))
+    model = HalfSpaceTrees(n_trees=4, height=4, window_size=50, seed=1).learn_many(X)
+    before = model.mass_profile()
+    model.score_many(X)
+    model.score_one(X[0])
+    after = model.mass_profile()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_window_pivot(seed):
+    X = np.random.default_rng(seed).random((250, 2))
+    model = HalfSpaceTrees(n_trees=3, height=4, window_size=100, limits=[(0, 1)] * 2, seed=2)
+    model.learn_many(X[:100])
+    reference, latest = model.mass_profile()
+    assert np.all(latest == 0) and np.all(reference[:, 0] == 100)
+    model.learn_many(X[100:180])
+    reference2, latest2 = model.mass_profile()
+    assert np.array_equal(reference2, reference) and np.all(latest2[:, 0] == 80)
+    model.learn_many(X[180:200])
+    reference3, latest3 = model.mass_profile()
+    assert np.all(latest3 == 0) and np.all(reference3[:, 0] == 100)
+    assert not np.array_equal(reference3, reference)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    window_size=st.integers(1, 60),
+    height=st.integers(1, 6),
+    data_seed=st.integers(0, 2**16),
+)
+def test_masses_per_depth_sum_to_window_points(n, window_size, height, data_seed):
+    X = np.random.default_rng(data_seed).normal(size=(n, 2))
+    model = HalfSpaceTrees(n_trees=3, height=height, window_size=window_size,
+                           limits=[(-2, 2)] * 2, seed=data_seed)
+    model.learn_many(X)
+    reference, latest = model.mass_profile()
+    n_complete = n // window_size
+    for depth in range(height + 1):
+        level = slice(2**depth - 1, 2 ** (depth + 1) - 1)
+        assert np.all(latest[:, level].sum(axis=1) == n % window_size)
+        assert np.all(reference[:, level].sum(axis=1) == (window_size if n_complete else 0))
+    # a child never holds more than its parent
+    parents = np.arange(2**height - 1)
+    assert np.all(latest[:, 2 * parents + 1] + latest[:, 2 * parents + 2] == latest[:, parents])
+
+
+def test_learned_limits_and_values_outside(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 2))
+    X[:, 1] = 7.0  # constant over the first window: never split on
+    model = HalfSpaceTrees(n_trees=4, height=4, window_size=100, seed=0)
+    model.learn_many(X)
+    np.testing.assert_array_equal(model.limits_[:, 0], [X[:100, 0].min(), 7.0])
+    np.testing.assert_array_equal(model.limits_[:, 1], [X[:100, 0].max(), 7.0])
+    nodes = model._node_array()
+    assert np.all(nodes["feature"][:, 1:16] == 0)
+    far = model.score_many(np.array([[1e6, -1e6], [-1e6, 1e6]]))
+    assert np.all((far >= 0) & (far <= 1))
+    everything_constant = HalfSpaceTrees(n_trees=2, height=3, window_size=10, seed=0)
+    everything_constant.learn_many(np.ones((30, 2)))
+    np.testing.assert_array_equal(everything_constant.limits_, [[0.5, 1.5], [0.5, 1.5]])
+
+
+def test_same_seed_same_results(seed):
+    X = np.random.default_rng(seed).random((600, 3))
+    a = HalfSpaceTrees(seed=5, window_size=100).score_learn_many(X)
+    b = HalfSpaceTrees(seed=5, window_size=100).score_learn_many(X)
+    c = HalfSpaceTrees(seed=6, window_size=100).score_learn_many(X)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("cut", [0, 30, 100, 257])
+@pytest.mark.parametrize("limits", [None, [(0, 1)] * 2])
+def test_pickle_round_trip(cut, limits, seed):
+    X = np.random.default_rng(seed).random((500, 2))
+    model = HalfSpaceTrees(n_trees=5, height=5, window_size=100, limits=limits, seed=9)
+    model.learn_many(X[:cut]) if cut else None
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.get_params() == model.get_params()
+    assert np.array_equal(copy.score_learn_many(X[cut:]), model.score_learn_many(X[cut:]))
+    assert all(np.array_equal(a, b) for a, b in zip(copy.mass_profile(), model.mass_profile()))
+
+
+def test_dict_input_and_features(seed):
+    model = HalfSpaceTrees(n_trees=2, height=3, window_size=5, seed=0)
+    model.learn_one({"b": 0.2, "a": 0.1})
+    assert model.feature_names_ == ["a", "b"] and model.n_features_ == 2
+    with pytest.raises(ValueError, match="missing \\['b'\\]"):
+        model.learn_one({"a": 0.1})
+    with pytest.raises(ValueError, match="unknown \\['c'\\]"):
+        model.score_one({"a": 0.1, "b": 0.2, "c": 0.3})
+    with pytest.raises(TypeError, match="numbers"):
+        model.learn_one({"a": "x", "b": 0.2})
+    import pandas as pd
+
+    frame = pd.DataFrame({"b": [0.3, 0.4], "a": [0.1, 0.2]})
+    twin = pickle.loads(pickle.dumps(model))
+    model.learn_many(frame)
+    twin.learn_many(np.array([[0.1, 0.3], [0.2, 0.4]]))
+    assert all(np.array_equal(a, b) for a, b in zip(model.mass_profile(), twin.mass_profile()))
+
+
+def test_bad_input(seed):
+    model = HalfSpaceTrees(n_trees=2, height=3, window_size=5, seed=0)
+    model.learn_many(np.random.default_rng(seed).random((10, 3)))
+    before = model.mass_profile()
+    for bad in [np.array([0.1, np.nan, 0.2]), np.array([np.inf, 0, 0]), [0.1, 0.2, float("nan")]]:
+        with pytest.raises(ValueError, match="finite"):
+            model.learn_one(bad)
+        with pytest.raises(ValueError, match="finite"):
+            model.score_one(bad)
+    with pytest.raises(ValueError, match="NaN|infinity"):
+        model.learn_many(np.array([[0.1, 0.2, 0.3], [0.1, np.nan, 0.3]]))
+    with pytest.raises(ValueError, match="2 features, expected 3"):
+        model.learn_one(np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="4 features, expected 3"):
+        model.score_many(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="1-D"):
+        model.score_one(np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="0 sample"):
+        model.learn_many(np.zeros((0, 3)))
+    with pytest.raises(TypeError, match="numeric"):
+        model.learn_one(np.array(["a", "b", "c"]))
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.mass_profile()))
+    # int and float32 rows take the validated path and give the same result
+    assert model.score_one(np.array([1, 0, 1])) == model.score_one(np.array([1.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_trees": 0}, "n_trees"),
+        ({"height": 0}, "height"),
+        ({"height": 31}, "height"),
+        ({"window_size": 0}, "window_size"),
+        ({"seed": 1.5}, "seed"),
+        ({"score_rule": "leaf"}, "score_rule"),
+        ({"n_trees": 10**6, "height": 20}, "GiB"),
+    ],
+)
+def test_invalid_parameters(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        HalfSpaceTrees(**params)
+
+
+@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, []])
+def test_invalid_limits(limits):
+    with pytest.raises(ValueError, match="limits"):
+        HalfSpaceTrees(limits=limits)
+
+
+@pytest.mark.parametrize("limits", [[(0, 1)], {"a": (0, 1)}])
+def test_limits_not_matching_features(limits):
+    model = HalfSpaceTrees(limits=limits)
+    with pytest.raises(ValueError, match="limits"):
+        model.learn_one({"a": 0.5, "b": 0.5} if isinstance(limits, dict) else np.array([0.5, 0.5]))
+
+
+def test_reset_and_clone(seed):
+    X = np.random.default_rng(seed).random((300, 2))
+    model = HalfSpaceTrees(n_trees=3, height=4, window_size=50, seed=4)
+    first = model.score_learn_many(X)
+    model.reset()
+    assert model.n_features_ is None and model.limits_ is None
+    assert np.array_equal(model.score_learn_many(X), first)
+    assert np.array_equal(clone(model).score_learn_many(X), first)
