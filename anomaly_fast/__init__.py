@@ -10,14 +10,19 @@ from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
 from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
+from .pipeline import AnomalyAlert, AnomalyPipeline
+from .registry import ModelRegistry
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ADWIN",
+    "AnomalyAlert",
     "AnomalyEnsemble",
+    "AnomalyPipeline",
     "ExtendedIsolationForest",
     "HalfSpaceTrees",
     "IsolationForest",
+    "ModelRegistry",
     "average_path_length",
 ]
