@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS drift_events (
     feature TEXT NOT NULL,
     kind TEXT NOT NULL,
     value REAL NOT NULL,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    UNIQUE (timestamp, feature, kind)
 );
 CREATE TABLE IF NOT EXISTS threshold_history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,7 +75,9 @@ def _row_alert(row):
 class SQLiteAlertStore:
     """Alerts, feedback, drift events and threshold history in one SQLite
     file (WAL journal, ``synchronous=FULL``: a committed alert survives a
-    crash of the process or of the machine).
+    crash of the process or of the machine).  Alerts are unique per event
+    key and drift events per (timestamp, feature, kind), so replaying a
+    stream stores nothing twice.
 
     Every write method commits before it returns, except inside
     :meth:`transaction`, which commits once at its end (or rolls back).
@@ -189,7 +192,7 @@ class SQLiteAlertStore:
 
     def add_drift_events(self, events):
         self._write(
-            "INSERT INTO drift_events (timestamp, feature, kind, value, detail) VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO drift_events (timestamp, feature, kind, value, detail) VALUES (?, ?, ?, ?, ?)",
             [(e.timestamp, e.feature, e.kind, e.value, e.detail) for e in events],
         )
 

@@ -189,6 +189,9 @@ class AnomalyPipeline:
         Alerts kept by the in-memory store (``store=None``).
     monitor_options : dict, default=None
         Extra keyword arguments of :class:`FeatureMonitor`.
+    on_drift : callable, default=None
+        Called with each list of new :class:`DriftEvent` (after they are
+        stored).
 
     Attributes
     ----------
@@ -243,6 +246,7 @@ class AnomalyPipeline:
         "max_entities": [Interval(Integral, 1, None, closed="left")],
         "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "monitor_options": [dict, None],
+        "on_drift": [callable, None],
     }
 
     def __init__(
@@ -265,6 +269,7 @@ class AnomalyPipeline:
         max_entities=100_000,
         buffer_size=10_000,
         monitor_options=None,
+        on_drift=None,
     ):
         params = dict(locals())
         del params["self"]
@@ -312,6 +317,7 @@ class AnomalyPipeline:
             except Exception:  # noqa: BLE001 - a version is informative only
                 model_version = None
         self.model_version = model_version
+        self.on_drift = on_drift
         self.monitor = None
         if monitor_features:
             self.monitor = FeatureMonitor(
@@ -579,6 +585,8 @@ class AnomalyPipeline:
     def _drift(self, events):
         self.store.add_drift_events(events)
         self.stats["drift_events"] += len(events)
+        if self.on_drift is not None:
+            self.on_drift(events)
 
     # -- feedback -------------------------------------------------------------------
     def feedback(self, alert_id, is_true_positive, timestamp=None):

@@ -201,11 +201,13 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
             tiers=args.tiers, store=args.store, model_version=meta["version"],
             monitor_features=not args.no_monitor, feature_names=names,
             reference=None if not training else {"min": training["min"], "max": training["max"]},
+            on_drift=lambda events: [
+                print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
+            ],
         )
     except (ValueError, TypeError, OSError) as exc:
         return _fail("stream", exc)
     malformed = 0
-    n_drift = 0
     for number, line in enumerate(stdin, start=1):
         if not line.strip():
             continue
@@ -219,10 +221,6 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
         if alert is not None:
             stdout.write(json.dumps(alert.to_dict(), default=str) + "\n")
             stdout.flush()
-        if pipe.stats["drift_events"] > n_drift:
-            for e in pipe.drift_events(limit=pipe.stats["drift_events"] - n_drift):
-                print(json.dumps({"drift_event": e}), file=stderr, flush=True)
-            n_drift = pipe.stats["drift_events"]
     summary = dict(pipe.stats, malformed=malformed, threshold=pipe.threshold)
     print(json.dumps({"summary": summary}), file=stderr, flush=True)
     pipe.close()

@@ -361,3 +361,31 @@ def test_memory_store_rejects_duplicates():
         store.add_alerts([alert])
     with pytest.raises(ValueError, match="max_alerts"):
         MemoryAlertStore(0)
+
+
+def test_drift_events_on_shifted_feature(model, tmp_path, rng):
+    train = np.random.RandomState(0).normal(size=(1000, 2))
+    X = rng.normal(size=(4000, 2))
+    X[2000:, 1] += 3.0
+    meta = {"entity_id": "a", "timestamp": np.arange(4000.0)}
+    seen = []
+    pipe = make(model, store=tmp_path / "a.db", reference=train, on_drift=seen.extend)
+    pipe.process_batch(X, meta)
+    kinds = [(e.kind, e.feature) for e in seen]
+    assert kinds == [("drift", "x1"), ("out_of_range", "x1")]
+    assert 2000 <= seen[0].timestamp < 2100
+    stored = pipe.drift_events()
+    assert [(d["kind"], d["feature"], d["timestamp"]) for d in stored] == [(e.kind, e.feature, e.timestamp) for e in seen]
+    assert {r["feature"]: r["n_drifts"] for r in pipe.feature_report()} == {"x0": 0, "x1": 1}
+    pipe.close()
+    # a replay of the same stream after a restart stores no drift event twice
+    again = make(model, store=tmp_path / "a.db", reference=train)
+    again.process_batch(X, meta)
+    assert again.drift_events() == stored
+    again.close()
+
+
+def test_monitoring_off(model):
+    pipe = make(model, monitor_features=False)
+    pipe.process_batch(np.full((10, 2), np.nan))
+    assert pipe.feature_report() == [] and pipe.stats["unscorable"] == 10
