@@ -2,6 +2,7 @@
 
 import copy
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
 
@@ -155,12 +156,9 @@ class FeatureMonitor(BaseEstimator):
             if R.ndim != 2 or R.shape[0] == 0:
                 raise ValueError(f"reference must be a non-empty 2-D array, got shape {R.shape}")
             finite = np.where(np.isfinite(R), R, np.nan)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    low, high = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
+            with warnings.catch_warnings():  # all-NaN columns: no range
+                warnings.simplefilter("ignore", RuntimeWarning)
+                low, high = np.nanmin(finite, axis=0), np.nanmax(finite, axis=0)
         if low.shape != (d,) or high.shape != (d,):
             raise ValueError(f"reference has {low.shape[0]} features, expected {d}")
         # a feature never seen finite in training has no range to check

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .alert_store import MemoryAlertStore, SQLiteAlertStore, open_store
 from .ensemble import apply_calibration, fit_calibration
-from .feature_monitor import DriftEvent, FeatureMonitor
+from .feature_monitor import FeatureMonitor
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 
