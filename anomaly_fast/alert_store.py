@@ -81,15 +81,19 @@ class SQLiteAlertStore:
 
     Every write method commits before it returns, except inside
     :meth:`transaction`, which commits once at its end (or rolls back).
+    ``synchronous="NORMAL"`` skips the fsync per commit: committed data
+    still survives a crash of the process, not a power loss.
     """
 
     durable = True
 
-    def __init__(self, path):
+    def __init__(self, path, synchronous="FULL"):
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
         self.path = str(path)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
         self._conn.executescript(_SCHEMA)
         self._depth = 0
 

@@ -389,3 +389,37 @@ def test_monitoring_off(model):
     pipe = make(model, monitor_features=False)
     pipe.process_batch(np.full((10, 2), np.nan))
     assert pipe.feature_report() == [] and pipe.stats["unscorable"] == 10
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.integers(0, 3), st.sampled_from([NORMAL, WARN, CRIT, EMERG])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.data(),
+)
+def test_restart_and_redelivery_equals_uninterrupted_run(model, tmp_path_factory, steps, data):
+    """Crash after any prefix, restart on the same store, re-feed everything:
+    the store ends with exactly the alerts of one uninterrupted run (event
+    times non-decreasing, ties allowed, distinct event ids)."""
+    t, events = 0.0, []
+    for i, (entity, dt, point) in enumerate(steps):
+        t += 20.0 * dt
+        events.append((point, {"entity_id": entity, "timestamp": t, "event_id": i}))
+    crash = data.draw(st.integers(0, len(events)))
+    folder = tmp_path_factory.mktemp("restart")
+    reference = make(model, store=SQLiteAlertStore(folder / "ref.db", "NORMAL"), monitor_features=False)
+    for point, md in events:
+        reference.process(point, md)
+    crashed = make(model, store=SQLiteAlertStore(folder / "crash.db", "NORMAL"), monitor_features=False)
+    for point, md in events[:crash]:
+        crashed.process(point, md)
+    crashed.close()
+    restarted = make(model, store=SQLiteAlertStore(folder / "crash.db", "NORMAL"), monitor_features=False)
+    for point, md in events:
+        restarted.process(point, md)
+    assert restarted.alerts() == reference.alerts()
+    reference.close()
+    restarted.close()
