@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._hst import HalfSpaceForest
+from ._hst import HalfSpaceForest, all_finite
 
 __all__ = ["HalfSpaceTrees"]
 
@@ -181,16 +181,18 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 self._set_features(names, len(names))
             names = self.feature_names_
             if names is None:
-                names = list(range(self.n_features_))
-            missing = [k for k in names if k not in x]
-            if missing or len(x) != len(names):
-                extra = [k for k in x if k not in set(names)]
-                raise ValueError(
-                    f"HalfSpaceTrees.{caller}: x must have exactly the features {names}; "
-                    f"missing {missing}, unknown {extra}"
-                )
+                names = range(self.n_features_)
             try:
                 row = np.array([x[k] for k in names], dtype=np.float64)
+                if len(x) != len(names):
+                    raise KeyError
+            except KeyError:
+                missing = [k for k in names if k not in x]
+                extra = [k for k in x if k not in set(names)]
+                raise ValueError(
+                    f"HalfSpaceTrees.{caller}: x must have exactly the features {list(names)}; "
+                    f"missing {missing}, unknown {extra}"
+                ) from None
             except (TypeError, ValueError) as exc:
                 raise TypeError(f"HalfSpaceTrees.{caller}: feature values must be numbers ({exc})") from None
         else:
@@ -207,7 +209,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                     f"HalfSpaceTrees.{caller}: x has {arr.shape[0]} features, expected {self.n_features_}"
                 )
             row = np.ascontiguousarray(arr, dtype=np.float64)
-        if not np.isfinite(row).all():
+        if not all_finite(row):
             raise ValueError(f"HalfSpaceTrees.{caller}: x must be finite (no NaN or infinity)")
         return row
 

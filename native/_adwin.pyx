@@ -3,8 +3,10 @@
 #
 # Bucket layout.  Row r holds buckets that each summarise 2**r consecutive
 # values; a row keeps at most ``max_buckets`` of them between updates (one
-# more while a merge is pending).  Rows are stored flat: bucket j of row r is
-# at index ``r * row_capacity + j``, oldest first.  A new value enters row 0;
+# more while a merge is pending).  Rows are stored flat with a stride of
+# 2 * (max_buckets + 1) slots: the buckets of row r, oldest first, are at
+# ``r * stride + start[r] + j``; dropping old buckets moves ``start[r]`` and
+# the row is compacted only when it reaches the end of its slots.  A new value enters row 0;
 # when a row overflows, its two oldest buckets merge into one bucket of the
 # next row.  The number of rows grows with log2(width), so memory is
 # O(max_buckets * log W).
@@ -40,7 +42,8 @@ cdef class AdaptiveWindow:
     cdef intp_t _max_buckets       # buckets kept per row between updates
     cdef float64_t _min_length     # smallest sub-window a cut may leave
     cdef float64_t _grace          # no check while width <= grace period
-    cdef intp_t _row_capacity      # slots per row: max_buckets + 1
+    cdef intp_t _row_capacity      # buckets a row can hold: max_buckets + 1
+    cdef intp_t _stride            # slots per row: 2 * row_capacity
 
     cdef float64_t _total          # sum of the values in the window
     cdef float64_t _m2             # sum of squared deviations from the window mean
@@ -54,6 +57,7 @@ cdef class AdaptiveWindow:
     cdef float64_t* _bucket_total  # per-bucket sum of values
     cdef float64_t* _bucket_m2     # per-bucket sum of squared deviations
     cdef intp_t* _bucket_count     # buckets in each row
+    cdef intp_t* _bucket_start     # slot of the oldest bucket of each row
     cdef float64_t* _old_mean      # per bucket: mean of the values up to and including it (from the old end)
     cdef float64_t* _old_recip     # per bucket: 1 / (values up to and including it - L + 1)
     cdef intp_t _dirty_row         # the two caches above are valid in rows above this one
@@ -62,6 +66,7 @@ cdef class AdaptiveWindow:
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
+        self._bucket_start = NULL
         self._old_mean = NULL
         self._old_recip = NULL
         self._rows_allocated = 0
@@ -72,6 +77,7 @@ cdef class AdaptiveWindow:
         free(self._bucket_total)
         free(self._bucket_m2)
         free(self._bucket_count)
+        free(self._bucket_start)
         free(self._old_mean)
         free(self._old_recip)
 
@@ -85,14 +91,17 @@ cdef class AdaptiveWindow:
         self._min_length = min_window_length
         self._grace = grace_period
         self._row_capacity = max_buckets + 1
+        self._stride = 2 * self._row_capacity
         free(self._bucket_total)
         free(self._bucket_m2)
         free(self._bucket_count)
+        free(self._bucket_start)
         free(self._old_mean)
         free(self._old_recip)
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
+        self._bucket_start = NULL
         self._old_mean = NULL
         self._old_recip = NULL
         self._rows_allocated = 0
@@ -101,7 +110,7 @@ cdef class AdaptiveWindow:
         self._n_detections = 0
 
     cdef void _grow(self, intp_t n_rows) except *:
-        cdef intp_t cap = self._row_capacity
+        cdef intp_t cap = self._stride
         cdef float64_t* t = <float64_t*>realloc(self._bucket_total, n_rows * cap * sizeof(float64_t))
         if t == NULL:
             raise MemoryError()
@@ -125,6 +134,12 @@ cdef class AdaptiveWindow:
         self._bucket_count = c
         memset(&self._bucket_count[self._rows_allocated], 0,
                (n_rows - self._rows_allocated) * sizeof(intp_t))
+        c = <intp_t*>realloc(self._bucket_start, n_rows * sizeof(intp_t))
+        if c == NULL:
+            raise MemoryError()
+        self._bucket_start = c
+        memset(&self._bucket_start[self._rows_allocated], 0,
+               (n_rows - self._rows_allocated) * sizeof(intp_t))
         self._rows_allocated = n_rows
 
     cdef void _clear_window(self) noexcept nogil:
@@ -136,22 +151,31 @@ cdef class AdaptiveWindow:
         self._n_rows = 1
         self._dirty_row = self._rows_allocated
         memset(self._bucket_count, 0, self._rows_allocated * sizeof(intp_t))
+        memset(self._bucket_start, 0, self._rows_allocated * sizeof(intp_t))
 
     # -- the algorithm ---------------------------------------------------------
+    cdef inline intp_t _oldest(self, intp_t row) noexcept nogil:
+        """Slot of the oldest bucket of a row."""
+        return row * self._stride + self._bucket_start[row]
+
     cdef inline void _push(self, intp_t row, float64_t total, float64_t m2) noexcept nogil:
-        cdef intp_t j = row * self._row_capacity + self._bucket_count[row]
+        cdef intp_t base = row * self._stride, count = self._bucket_count[row], k
+        cdef intp_t start = self._bucket_start[row]
+        if start + count == self._stride:  # out of slots: move the row to its start
+            for k in range(count):
+                self._bucket_total[base + k] = self._bucket_total[base + start + k]
+                self._bucket_m2[base + k] = self._bucket_m2[base + start + k]
+            self._bucket_start[row] = start = 0
+        cdef intp_t j = base + start + count
         self._bucket_total[j] = total
         self._bucket_m2[j] = m2
         self._bucket_count[row] += 1
 
     cdef inline void _drop_oldest(self, intp_t row, intp_t k) noexcept nogil:
         """Remove the k oldest buckets of a row."""
-        cdef intp_t base = row * self._row_capacity
-        cdef intp_t left = self._bucket_count[row] - k, j
-        for j in range(base, base + left):  # rows are short: a loop beats memmove
-            self._bucket_total[j] = self._bucket_total[j + k]
-            self._bucket_m2[j] = self._bucket_m2[j + k]
+        cdef intp_t left = self._bucket_count[row] - k
         self._bucket_count[row] = left
+        self._bucket_start[row] = self._bucket_start[row] + k if left else 0
 
     cdef void _add_to_statistics(self, const float64_t* values, intp_t n) noexcept nogil:
         """Window width, sum and sum of squared deviations after appending
@@ -198,7 +222,7 @@ cdef class AdaptiveWindow:
             if row + 1 == self._n_rows:
                 self._n_rows += 1
                 self._dirty_row = self._rows_allocated  # a new oldest row: nothing cached holds
-            base = row * self._row_capacity
+            base = self._oldest(row)
             size = <float64_t>(<int64_t>1 << row)
             a_total = self._bucket_total[base]
             b_total = self._bucket_total[base + 1]
@@ -215,7 +239,7 @@ cdef class AdaptiveWindow:
 
     cdef void _delete_oldest_bucket(self) noexcept nogil:
         cdef intp_t row = self._n_rows - 1
-        cdef intp_t base = row * self._row_capacity
+        cdef intp_t base = self._oldest(row)
         cdef float64_t size = <float64_t>(<int64_t>1 << row)
         cdef float64_t u = self._bucket_total[base]
         cdef float64_t m2 = self._bucket_m2[base]
@@ -249,7 +273,7 @@ cdef class AdaptiveWindow:
         cdef bint detected = False, again = True, stop
         cdef float64_t n0, n1, u0, u1, size, t, mean_diff, log_term, window_var
         cdef float64_t m_recip, bound, length = self._min_length, mean0, recip0
-        cdef intp_t row, k, count, base, dirty
+        cdef intp_t row, k, count, base, cache, dirty
         while again:
             again = False
             stop = False
@@ -265,7 +289,8 @@ cdef class AdaptiveWindow:
             while row >= 0 and not stop:
                 size = <float64_t>(<int64_t>1 << row)
                 count = self._bucket_count[row]
-                base = row * self._row_capacity
+                base = self._oldest(row)
+                cache = row * self._stride
                 for k in range(count):
                     n0 += size
                     n1 -= size
@@ -276,13 +301,13 @@ cdef class AdaptiveWindow:
                         stop = True
                         break
                     if row > dirty:
-                        mean0 = self._old_mean[base + k]
-                        recip0 = self._old_recip[base + k]
+                        mean0 = self._old_mean[cache + k]
+                        recip0 = self._old_recip[cache + k]
                     else:
                         mean0 = u0 / n0
                         recip0 = 1.0 / (n0 - length + 1.0)
-                        self._old_mean[base + k] = mean0
-                        self._old_recip[base + k] = recip0
+                        self._old_mean[cache + k] = mean0
+                        self._old_recip[cache + k] = recip0
                     if n1 < length or n0 < length:
                         continue
                     mean_diff = fabs(mean0 - (u1 / n1))
@@ -355,12 +380,14 @@ cdef class AdaptiveWindow:
         cdef float64_t[::1] totals = np.empty(cells, dtype=np.float64)
         cdef float64_t[::1] m2s = np.empty(cells, dtype=np.float64)
         cdef intp_t[::1] counts = np.empty(self._n_rows, dtype=np.intp)
-        cdef intp_t i
-        for i in range(cells):
-            totals[i] = self._bucket_total[i]
-            m2s[i] = self._bucket_m2[i]
-        for i in range(self._n_rows):
-            counts[i] = self._bucket_count[i]
+        cdef intp_t r, k, cap = self._row_capacity
+        totals[:] = 0.0
+        m2s[:] = 0.0
+        for r in range(self._n_rows):  # row r's buckets, oldest first, at r * cap
+            counts[r] = self._bucket_count[r]
+            for k in range(counts[r]):
+                totals[r * cap + k] = self._bucket_total[self._oldest(r) + k]
+                m2s[r * cap + k] = self._bucket_m2[self._oldest(r) + k]
         return {
             "params": (self._delta, self._clock, self._max_buckets, self._min_length, self._grace),
             "scalars": (self._total, self._m2, self._width, self._tick, self._n_detections, self._drift),
@@ -374,15 +401,17 @@ cdef class AdaptiveWindow:
         cdef const intp_t[::1] counts = np.ascontiguousarray(state["bucket_count"], dtype=np.intp)
         cdef const float64_t[::1] totals = np.ascontiguousarray(state["bucket_total"], dtype=np.float64)
         cdef const float64_t[::1] m2s = np.ascontiguousarray(state["bucket_m2"], dtype=np.float64)
-        cdef intp_t i, n_rows = counts.shape[0]
+        cdef intp_t r, k, n_rows = counts.shape[0], cap
         self._configure(*state["params"])
+        cap = self._row_capacity
         if n_rows > self._rows_allocated:
             self._grow(n_rows)
-        for i in range(n_rows * self._row_capacity):
-            self._bucket_total[i] = totals[i]
-            self._bucket_m2[i] = m2s[i]
-        for i in range(n_rows):
-            self._bucket_count[i] = counts[i]
+        for r in range(n_rows):
+            self._bucket_count[r] = counts[r]
+            self._bucket_start[r] = 0
+            for k in range(counts[r]):
+                self._bucket_total[r * self._stride + k] = totals[r * cap + k]
+                self._bucket_m2[r * self._stride + k] = m2s[r * cap + k]
         self._n_rows = max(n_rows, 1)
         (self._total, self._m2, self._width, self._tick,
          self._n_detections, self._drift) = state["scalars"]

@@ -147,13 +147,34 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
     cdef intp_t node[LANES]
     cdef int active[LANES]
     cdef intp_t b, depth, n_active
-    cdef int stop, same
+    cdef int stop
     cdef float64_t weight, r
     cdef HSTNode* nd
+    if score and learn:
+        # One walk: score until the walk stops, learn down to the leaf.
+        weight = 1.0
+        for b in range(n_lanes):
+            node[b] = 1
+            active[b] = 1
+            s[b] = 0.0
+        for depth in range(height + 1):
+            for b in range(n_lanes):
+                nd = trees[b] + node[b]
+                r = _reference(nd, w)
+                stop = active[b] & ((r < limit) | (depth == height))
+                if path_sum:
+                    s[b] += active[b] * r * weight
+                else:
+                    s[b] += stop * r * weight
+                active[b] &= 1 - stop
+                _learn_node(nd, w)
+                if depth < height:
+                    node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
+                    prefetch(trees[b] + 2 * node[b])
+            weight *= 2.0
+        return
     if score:
-        # Scoring reads reference masses only, learning writes latest ones:
-        # within a window the two walks commute, so they run one after the
-        # other and the scoring walk stops as soon as every lane has stopped.
+        # Scoring only: stop as soon as every lane has stopped.
         n_active = n_lanes
         weight = 1.0
         for b in range(n_lanes):
@@ -184,16 +205,21 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
         for depth in range(height + 1):
             for b in range(n_lanes):
                 nd = trees[b] + node[b]
-                # the lazy pivot, then one more point (branch-free)
-                same = nd.window == w
-                nd.reference = same * nd.reference + (nd.window == w - 1) * nd.latest
-                nd.latest = same * nd.latest + 1
-                nd.window = w
+                _learn_node(nd, w)
                 if depth < height:
                     node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
                     # The children of the next node share one cache line:
                     # fetch it now, it is needed when this lane comes round.
                     prefetch(trees[b] + 2 * node[b])
+
+
+def all_finite(const float64_t[::1] x):
+    """True when no entry of x is NaN or infinite."""
+    cdef intp_t i
+    for i in range(x.shape[0]):
+        if not isfinite(x[i]):
+            return False
+    return True
 
 
 cdef class HalfSpaceForest:

@@ -298,3 +298,15 @@ def test_reset_and_clone(seed):
     assert model.n_features_ is None and model.limits_ is None
     assert np.array_equal(model.score_learn_many(X), first)
     assert np.array_equal(clone(model).score_learn_many(X), first)
+
+
+def test_threads_give_identical_results(seed):
+    X = np.random.default_rng(seed).random((5000, 3))
+    one = HalfSpaceTrees(n_trees=6, height=5, window_size=300, seed=1, n_jobs=1)
+    two = HalfSpaceTrees(n_trees=6, height=5, window_size=300, seed=1, n_jobs=2)
+    assert np.array_equal(one.score_learn_many(X), two.score_learn_many(X))
+    assert np.array_equal(one.score_many(X), two.score_many(X))
+    one.learn_many(X)
+    two.learn_many(X)
+    assert all(np.array_equal(a, b) for a, b in zip(one.mass_profile(), two.mass_profile()))
+    assert one._window_index == two._window_index == 2 * 5000 // 300
