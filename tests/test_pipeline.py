@@ -423,3 +423,14 @@ def test_restart_and_redelivery_equals_uninterrupted_run(model, tmp_path_factory
     assert restarted.alerts() == reference.alerts()
     reference.close()
     restarted.close()
+
+
+def test_ensemble_detector(rng):
+    from anomaly_fast import AnomalyEnsemble
+
+    X = rng.normal(size=(300, 2))
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    pipe = AnomalyPipeline(ens, threshold=0.9)
+    alert = pipe.process([9.0, 9.0], {"entity_id": "a", "timestamp": 0.0})
+    assert alert.detector == "AnomalyEnsemble" and alert.score == pytest.approx(float(ens.anomaly_score([[9.0, 9.0]])[0]))
+    assert pipe.process([0.0, 0.0], {"entity_id": "a", "timestamp": 1.0}) is None
