@@ -5,19 +5,24 @@ drop-in scikit-learn estimators.
 """
 
 from ._forest import average_path_length
-from .ensemble import AnomalyEnsemble
 from .adwin import ADWIN
+from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
 from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
+from .pipeline import AnomalyAlert, AnomalyPipeline
+from .registry import ModelRegistry
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnomalyEnsemble",
     "ADWIN",
+    "AnomalyAlert",
+    "AnomalyEnsemble",
+    "AnomalyPipeline",
     "ExtendedIsolationForest",
     "HalfSpaceTrees",
     "IsolationForest",
+    "ModelRegistry",
     "average_path_length",
 ]

@@ -10,6 +10,10 @@ COMMANDS = {
     "bench": ("anomaly_fast.bench.forest", "isolation-forest speed/accuracy benchmark vs scikit-learn and isotree"),
     "evaluate": ("anomaly_fast.bench.evaluate", "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble on ADBench (or synthetic) sets"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency", "AnomalyEnsemble one-row latency and batch consistency vs PyOD-style batch rescaling"),
+    "fit": ("anomaly_fast.cli_fit", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
+    "score": ("anomaly_fast.cli_score", "score a CSV or Parquet file with a registered model (CSV out)"),
+    "stream": ("anomaly_fast.cli_stream", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
+    "bench-pipeline": ("anomaly_fast.bench.pipeline", "AnomalyPipeline process_batch events/s and process p50/p99 latency vs bare scikit-learn scoring"),
     "bench-streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections/speed/ROC-AUC vs river"),
 }
 

@@ -1,0 +1,227 @@
+"""``anomaly-fast fit / score / stream``: train a model into a registry, score
+a file, and run an :class:`~anomaly_fast.pipeline.AnomalyPipeline` over JSON
+lines on stdin."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["fit_main", "load_registered", "read_table", "score_main", "stream_main"]
+
+METADATA_COLUMNS = ("entity_id", "timestamp", "event_id")
+MODELS = ("iforest", "eif")
+
+
+def read_table(path):
+    """A pandas DataFrame from a CSV or Parquet file (by extension)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError as exc:
+            raise ValueError(f"reading Parquet needs pyarrow (pip install 'anomaly_fast[pipeline]'): {exc}") from None
+    try:
+        return pd.read_csv(path)
+    except Exception as exc:  # noqa: BLE001 - pandas raises many kinds
+        raise ValueError(f"cannot read {path} as CSV: {exc}") from None
+
+
+def _feature_frame(df, columns=None, dropna=False):
+    """(float64 array, feature names) of the numeric feature columns."""
+    if columns:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"columns not in the data: {missing}")
+        df = df[list(columns)]
+    else:
+        df = df[[c for c in df.columns if str(c) not in METADATA_COLUMNS]]
+    bad = [str(c) for c in df.columns if df[c].dtype.kind not in "biuf"]
+    if bad:
+        raise ValueError(f"non-numeric feature columns {bad}; select features with --columns")
+    if df.shape[1] == 0:
+        raise ValueError("no feature columns")
+    X = df.to_numpy(dtype=np.float64)
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        if not dropna:
+            raise ValueError(f"{int((~finite).sum())} rows have missing or infinite values; pass --dropna to skip them")
+        X = X[finite]
+    if X.shape[0] == 0:
+        raise ValueError("no rows to use")
+    return X, [str(c) for c in df.columns]
+
+
+def load_registered(model, version="latest"):
+    """(model, metadata) from a registry folder (``version``) or from one
+    version's folder."""
+    from .registry import ModelRegistry
+
+    path = Path(model)
+    if (path / "meta.json").exists():
+        registry, version = ModelRegistry(path.parent), path.name
+    elif path.is_dir():
+        registry = ModelRegistry(path)
+    else:
+        raise ValueError(f"no model registry or model version at {path}")
+    return registry.load(version), registry.metadata(version)
+
+
+def _fail(prog, exc):
+    print(f"anomaly-fast {prog}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+# -- fit --------------------------------------------------------------------------
+def fit_main(argv=None):
+    parser = argparse.ArgumentParser(prog="anomaly-fast fit", description="Fit a detector on a CSV/Parquet file and save it into a model registry folder.")
+    parser.add_argument("data", help="CSV or Parquet training data (numeric feature columns; entity_id/timestamp/event_id are ignored)")
+    parser.add_argument("-o", "--output", required=True, help="model registry folder (created)")
+    parser.add_argument("--model", choices=MODELS, default="iforest")
+    parser.add_argument("--n-estimators", type=int, default=100)
+    parser.add_argument("--max-samples", default="auto")
+    parser.add_argument("--contamination", default="auto")
+    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--columns", help="comma-separated feature columns (default: every other column)")
+    parser.add_argument("--dropna", action="store_true", help="skip rows with missing values")
+    args = parser.parse_args(argv)
+    from .extended_isolation_forest import ExtendedIsolationForest
+    from .isolation_forest import IsolationForest
+    from .registry import ModelRegistry
+
+    try:
+        df = read_table(args.data)
+        X, names = _feature_frame(df, args.columns.split(",") if args.columns else None, args.dropna)
+        max_samples = args.max_samples if args.max_samples == "auto" else (
+            float(args.max_samples) if "." in args.max_samples else int(args.max_samples)
+        )
+        contamination = args.contamination if args.contamination == "auto" else float(args.contamination)
+        cls = IsolationForest if args.model == "iforest" else ExtendedIsolationForest
+        model = cls(
+            n_estimators=args.n_estimators, max_samples=max_samples,
+            contamination=contamination, random_state=args.random_state,
+        ).fit(X)
+        version = ModelRegistry(args.output).save(model, X, feature_names=names, tags={"source": str(args.data)})
+    except (ValueError, TypeError) as exc:
+        return _fail("fit", exc)
+    print(json.dumps({"version": version, "registry": str(args.output), "n_samples": int(X.shape[0]), "features": names}))
+    return 0
+
+
+# -- score ------------------------------------------------------------------------
+def score_main(argv=None):
+    parser = argparse.ArgumentParser(prog="anomaly-fast score", description="Score a CSV/Parquet file with a registered model; writes CSV with anomaly_score (in [0, 1], higher = more anomalous) and is_outlier.")
+    parser.add_argument("model", help="model registry folder or one version's folder")
+    parser.add_argument("data", help="CSV or Parquet file with the model's feature columns")
+    parser.add_argument("--version", default="latest")
+    parser.add_argument("-o", "--output", help="output CSV (default: stdout)")
+    args = parser.parse_args(argv)
+    try:
+        model, meta = load_registered(args.model, args.version)
+        df = read_table(args.data)
+        names = meta.get("feature_names")
+        X, _ = _feature_frame(df, names)
+        if X.shape[0] != df.shape[0]:
+            raise ValueError("rows with missing values cannot be scored")
+        if X.shape[1] != model.n_features_in_:
+            raise ValueError(f"the data has {X.shape[1]} feature columns, the model {model.n_features_in_}")
+        scores = model.anomaly_score(X) if hasattr(model, "anomaly_score") else -model.score_samples(X)
+        out = df[[c for c in df.columns if str(c) in METADATA_COLUMNS]].copy()
+        out["anomaly_score"] = scores
+        out["is_outlier"] = (model.predict(X) == -1).astype(int)
+    except (ValueError, TypeError) as exc:
+        return _fail("score", exc)
+    out.to_csv(args.output if args.output else sys.stdout, index=False)
+    return 0
+
+
+# -- stream -----------------------------------------------------------------------
+def _parse_tiers(text):
+    tiers = {}
+    for part in text.split(","):
+        name, _, bound = part.partition("=")
+        tiers[name.strip()] = float(bound)
+    return tiers
+
+
+def _event(line, names):
+    """(point dict or list, metadata) of one JSON line."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    meta = {k: obj[k] for k in METADATA_COLUMNS if k in obj}
+    if "features" in obj:
+        point = obj["features"]
+        if not isinstance(point, (dict, list)):
+            raise ValueError("'features' must be an object or a list")
+    else:
+        point = {k: v for k, v in obj.items() if k not in METADATA_COLUMNS}
+        if not point:
+            raise ValueError("no features")
+    if isinstance(point, dict):
+        missing = [n for n in names if n not in point]
+        if missing:
+            raise ValueError(f"missing features {missing}")
+    elif any(isinstance(v, (bool, str)) or v is None or not isinstance(v, (int, float)) for v in point):
+        raise ValueError("feature values must be numbers")
+    return point, meta
+
+
+def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
+    parser = argparse.ArgumentParser(prog="anomaly-fast stream", description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature columns}); write alerts as JSON lines on stdout.  Malformed lines are reported on stderr, counted and skipped.")
+    parser.add_argument("--model", required=True, help="model registry folder or one version's folder")
+    parser.add_argument("--version", default="latest")
+    parser.add_argument("--store", default=None, help="SQLite alert store (default: in memory)")
+    parser.add_argument("--threshold", type=float, default=0.7)
+    parser.add_argument("--suppression-window", type=float, default=300.0)
+    parser.add_argument("--tiers", type=_parse_tiers, default=None, help="e.g. warning=0.7,critical=0.8,emergency=0.9")
+    parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
+    args = parser.parse_args(argv)
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    from .pipeline import AnomalyPipeline
+
+    try:
+        model, meta = load_registered(args.model, args.version)
+        names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
+        training = meta.get("training_data")
+        pipe = AnomalyPipeline(
+            model, threshold=args.threshold, suppression_window=args.suppression_window,
+            tiers=args.tiers, store=args.store, model_version=meta["version"],
+            monitor_features=not args.no_monitor, feature_names=names,
+            reference=None if not training else {"min": training["min"], "max": training["max"]},
+            on_drift=lambda events: [
+                print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
+            ],
+        )
+    except (ValueError, TypeError, OSError) as exc:
+        return _fail("stream", exc)
+    malformed = 0
+    for number, line in enumerate(stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            point, md = _event(line, names)
+            alert = pipe.process(point, md)
+        except (ValueError, TypeError) as exc:
+            malformed += 1
+            print(f"anomaly-fast stream: line {number}: skipped: {exc}", file=stderr, flush=True)
+            continue
+        if alert is not None:
+            stdout.write(json.dumps(alert.to_dict(), default=str) + "\n")
+            stdout.flush()
+    summary = dict(pipe.stats, malformed=malformed, threshold=pipe.threshold)
+    print(json.dumps({"summary": summary}), file=stderr, flush=True)
+    pipe.close()
+    return 0
