@@ -1,7 +1,8 @@
 """The ``anomaly-fast`` command line: one sub-command per module.
 
-Each entry maps a sub-command to a module exposing ``main(argv) -> int``;
-modules are imported only when their command runs.
+Each entry maps a sub-command to ``"module"`` (whose ``main(argv) -> int``
+runs it) or ``"module:function"``; modules are imported only when their
+command runs.
 """
 import importlib
 import sys
@@ -10,9 +11,9 @@ COMMANDS = {
     "bench": ("anomaly_fast.bench.forest", "isolation-forest speed/accuracy benchmark vs scikit-learn and isotree"),
     "evaluate": ("anomaly_fast.bench.evaluate", "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble on ADBench (or synthetic) sets"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency", "AnomalyEnsemble one-row latency and batch consistency vs PyOD-style batch rescaling"),
-    "fit": ("anomaly_fast.cli_fit", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
-    "score": ("anomaly_fast.cli_score", "score a CSV or Parquet file with a registered model (CSV out)"),
-    "stream": ("anomaly_fast.cli_stream", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
+    "fit": ("anomaly_fast.pipeline_cli:fit_main", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
+    "score": ("anomaly_fast.pipeline_cli:score_main", "score a CSV or Parquet file with a registered model (CSV out)"),
+    "stream": ("anomaly_fast.pipeline_cli:stream_main", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
     "bench-pipeline": ("anomaly_fast.bench.pipeline", "AnomalyPipeline process_batch events/s and process p50/p99 latency vs bare scikit-learn scoring"),
     "bench-streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections/speed/ROC-AUC vs river"),
 }
@@ -32,8 +33,9 @@ def main(argv=None):
     if argv[0] not in COMMANDS:
         print(f"anomaly-fast: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[argv[0]][0])
-    return module.main(argv[1:])
+    module_name, _, function = COMMANDS[argv[0]][0].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, function or "main")(argv[1:])
 
 
 if __name__ == "__main__":
