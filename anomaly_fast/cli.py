@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "bench": ("anomaly_fast.bench.forest", "isolation-forest speed/accuracy benchmark vs scikit-learn and isotree"),
+    "nab-eval": ("anomaly_fast.bench.nab", "time-series detectors on NAB: window recall and false-alarm runs per 1000 points"),
 }
 
 
