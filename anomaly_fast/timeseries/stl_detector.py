@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _alarms
 from ._series import prepare_series
-from .stl_recipe import modified_z_score, stl_decompose
+from .stl_recipe import exact_fit_tolerance, modified_z_score, stl_decompose
 
 __all__ = ["STLDetector"]
 
@@ -232,7 +232,7 @@ class STLDetector(BaseEstimator):
                 "trend": trend[at],
                 "seasonal": seasonal[at],
                 "residual": residual[at],
-                "z_score": modified_z_score(residual)[at],
+                "z_score": modified_z_score(residual, tol=exact_fit_tolerance(data.values))[at],
                 "is_anomaly": score[at] > 1.0,
                 "score": score[at],
                 "alarm": alarm[at].astype(bool),
@@ -243,7 +243,7 @@ class STLDetector(BaseEstimator):
     def _score(self, values, trend, residual):
         """Combined score on the regular grid: ``score > 1`` flags a point."""
         period = self.period_
-        tiny = 1e-12 * max(1.0, float(np.median(np.abs(values))))
+        tiny = max(exact_fit_tolerance(values), 1e-300)
 
         center = _trailing(residual, max(3, period // 4), "median")
         center[0] = residual[0]

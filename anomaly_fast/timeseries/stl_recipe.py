@@ -16,7 +16,7 @@ _MAD_FACTOR = 0.6745
 _MEAN_AD_FACTOR = 1.253314
 
 
-def modified_z_score(x):
+def modified_z_score(x, tol=0.0):
     """Modified z-score ``0.6745 * (x - median) / MAD`` (Iglewicz & Hoaglin).
 
     When the MAD is 0 (more than half of the values are equal), the mean
@@ -28,6 +28,10 @@ def modified_z_score(x):
     ----------
     x : array-like of shape (n,)
         Finite values.
+    tol : float >= 0, default=0.0
+        Deviations from the median of at most ``tol`` count as exactly 0, so
+        floating-point noise (say, STL residuals of a noiseless series) is
+        not blown up into huge scores.
 
     Returns
     -------
@@ -42,6 +46,8 @@ def modified_z_score(x):
     """
     x = np.asarray(x, dtype=np.float64)
     centred = x - np.median(x)
+    if tol > 0:
+        centred[np.abs(centred) <= tol] = 0.0
     mad = np.median(np.abs(centred))
     if mad > 0:
         return _MAD_FACTOR * centred / mad
@@ -49,6 +55,11 @@ def modified_z_score(x):
     if mean_ad > 0:
         return centred / (_MEAN_AD_FACTOR * mean_ad)
     return np.zeros_like(x)
+
+
+def exact_fit_tolerance(values):
+    """Residual size below which STL's fit of ``values`` counts as exact."""
+    return 1e-9 * float(np.max(np.abs(values)))
 
 
 def stl_decompose(values, period, robust, outer_iter=None):
@@ -107,7 +118,10 @@ def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True)
         On the input's index, columns ``value, trend, seasonal, residual,
         z_score, is_anomaly``.  When the MAD of the residuals is 0, the
         z-score falls back to the mean absolute deviation (see
-        :func:`modified_z_score`); it is never inf or NaN.
+        :func:`modified_z_score`); it is never inf or NaN.  Residuals within
+        ``1e-9 * max|value|`` of their median count as exact fits (STL's
+        floating-point noise), so a noiseless series scores 0, not noise
+        divided by noise.
 
     Examples
     --------
@@ -125,7 +139,7 @@ def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True)
     """
     data = prepare_series(series, period)
     trend, seasonal, residual = stl_decompose(data.values, data.period, robust)
-    z = modified_z_score(residual)
+    z = modified_z_score(residual, tol=exact_fit_tolerance(data.values))
     at = data.positions
     return pd.DataFrame(
         {
