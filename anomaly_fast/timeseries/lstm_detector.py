@@ -103,7 +103,7 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
     >>> z = y.copy(); z[400] += 3.0
     >>> int(np.argmax(det.anomaly_score(z)))
     400
-    >>> det.predict(z)[400]
+    >>> int(det.predict(z)[400])
     -1
     """
 
