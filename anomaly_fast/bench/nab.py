@@ -147,6 +147,26 @@ def run_methods(case, methods, args):
     return out
 
 
+def _time_lstm_fit(case, args):
+    """Time one LSTMDetector fit with default network parameters."""
+    from anomaly_fast.timeseries import LSTMDetector
+
+    values = case.series.to_numpy()[: args.lstm_fit_points]
+    lstm = LSTMDetector(epochs=args.lstm_epochs, random_state=0, progress_bar=args.progress)
+    start = time.perf_counter()
+    lstm.fit(values)
+    seconds = time.perf_counter() - start
+    import torch
+
+    print(
+        f"LSTMDetector fit on {len(values)} points of {case.name}: {seconds:.1f} s "
+        f"(window={lstm.window}, hidden_size={lstm.hidden_size}, n_layers={lstm.n_layers}, "
+        f"epochs={lstm.epochs}, torch threads={torch.get_num_threads()}; "
+        f"final training loss {lstm.train_loss_[-1]:.4f})"
+    )
+    return {"points": len(values), "seconds": seconds, "final_loss": lstm.train_loss_[-1]}
+
+
 def _plot(case, results, path):
     import matplotlib
 
@@ -181,6 +201,10 @@ def main(argv=None):
     parser.add_argument("--plot", help="PNG path for one series with its windows and alarms")
     parser.add_argument("--plot-series", default="machine_temperature", help="series to plot (substring)")
     parser.add_argument("--json", help="write the summary as JSON here")
+    parser.add_argument(
+        "--lstm-fit-points", type=int, default=0,
+        help="also time one LSTMDetector fit (default parameters) on this many points of the first series",
+    )
     args = parser.parse_args(argv)
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -237,6 +261,8 @@ def main(argv=None):
         print(f"{name:<14}{recall:>8.2f}{row['hits']:>5}/{row['windows']:<3}{row['runs']:>12}{rate:>10.2f}{row['seconds']:>9.1f}")
     if plotted:
         print(f"plot of {plotted} written to {args.plot}")
+    if args.lstm_fit_points and "lstm" in methods:
+        summary["lstm_fit"] = _time_lstm_fit(cases[0], args)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0
