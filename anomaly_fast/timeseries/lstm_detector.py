@@ -143,8 +143,14 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ input
     def _validate(self, X, reset):
-        if np.ndim(X) == 1:
-            X = np.reshape(X, (-1, 1))
+        array = np.asarray(X)
+        if array.ndim == 1:
+            if not reset and getattr(self, "n_features_in_", 1) != 1:
+                raise ValueError(
+                    f"X is 1-D but the detector was fitted on {self.n_features_in_} features; "
+                    f"Reshape your data to (n_samples, {self.n_features_in_})"
+                )
+            X = array.reshape(-1, 1)
         return validate_data(
             self,
             X,

@@ -127,3 +127,23 @@ def test_importing_the_package_does_not_import_torch():
     code = "import sys, anomaly_fast, anomaly_fast.timeseries; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _expected_failures(estimator):
+    why = "rows are consecutive time steps: a row's score depends on the rows before it"
+    return {
+        "check_methods_sample_order_invariance": why,
+        "check_methods_subset_invariance": why,
+        "check_fit1d": "a 1-D array is accepted as a univariate series",
+    }
+
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks(
+    [LSTMDetector(window=2, hidden_size=4, n_layers=1, epochs=1, random_state=0, progress_bar=False)],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
