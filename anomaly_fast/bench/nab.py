@@ -11,6 +11,9 @@ over all series).  Methods:
 - ``stl``: :class:`~anomaly_fast.timeseries.STLDetector`, fitted on and run
   over the whole series (unsupervised, like the textbook recipe); alarms =
   ``alarm``.
+- ``stl-online``: ``STLDetector(mode="online")`` fitted on the first
+  ``--train-fraction`` of each series (at least three periods), then every
+  point scored from its past only.
 - ``lstm``: :class:`~anomaly_fast.timeseries.LSTMDetector` trained on the
   first ``--train-fraction`` of each series (NAB's probationary period);
   alarms = ``predict == -1``.  ``lstm+alarms`` passes the same errors through
@@ -33,7 +36,7 @@ import pandas as pd
 
 __all__ = ["Case", "false_alarm_runs", "load_nab", "main", "synthetic_cases", "window_hits"]
 
-METHODS = ("textbook", "stl", "lstm")
+METHODS = ("textbook", "stl", "stl-online", "lstm")
 
 
 @dataclass
@@ -131,6 +134,13 @@ def run_methods(case, methods, args):
         start = time.perf_counter()
         flags = STLDetector().fit(series).detect(series)["alarm"].to_numpy()
         out["stl"] = (flags, time.perf_counter() - start)
+    if "stl-online" in methods:
+        start = time.perf_counter()
+        period = infer_period(series.index)
+        n_train = max(int(args.train_fraction * len(series)), 3 * period)
+        detector = STLDetector(mode="online").fit(series.iloc[:n_train])
+        flags = detector.detect(series)["alarm"].to_numpy()
+        out["stl-online"] = (flags, time.perf_counter() - start)
     if "lstm" in methods:
         from anomaly_fast.timeseries import LSTMDetector
 
@@ -191,7 +201,7 @@ def _plot(case, results, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="anomaly-fast nab-eval", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma list of textbook,stl,lstm")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma list of textbook,stl,stl-online,lstm")
     parser.add_argument("--series", default="", help="only series whose name contains this")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="LSTM training prefix")
     parser.add_argument("--lstm-epochs", type=int, default=10)

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _alarms
@@ -84,7 +84,7 @@ class STLDetector(BaseEstimator):
        (``score > 1``); an alarm is raised at the first point of a run of
        flagged points, at most once every ``min_spacing`` steps.
 
-    Everything after STL uses only past points; STL itself is a batch
+    Everything after STL uses only past points; in batch mode STL itself is a batch
     smoother and sees the whole series passed to ``detect``, so its trend
     starts moving up to half a trend window *before* a level shift and the
     trend channel can alarm that early.
@@ -114,13 +114,26 @@ class STLDetector(BaseEstimator):
     robust_iter : int >= 1, default=3
         Robust STL outer iterations (statsmodels' default, 15, is ~5x slower
         for the same alarms).
+    mode : {"batch", "online"}, default="batch"
+        "batch" decomposes the whole series passed to ``detect`` at once.
+        "online" scores every point from its past only: STL is refitted
+        every ``period`` steps on the last ``history`` periods (a bounded
+        buffer), and the next period is forecast as the last fitted trend
+        value plus the seasonal value one cycle earlier; ``trend`` and
+        ``seasonal`` hold that forecast and ``residual`` the forecast error.
+        The trend channel is off (a shift shows up in the forecast error,
+        whose baseline only looks back), and local scales never go below
+        the forecast-error scale learnt in ``fit`` (which then needs three
+        periods).  The first two periods have no past model: they are
+        decomposed together and scored 0.
 
     Attributes
     ----------
     period_ : int
         Seasonal period used.
     residual_scale_ : float
-        Robust scale of the training residuals.
+        Robust scale of the training residuals (online mode: of the
+        training forecast errors).
     trend_change_center_, trend_change_scale_ : float
         Median and robust scale of the training one-period trend changes.
     n_train_ : int
@@ -151,6 +164,7 @@ class STLDetector(BaseEstimator):
         "history": [Interval(Integral, 1, None, closed="left")],
         "min_spacing": [Interval(Integral, 1, None, closed="left"), None],
         "robust_iter": [Interval(Integral, 1, None, closed="left")],
+        "mode": [StrOptions({"batch", "online"})],
     }
 
     def __init__(
@@ -163,6 +177,7 @@ class STLDetector(BaseEstimator):
         history=7,
         min_spacing=None,
         robust_iter=3,
+        mode="batch",
     ):
         self.period = period
         self.threshold = threshold
@@ -172,6 +187,7 @@ class STLDetector(BaseEstimator):
         self.history = history
         self.min_spacing = min_spacing
         self.robust_iter = robust_iter
+        self.mode = mode
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, series, y=None):
@@ -190,10 +206,14 @@ class STLDetector(BaseEstimator):
         -------
         self
         """
-        data = prepare_series(series, self.period)
+        online = self.mode == "online"
+        data = prepare_series(series, self.period, min_cycles=3 if online else 2)
+        self.period_ = data.period
         trend, _, residual = self._decompose(data)
         change = trend[data.period :] - trend[: -data.period]
-        self.period_ = data.period
+        if online:  # the scale of one-period-ahead forecast errors
+            _, _, residual = self._forecast(data)
+            residual = residual[2 * data.period :]
         self.residual_scale_ = _robust_scale(residual)
         self.trend_change_center_ = float(np.median(change))
         self.trend_change_scale_ = _robust_scale(change)
@@ -222,8 +242,14 @@ class STLDetector(BaseEstimator):
         """
         check_is_fitted(self)
         data = prepare_series(series, self.period_)
-        trend, seasonal, residual = self._decompose(data)
-        score = self._score(data.values, trend, residual)
+        if self.mode == "online":
+            trend, seasonal, residual = self._forecast(data)
+            warm = 2 * self.period_
+            score = self._score(data.values, trend, np.r_[np.full(warm, np.nan), residual[warm:]], use_trend=False)
+            score[:warm] = 0.0
+        else:
+            trend, seasonal, residual = self._decompose(data)
+            score = self._score(data.values, trend, residual)
         alarm = np.zeros(score.shape[0], dtype=np.uint8)
         spacing = self.period_ if self.min_spacing is None else self.min_spacing
         _alarms.alarm_onsets(score, np.ones_like(score), spacing, alarm)
@@ -242,27 +268,55 @@ class STLDetector(BaseEstimator):
             index=data.index,
         )
 
-    def _score(self, values, trend, residual):
+    def _forecast(self, data):
+        """One-period-ahead STL forecasts from a bounded trailing buffer."""
+        period = self.period_
+        values = data.values
+        n = values.shape[0]
+        trend = np.zeros(n)
+        seasonal = np.zeros(n)
+        # Warm-up: no past model yet.  Its decomposition only seeds the
+        # trailing baselines; its points are scored 0 by ``detect``.
+        warm_trend, warm_seasonal, _ = stl_decompose(
+            values[: 2 * period], period, robust=True, outer_iter=self.robust_iter
+        )
+        trend[: 2 * period] = warm_trend
+        seasonal[: 2 * period] = warm_seasonal
+        for start in range(2 * period, n, period):
+            stop = min(start + period, n)
+            past = values[max(0, start - self.history * period) : start]
+            past_trend, past_seasonal, _ = stl_decompose(
+                past, period, robust=True, outer_iter=self.robust_iter
+            )
+            trend[start:stop] = past_trend[-1]
+            seasonal[start:stop] = past_seasonal[-period:][: stop - start]
+        return trend, seasonal, values - trend - seasonal
+
+    def _score(self, values, trend, residual, use_trend=True):
         """Combined score on the regular grid: ``score > 1`` flags a point."""
         period = self.period_
         tiny = max(exact_fit_tolerance(values), 1e-300)
 
         center = _trailing(residual, max(3, period // 4), "median")
         center[0] = residual[0]
+        center = np.where(np.isnan(center), residual, center)
         deviation = np.abs(residual - center)
         local = _SIGMA_PER_MAD * _trailing(deviation, 2 * period, "median")
         phase = _SIGMA_PER_MAD * _same_phase_median(deviation, period)
-        scale = np.fmax(np.fmax(local, phase), _SCALE_FLOOR * self.residual_scale_)
+        floor = self.residual_scale_ if self.mode == "online" else _SCALE_FLOOR * self.residual_scale_
+        scale = np.fmax(np.fmax(local, phase), floor)
         scale = np.fmax(np.nan_to_num(scale, nan=0.0), tiny)
-        residual_score = deviation / scale
+        residual_score = np.nan_to_num(deviation / scale, nan=0.0)
 
         limit = np.full_like(residual_score, self.threshold)
         if self.novelty_ratio > 0:
             recent = _trailing(residual_score, self.history * period, "quantile", self.novelty_quantile)
             limit = np.fmax(limit, self.novelty_ratio * np.nan_to_num(recent, nan=0.0))
 
-        change = np.zeros_like(trend)
-        change[period:] = trend[period:] - trend[:-period]
-        trend_score = np.abs(change - self.trend_change_center_) / max(self.trend_change_scale_, tiny)
-
-        return np.fmax(residual_score / limit, trend_score / self.trend_threshold)
+        score = residual_score / limit
+        if use_trend:
+            change = np.zeros_like(trend)
+            change[period:] = trend[period:] - trend[:-period]
+            trend_score = np.abs(change - self.trend_change_center_) / max(self.trend_change_scale_, tiny)
+            score = np.fmax(score, trend_score / self.trend_threshold)
+        return score

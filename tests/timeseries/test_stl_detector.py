@@ -124,3 +124,26 @@ def test_same_alarms_on_a_different_noise_draw():
     y = seasonal(seed=1)
     y.iloc[700] -= 6.0
     assert alarms(STLDetector().fit(y.iloc[:240]).detect(y)) == [700]
+
+
+def test_online_mode_scores_from_the_past_only(series):
+    y = series.copy()
+    y.iloc[600] += 6.0
+    y.iloc[800:] += 5.0
+    det = STLDetector(mode="online").fit(series.iloc[: 24 * 10])
+    out = det.detect(y)
+    assert list(out.columns) == COLUMNS
+    assert np.isfinite(out.drop(columns=["is_anomaly", "alarm"]).to_numpy(dtype=float)).all()
+    assert alarms(out) == [600, 800]
+    assert (out["score"].iloc[:48] == 0).all()
+    # no look-ahead: changing the future leaves earlier scores untouched
+    changed = y.copy()
+    changed.iloc[700:] += 50.0
+    np.testing.assert_array_equal(det.detect(changed)["score"].iloc[:700], out["score"].iloc[:700])
+
+
+def test_online_mode_needs_three_training_periods(series):
+    with pytest.raises(ValueError, match="at least 3 periods"):
+        STLDetector(mode="online").fit(series.iloc[:60])
+    with pytest.raises(ValueError, match="mode"):
+        STLDetector(mode="stream").fit(series)
