@@ -92,6 +92,10 @@ class STLDetector(BaseEstimator):
     Score convention: ``score`` >= 0, **higher = more anomalous**, ``score >
     1`` flags the point.
 
+    The defaults were chosen on the NAB series of ``anomaly-fast nab-eval``
+    (window recall 0.80 at 0.78 false-alarm runs per 1000 points there), so
+    that figure is in-sample, not a held-out estimate.
+
     Parameters
     ----------
     period : int >= 2 or None, default=None
@@ -108,12 +112,13 @@ class STLDetector(BaseEstimator):
     novelty_ratio : float >= 0, default=1.5
         0 disables the novelty limit.
     history : int >= 1, default=7
-        Periods of past scores used by the novelty limit.
+        Periods of past scores used by the novelty limit (and, online, the
+        length of the STL buffer).
     min_spacing : int >= 1 or None, default=None
         Minimum steps between two alarms; None = one period.
     robust_iter : int >= 1, default=3
-        Robust STL outer iterations (statsmodels' default, 15, is ~5x slower
-        for the same alarms).
+        Robust STL outer iterations (statsmodels' default, 15, is ~5x
+        slower).
     mode : {"batch", "online"}, default="batch"
         "batch" decomposes the whole series passed to ``detect`` at once.
         "online" scores every point from its past only: STL is refitted
