@@ -147,3 +147,22 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Trained long enough (6 epochs) to have learnt the wave's shape."""
+    return LSTMDetector(random_state=0, **dict(SMALL, epochs=6, hidden_size=16)).fit(wave())
+
+
+def test_finds_level_shift_and_flat_line(trained):
+    shifted = wave(seed=1)
+    shifted[200:] += 3.0
+    assert trained.predict(shifted)[200] == -1
+    assert (trained.predict(shifted)[trained.window : 200] == 1).mean() > 0.95
+    flat = wave(seed=1)
+    flat[200:240] = flat[200]
+    flagged = np.flatnonzero(trained.predict(flat) == -1)
+    assert np.mean((flagged >= 200) & (flagged < 240)) > 0.7
+    error = trained.prediction_error(flat)
+    assert error[200:240].mean() > 10 * error[100:140].mean()
