@@ -12,6 +12,7 @@ from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
 from .pipeline import AnomalyAlert, AnomalyPipeline
 from .registry import ModelRegistry
+from .timeseries import LSTMDetector, STLDetector, stl_anomaly_detection
 
 __version__ = "0.1.0"
 
@@ -20,9 +21,12 @@ __all__ = [
     "AnomalyAlert",
     "AnomalyEnsemble",
     "AnomalyPipeline",
+    "average_path_length",
     "ExtendedIsolationForest",
     "HalfSpaceTrees",
     "IsolationForest",
+    "LSTMDetector",
     "ModelRegistry",
-    "average_path_length",
+    "stl_anomaly_detection",
+    "STLDetector",
 ]

@@ -16,6 +16,7 @@ COMMANDS = {
     "stream": ("anomaly_fast.pipeline_cli:stream_main", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
     "bench-pipeline": ("anomaly_fast.bench.pipeline", "AnomalyPipeline process_batch events/s and process p50/p99 latency vs bare scikit-learn scoring"),
     "bench-streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections/speed/ROC-AUC vs river"),
+    "nab-eval": ("anomaly_fast.bench.nab", "time-series detectors on NAB: window recall and false-alarm runs per 1000 points"),
 }
 
 

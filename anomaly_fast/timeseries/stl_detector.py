@@ -1,0 +1,327 @@
+"""STL residuals turned into alarms one can act on."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from .. import _alarms
+from ._series import prepare_series
+from .stl_recipe import exact_fit_tolerance, modified_z_score, stl_decompose
+
+__all__ = ["STLDetector"]
+
+_SIGMA_PER_MAD = 1.4826  # 1 / 0.6745: MAD -> standard deviation under normality
+_DAILY_LAGS = 5  # same-phase comparison: 1..5 cycles back ...
+_WEEKLY_LAGS = 3  # ... and 7, 14, 21 cycles back (weeks, when the period is a day)
+_PHASE_JITTER = 2  # +- steps around each same-phase lag
+_SCALE_FLOOR = 0.5  # local scales never go below this fraction of the fitted residual scale
+
+
+def _robust_scale(x):
+    """1.4826 * MAD, falling back to the scaled mean absolute deviation, then 0."""
+    centred = np.abs(x - np.median(x))
+    mad = np.median(centred)
+    if mad > 0:
+        return _SIGMA_PER_MAD * mad
+    return 1.253314 * float(np.mean(centred))
+
+
+def _trailing(x, window, how, quantile=None):
+    """Rolling statistic over the ``window`` points strictly before each point."""
+    rolling = pd.Series(x).rolling(window, min_periods=1)
+    stat = rolling.quantile(quantile) if how == "quantile" else rolling.median()
+    return stat.shift(1).to_numpy(dtype=np.float64, copy=True)
+
+
+def _same_phase_median(dev, period):
+    """Median of ``dev`` at the same phase of earlier cycles (NaN when none)."""
+    n = dev.shape[0]
+    lags = [j * period + o for j in range(1, _DAILY_LAGS + 1) for o in range(-_PHASE_JITTER, _PHASE_JITTER + 1)]
+    weekly = [7 * j * period + o for j in range(1, _WEEKLY_LAGS + 1) for o in range(-_PHASE_JITTER, _PHASE_JITTER + 1)]
+    out = np.full(n, np.nan)
+    for group in (lags, weekly):
+        lagged = np.full((n, len(group)), np.nan)
+        for k, lag in enumerate(group):
+            if 0 < lag < n:
+                lagged[lag:, k] = dev[: n - lag]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows at the start
+            out = np.fmax(out, np.nanmedian(lagged, axis=1))
+    return out
+
+
+class STLDetector(BaseEstimator):
+    """STL decomposition with alarm post-processing for time series.
+
+    The textbook recipe (:func:`~anomaly_fast.timeseries.stl_anomaly_detection`)
+    thresholds a global z-score of STL residuals and raises an alarm run every
+    few dozen points on real data.  This detector scores the same residuals
+    against their *context* and aggregates flagged points into alarms:
+
+    1. **Robust STL** (``robust_iter`` outer iterations) gives trend,
+       seasonal and residual.
+    2. **Local baseline**: each residual is compared with the median of the
+       previous ``period // 4`` residuals, so after a level shift the
+       deviation decays instead of staying high.
+    3. **Context scale**: the deviation is divided by the largest of the
+       local scale (MAD over the previous two periods), the same-phase scale
+       (median deviation 1..5 and 7, 14, 21 cycles back, +-2 steps; absorbs
+       systematic misfit such as sharp daily edges, and weekly effects when
+       the period is a day), and half the residual scale learnt in ``fit``
+       (so a quiet stretch cannot make noise look huge; never a division by 0).
+    4. **Novelty**: the residual limit is ``max(threshold, novelty_ratio *
+       q)``, ``q`` the ``novelty_quantile`` of the scores over the previous
+       ``history`` periods: spikes that recur every day stop alarming.
+    5. **Level shifts**: the one-period change of the trend,
+       ``trend[t] - trend[t - period]``, is z-scored with the centre and
+       scale learnt in ``fit`` and compared with ``trend_threshold``.
+    6. **Alarms**: a point is flagged when either channel exceeds its limit
+       (``score > 1``); an alarm is raised at the first point of a run of
+       flagged points, at most once every ``min_spacing`` steps.
+
+    Everything after STL uses only past points; in batch mode STL itself is a batch
+    smoother and sees the whole series passed to ``detect``, so its trend
+    starts moving up to half a trend window *before* a level shift and the
+    trend channel can alarm that early.
+
+    Score convention: ``score`` >= 0, **higher = more anomalous**, ``score >
+    1`` flags the point.
+
+    The defaults were chosen on the NAB series of ``anomaly-fast nab-eval``
+    (window recall 0.80 at 0.78 false-alarm runs per 1000 points there), so
+    that figure is in-sample, not a held-out estimate.
+
+    Parameters
+    ----------
+    period : int >= 2 or None, default=None
+        Steps per seasonal cycle; None infers it from the DatetimeIndex of
+        the series passed to ``fit`` (a day for sub-daily data, a week for
+        daily data).
+    threshold : float > 0, default=6.0
+        Minimum residual deviation, in robust standard deviations.
+    trend_threshold : float > 0, default=4.0
+        Limit on the z-scored one-period trend change.
+    novelty_quantile : float in (0, 1), default=0.99
+        Quantile of recent scores that a new alarm must exceed (times
+        ``novelty_ratio``).
+    novelty_ratio : float >= 0, default=1.5
+        0 disables the novelty limit.
+    history : int >= 1, default=7
+        Periods of past scores used by the novelty limit (and, online, the
+        length of the STL buffer).
+    min_spacing : int >= 1 or None, default=None
+        Minimum steps between two alarms; None = one period.
+    robust_iter : int >= 1, default=3
+        Robust STL outer iterations (statsmodels' default, 15, is ~5x
+        slower).
+    mode : {"batch", "online"}, default="batch"
+        "batch" decomposes the whole series passed to ``detect`` at once.
+        "online" scores every point from its past only: STL is refitted
+        every ``period`` steps on the last ``history`` periods (a bounded
+        buffer), and the next period is forecast as the last fitted trend
+        value plus the seasonal value one cycle earlier; ``trend`` and
+        ``seasonal`` hold that forecast and ``residual`` the forecast error.
+        The trend channel is off (a shift shows up in the forecast error,
+        whose baseline only looks back), and local scales never go below
+        the forecast-error scale learnt in ``fit`` (which then needs three
+        periods).  The first two periods have no past model: they are
+        decomposed together and scored 0.
+
+    Attributes
+    ----------
+    period_ : int
+        Seasonal period used.
+    residual_scale_ : float
+        Robust scale of the training residuals (online mode: of the
+        training forecast errors).
+    trend_change_center_, trend_change_scale_ : float
+        Median and robust scale of the training one-period trend changes.
+    n_train_ : int
+        Length of the training series on its regular grid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anomaly_fast.timeseries import STLDetector
+    >>> rng = np.random.RandomState(0)
+    >>> t = np.arange(24 * 28)
+    >>> y = 10 + 3 * np.sin(2 * np.pi * t / 24) + 0.3 * rng.normal(size=t.size)
+    >>> y[400] += 5.0                      # a spike
+    >>> y[550:] += 4.0                     # a level shift
+    >>> out = STLDetector(period=24).fit(y[:300]).detect(y)
+    >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 11 steps early
+    [400, 539]
+    >>> print(round(float(out["score"].iloc[400]), 2))
+    2.29
+    """
+
+    _parameter_constraints: dict = {
+        "period": [Interval(Integral, 2, None, closed="left"), None],
+        "threshold": [Interval(Real, 0, None, closed="neither")],
+        "trend_threshold": [Interval(Real, 0, None, closed="neither")],
+        "novelty_quantile": [Interval(Real, 0, 1, closed="neither")],
+        "novelty_ratio": [Interval(Real, 0, None, closed="left")],
+        "history": [Interval(Integral, 1, None, closed="left")],
+        "min_spacing": [Interval(Integral, 1, None, closed="left"), None],
+        "robust_iter": [Interval(Integral, 1, None, closed="left")],
+        "mode": [StrOptions({"batch", "online"})],
+    }
+
+    def __init__(
+        self,
+        period=None,
+        threshold=6.0,
+        trend_threshold=4.0,
+        novelty_quantile=0.99,
+        novelty_ratio=1.5,
+        history=7,
+        min_spacing=None,
+        robust_iter=3,
+        mode="batch",
+    ):
+        self.period = period
+        self.threshold = threshold
+        self.trend_threshold = trend_threshold
+        self.novelty_quantile = novelty_quantile
+        self.novelty_ratio = novelty_ratio
+        self.history = history
+        self.min_spacing = min_spacing
+        self.robust_iter = robust_iter
+        self.mode = mode
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, series, y=None):
+        """Learn the period and the residual and trend-change scales.
+
+        Parameters
+        ----------
+        series : pandas.Series or 1-D array-like
+            Training series, at least two periods long (see
+            :func:`~anomaly_fast.timeseries.stl_anomaly_detection` for the
+            accepted inputs and how gaps are filled).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+        """
+        online = self.mode == "online"
+        data = prepare_series(series, self.period, min_cycles=3 if online else 2)
+        self.period_ = data.period
+        trend, _, residual = self._decompose(data)
+        change = trend[data.period :] - trend[: -data.period]
+        if online:  # the scale of one-period-ahead forecast errors
+            _, _, residual = self._forecast(data)
+            residual = residual[2 * data.period :]
+        self.residual_scale_ = _robust_scale(residual)
+        self.trend_change_center_ = float(np.median(change))
+        self.trend_change_scale_ = _robust_scale(change)
+        self.n_train_ = data.values.shape[0]
+        return self
+
+    def _decompose(self, data):
+        return stl_decompose(data.values, data.period, robust=True, outer_iter=self.robust_iter)
+
+    def detect(self, series):
+        """Decompose ``series``, score every point and place alarms.
+
+        Parameters
+        ----------
+        series : pandas.Series or 1-D array-like
+            At least two periods long.
+
+        Returns
+        -------
+        result : pandas.DataFrame
+            On the input's index, columns ``value, trend, seasonal, residual,
+            z_score`` (as the textbook recipe: global modified z-score of the
+            residual), ``is_anomaly`` (point flagged, ``score > 1``), ``score``
+            (>= 0, higher = more anomalous) and ``alarm`` (an alarm starts
+            here).  All finite.
+        """
+        check_is_fitted(self)
+        data = prepare_series(series, self.period_)
+        if self.mode == "online":
+            trend, seasonal, residual = self._forecast(data)
+            warm = 2 * self.period_
+            score = self._score(data.values, trend, np.r_[np.full(warm, np.nan), residual[warm:]], use_trend=False)
+            score[:warm] = 0.0
+        else:
+            trend, seasonal, residual = self._decompose(data)
+            score = self._score(data.values, trend, residual)
+        alarm = np.zeros(score.shape[0], dtype=np.uint8)
+        spacing = self.period_ if self.min_spacing is None else self.min_spacing
+        _alarms.alarm_onsets(score, np.ones_like(score), spacing, alarm)
+        at = data.positions
+        return pd.DataFrame(
+            {
+                "value": data.observed,
+                "trend": trend[at],
+                "seasonal": seasonal[at],
+                "residual": residual[at],
+                "z_score": modified_z_score(residual, tol=exact_fit_tolerance(data.values))[at],
+                "is_anomaly": score[at] > 1.0,
+                "score": score[at],
+                "alarm": alarm[at].astype(bool),
+            },
+            index=data.index,
+        )
+
+    def _forecast(self, data):
+        """One-period-ahead STL forecasts from a bounded trailing buffer."""
+        period = self.period_
+        values = data.values
+        n = values.shape[0]
+        trend = np.zeros(n)
+        seasonal = np.zeros(n)
+        # Warm-up: no past model yet.  Its decomposition only seeds the
+        # trailing baselines; its points are scored 0 by ``detect``.
+        warm_trend, warm_seasonal, _ = stl_decompose(
+            values[: 2 * period], period, robust=True, outer_iter=self.robust_iter
+        )
+        trend[: 2 * period] = warm_trend
+        seasonal[: 2 * period] = warm_seasonal
+        for start in range(2 * period, n, period):
+            stop = min(start + period, n)
+            past = values[max(0, start - self.history * period) : start]
+            past_trend, past_seasonal, _ = stl_decompose(
+                past, period, robust=True, outer_iter=self.robust_iter
+            )
+            trend[start:stop] = past_trend[-1]
+            seasonal[start:stop] = past_seasonal[-period:][: stop - start]
+        return trend, seasonal, values - trend - seasonal
+
+    def _score(self, values, trend, residual, use_trend=True):
+        """Combined score on the regular grid: ``score > 1`` flags a point."""
+        period = self.period_
+        tiny = max(exact_fit_tolerance(values), 1e-300)
+
+        center = _trailing(residual, max(3, period // 4), "median")
+        center[0] = residual[0]
+        center = np.where(np.isnan(center), residual, center)
+        deviation = np.abs(residual - center)
+        local = _SIGMA_PER_MAD * _trailing(deviation, 2 * period, "median")
+        phase = _SIGMA_PER_MAD * _same_phase_median(deviation, period)
+        floor = self.residual_scale_ if self.mode == "online" else _SCALE_FLOOR * self.residual_scale_
+        scale = np.fmax(np.fmax(local, phase), floor)
+        scale = np.fmax(np.nan_to_num(scale, nan=0.0), tiny)
+        residual_score = np.nan_to_num(deviation / scale, nan=0.0)
+
+        limit = np.full_like(residual_score, self.threshold)
+        if self.novelty_ratio > 0:
+            recent = _trailing(residual_score, self.history * period, "quantile", self.novelty_quantile)
+            limit = np.fmax(limit, self.novelty_ratio * np.nan_to_num(recent, nan=0.0))
+
+        score = residual_score / limit
+        if use_trend:
+            change = np.zeros_like(trend)
+            change[period:] = trend[period:] - trend[:-period]
+            trend_score = np.abs(change - self.trend_change_center_) / max(self.trend_change_scale_, tiny)
+            score = np.fmax(score, trend_score / self.trend_threshold)
+        return score

@@ -1,0 +1,72 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly_fast.bench import nab
+from anomaly_fast.cli import COMMANDS
+
+
+def test_metrics_by_hand():
+    index = pd.date_range("2024-01-01", periods=10, freq="h")
+    masks, inside = nab.window_masks(index, [(index[2], index[3]), (index[7], index[8])])
+    alarms = np.array([1, 1, 0, 0, 1, 0, 1, 1, 0, 1], dtype=bool)
+    assert nab.window_hits(alarms, masks) == 1  # only the second window holds an alarm
+    # runs outside: [0, 1], [4], [6] (7 is inside), [9]
+    assert nab.false_alarm_runs(alarms, inside) == 4
+    assert nab.false_alarm_runs(np.zeros(10, bool), inside) == 0
+    assert nab.false_alarm_runs(np.ones(10, bool), np.zeros(10, bool)) == 1
+
+
+def test_load_nab_drops_repeated_timestamps(tmp_path):
+    root = tmp_path / "nab"
+    (root / "grp").mkdir(parents=True)
+    (root / "grp" / "a.csv").write_text(
+        "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n"
+        "2024-01-01 00:00:00,9\n2024-01-01 02:00:00,3\n"
+    )
+    (root / "labels_windows.json").write_text(json.dumps({"grp/a.csv": [["2024-01-01 01:00:00", "2024-01-01 02:00:00"]]}))
+    (case,) = nab.load_nab(tmp_path)  # the parent of nab/ works too
+    assert case.name == "grp/a.csv"
+    assert case.series.tolist() == [1.0, 2.0, 3.0]
+    assert case.series.index.is_monotonic_increasing
+    assert case.windows == [("2024-01-01 01:00:00", "2024-01-01 02:00:00")]
+
+
+def test_synthetic_cases_hold_their_anomaly():
+    cases = nab.synthetic_cases()
+    assert [c.name for c in cases] == ["synthetic/spike", "synthetic/level_shift", "synthetic/flat_line"]
+    for case in cases:
+        masks, _ = nab.window_masks(case.series.index, case.windows)
+        assert masks[0].sum() > 0
+
+
+def test_command_on_synthetic_data(tmp_path, capsys):
+    out = tmp_path / "summary.json"
+    plot = tmp_path / "plot.png"
+    assert nab.main(["--methods", "textbook,stl", "--json", str(out), "--plot", str(plot), "--plot-series", "flat"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["stl"]["recall"] == 1.0
+    assert summary["stl"]["false_runs_per_1000"] < 1.0
+    assert summary["textbook"]["false_runs_per_1000"] > 10 * max(summary["stl"]["false_runs_per_1000"], 0.1)
+    assert plot.stat().st_size > 0
+    assert "synthetic/flat_line" in capsys.readouterr().out
+
+
+def test_command_lstm_row(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "summary.json"
+    assert nab.main(["--methods", "lstm", "--series", "spike", "--lstm-epochs", "1", "--json", str(out)]) == 0
+    summary = json.loads(out.read_text())
+    assert set(summary) == {"lstm", "lstm+alarms"}
+    assert summary["lstm"]["windows"] == 1
+
+
+def test_registered_in_cli():
+    assert COMMANDS["nab-eval"][0] == "anomaly_fast.bench.nab"
+
+
+def test_unknown_method():
+    with pytest.raises(SystemExit):
+        nab.main(["--methods", "prophet"])

@@ -1,0 +1,149 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from anomaly_fast.timeseries import STLDetector, stl_anomaly_detection
+
+from conftest import seasonal
+
+COLUMNS = ["value", "trend", "seasonal", "residual", "z_score", "is_anomaly", "score", "alarm"]
+
+
+def alarms(out):
+    return np.flatnonzero(out["alarm"].to_numpy()).tolist()
+
+
+@pytest.fixture
+def fitted(series):
+    return STLDetector().fit(series.iloc[: 24 * 10])
+
+
+def test_columns_index_and_finite(fitted, series):
+    out = fitted.detect(series)
+    assert list(out.columns) == COLUMNS
+    assert out.index.equals(series.index)
+    assert np.isfinite(out.drop(columns=["is_anomaly", "alarm"]).to_numpy(dtype=float)).all()
+    assert (out["score"] >= 0).all()
+    np.testing.assert_array_equal(out["is_anomaly"], out["score"] > 1)
+    assert fitted.period_ == 24
+
+
+def test_clean_series_raises_no_alarm_where_textbook_floods(fitted, series):
+    assert alarms(fitted.detect(series)) == []
+    assert stl_anomaly_detection(series)["is_anomaly"].sum() > 20
+
+
+def test_spike(fitted, series):
+    y = series.copy()
+    y.iloc[600] += 6.0
+    assert alarms(fitted.detect(y)) == [600]
+
+
+@pytest.mark.parametrize("jump", [5.0, -5.0])
+def test_level_shift_raises_one_alarm_near_the_shift(fitted, series, jump):
+    y = series.copy()
+    y.iloc[600:] += jump
+    found = alarms(fitted.detect(y))
+    assert len(found) == 1
+    assert abs(found[0] - 600) <= 12  # STL's trend is centred: it may lead by half a window
+
+
+def test_flat_line(fitted, series):
+    y = series.copy()
+    y.iloc[600:640] = y.iloc[600]
+    found = alarms(fitted.detect(y))
+    assert len(found) >= 1 and all(595 <= t <= 640 for t in found)
+
+
+def test_recurring_spikes_stop_alarming(series):
+    y = series.copy()
+    y.iloc[5::24] += 6.0  # every day at 05:00: part of the pattern
+    out = STLDetector().fit(y).detect(y)
+    assert len(alarms(out)) <= 1
+
+
+def test_min_spacing_and_novelty_parameters(fitted, series):
+    y = series.copy()
+    y.iloc[[600, 610]] += 8.0
+    assert alarms(fitted.detect(y)) == [600]  # 610 is within one period
+    assert alarms(clone(fitted).set_params(min_spacing=5).fit(series.iloc[:240]).detect(y)) == [600, 610]
+
+
+def test_regression_numbers(fitted, series):
+    y = series.copy()
+    y.iloc[600] += 6.0
+    out = fitted.detect(y)
+    assert fitted.residual_scale_ == pytest.approx(0.31888, abs=1e-4)
+    assert out["score"].iloc[600] == pytest.approx(2.1263, abs=1e-3)
+    assert int(out["is_anomaly"].sum()) == 1
+
+
+def test_constant_and_noiseless_series_are_finite_and_quiet():
+    index = pd.date_range("2024-01-01", periods=24 * 14, freq="h")
+    for values in (np.full(len(index), 45.0), np.tile(np.r_[np.zeros(12), np.full(12, 20.0)], 14)):
+        y = pd.Series(values, index=index)
+        out = STLDetector().fit(y).detect(y)
+        assert np.isfinite(out["score"]).all()
+        assert alarms(out) == []
+        assert (out["z_score"] == 0).all()
+
+
+def test_missing_timestamps_and_nans(fitted, series):
+    y = series.drop(series.index[300:306]).copy()
+    y.iloc[100] = np.nan
+    out = fitted.detect(y)
+    assert out.index.equals(y.index)
+    assert np.isfinite(out["score"]).all()
+    assert alarms(out) == []
+
+
+def test_period_from_constructor_and_arrays(series):
+    det = STLDetector(period=24).fit(series.to_numpy())
+    out = det.detect(series.to_numpy())
+    assert isinstance(out.index, pd.RangeIndex)
+    with pytest.raises(ValueError, match="pass period"):
+        STLDetector().fit(series.to_numpy())
+
+
+def test_errors(series):
+    with pytest.raises(NotFittedError):
+        STLDetector().detect(series)
+    with pytest.raises(ValueError, match="threshold"):
+        STLDetector(threshold=-1).fit(series)
+    with pytest.raises(ValueError, match="novelty_quantile"):
+        STLDetector(novelty_quantile=1.0).fit(series)
+    with pytest.raises(ValueError, match="at least 2 periods"):
+        STLDetector().fit(series).detect(series.iloc[:30])
+    with pytest.raises(TypeError, match="numbers"):
+        STLDetector(period=3).fit(["a", "b"] * 10)
+
+
+def test_same_alarms_on_a_different_noise_draw():
+    y = seasonal(seed=1)
+    y.iloc[700] -= 6.0
+    assert alarms(STLDetector().fit(y.iloc[:240]).detect(y)) == [700]
+
+
+def test_online_mode_scores_from_the_past_only(series):
+    y = series.copy()
+    y.iloc[600] += 6.0
+    y.iloc[800:] += 5.0
+    det = STLDetector(mode="online").fit(series.iloc[: 24 * 10])
+    out = det.detect(y)
+    assert list(out.columns) == COLUMNS
+    assert np.isfinite(out.drop(columns=["is_anomaly", "alarm"]).to_numpy(dtype=float)).all()
+    assert alarms(out) == [600, 800]
+    assert (out["score"].iloc[:48] == 0).all()
+    # no look-ahead: changing the future leaves earlier scores untouched
+    changed = y.copy()
+    changed.iloc[700:] += 50.0
+    np.testing.assert_array_equal(det.detect(changed)["score"].iloc[:700], out["score"].iloc[:700])
+
+
+def test_online_mode_needs_three_training_periods(series):
+    with pytest.raises(ValueError, match="at least 3 periods"):
+        STLDetector(mode="online").fit(series.iloc[:60])
+    with pytest.raises(ValueError, match="mode"):
+        STLDetector(mode="stream").fit(series)
