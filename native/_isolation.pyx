@@ -406,7 +406,7 @@ SCORING_NODE_DTYPE = np.dtype(
 )
 
 cdef enum:
-    ROW_GROUP = 16  # rows walked together, their node offsets held in registers
+    ROW_GROUP = 12  # rows walked together: their node offsets fill the free registers
 
 
 def block_rows_for(intp_t n_features):
@@ -414,7 +414,7 @@ def block_rows_for(intp_t n_features):
     (n_features columns of float64) stays near 16 KiB, so that the block and
     one tree fit in L1 together."""
     cdef intp_t rows = (16384 // (8 * max(n_features, 1))) // ROW_GROUP * ROW_GROUP
-    return min(256, max(ROW_GROUP, rows))
+    return max(ROW_GROUP, min(256 // ROW_GROUP * ROW_GROUP, rows))
 
 
 def scoring_nodes(nodes, intp_t block_rows):
@@ -483,14 +483,14 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
     """out[r] = -2 ** (-sum_t h_t(x_r) / denominator), sklearn's score_samples.
 
     Rows are copied, block by block, into a transposed float64 buffer; the
-    block then walks one tree at a time (block and tree stay in L1), sixteen
-    rows at once with their node offsets in registers so that sixteen
+    block then walks one tree at a time (block and tree stay in L1), twelve
+    rows at once with their node offsets in registers so that twelve
     independent chains of loads overlap.  Returns -1 when out of memory.
     """
     cdef float64_t* block = <float64_t*>malloc(block_rows * n_cols * sizeof(float64_t))
     cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
     cdef intp_t r0, r, nb, t, level, depth
-    cdef intp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11, i12, i13, i14, i15
+    cdef intp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
     cdef const char* tree
     cdef const char* leaf
     cdef const char* cell
@@ -518,10 +518,20 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
             r = 0
             while r < nb:
                 cell = <const char*>(block + r)
-                i0 = i1 = i2 = i3 = i4 = i5 = i6 = i7 = 0
-                i8 = i9 = i10 = i11 = i12 = i13 = i14 = i15 = 0
+                i0 = 0
+                i1 = 0
+                i2 = 0
+                i3 = 0
+                i4 = 0
+                i5 = 0
+                i6 = 0
+                i7 = 0
+                i8 = 0
+                i9 = 0
+                i10 = 0
+                i11 = 0
                 for level in range(depth):
-                    i0 = _axis_step(tree, i0, cell)
+                    i0 = _axis_step(tree, i0, cell + 0)
                     i1 = _axis_step(tree, i1, cell + 8)
                     i2 = _axis_step(tree, i2, cell + 16)
                     i3 = _axis_step(tree, i3, cell + 24)
@@ -533,12 +543,8 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
                     i9 = _axis_step(tree, i9, cell + 72)
                     i10 = _axis_step(tree, i10, cell + 80)
                     i11 = _axis_step(tree, i11, cell + 88)
-                    i12 = _axis_step(tree, i12, cell + 96)
-                    i13 = _axis_step(tree, i13, cell + 104)
-                    i14 = _axis_step(tree, i14, cell + 112)
-                    i15 = _axis_step(tree, i15, cell + 120)
                 # a leaf value sits at half the node's byte offset
-                acc[r] += (<const float64_t*>(leaf + i0 // 2))[0]
+                acc[r + 0] += (<const float64_t*>(leaf + i0 // 2))[0]
                 acc[r + 1] += (<const float64_t*>(leaf + i1 // 2))[0]
                 acc[r + 2] += (<const float64_t*>(leaf + i2 // 2))[0]
                 acc[r + 3] += (<const float64_t*>(leaf + i3 // 2))[0]
@@ -550,10 +556,6 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
                 acc[r + 9] += (<const float64_t*>(leaf + i9 // 2))[0]
                 acc[r + 10] += (<const float64_t*>(leaf + i10 // 2))[0]
                 acc[r + 11] += (<const float64_t*>(leaf + i11 // 2))[0]
-                acc[r + 12] += (<const float64_t*>(leaf + i12 // 2))[0]
-                acc[r + 13] += (<const float64_t*>(leaf + i13 // 2))[0]
-                acc[r + 14] += (<const float64_t*>(leaf + i14 // 2))[0]
-                acc[r + 15] += (<const float64_t*>(leaf + i15 // 2))[0]
                 r += ROW_GROUP
         for r in range(nb):
             out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5

@@ -316,3 +316,20 @@ def test_property_scores_are_finite_bounded_and_row_independent(n, d, seed, est)
     # a row's score does not depend on the batch it is scored in
     single = np.array([model.score_samples(X[i : i + 1])[0] for i in range(n)])
     np.testing.assert_array_equal(s, single)
+
+
+def test_scoring_blocks_are_whole_row_groups():
+    """Block sizes are whole groups of rows, for any feature count."""
+    groups = {_isolation.block_rows_for(d) % 12 for d in range(1, 400)}
+    assert groups == {0}
+
+
+@pytest.mark.parametrize("n", [1, 11, 12, 13, 23, 255, 256, 257, 300, 777])
+def test_batch_sizes_around_block_edges_score_like_single_rows(Estimator, n):
+    rng = np.random.RandomState(n)
+    for d in (1, 3, 40):
+        X = rng.normal(size=(n, d))
+        model = Estimator(n_estimators=13, random_state=0).fit(rng.normal(size=(300, d)))
+        batch = model.score_samples(X)
+        single = np.array([model.score_samples(X[i : i + 1])[0] for i in range(n)])
+        np.testing.assert_array_equal(batch, single)
