@@ -236,6 +236,35 @@ def test_pickle_right_after_detection():
     assert copy.width == det.width
 
 
+def _full_state(det):
+    state = det._state()
+    return (state["scalars"], state["bucket_count"].tolist(), state["bucket_total"].tolist(),
+            state["bucket_m2"].tolist())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data_seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 1500),
+    max_buckets=st.integers(1, 9),
+    clock=st.sampled_from([1, 2, 5, 32, 300, 1000]),
+    delta=st.sampled_from([0.002, 0.3]),
+    scale=st.sampled_from([1e-200, 1.0, 1e6]),
+)
+def test_update_many_state_identical_to_update_loop(data_seed, n, max_buckets, clock, delta, scale):
+    """update_many merges the buckets of a whole span at once (spans longer
+    than its batch included) and pre-tests splits without divisions: every
+    bucket, sum and detection must still be bit-identical to update()."""
+    rng = np.random.default_rng(data_seed)
+    values = scale * make_stream("mean_shift", rng, n)
+    params = dict(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=1,
+                  grace_period=3)
+    a, b = ADWIN(**params), ADWIN(**params)
+    loop = [i for i, v in enumerate(values) if a.update(v)]
+    assert b.update_many(values).tolist() == loop
+    assert _full_state(a) == _full_state(b)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     values=st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=600),
