@@ -167,6 +167,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         if self.n_features_ is None:
             self.feature_names_ = names
             self.n_features_ = n_features
+            self._set_key_order(tuple(names) if names is not None else tuple(range(n_features)))
 
     def _row(self, x, caller):
         """One point as a finite float64 vector in the internal feature order."""
@@ -371,6 +372,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self.__dict__.update(state["params"])
         self._configure(*self._config)
         self._load_nodes(*state["kernel"])
+        if self.n_features_ is not None:
+            names = self.feature_names_
+            self._set_key_order(tuple(names) if names is not None else tuple(range(self.n_features_)))
 
     def __reduce__(self):
         return copyreg.__newobj__, (type(self),), self.__getstate__()

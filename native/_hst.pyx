@@ -25,6 +25,11 @@
 import numpy as np
 cimport numpy as cnp
 
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
+from cpython.long cimport PyLong_AsDouble, PyLong_CheckExact
+from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
 from posix.stdlib cimport posix_memalign
@@ -238,13 +243,17 @@ cdef class HalfSpaceForest:
     cdef int64_t _window          # index of the current window (0 = first)
     cdef int32_t _count           # points learned in the current window
     cdef bint _built              # the trees have been drawn
+    cdef tuple _keys              # dict keys in feature order (None until the features are known)
+    cdef float64_t* _dict_buffer  # n_features values: a dict point converted by _dict_row
 
     def __cinit__(self):
         self._nodes = NULL
         self._built = False
+        self._dict_buffer = NULL
 
     def __dealloc__(self):
         free(self._nodes)
+        free(self._dict_buffer)
 
     def _configure(self, intp_t n_trees, intp_t height, int32_t window_size, bint path_sum):
         """Set the shape of the forest and forget any trees."""
@@ -264,6 +273,16 @@ cdef class HalfSpaceForest:
         self._window = 0
         self._count = 0
         self._n_features = 0
+        self._keys = None
+
+    def _set_key_order(self, tuple keys):
+        """The keys of dict points, in feature order (read by the dict
+        fast path of ``learn_one`` / ``score_one``)."""
+        free(self._dict_buffer)
+        self._dict_buffer = <float64_t*>malloc(max(len(keys), 1) * sizeof(float64_t))
+        if self._dict_buffer == NULL:
+            raise MemoryError()
+        self._keys = keys
 
     def _build(self, object uniform, const float64_t[::1] lo, const float64_t[::1] hi):
         """Draw the trees over the work space [lo, hi], one after another, with
@@ -478,9 +497,47 @@ cdef class HalfSpaceForest:
                 return NULL
         return p
 
+    cdef const float64_t* _dict_row(self, object x) noexcept:
+        """For a dict with exactly the model's keys and finite float (or
+        int) values, the values in feature order (in a buffer the object
+        owns); NULL for anything else, left to the validating Python path.
+        The key order is cached, so this is one lookup per feature."""
+        cdef tuple keys = self._keys
+        cdef intp_t f, n
+        cdef PyObject* item
+        cdef float64_t v
+        if keys is None or not self._built:
+            return NULL
+        n = len(keys)
+        if n != self._n_features or PyDict_Size(x) != n:
+            return NULL
+        for f in range(n):
+            item = PyDict_GetItem(x, keys[f])
+            if item == NULL:
+                return NULL
+            if PyFloat_Check(<object>item):
+                v = PyFloat_AS_DOUBLE(<object>item)
+            elif PyLong_CheckExact(<object>item):
+                v = PyLong_AsDouble(<object>item)
+                if v == -1.0 and PyErr_Occurred() != NULL:
+                    PyErr_Clear()
+                    return NULL
+            else:
+                return NULL
+            if not isfinite(v):
+                return NULL
+            self._dict_buffer[f] = v
+        return self._dict_buffer
+
+    cdef inline const float64_t* _point(self, object x) noexcept:
+        """A dict or array point the compiled code can take as is, else NULL."""
+        if type(x) is dict:
+            return self._dict_row(x)
+        return self._fast_row(x)
+
     def learn_one(self, x):
         """Learn one point: a dict (feature name -> value) or a 1-D array."""
-        cdef const float64_t* p = self._fast_row(x)
+        cdef const float64_t* p = self._point(x)
         if p == NULL:
             return self._learn_other(x)
         self._learn_point(p)
@@ -488,7 +545,7 @@ cdef class HalfSpaceForest:
     def score_one(self, x):
         """Anomaly score of one point in [0, 1], higher = more anomalous; 0.0
         during the first window."""
-        cdef const float64_t* p = self._fast_row(x)
+        cdef const float64_t* p = self._point(x)
         if p == NULL:
             return self._score_other(x)
         return self._score_point(p)
