@@ -33,7 +33,7 @@ from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
 from posix.stdlib cimport posix_memalign
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from _types cimport float64_t, int32_t, int64_t, intp_t
 
@@ -142,12 +142,16 @@ cdef int _draw_subtree(HSTNode* tree, intp_t node, intp_t depth, intp_t height,
 
 cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_lanes,
                              intp_t height, float64_t limit, bint path_sum, bint learn,
-                             bint score, int64_t w, float64_t* s) noexcept nogil:
+                             bint score, int64_t w, float64_t* s,
+                             intp_t* path=NULL) noexcept nogil:
     """Walk lane b down tree ``trees[b]`` with point ``rows[b]``, all lanes one
     level at a time.  If ``learn``, add 1 to the latest mass of every node on
     each path; if ``score``, set ``s[b]`` to the lane's raw score: the sum of
     ``reference_mass * 2**depth`` over the walk (``path_sum``) or its value at
     the node where the walk stops (a leaf, or reference mass below ``limit``).
+    When scoring only, a non-NULL ``path`` makes every lane walk down to its
+    leaf (scoring as before) and receives lane b's node at each depth in
+    ``path[b * (height + 1) + depth]``.
     Inlined with constant flags, so each use compiles to its own loop."""
     cdef intp_t node[LANES]
     cdef int active[LANES]
@@ -188,6 +192,8 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
             s[b] = 0.0
         for depth in range(height + 1):
             for b in range(n_lanes):
+                if path != NULL:
+                    path[b * (height + 1) + depth] = node[b]
                 # branch-free: whether a walk stops here is unpredictable
                 nd = trees[b] + node[b]
                 r = _reference(nd, w)
@@ -201,7 +207,7 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
                 if depth < height:
                     node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
                     prefetch(trees[b] + 2 * node[b])
-            if n_active == 0:
+            if n_active == 0 and path == NULL:
                 break
             weight *= 2.0
     if learn:
@@ -245,15 +251,35 @@ cdef class HalfSpaceForest:
     cdef bint _built              # the trees have been drawn
     cdef tuple _keys              # dict keys in feature order (None until the features are known)
     cdef float64_t* _dict_buffer  # n_features values: a dict point converted by _dict_row
+    cdef intp_t* _path            # n_trees * (height + 1) nodes: the walks of the last point scored
+    cdef float64_t* _path_point   # n_features values: that point
+    cdef bint _path_valid         # _path holds the walks of _path_point in the current trees
 
     def __cinit__(self):
         self._nodes = NULL
         self._built = False
         self._dict_buffer = NULL
+        self._path = NULL
+        self._path_point = NULL
+        self._path_valid = False
 
     def __dealloc__(self):
         free(self._nodes)
         free(self._dict_buffer)
+        free(self._path)
+        free(self._path_point)
+
+    cdef int _new_trees(self, intp_t n_features) except -1:
+        """Size the buffers of the last scored point's walks for trees just
+        built or loaded (and forget any walks recorded before)."""
+        self._path_valid = False
+        free(self._path)
+        free(self._path_point)
+        self._path = <intp_t*>malloc(self._n_trees * (self._height + 1) * sizeof(intp_t))
+        self._path_point = <float64_t*>malloc(max(n_features, 1) * sizeof(float64_t))
+        if self._path == NULL or self._path_point == NULL:
+            raise MemoryError()
+        return 0
 
     def _configure(self, intp_t n_trees, intp_t height, int32_t window_size, bint path_sum):
         """Set the shape of the forest and forget any trees."""
@@ -274,6 +300,7 @@ cdef class HalfSpaceForest:
         self._count = 0
         self._n_features = 0
         self._keys = None
+        self._path_valid = False
 
     def _set_key_order(self, tuple keys):
         """The keys of dict points, in feature order (read by the dict
@@ -308,6 +335,7 @@ cdef class HalfSpaceForest:
             _draw_subtree(self._nodes + t * self._slots, 1, 0, self._height, d,
                           &scratch[0, 0], &scratch[1, 0], &scratch[2, 0], uniform,
                           &lo[0], &scratch[3, 0])
+        self._new_trees(d)
         self._built = True
         self._window = 0
         self._count = 0
@@ -405,11 +433,31 @@ cdef class HalfSpaceForest:
             self._count = 0
             self._window += 1
 
+    cdef bint _learn_scored_point(self, const float64_t* x) noexcept nogil:
+        """Learn x along the walks recorded when it was last scored, if x is
+        (bit for bit) that point: a walk depends only on the point and the
+        splits, so the nodes are the ones a new walk would reach.  False
+        (nothing done) otherwise."""
+        cdef intp_t t, depth, levels = self._height + 1
+        cdef HSTNode* tree
+        cdef const intp_t* walk
+        if not self._path_valid or memcmp(x, self._path_point, self._n_features * sizeof(float64_t)) != 0:
+            return False
+        for t in range(self._n_trees):
+            tree = self._nodes + t * self._slots
+            walk = self._path + t * levels
+            for depth in range(levels):
+                _learn_node(tree + walk[depth], self._window)
+        self._advance()
+        return True
+
     cdef void _learn_point(self, const float64_t* x) noexcept nogil:
         cdef HSTNode* trees[LANES]
         cdef const float64_t* rows[LANES]
         cdef float64_t s[LANES]
         cdef intp_t g, b, m
+        if self._learn_scored_point(x):  # score_one(x) then learn_one(x): one walk
+            return
         g = 0
         while g < self._n_trees:
             m = min(<intp_t>LANES, self._n_trees - g)
@@ -429,17 +477,21 @@ cdef class HalfSpaceForest:
         cdef intp_t g, b, m
         if self._window == 0:
             return 0.0
+        self._path_valid = False
         g = 0
         while g < self._n_trees:
             m = min(<intp_t>LANES, self._n_trees - g)
             for b in range(m):
                 trees[b] = self._nodes + (g + b) * self._slots
                 rows[b] = x
+            # the walks go down to the leaves and are kept for learn_one(x)
             _walk_lanes(trees, rows, m, self._height, self._size_limit, self._path_sum,
-                        False, True, self._window, s)
+                        False, True, self._window, s, self._path + g * (self._height + 1))
             for b in range(m):
                 total += s[b]
             g += m
+        memcpy(self._path_point, x, self._n_features * sizeof(float64_t))
+        self._path_valid = True
         return 1.0 - total / self._max_score
 
     # -- Python entry points ---------------------------------------------------
@@ -595,6 +647,7 @@ cdef class HalfSpaceForest:
         if n:
             memcpy(self._nodes, cnp.PyArray_DATA(flat), n * sizeof(HSTNode))
         self._n_features = n_features
+        self._new_trees(n_features)
         self._window = window
         self._count = count
         self._built = n > 0

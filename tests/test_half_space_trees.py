@@ -283,6 +283,33 @@ def test_dict_fast_path_values_and_fallbacks(seed):
     assert by_array.score_one({0: 0.1, 1: 0.2, 2: 0.3}) == by_array.score_one(np.array([0.1, 0.2, 0.3]))
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(st.tuples(st.sampled_from(["score", "learn", "both"]), st.integers(0, 5)),
+                 min_size=1, max_size=120),
+    window_size=st.integers(1, 12),
+    data_seed=st.integers(0, 2**32 - 1),
+)
+def test_learn_after_score_reuses_walks_exactly(ops, window_size, data_seed):
+    """score_one keeps its walks and learn_one on the same point reuses
+    them; any order of scoring and learning of a few points (same point or
+    not, across window pivots, after pickling) gives the scores and masses
+    of the batch methods, which never reuse walks."""
+    points = np.random.default_rng(data_seed).random((6, 3))
+    params = dict(n_trees=3, height=4, window_size=window_size, seed=5, limits=[(0, 1)] * 3)
+    ours, ref = HalfSpaceTrees(**params), HalfSpaceTrees(**params)
+    for step, (op, i) in enumerate(ops):
+        x = points[i].copy()  # a new array each time: equal values, not the same object
+        if op in ("score", "both"):
+            assert ours.score_one(x) == ref.score_many(x[None, :])[0]
+        if op in ("learn", "both"):
+            ours.learn_one(x)
+            ref.learn_many(x[None, :])
+        if step == len(ops) // 2:
+            ours = pickle.loads(pickle.dumps(ours))
+    assert all(np.array_equal(a, b) for a, b in zip(ours.mass_profile(), ref.mass_profile()))
+
+
 def test_bad_input(seed):
     model = HalfSpaceTrees(n_trees=2, height=3, window_size=5, seed=0)
     model.learn_many(np.random.default_rng(seed).random((10, 3)))
