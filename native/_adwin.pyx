@@ -75,7 +75,7 @@ cdef inline bint _surely_no_cut(float64_t u0, float64_t n0, float64_t u1, float6
                         + NO_CUT_MARGIN * (fabs(u0) * n1 + fabs(u1) * n0)) * (1.0 + NO_CUT_MARGIN)
     y += NO_CUT_TINY
     cdef float64_t z = y - linear_scale
-    return z <= 0.0 or z * z * (1.0 + NO_CUT_MARGIN) <= sqrt_scale * (n0 * n1)
+    return (z <= 0.0) | (z * z * (1.0 + NO_CUT_MARGIN) <= sqrt_scale * (n0 * n1))  # no branch
 
 
 cdef class AdaptiveWindow:
@@ -103,6 +103,8 @@ cdef class AdaptiveWindow:
     cdef intp_t* _bucket_count     # buckets in each row
     cdef intp_t* _bucket_start     # slot of the oldest bucket of each row
     cdef float64_t* _scratch       # 4 buffers of max_buckets + 1 + BATCH values for _add_buckets
+    cdef float64_t* _splits        # per candidate split of a check: n0, n1, u0, u1 (4 blocks)
+    cdef int64_t* _undecided       # per candidate split: 1 if the pre-test cannot rule out a cut
 
     def __cinit__(self):
         self._bucket_total = NULL
@@ -110,6 +112,8 @@ cdef class AdaptiveWindow:
         self._bucket_count = NULL
         self._bucket_start = NULL
         self._scratch = NULL
+        self._splits = NULL
+        self._undecided = NULL
         self._rows_allocated = 0
         self._n_rows = 0
         self._row_capacity = 0
@@ -120,6 +124,8 @@ cdef class AdaptiveWindow:
         free(self._bucket_count)
         free(self._bucket_start)
         free(self._scratch)
+        free(self._splits)
+        free(self._undecided)
 
     # -- set-up ----------------------------------------------------------------
     def _configure(self, float64_t delta, int64_t clock, intp_t max_buckets,
@@ -159,6 +165,14 @@ cdef class AdaptiveWindow:
         if t == NULL:
             raise MemoryError()
         self._bucket_m2 = t
+        t = <float64_t*>realloc(self._splits, 4 * n_rows * self._row_capacity * sizeof(float64_t))
+        if t == NULL:
+            raise MemoryError()
+        self._splits = t
+        cdef int64_t* flags = <int64_t*>realloc(self._undecided, n_rows * self._row_capacity * sizeof(int64_t))
+        if flags == NULL:
+            raise MemoryError()
+        self._undecided = flags
         cdef intp_t* c = <intp_t*>realloc(self._bucket_count, n_rows * sizeof(intp_t))
         if c == NULL:
             raise MemoryError()
@@ -360,31 +374,37 @@ cdef class AdaptiveWindow:
         A split into an older part (n0 values, sum u0) and a newer part (n1,
         u1) is a cut when |u0/n0 - u1/n1| > sqrt(2 m v d') + 2/3 d' m, with
         m = 1/(n0 - L + 1) + 1/(n1 - L + 1), v the window variance and
-        d' = ln(2 ln(width) / delta), computed exactly as river does.  v and
-        d' only change when a bucket is dropped, so they are computed once per
-        pass (the same values, rounded the same way, as for every split).
+        d' = ln(2 ln(width) / delta), computed exactly as river does, splits
+        taken from the old end.  v and d' only change when a bucket is
+        dropped, so they are computed once per pass (the same values,
+        rounded the same way, as for every split).
 
-        Most splits are far from a cut, and ``_surely_no_cut`` proves it with
-        a few multiplications; only the others take river's exact arithmetic
-        (divisions and a square root), so detections stay identical.
+        Each pass runs in three loops: the splits' running sums (in river's
+        order, so with its rounding); the division-free pre-test of every
+        split (``_surely_no_cut``, no branches: the compiler vectorises
+        it); then river's exact arithmetic, in order, on the few splits the
+        pre-test could not rule out.  Detections are river's.
         """
-        cdef bint detected = False, again = True, stop
+        cdef bint detected = False, again = True
         cdef float64_t n0, n1, u0, u1, size, t, mean_diff, log_term, window_var
         cdef float64_t m_recip, bound, length = self._min_length, mean0, recip0
         cdef float64_t sqrt_scale, linear_scale
-        cdef intp_t row, k, count, base
+        cdef intp_t row, k, count, base, i, n_splits
+        cdef intp_t block = self._rows_allocated * self._row_capacity
+        cdef float64_t* split_n0 = self._splits
+        cdef float64_t* split_n1 = self._splits + block
+        cdef float64_t* split_u0 = self._splits + 2 * block
+        cdef float64_t* split_u1 = self._splits + 3 * block
+        cdef int64_t* undecided = self._undecided
         while again:
             again = False
-            stop = False
+            # 1. every split but the last bucket's, oldest first
             n0 = 0.0
             n1 = self._width
             u0 = 0.0
             u1 = self._total
-            log_term = log(2.0 * log(self._width) / self._delta)
-            window_var = self._m2 / self._width
-            sqrt_scale, linear_scale = _no_cut_scales(window_var, log_term, self._width)
-            row = self._n_rows - 1
-            while row >= 0 and not stop:
+            n_splits = 0
+            for row in range(self._n_rows - 1, -1, -1):
                 size = <float64_t>(<int64_t>1 << row)
                 count = self._bucket_count[row]
                 base = self._oldest(row)
@@ -394,29 +414,44 @@ cdef class AdaptiveWindow:
                     t = self._bucket_total[base + k]
                     u0 += t
                     u1 -= t
-                    if row == 0 and k == count - 1:
-                        stop = True
+                    split_n0[n_splits] = n0
+                    split_n1[n_splits] = n1
+                    split_u0[n_splits] = u0
+                    split_u1[n_splits] = u1
+                    n_splits += 1
+            n_splits -= 1  # the split after the newest bucket leaves nothing on the new side
+            if n_splits <= 0:
+                break
+            log_term = log(2.0 * log(self._width) / self._delta)
+            window_var = self._m2 / self._width
+            sqrt_scale, linear_scale = _no_cut_scales(window_var, log_term, self._width)
+            # 2. the pre-test (splits leaving less than L on a side never cut)
+            for i in range(n_splits):
+                undecided[i] = ((split_n0[i] >= length) & (split_n1[i] >= length)
+                                & (not _surely_no_cut(split_u0[i], split_n0[i], split_u1[i],
+                                                      split_n1[i], sqrt_scale, linear_scale)))
+            # 3. river's test where the pre-test cannot tell
+            for i in range(n_splits):
+                if not undecided[i]:
+                    continue
+                n0 = split_n0[i]
+                n1 = split_n1[i]
+                u0 = split_u0[i]
+                u1 = split_u1[i]
+                mean0 = u0 / n0
+                recip0 = 1.0 / (n0 - length + 1.0)
+                mean_diff = fabs(mean0 - (u1 / n1))
+                m_recip = recip0 + 1.0 / (n1 - length + 1.0)
+                bound = 2.0 / 3.0 * log_term * m_recip
+                # The square root is >= 0, so mean_diff <= bound never cuts.
+                if not (mean_diff > bound):
+                    continue
+                if mean_diff > sqrt(2.0 * m_recip * window_var * log_term) + bound:
+                    again = True
+                    detected = True
+                    if self._width > 0.0:
+                        self._delete_oldest_bucket()
                         break
-                    if n1 < length or n0 < length:
-                        continue
-                    if _surely_no_cut(u0, n0, u1, n1, sqrt_scale, linear_scale):
-                        continue
-                    mean0 = u0 / n0
-                    recip0 = 1.0 / (n0 - length + 1.0)
-                    mean_diff = fabs(mean0 - (u1 / n1))
-                    m_recip = recip0 + 1.0 / (n1 - length + 1.0)
-                    bound = 2.0 / 3.0 * log_term * m_recip
-                    # The square root is >= 0, so mean_diff <= bound never cuts.
-                    if not (mean_diff > bound):
-                        continue
-                    if mean_diff > sqrt(2.0 * m_recip * window_var * log_term) + bound:
-                        again = True
-                        detected = True
-                        if self._width > 0.0:
-                            self._delete_oldest_bucket()
-                            stop = True
-                            break
-                row -= 1
         return detected
 
     cdef int _update(self, float64_t value) except -1 nogil:
