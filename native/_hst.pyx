@@ -65,9 +65,10 @@ cdef enum:
 
 cdef inline int32_t _reference(const HSTNode* node, int64_t w) noexcept nogil:
     """Reference mass (points of window w - 1) of a node, read lazily.
-    (Branch-free: which case applies is hard to predict.)"""
-    return ((node.window == w) * node.reference
-            + (node.window == w - 1) * node.latest)
+    (Written as selects, which compile to conditional moves: which case
+    applies is hard to predict.)"""
+    cdef int64_t window = node.window
+    return node.reference if window == w else (node.latest if window == w - 1 else 0)
 
 
 cdef inline int32_t _latest(const HSTNode* node, int64_t w) noexcept nogil:
@@ -78,9 +79,10 @@ cdef inline int32_t _latest(const HSTNode* node, int64_t w) noexcept nogil:
 cdef inline void _learn_node(HSTNode* node, int64_t w) noexcept nogil:
     """Count one more point of window w at a node, first bringing its counts
     to window w (the lazy pivot); branch-free."""
-    cdef int32_t same = node.window == w
-    node.reference = _reference(node, w)
-    node.latest = same * node.latest + 1
+    cdef int64_t window = node.window
+    cdef int32_t latest = node.latest
+    node.reference = node.reference if window == w else (latest if window == w - 1 else 0)
+    node.latest = latest + 1 if window == w else 1
     node.window = w
 
 
