@@ -25,7 +25,7 @@
 import numpy as np
 cimport numpy as cnp
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Size
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_AsDouble, PyLong_CheckExact
@@ -555,10 +555,14 @@ cdef class HalfSpaceForest:
         """For a dict with exactly the model's keys and finite float (or
         int) values, the values in feature order (in a buffer the object
         owns); NULL for anything else, left to the validating Python path.
-        The key order is cached, so this is one lookup per feature."""
+        The key order is cached, so this is one lookup per feature, or none
+        while the entries come in that order with the same key objects."""
         cdef tuple keys = self._keys
         cdef intp_t f, n
+        cdef Py_ssize_t position = 0
+        cdef PyObject* key
         cdef PyObject* item
+        cdef bint in_order = True
         cdef float64_t v
         if keys is None or not self._built:
             return NULL
@@ -566,9 +570,16 @@ cdef class HalfSpaceForest:
         if n != self._n_features or PyDict_Size(x) != n:
             return NULL
         for f in range(n):
-            item = PyDict_GetItem(x, keys[f])
-            if item == NULL:
-                return NULL
+            # Dicts are usually built with the same keys in the same order:
+            # while the entries come in feature order with the very key
+            # objects seen first, take them in order without hashing.
+            if in_order:
+                PyDict_Next(x, &position, &key, &item)
+                in_order = key == <PyObject*>keys[f]
+            if not in_order:
+                item = PyDict_GetItem(x, keys[f])
+                if item == NULL:
+                    return NULL
             if PyFloat_Check(<object>item):
                 v = PyFloat_AS_DOUBLE(<object>item)
             elif PyLong_CheckExact(<object>item):

@@ -267,6 +267,11 @@ def test_dict_fast_path_values_and_fallbacks(seed):
                    ({"a": np.float32(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75])]:
         expected = by_array.score_one(np.array(arr))
         assert by_dict.score_one(x) == expected and copy.score_one(x) == expected
+    # any insertion order of the keys (in feature order, diverging part way, reversed)
+    values = {"a": 0.3, "m": 0.6, "z": 0.9}
+    expected = by_array.score_one(np.array([0.3, 0.6, 0.9]))
+    for order in (["a", "m", "z"], ["a", "z", "m"], ["z", "m", "a"]):
+        assert by_dict.score_one({k: values[k] for k in order}) == expected
     before = by_dict.mass_profile()
     for bad, error, match in [({"a": 0.1, "m": 0.2}, ValueError, "missing \\['z'\\]"),
                               ({"a": 0.1, "m": 0.2, "z": 0.3, "q": 0.0}, ValueError, "unknown \\['q'\\]"),
