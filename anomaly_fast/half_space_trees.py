@@ -81,8 +81,10 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     Notes
     -----
     Input may be a dict (feature name -> value) or a 1-D numpy array in the
-    order of ``feature_names_``; a finite C-contiguous float64 array takes a
-    compiled fast path.  Missing or unknown features, a wrong length, NaN or
+    order of ``feature_names_``; a finite C-contiguous float64 array, and a
+    dict with exactly the model's keys and finite float or int values, take
+    a compiled fast path (``learn_one(x)`` right after ``score_one(x)`` of
+    the same values also reuses the score's walks).  Missing or unknown features, a wrong length, NaN or
     infinity raise a ``ValueError``; non-numeric values a ``TypeError``.
     Unlike river, missing features are not routed down the busiest child.
     The trees are drawn with Python's ``random.Random(seed)`` in the order
@@ -286,8 +288,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         return self._score_row(row) if self._is_built else 0.0
 
     # learn_one(x) and score_one(x) are inherited from HalfSpaceForest: a
-    # finite float64 row of the right length never leaves compiled code, any
-    # other input comes back to the two methods above.
+    # finite float64 row of the right length, or a dict with exactly the
+    # model's keys and finite float/int values, never leaves compiled code;
+    # any other input comes back to the two methods above.
 
     # -- batch API ---------------------------------------------------------------
     def _batch(self, X, learn, score):
