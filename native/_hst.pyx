@@ -28,7 +28,7 @@ cimport numpy as cnp
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
 from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
-from cpython.long cimport PyLong_AsDouble, PyLong_CheckExact
+from cpython.long cimport PyLong_CheckExact
 from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
@@ -41,6 +41,10 @@ cnp.import_array()
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* address) noexcept nogil
+
+cdef extern from "Python.h":
+    # without Cython's error check: the caller looks for (and clears) the error
+    double _int_as_double "PyLong_AsDouble"(object number) noexcept
 
 
 cdef struct HSTNode:
@@ -583,7 +587,7 @@ cdef class HalfSpaceForest:
             if PyFloat_Check(<object>item):
                 v = PyFloat_AS_DOUBLE(<object>item)
             elif PyLong_CheckExact(<object>item):
-                v = PyLong_AsDouble(<object>item)
+                v = _int_as_double(<object>item)  # too large: leave it to the Python path
                 if v == -1.0 and PyErr_Occurred() != NULL:
                     PyErr_Clear()
                     return NULL

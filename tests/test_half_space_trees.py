@@ -283,6 +283,8 @@ def test_dict_fast_path_values_and_fallbacks(seed):
             by_dict.learn_one(bad)
         with pytest.raises(error, match=match):
             by_dict.score_one(bad)
+    with pytest.raises(OverflowError):  # an int too large for a float: the Python path's error
+        by_dict.learn_one({"a": 10**400, "m": 0.2, "z": 0.3})
     assert all(np.array_equal(a, b) for a, b in zip(before, by_dict.mass_profile()))
     # a model that first saw arrays takes dicts keyed by position
     assert by_array.score_one({0: 0.1, 1: 0.2, 2: 0.3}) == by_array.score_one(np.array([0.1, 0.2, 0.3]))
