@@ -81,8 +81,10 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     Notes
     -----
     Input may be a dict (feature name -> value) or a 1-D numpy array in the
-    order of ``feature_names_``; a finite C-contiguous float64 array takes a
-    compiled fast path.  Missing or unknown features, a wrong length, NaN or
+    order of ``feature_names_``; a finite C-contiguous float64 array, and a
+    dict with exactly the model's keys and finite float or int values, take
+    a compiled fast path (``learn_one(x)`` right after ``score_one(x)`` of
+    the same values also reuses the score's walks).  Missing or unknown features, a wrong length, NaN or
     infinity raise a ``ValueError``; non-numeric values a ``TypeError``.
     Unlike river, missing features are not routed down the busiest child.
     The trees are drawn with Python's ``random.Random(seed)`` in the order
@@ -167,6 +169,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         if self.n_features_ is None:
             self.feature_names_ = names
             self.n_features_ = n_features
+            self._set_key_order(tuple(names) if names is not None else tuple(range(n_features)))
 
     def _row(self, x, caller):
         """One point as a finite float64 vector in the internal feature order."""
@@ -285,8 +288,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         return self._score_row(row) if self._is_built else 0.0
 
     # learn_one(x) and score_one(x) are inherited from HalfSpaceForest: a
-    # finite float64 row of the right length never leaves compiled code, any
-    # other input comes back to the two methods above.
+    # finite float64 row of the right length, or a dict with exactly the
+    # model's keys and finite float/int values, never leaves compiled code;
+    # any other input comes back to the two methods above.
 
     # -- batch API ---------------------------------------------------------------
     def _batch(self, X, learn, score):
@@ -371,6 +375,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self.__dict__.update(state["params"])
         self._configure(*self._config)
         self._load_nodes(*state["kernel"])
+        if self.n_features_ is not None:
+            names = self.feature_names_
+            self._set_key_order(tuple(names) if names is not None else tuple(range(self.n_features_)))
 
     def __reduce__(self):
         return copyreg.__newobj__, (type(self),), self.__getstate__()

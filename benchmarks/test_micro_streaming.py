@@ -67,6 +67,15 @@ def test_hst_one_numpy_row(benchmark):
 
 
 @pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
+def test_hst_one_dict(benchmark):
+    def run():
+        model = HalfSpaceTrees(seed=0, limits=UNIT)
+        for x in DICTS[:2000]:
+            model.score_one(x)
+            model.learn_one(x)
+    benchmark(run)
+
+@pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
 def test_hst_score_learn_many(benchmark):
     benchmark(lambda: HalfSpaceTrees(seed=0, limits=UNIT).score_learn_many(X[:2000]))
 

@@ -28,10 +28,54 @@ from _types cimport float64_t, int64_t, intp_t
 
 
 # 2**-r, exact; multiplying by it rounds exactly as dividing by 2**r does.
+cdef enum:
+    BATCH = 256  # values whose buckets _add_buckets merges together
+
 cdef float64_t INV_POW2[64]
 cdef int _r
 for _r in range(64):
     INV_POW2[_r] = ldexp(1.0, -_r)
+
+
+# -- the division-free pre-test of the cut check -------------------------------
+#
+# With h = 1/n0 + 1/n1 = W / (n0 n1) (W = n0 + n1, the window width) and
+# L >= 1, m >= h, so river's threshold is at least sqrt(2 h v d') + 2/3 d' h.
+# Multiplying by n0 n1, a split surely does not cut when
+#     Y - C <= sqrt(K n0 n1),   Y = |u0 n1 - u1 n0|,  C = 2/3 d' W,  K = 2 v d' W,
+# i.e. when Y <= C or (Y - C)**2 <= K n0 n1.  Rounding: river's computed
+# |u0/n0 - u1/n1| exceeds Y / (n0 n1) by at most a few units in the last
+# place of (|u0| n1 + |u1| n0) / (n0 n1), and its computed threshold is below
+# the exact one by a few relative units; a relative margin of 1e-12 (about
+# 10,000 units) and an absolute 1e-300 (for subnormal products) cover both.
+# Any doubt (NaN, infinity, a margin too thin) answers False and the exact
+# computation decides.
+cdef float64_t NO_CUT_MARGIN = 1e-12
+cdef float64_t NO_CUT_TINY = 1e-300
+
+
+cdef inline (float64_t, float64_t) _no_cut_scales(float64_t window_var, float64_t log_term,
+                                                  float64_t width) noexcept nogil:
+    """K and C of the pre-test, each rounded down by the margin (K = 0 when
+    it is too small to be computed with a relative error)."""
+    cdef float64_t k = 2.0 * window_var * log_term * width * (1.0 - NO_CUT_MARGIN)
+    cdef float64_t c = 2.0 / 3.0 * log_term * width * (1.0 - NO_CUT_MARGIN)
+    if not (k > 1e-250):
+        k = 0.0
+    if not (c > 1e-250):
+        c = 0.0
+    return k, c
+
+
+cdef inline bint _surely_no_cut(float64_t u0, float64_t n0, float64_t u1, float64_t n1,
+                                float64_t sqrt_scale, float64_t linear_scale) noexcept nogil:
+    """True only if river's exact test surely finds no cut at this split
+    (see above); False when it cannot tell."""
+    cdef float64_t y = (fabs(u0 * n1 - u1 * n0)
+                        + NO_CUT_MARGIN * (fabs(u0) * n1 + fabs(u1) * n0)) * (1.0 + NO_CUT_MARGIN)
+    y += NO_CUT_TINY
+    cdef float64_t z = y - linear_scale
+    return (z <= 0.0) | (z * z * (1.0 + NO_CUT_MARGIN) <= sqrt_scale * (n0 * n1))  # no branch
 
 
 cdef class AdaptiveWindow:
@@ -58,17 +102,18 @@ cdef class AdaptiveWindow:
     cdef float64_t* _bucket_m2     # per-bucket sum of squared deviations
     cdef intp_t* _bucket_count     # buckets in each row
     cdef intp_t* _bucket_start     # slot of the oldest bucket of each row
-    cdef float64_t* _old_mean      # per bucket: mean of the values up to and including it (from the old end)
-    cdef float64_t* _old_recip     # per bucket: 1 / (values up to and including it - L + 1)
-    cdef intp_t _dirty_row         # the two caches above are valid in rows above this one
+    cdef float64_t* _scratch       # 4 buffers of max_buckets + 1 + BATCH values for _add_buckets
+    cdef float64_t* _splits        # per candidate split of a check: n0, n1, u0, u1 (4 blocks)
+    cdef int64_t* _undecided       # per candidate split: 1 if the pre-test cannot rule out a cut
 
     def __cinit__(self):
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
         self._bucket_start = NULL
-        self._old_mean = NULL
-        self._old_recip = NULL
+        self._scratch = NULL
+        self._splits = NULL
+        self._undecided = NULL
         self._rows_allocated = 0
         self._n_rows = 0
         self._row_capacity = 0
@@ -78,8 +123,9 @@ cdef class AdaptiveWindow:
         free(self._bucket_m2)
         free(self._bucket_count)
         free(self._bucket_start)
-        free(self._old_mean)
-        free(self._old_recip)
+        free(self._scratch)
+        free(self._splits)
+        free(self._undecided)
 
     # -- set-up ----------------------------------------------------------------
     def _configure(self, float64_t delta, int64_t clock, intp_t max_buckets,
@@ -96,14 +142,14 @@ cdef class AdaptiveWindow:
         free(self._bucket_m2)
         free(self._bucket_count)
         free(self._bucket_start)
-        free(self._old_mean)
-        free(self._old_recip)
         self._bucket_total = NULL
         self._bucket_m2 = NULL
         self._bucket_count = NULL
         self._bucket_start = NULL
-        self._old_mean = NULL
-        self._old_recip = NULL
+        free(self._scratch)
+        self._scratch = <float64_t*>malloc(4 * (self._row_capacity + BATCH) * sizeof(float64_t))
+        if self._scratch == NULL:
+            raise MemoryError()
         self._rows_allocated = 0
         self._grow(8)
         self._clear_window()
@@ -119,15 +165,14 @@ cdef class AdaptiveWindow:
         if t == NULL:
             raise MemoryError()
         self._bucket_m2 = t
-        t = <float64_t*>realloc(self._old_mean, n_rows * cap * sizeof(float64_t))
+        t = <float64_t*>realloc(self._splits, 4 * n_rows * self._row_capacity * sizeof(float64_t))
         if t == NULL:
             raise MemoryError()
-        self._old_mean = t
-        t = <float64_t*>realloc(self._old_recip, n_rows * cap * sizeof(float64_t))
-        if t == NULL:
+        self._splits = t
+        cdef int64_t* flags = <int64_t*>realloc(self._undecided, n_rows * self._row_capacity * sizeof(int64_t))
+        if flags == NULL:
             raise MemoryError()
-        self._old_recip = t
-        self._dirty_row = n_rows
+        self._undecided = flags
         cdef intp_t* c = <intp_t*>realloc(self._bucket_count, n_rows * sizeof(intp_t))
         if c == NULL:
             raise MemoryError()
@@ -149,7 +194,6 @@ cdef class AdaptiveWindow:
         self._tick = 0
         self._drift = False
         self._n_rows = 1
-        self._dirty_row = self._rows_allocated
         memset(self._bucket_count, 0, self._rows_allocated * sizeof(intp_t))
         memset(self._bucket_start, 0, self._rows_allocated * sizeof(intp_t))
 
@@ -179,28 +223,31 @@ cdef class AdaptiveWindow:
 
     cdef void _add_to_statistics(self, const float64_t* values, intp_t n) noexcept nogil:
         """Window width, sum and sum of squared deviations after appending
-        ``values`` (Welford's update, one value at a time).  Kept apart from
-        the buckets so that, over a span of values, the divisions of
-        successive values overlap in the CPU."""
+        ``values`` (Welford's update, one value at a time, rounded as river
+        rounds it).  Kept apart from the buckets and split in three loops:
+        the running sum, then each value's increment of the squared
+        deviations (independent of each other: the compiler vectorises the
+        two divisions), then their sum in order."""
         cdef float64_t total = self._total, m2 = self._m2, width = self._width
-        cdef float64_t diff, added
+        cdef float64_t diff, before
         cdef float64_t sum_before[256]
-        cdef intp_t i, start, stop
+        cdef float64_t added[256]
+        cdef intp_t i, j, start, stop, span
         for start in range(0, n, 256):
             stop = min(n, start + 256)
-            # The running sum first, in its own loop: fused with the loop
-            # below, the compiler pairs the two additions and the sum then
-            # waits on the divisions.
-            for i in range(start, stop):
-                sum_before[i - start] = total
-                total += values[i]
-            for i in range(start, stop):
-                width += 1.0
-                added = 0.0
-                if width > 1.0:
-                    diff = values[i] - sum_before[i - start] / (width - 1.0)
-                    added = (width - 1.0) * diff * diff / width
-                m2 += added
+            span = stop - start
+            for j in range(span):
+                sum_before[j] = total
+                total += values[start + j]
+            for j in range(span):
+                before = width + <float64_t>j  # values in the window before this one
+                # (for the first value of an empty window the result is unused)
+                diff = values[start + j] - sum_before[j] / before
+                added[j] = before * diff * diff / (before + 1.0)
+            for j in range(span):
+                if width + <float64_t>j > 0.0:
+                    m2 += added[j]
+            width += <float64_t>span
         self._total = total
         self._m2 = m2
         self._width = width
@@ -221,7 +268,6 @@ cdef class AdaptiveWindow:
                     self._grow(2 * self._rows_allocated)
             if row + 1 == self._n_rows:
                 self._n_rows += 1
-                self._dirty_row = self._rows_allocated  # a new oldest row: nothing cached holds
             base = self._oldest(row)
             size = <float64_t>(<int64_t>1 << row)
             a_total = self._bucket_total[base]
@@ -233,8 +279,74 @@ cdef class AdaptiveWindow:
                        + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b))
             self._drop_oldest(row, 2)
             row += 1
-        if row > self._dirty_row:
-            self._dirty_row = row
+        return 0
+
+    cdef int _add_buckets(self, const float64_t* values, intp_t n) except -1 nogil:
+        """Append one-value buckets for n <= BATCH values at once, with the
+        same merges as ``_add_bucket`` on each value in turn.
+
+        Value by value, a row that reaches max_buckets + 1 buckets merges its
+        two oldest into one bucket of the next row; over a run of values
+        with no check in between, the same pairs of consecutive buckets are
+        merged, in the same order, as when each row is taken once: its
+        buckets followed by the incoming ones, pairs merged from the old end
+        until at most max_buckets are left (arithmetic as in _add_bucket)."""
+        cdef intp_t cap = self._row_capacity + BATCH
+        cdef float64_t* seq_t = self._scratch
+        cdef float64_t* seq_m = self._scratch + cap
+        cdef float64_t* in_t = self._scratch + 2 * cap
+        cdef float64_t* in_m = self._scratch + 3 * cap
+        cdef const float64_t* src_t = values
+        cdef const float64_t* src_m = NULL  # one-value buckets: m2 = 0
+        cdef intp_t row = 0, k = n, c, total, pairs, j, base
+        cdef float64_t size, inv, mean_a, mean_b
+        while k > 0:
+            if row == self._rows_allocated:
+                with gil:
+                    self._grow(2 * self._rows_allocated)
+            if row == self._n_rows:
+                self._n_rows += 1
+            c = self._bucket_count[row]
+            base = self._oldest(row)
+            total = c + k
+            if total <= self._max_buckets:  # no merge: append
+                base = row * self._stride
+                if self._bucket_start[row] + total > self._stride:
+                    for j in range(c):
+                        self._bucket_total[base + j] = self._bucket_total[base + self._bucket_start[row] + j]
+                        self._bucket_m2[base + j] = self._bucket_m2[base + self._bucket_start[row] + j]
+                    self._bucket_start[row] = 0
+                base += self._bucket_start[row] + c
+                for j in range(k):
+                    self._bucket_total[base + j] = src_t[j]
+                    self._bucket_m2[base + j] = src_m[j] if src_m != NULL else 0.0
+                self._bucket_count[row] = total
+                break
+            for j in range(c):
+                seq_t[j] = self._bucket_total[base + j]
+                seq_m[j] = self._bucket_m2[base + j]
+            for j in range(k):
+                seq_t[c + j] = src_t[j]
+                seq_m[c + j] = src_m[j] if src_m != NULL else 0.0
+            pairs = (total - self._max_buckets + 1) // 2
+            size = <float64_t>(<int64_t>1 << row)
+            inv = INV_POW2[row]
+            for j in range(pairs):
+                mean_a = seq_t[2 * j] * inv  # == total / size: size is a power of two
+                mean_b = seq_t[2 * j + 1] * inv
+                in_t[j] = seq_t[2 * j] + seq_t[2 * j + 1]
+                in_m[j] = (seq_m[2 * j] + seq_m[2 * j + 1]
+                           + size * 0.5 * (mean_a - mean_b) * (mean_a - mean_b))
+            base = row * self._stride
+            for j in range(total - 2 * pairs):
+                self._bucket_total[base + j] = seq_t[2 * pairs + j]
+                self._bucket_m2[base + j] = seq_m[2 * pairs + j]
+            self._bucket_start[row] = 0
+            self._bucket_count[row] = total - 2 * pairs
+            src_t = in_t
+            src_m = in_m
+            k = pairs
+            row += 1
         return 0
 
     cdef void _delete_oldest_bucket(self) noexcept nogil:
@@ -249,7 +361,6 @@ cdef class AdaptiveWindow:
         window_mean = self._total / self._width
         self._m2 -= m2 + size * self._width * (mean - window_mean) * (mean - window_mean) / (size + self._width)
         self._drop_oldest(row, 1)
-        self._dirty_row = self._rows_allocated
         # Drop empty trailing rows so the oldest bucket is always in the last
         # row.  (river keeps an empty trailing row here, which only matters
         # when the next cut would delete from it -- river then fails.)
@@ -263,67 +374,84 @@ cdef class AdaptiveWindow:
         A split into an older part (n0 values, sum u0) and a newer part (n1,
         u1) is a cut when |u0/n0 - u1/n1| > sqrt(2 m v d') + 2/3 d' m, with
         m = 1/(n0 - L + 1) + 1/(n1 - L + 1), v the window variance and
-        d' = ln(2 ln(width) / delta).  v and d' only change when a bucket is
-        dropped, so they are computed once per pass (the same values, rounded
-        the same way, as computing them for every split).  u0/n0 and
-        1/(n0 - L + 1) depend only on the buckets from the old end up to the
-        split: they are kept from the last check for rows no update has
-        touched since (again the same values).
+        d' = ln(2 ln(width) / delta), computed exactly as river does, splits
+        taken from the old end.  v and d' only change when a bucket is
+        dropped, so they are computed once per pass (the same values,
+        rounded the same way, as for every split).
+
+        Each pass runs in three loops: the splits' running sums (in river's
+        order, so with its rounding); the division-free pre-test of every
+        split (``_surely_no_cut``, no branches: the compiler vectorises
+        it); then river's exact arithmetic, in order, on the few splits the
+        pre-test could not rule out.  Detections are river's.
         """
-        cdef bint detected = False, again = True, stop
+        cdef bint detected = False, again = True
         cdef float64_t n0, n1, u0, u1, size, t, mean_diff, log_term, window_var
         cdef float64_t m_recip, bound, length = self._min_length, mean0, recip0
-        cdef intp_t row, k, count, base, cache, dirty
+        cdef float64_t sqrt_scale, linear_scale
+        cdef intp_t row, k, count, base, i, n_splits
+        cdef intp_t block = self._rows_allocated * self._row_capacity
+        cdef float64_t* split_n0 = self._splits
+        cdef float64_t* split_n1 = self._splits + block
+        cdef float64_t* split_u0 = self._splits + 2 * block
+        cdef float64_t* split_u1 = self._splits + 3 * block
+        cdef int64_t* undecided = self._undecided
         while again:
             again = False
-            stop = False
+            # 1. every split but the last bucket's, oldest first
             n0 = 0.0
             n1 = self._width
             u0 = 0.0
             u1 = self._total
-            log_term = log(2.0 * log(self._width) / self._delta)
-            window_var = self._m2 / self._width
-            dirty = self._dirty_row
-            self._dirty_row = -1
-            row = self._n_rows - 1
-            while row >= 0 and not stop:
+            n_splits = 0
+            for row in range(self._n_rows - 1, -1, -1):
                 size = <float64_t>(<int64_t>1 << row)
                 count = self._bucket_count[row]
                 base = self._oldest(row)
-                cache = row * self._stride
                 for k in range(count):
                     n0 += size
                     n1 -= size
                     t = self._bucket_total[base + k]
                     u0 += t
                     u1 -= t
-                    if row == 0 and k == count - 1:
-                        stop = True
+                    split_n0[n_splits] = n0
+                    split_n1[n_splits] = n1
+                    split_u0[n_splits] = u0
+                    split_u1[n_splits] = u1
+                    n_splits += 1
+            n_splits -= 1  # the split after the newest bucket leaves nothing on the new side
+            if n_splits <= 0:
+                break
+            log_term = log(2.0 * log(self._width) / self._delta)
+            window_var = self._m2 / self._width
+            sqrt_scale, linear_scale = _no_cut_scales(window_var, log_term, self._width)
+            # 2. the pre-test (splits leaving less than L on a side never cut)
+            for i in range(n_splits):
+                undecided[i] = ((split_n0[i] >= length) & (split_n1[i] >= length)
+                                & (not _surely_no_cut(split_u0[i], split_n0[i], split_u1[i],
+                                                      split_n1[i], sqrt_scale, linear_scale)))
+            # 3. river's test where the pre-test cannot tell
+            for i in range(n_splits):
+                if not undecided[i]:
+                    continue
+                n0 = split_n0[i]
+                n1 = split_n1[i]
+                u0 = split_u0[i]
+                u1 = split_u1[i]
+                mean0 = u0 / n0
+                recip0 = 1.0 / (n0 - length + 1.0)
+                mean_diff = fabs(mean0 - (u1 / n1))
+                m_recip = recip0 + 1.0 / (n1 - length + 1.0)
+                bound = 2.0 / 3.0 * log_term * m_recip
+                # The square root is >= 0, so mean_diff <= bound never cuts.
+                if not (mean_diff > bound):
+                    continue
+                if mean_diff > sqrt(2.0 * m_recip * window_var * log_term) + bound:
+                    again = True
+                    detected = True
+                    if self._width > 0.0:
+                        self._delete_oldest_bucket()
                         break
-                    if row > dirty:
-                        mean0 = self._old_mean[cache + k]
-                        recip0 = self._old_recip[cache + k]
-                    else:
-                        mean0 = u0 / n0
-                        recip0 = 1.0 / (n0 - length + 1.0)
-                        self._old_mean[cache + k] = mean0
-                        self._old_recip[cache + k] = recip0
-                    if n1 < length or n0 < length:
-                        continue
-                    mean_diff = fabs(mean0 - (u1 / n1))
-                    m_recip = recip0 + 1.0 / (n1 - length + 1.0)
-                    bound = 2.0 / 3.0 * log_term * m_recip
-                    # The square root is >= 0, so mean_diff <= bound never cuts.
-                    if not (mean_diff > bound):
-                        continue
-                    if mean_diff > sqrt(2.0 * m_recip * window_var * log_term) + bound:
-                        again = True
-                        detected = True
-                        if self._width > 0.0:
-                            self._delete_oldest_bucket()
-                            stop = True
-                            break
-                row -= 1
         return detected
 
     cdef int _update(self, float64_t value) except -1 nogil:
@@ -360,10 +488,9 @@ cdef class AdaptiveWindow:
                 if self._drift:
                     self._clear_window()
                     self._drift = False
-                span = min(n - i, <intp_t>(self._clock - self._tick % self._clock))
+                span = min(n - i, <intp_t>(self._clock - self._tick % self._clock), <intp_t>BATCH)
                 self._add_to_statistics(v + i, span)
-                for j in range(i, i + span):
-                    self._add_bucket(v[j])
+                self._add_buckets(v + i, span)
                 self._tick += span
                 i += span
                 if self._tick % self._clock == 0 and self._width > self._grace:

@@ -25,10 +25,15 @@
 import numpy as np
 cimport numpy as cnp
 
+from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
+from cpython.long cimport PyLong_CheckExact
+from cpython.ref cimport PyObject
 from libc.math cimport isfinite
 from libc.stdlib cimport malloc, free
 from posix.stdlib cimport posix_memalign
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from _types cimport float64_t, int32_t, int64_t, intp_t
 
@@ -36,6 +41,10 @@ cnp.import_array()
 
 cdef extern from *:
     void prefetch "__builtin_prefetch"(const void* address) noexcept nogil
+
+cdef extern from "Python.h":
+    # without Cython's error check: the caller looks for (and clears) the error
+    double _int_as_double "PyLong_AsDouble"(object number) noexcept
 
 
 cdef struct HSTNode:
@@ -60,9 +69,10 @@ cdef enum:
 
 cdef inline int32_t _reference(const HSTNode* node, int64_t w) noexcept nogil:
     """Reference mass (points of window w - 1) of a node, read lazily.
-    (Branch-free: which case applies is hard to predict.)"""
-    return ((node.window == w) * node.reference
-            + (node.window == w - 1) * node.latest)
+    (Written as selects, which compile to conditional moves: which case
+    applies is hard to predict.)"""
+    cdef int64_t window = node.window
+    return node.reference if window == w else (node.latest if window == w - 1 else 0)
 
 
 cdef inline int32_t _latest(const HSTNode* node, int64_t w) noexcept nogil:
@@ -73,9 +83,10 @@ cdef inline int32_t _latest(const HSTNode* node, int64_t w) noexcept nogil:
 cdef inline void _learn_node(HSTNode* node, int64_t w) noexcept nogil:
     """Count one more point of window w at a node, first bringing its counts
     to window w (the lazy pivot); branch-free."""
-    cdef int32_t same = node.window == w
-    node.reference = _reference(node, w)
-    node.latest = same * node.latest + 1
+    cdef int64_t window = node.window
+    cdef int32_t latest = node.latest
+    node.reference = node.reference if window == w else (latest if window == w - 1 else 0)
+    node.latest = latest + 1 if window == w else 1
     node.window = w
 
 
@@ -137,12 +148,16 @@ cdef int _draw_subtree(HSTNode* tree, intp_t node, intp_t depth, intp_t height,
 
 cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_lanes,
                              intp_t height, float64_t limit, bint path_sum, bint learn,
-                             bint score, int64_t w, float64_t* s) noexcept nogil:
+                             bint score, int64_t w, float64_t* s,
+                             intp_t* path=NULL) noexcept nogil:
     """Walk lane b down tree ``trees[b]`` with point ``rows[b]``, all lanes one
     level at a time.  If ``learn``, add 1 to the latest mass of every node on
     each path; if ``score``, set ``s[b]`` to the lane's raw score: the sum of
     ``reference_mass * 2**depth`` over the walk (``path_sum``) or its value at
     the node where the walk stops (a leaf, or reference mass below ``limit``).
+    When scoring only, a non-NULL ``path`` makes every lane walk down to its
+    leaf (scoring as before) and receives lane b's node at each depth in
+    ``path[b * (height + 1) + depth]``.
     Inlined with constant flags, so each use compiles to its own loop."""
     cdef intp_t node[LANES]
     cdef int active[LANES]
@@ -183,6 +198,8 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
             s[b] = 0.0
         for depth in range(height + 1):
             for b in range(n_lanes):
+                if path != NULL:
+                    path[b * (height + 1) + depth] = node[b]
                 # branch-free: whether a walk stops here is unpredictable
                 nd = trees[b] + node[b]
                 r = _reference(nd, w)
@@ -196,7 +213,7 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
                 if depth < height:
                     node[b] = 2 * node[b] + (rows[b][nd.feature] >= nd.threshold)
                     prefetch(trees[b] + 2 * node[b])
-            if n_active == 0:
+            if n_active == 0 and path == NULL:
                 break
             weight *= 2.0
     if learn:
@@ -238,13 +255,37 @@ cdef class HalfSpaceForest:
     cdef int64_t _window          # index of the current window (0 = first)
     cdef int32_t _count           # points learned in the current window
     cdef bint _built              # the trees have been drawn
+    cdef tuple _keys              # dict keys in feature order (None until the features are known)
+    cdef float64_t* _dict_buffer  # n_features values: a dict point converted by _dict_row
+    cdef intp_t* _path            # n_trees * (height + 1) nodes: the walks of the last point scored
+    cdef float64_t* _path_point   # n_features values: that point
+    cdef bint _path_valid         # _path holds the walks of _path_point in the current trees
 
     def __cinit__(self):
         self._nodes = NULL
         self._built = False
+        self._dict_buffer = NULL
+        self._path = NULL
+        self._path_point = NULL
+        self._path_valid = False
 
     def __dealloc__(self):
         free(self._nodes)
+        free(self._dict_buffer)
+        free(self._path)
+        free(self._path_point)
+
+    cdef int _new_trees(self, intp_t n_features) except -1:
+        """Size the buffers of the last scored point's walks for trees just
+        built or loaded (and forget any walks recorded before)."""
+        self._path_valid = False
+        free(self._path)
+        free(self._path_point)
+        self._path = <intp_t*>malloc(self._n_trees * (self._height + 1) * sizeof(intp_t))
+        self._path_point = <float64_t*>malloc(max(n_features, 1) * sizeof(float64_t))
+        if self._path == NULL or self._path_point == NULL:
+            raise MemoryError()
+        return 0
 
     def _configure(self, intp_t n_trees, intp_t height, int32_t window_size, bint path_sum):
         """Set the shape of the forest and forget any trees."""
@@ -264,6 +305,17 @@ cdef class HalfSpaceForest:
         self._window = 0
         self._count = 0
         self._n_features = 0
+        self._keys = None
+        self._path_valid = False
+
+    def _set_key_order(self, tuple keys):
+        """The keys of dict points, in feature order (read by the dict
+        fast path of ``learn_one`` / ``score_one``)."""
+        free(self._dict_buffer)
+        self._dict_buffer = <float64_t*>malloc(max(len(keys), 1) * sizeof(float64_t))
+        if self._dict_buffer == NULL:
+            raise MemoryError()
+        self._keys = keys
 
     def _build(self, object uniform, const float64_t[::1] lo, const float64_t[::1] hi):
         """Draw the trees over the work space [lo, hi], one after another, with
@@ -289,6 +341,7 @@ cdef class HalfSpaceForest:
             _draw_subtree(self._nodes + t * self._slots, 1, 0, self._height, d,
                           &scratch[0, 0], &scratch[1, 0], &scratch[2, 0], uniform,
                           &lo[0], &scratch[3, 0])
+        self._new_trees(d)
         self._built = True
         self._window = 0
         self._count = 0
@@ -386,11 +439,31 @@ cdef class HalfSpaceForest:
             self._count = 0
             self._window += 1
 
+    cdef bint _learn_scored_point(self, const float64_t* x) noexcept nogil:
+        """Learn x along the walks recorded when it was last scored, if x is
+        (bit for bit) that point: a walk depends only on the point and the
+        splits, so the nodes are the ones a new walk would reach.  False
+        (nothing done) otherwise."""
+        cdef intp_t t, depth, levels = self._height + 1
+        cdef HSTNode* tree
+        cdef const intp_t* walk
+        if not self._path_valid or memcmp(x, self._path_point, self._n_features * sizeof(float64_t)) != 0:
+            return False
+        for t in range(self._n_trees):
+            tree = self._nodes + t * self._slots
+            walk = self._path + t * levels
+            for depth in range(levels):
+                _learn_node(tree + walk[depth], self._window)
+        self._advance()
+        return True
+
     cdef void _learn_point(self, const float64_t* x) noexcept nogil:
         cdef HSTNode* trees[LANES]
         cdef const float64_t* rows[LANES]
         cdef float64_t s[LANES]
         cdef intp_t g, b, m
+        if self._learn_scored_point(x):  # score_one(x) then learn_one(x): one walk
+            return
         g = 0
         while g < self._n_trees:
             m = min(<intp_t>LANES, self._n_trees - g)
@@ -410,17 +483,21 @@ cdef class HalfSpaceForest:
         cdef intp_t g, b, m
         if self._window == 0:
             return 0.0
+        self._path_valid = False
         g = 0
         while g < self._n_trees:
             m = min(<intp_t>LANES, self._n_trees - g)
             for b in range(m):
                 trees[b] = self._nodes + (g + b) * self._slots
                 rows[b] = x
+            # the walks go down to the leaves and are kept for learn_one(x)
             _walk_lanes(trees, rows, m, self._height, self._size_limit, self._path_sum,
-                        False, True, self._window, s)
+                        False, True, self._window, s, self._path + g * (self._height + 1))
             for b in range(m):
                 total += s[b]
             g += m
+        memcpy(self._path_point, x, self._n_features * sizeof(float64_t))
+        self._path_valid = True
         return 1.0 - total / self._max_score
 
     # -- Python entry points ---------------------------------------------------
@@ -478,9 +555,58 @@ cdef class HalfSpaceForest:
                 return NULL
         return p
 
+    cdef const float64_t* _dict_row(self, object x) noexcept:
+        """For a dict with exactly the model's keys and finite float (or
+        int) values, the values in feature order (in a buffer the object
+        owns); NULL for anything else, left to the validating Python path.
+        The key order is cached, so this is one lookup per feature, or none
+        while the entries come in that order with the same key objects."""
+        cdef tuple keys = self._keys
+        cdef intp_t f, n
+        cdef Py_ssize_t position = 0
+        cdef PyObject* key
+        cdef PyObject* item
+        cdef bint in_order = True
+        cdef float64_t v
+        if keys is None or not self._built:
+            return NULL
+        n = len(keys)
+        if n != self._n_features or PyDict_Size(x) != n:
+            return NULL
+        for f in range(n):
+            # Dicts are usually built with the same keys in the same order:
+            # while the entries come in feature order with the very key
+            # objects seen first, take them in order without hashing.
+            if in_order:
+                PyDict_Next(x, &position, &key, &item)
+                in_order = key == <PyObject*>keys[f]
+            if not in_order:
+                item = PyDict_GetItem(x, keys[f])
+                if item == NULL:
+                    return NULL
+            if PyFloat_Check(<object>item):
+                v = PyFloat_AS_DOUBLE(<object>item)
+            elif PyLong_CheckExact(<object>item):
+                v = _int_as_double(<object>item)  # too large: leave it to the Python path
+                if v == -1.0 and PyErr_Occurred() != NULL:
+                    PyErr_Clear()
+                    return NULL
+            else:
+                return NULL
+            if not isfinite(v):
+                return NULL
+            self._dict_buffer[f] = v
+        return self._dict_buffer
+
+    cdef inline const float64_t* _point(self, object x) noexcept:
+        """A dict or array point the compiled code can take as is, else NULL."""
+        if type(x) is dict:
+            return self._dict_row(x)
+        return self._fast_row(x)
+
     def learn_one(self, x):
         """Learn one point: a dict (feature name -> value) or a 1-D array."""
-        cdef const float64_t* p = self._fast_row(x)
+        cdef const float64_t* p = self._point(x)
         if p == NULL:
             return self._learn_other(x)
         self._learn_point(p)
@@ -488,7 +614,7 @@ cdef class HalfSpaceForest:
     def score_one(self, x):
         """Anomaly score of one point in [0, 1], higher = more anomalous; 0.0
         during the first window."""
-        cdef const float64_t* p = self._fast_row(x)
+        cdef const float64_t* p = self._point(x)
         if p == NULL:
             return self._score_other(x)
         return self._score_point(p)
@@ -538,6 +664,7 @@ cdef class HalfSpaceForest:
         if n:
             memcpy(self._nodes, cnp.PyArray_DATA(flat), n * sizeof(HSTNode))
         self._n_features = n_features
+        self._new_trees(n_features)
         self._window = window
         self._count = count
         self._built = n > 0

@@ -110,6 +110,28 @@ def test_detections_identical_to_river_random_parameters(seed):
     assert compared == 40
 
 
+@pytest.mark.parametrize("scale", [1e-150, 1e-6, 1.0, 1e6, 1e100])
+def test_detections_identical_to_river_at_any_scale_near_the_bound(scale, seed):
+    """The division-free pre-test skips a split only when river's exact test
+    surely finds no cut there: small shifts (many splits near the bound)
+    at tiny and huge scales must still give river's detections.  (At tiny
+    scales the bound's linear term wins and nothing is ever detected.  At
+    1e150, with products near the float64 limit, the code before the
+    pre-test already differed from river: that scale is not compared.)"""
+    rng = np.random.default_rng(seed + 2)
+    compared = detections = 0
+    for trial in range(6):
+        n = int(rng.integers(300, 1500))
+        values = scale * np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.1, 0.4), 1, n)])
+        params = {"delta": float(rng.choice([0.002, 0.3])), "clock": int(rng.choice([1, 32])),
+                  "min_window_length": int(rng.choice([1, 5]))}
+        expected = river_run(values, params)
+        assert ADWIN(**params).update_many(values).tolist() == expected[0], params
+        compared += 1
+        detections += len(expected[0])
+    assert compared == 6 and (detections > 0 or scale < 1)
+
+
 def test_docstring_example():
     result = doctest.testmod(adwin_module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
@@ -234,6 +256,35 @@ def test_pickle_right_after_detection():
     assert copy.drift_detected
     assert copy.update_many(values[i + 1:]).tolist() == det.update_many(values[i + 1:]).tolist()
     assert copy.width == det.width
+
+
+def _full_state(det):
+    state = det._state()
+    return (state["scalars"], state["bucket_count"].tolist(), state["bucket_total"].tolist(),
+            state["bucket_m2"].tolist())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    data_seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 1500),
+    max_buckets=st.integers(1, 9),
+    clock=st.sampled_from([1, 2, 5, 32, 300, 1000]),
+    delta=st.sampled_from([0.002, 0.3]),
+    scale=st.sampled_from([1e-200, 1.0, 1e6]),
+)
+def test_update_many_state_identical_to_update_loop(data_seed, n, max_buckets, clock, delta, scale):
+    """update_many merges the buckets of a whole span at once (spans longer
+    than its batch included) and pre-tests splits without divisions: every
+    bucket, sum and detection must still be bit-identical to update()."""
+    rng = np.random.default_rng(data_seed)
+    values = scale * make_stream("mean_shift", rng, n)
+    params = dict(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=1,
+                  grace_period=3)
+    a, b = ADWIN(**params), ADWIN(**params)
+    loop = [i for i, v in enumerate(values) if a.update(v)]
+    assert b.update_many(values).tolist() == loop
+    assert _full_state(a) == _full_state(b)
 
 
 @settings(max_examples=60, deadline=None)

@@ -234,6 +234,89 @@ def test_dict_input_and_features(seed):
     assert all(np.array_equal(a, b) for a, b in zip(model.mass_profile(), twin.mass_profile()))
 
 
+def test_dict_fast_path_identical_to_river(seed):
+    """Dicts with the model's keys take the compiled conversion (cached key
+    order): scores stay bit-identical to river's on the same dicts."""
+    rng = np.random.default_rng(seed)
+    X, _ = stream(rng, n=700, d=4)
+    expected = river_scores(X, seed=seed, n_trees=10, height=8, window_size=250)
+    model = HalfSpaceTrees(seed=seed, n_trees=10, height=8, window_size=250, limits=[(0.0, 1.0)] * 4)
+    ours = []
+    for row in X:
+        x = dict(enumerate(row.tolist()))
+        ours.append(model.score_one(x))
+        model.learn_one(x)
+    assert np.array_equal(np.array(ours), expected)
+
+
+def test_dict_fast_path_values_and_fallbacks(seed):
+    """Named keys, int / bool / numpy-scalar values and a pickled copy give
+    the same results as the equivalent arrays; anything else goes to the
+    validating path, which raises and leaves the model unchanged."""
+    X = np.random.default_rng(seed).random((300, 3))
+    names = ["z", "a", "m"]  # feature order: sorted names a, m, z
+    by_dict = HalfSpaceTrees(n_trees=4, height=5, window_size=50, seed=1, limits=[(0, 1)] * 3)
+    by_array = HalfSpaceTrees(n_trees=4, height=5, window_size=50, seed=1, limits=[(0, 1)] * 3)
+    for row in X:
+        by_dict.learn_one(dict(zip(names, row.tolist())))
+        by_array.learn_one(np.array([row[1], row[2], row[0]]))
+    assert by_dict.feature_names_ == ["a", "m", "z"]
+    copy = pickle.loads(pickle.dumps(by_dict))
+    for x, arr in [({"a": 1, "m": 0, "z": True}, [1.0, 0.0, 1.0]),
+                   ({"a": np.float64(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75]),
+                   ({"a": np.float32(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75])]:
+        expected = by_array.score_one(np.array(arr))
+        assert by_dict.score_one(x) == expected and copy.score_one(x) == expected
+    # any insertion order of the keys (in feature order, diverging part way, reversed)
+    values = {"a": 0.3, "m": 0.6, "z": 0.9}
+    expected = by_array.score_one(np.array([0.3, 0.6, 0.9]))
+    for order in (["a", "m", "z"], ["a", "z", "m"], ["z", "m", "a"]):
+        assert by_dict.score_one({k: values[k] for k in order}) == expected
+    before = by_dict.mass_profile()
+    for bad, error, match in [({"a": 0.1, "m": 0.2}, ValueError, "missing \\['z'\\]"),
+                              ({"a": 0.1, "m": 0.2, "z": 0.3, "q": 0.0}, ValueError, "unknown \\['q'\\]"),
+                              ({"a": 0.1, "m": 0.2, "q": 0.0}, ValueError, "missing"),
+                              ({"a": "x", "m": 0.2, "z": 0.3}, TypeError, "numbers"),
+                              ({"a": float("nan"), "m": 0.2, "z": 0.3}, ValueError, "finite"),
+                              ({"a": 0.1, "m": float("-inf"), "z": 0.3}, ValueError, "finite")]:
+        with pytest.raises(error, match=match):
+            by_dict.learn_one(bad)
+        with pytest.raises(error, match=match):
+            by_dict.score_one(bad)
+    with pytest.raises(OverflowError):  # an int too large for a float: the Python path's error
+        by_dict.learn_one({"a": 10**400, "m": 0.2, "z": 0.3})
+    assert all(np.array_equal(a, b) for a, b in zip(before, by_dict.mass_profile()))
+    # a model that first saw arrays takes dicts keyed by position
+    assert by_array.score_one({0: 0.1, 1: 0.2, 2: 0.3}) == by_array.score_one(np.array([0.1, 0.2, 0.3]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(st.tuples(st.sampled_from(["score", "learn", "both"]), st.integers(0, 5)),
+                 min_size=1, max_size=120),
+    window_size=st.integers(1, 12),
+    data_seed=st.integers(0, 2**32 - 1),
+)
+def test_learn_after_score_reuses_walks_exactly(ops, window_size, data_seed):
+    """score_one keeps its walks and learn_one on the same point reuses
+    them; any order of scoring and learning of a few points (same point or
+    not, across window pivots, after pickling) gives the scores and masses
+    of the batch methods, which never reuse walks."""
+    points = np.random.default_rng(data_seed).random((6, 3))
+    params = dict(n_trees=3, height=4, window_size=window_size, seed=5, limits=[(0, 1)] * 3)
+    ours, ref = HalfSpaceTrees(**params), HalfSpaceTrees(**params)
+    for step, (op, i) in enumerate(ops):
+        x = points[i].copy()  # a new array each time: equal values, not the same object
+        if op in ("score", "both"):
+            assert ours.score_one(x) == ref.score_many(x[None, :])[0]
+        if op in ("learn", "both"):
+            ours.learn_one(x)
+            ref.learn_many(x[None, :])
+        if step == len(ops) // 2:
+            ours = pickle.loads(pickle.dumps(ours))
+    assert all(np.array_equal(a, b) for a, b in zip(ours.mass_profile(), ref.mass_profile()))
+
+
 def test_bad_input(seed):
     model = HalfSpaceTrees(n_trees=2, height=3, window_size=5, seed=0)
     model.learn_many(np.random.default_rng(seed).random((10, 3)))
