@@ -54,6 +54,15 @@ def adbench_names(data_dir):
 # -- peers ----------------------------------------------------------------------
 
 
+def _version(package):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:  # pragma: no cover
+        return None
+
+
 def _isotree():
     try:
         import isotree
@@ -247,7 +256,7 @@ def main(argv=None):
         "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
                     "cpu_count": os.cpu_count()},
         "versions": {"numpy": np.__version__, "sklearn": sklearn.__version__,
-                     "isotree": getattr(iso, "__version__", None) if iso else None},
+                     "isotree": _version("isotree") if iso else None},
         "speed": [],
         "accuracy": [],
     }
