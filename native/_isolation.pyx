@@ -19,7 +19,7 @@ from libc.math cimport log, exp2, sqrt, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 
-from _types cimport float64_t, int32_t, int64_t, intp_t, uint64_t, floating_t
+from _types cimport float64_t, int32_t, int64_t, intp_t, uint32_t, uint64_t, floating_t
 from _random cimport RandomState, rng_seed, rng_uniform, rng_below, rng_normal
 
 
@@ -395,16 +395,6 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         raise MemoryError("not enough memory to build isolation trees")
 
 
-cdef struct ScoringNode:
-    float64_t threshold  # as AxisNode.threshold
-    int32_t column       # byte offset of the split feature's column in a transposed row block
-    int32_t left         # byte offset of the left child from the tree start (right = left + 16)
-
-
-SCORING_NODE_DTYPE = np.dtype(
-    [("threshold", np.float64), ("column", np.int32), ("left", np.int32)], align=True
-)
-
 cdef enum:
     ROW_GROUP = 12  # rows walked together: their node offsets fill the free registers
 
@@ -417,12 +407,14 @@ def block_rows_for(intp_t n_features):
     return max(ROW_GROUP, min(256 // ROW_GROUP * ROW_GROUP, rows))
 
 
-def scoring_nodes(nodes, intp_t block_rows):
-    """The scoring layout of axis nodes: byte offsets instead of indices."""
-    out = np.empty(nodes.shape[0], dtype=SCORING_NODE_DTYPE)
-    out["threshold"] = nodes["threshold"]
-    out["column"] = nodes["feature"].astype(np.int64) * (block_rows * 8)
-    out["left"] = nodes["left"].astype(np.int64) * sizeof(ScoringNode)
+def scoring_links(nodes, intp_t block_rows):
+    """The scoring layout of axis nodes: per node, the byte offset of its
+    split feature's column in a transposed row block and its left child's
+    index, side by side (int32, shape (n_nodes, 2)).  With the thresholds in
+    their own float64 array, one node index addresses both arrays."""
+    out = np.empty((nodes.shape[0], 2), dtype=np.uint32)
+    out[:, 0] = nodes["feature"].astype(np.int64) * (block_rows * 8)
+    out[:, 1] = nodes["left"]
     return out
 
 
@@ -442,40 +434,44 @@ cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t
             block[f * block_rows + r] = 0.0
 
 
-cdef inline intp_t _axis_step(const char* tree, intp_t node, const char* cell) noexcept nogil:
-    """One step down a tree: node is a byte offset, cell points at this row's
-    entry of column 0 in the transposed block."""
-    cdef const ScoringNode* nd = <const ScoringNode*>(tree + node)
-    return nd.left + (((<const float64_t*>(cell + nd.column))[0] > nd.threshold)
-                      * <intp_t>sizeof(ScoringNode))
+cdef inline intp_t _axis_step(const float64_t* thresholds, const uint32_t* links,
+                              intp_t node, const char* cell) noexcept nogil:
+    """One step down a tree: ``cell`` points at this row's entry of column 0
+    in the transposed block; a leaf links to itself with threshold +inf.
+    (Unsigned 32-bit links load zero-extended: no sign extension.)"""
+    return <intp_t>links[2 * node + 1] + (
+        (<const float64_t*>(cell + links[2 * node]))[0] > thresholds[node])
 
 
-cdef float64_t _axis_path_sum_one_row(const ScoringNode* nodes, const float64_t* values,
-                                      const int64_t* offsets, const int32_t* depths,
-                                      intp_t n_trees, const char* cell) noexcept nogil:
+cdef float64_t _axis_path_sum_one_row(const float64_t* thresholds, const uint32_t* links,
+                                      const float64_t* values, const int64_t* offsets,
+                                      const int32_t* depths, intp_t n_trees,
+                                      const char* cell) noexcept nogil:
     """Sum of path lengths of one row over all trees, eight trees walked
     together (for single rows, where there are no other rows to overlap)."""
     cdef float64_t total = 0.0
-    cdef intp_t t = 0, level, depth, g
+    cdef intp_t t = 0, level, depth, g, base
     cdef intp_t idx[8]
-    cdef const char* trees[8]
+    cdef intp_t bases[8]
     while t < n_trees:
         depth = 0
         for g in range(8):
             # past the last tree, repeat it and ignore the result
-            trees[g] = <const char*>(nodes + offsets[min(t + g, n_trees - 1)])
+            bases[g] = offsets[min(t + g, n_trees - 1)]
             depth = max(depth, depths[min(t + g, n_trees - 1)])
             idx[g] = 0
         for level in range(depth):
             for g in range(8):
-                idx[g] = _axis_step(trees[g], idx[g], cell)
+                base = bases[g]
+                idx[g] = _axis_step(thresholds + base, links + 2 * base, idx[g], cell)
         for g in range(min(8, n_trees - t)):
-            total += (<const float64_t*>(<const char*>(values + offsets[t + g]) + idx[g] // 2))[0]
+            total += values[bases[g] + idx[g]]
         t += 8
     return total
 
 
-cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
+cdef int _axis_score(const float64_t* thresholds, const uint32_t* links,
+                     const float64_t* values,
                      const int64_t* offsets, const int32_t* depths, intp_t n_trees,
                      const floating_t* X, intp_t n_rows, intp_t n_cols,
                      intp_t block_rows, float64_t denominator,
@@ -484,15 +480,16 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
 
     Rows are copied, block by block, into a transposed float64 buffer; the
     block then walks one tree at a time (block and tree stay in L1), twelve
-    rows at once with their node offsets in registers so that twelve
+    rows at once with their node indices in registers so that twelve
     independent chains of loads overlap.  Returns -1 when out of memory.
     """
     cdef float64_t* block = <float64_t*>malloc(block_rows * n_cols * sizeof(float64_t))
     cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
     cdef intp_t r0, r, nb, t, level, depth
     cdef intp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
-    cdef const char* tree
-    cdef const char* leaf
+    cdef const float64_t* thr
+    cdef const uint32_t* lnk
+    cdef const float64_t* leaf
     cdef const char* cell
     if block == NULL or acc == NULL:
         free(block)
@@ -505,15 +502,16 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
         if nb < ROW_GROUP:
             # Too few rows to fill a group: walk eight trees at once instead.
             for r in range(nb):
-                acc[r] = _axis_path_sum_one_row(nodes, values, offsets, depths, n_trees,
-                                                <const char*>(block + r))
+                acc[r] = _axis_path_sum_one_row(thresholds, links, values, offsets, depths,
+                                                n_trees, <const char*>(block + r))
                 out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
             break
         for r in range(block_rows):
             acc[r] = 0.0
         for t in range(n_trees):
-            tree = <const char*>(nodes + offsets[t])
-            leaf = <const char*>(values + offsets[t])
+            thr = thresholds + offsets[t]
+            lnk = links + 2 * offsets[t]
+            leaf = values + offsets[t]
             depth = depths[t]
             r = 0
             while r < nb:
@@ -531,31 +529,30 @@ cdef int _axis_score(const ScoringNode* nodes, const float64_t* values,
                 i10 = 0
                 i11 = 0
                 for level in range(depth):
-                    i0 = _axis_step(tree, i0, cell + 0)
-                    i1 = _axis_step(tree, i1, cell + 8)
-                    i2 = _axis_step(tree, i2, cell + 16)
-                    i3 = _axis_step(tree, i3, cell + 24)
-                    i4 = _axis_step(tree, i4, cell + 32)
-                    i5 = _axis_step(tree, i5, cell + 40)
-                    i6 = _axis_step(tree, i6, cell + 48)
-                    i7 = _axis_step(tree, i7, cell + 56)
-                    i8 = _axis_step(tree, i8, cell + 64)
-                    i9 = _axis_step(tree, i9, cell + 72)
-                    i10 = _axis_step(tree, i10, cell + 80)
-                    i11 = _axis_step(tree, i11, cell + 88)
-                # a leaf value sits at half the node's byte offset
-                acc[r + 0] += (<const float64_t*>(leaf + i0 // 2))[0]
-                acc[r + 1] += (<const float64_t*>(leaf + i1 // 2))[0]
-                acc[r + 2] += (<const float64_t*>(leaf + i2 // 2))[0]
-                acc[r + 3] += (<const float64_t*>(leaf + i3 // 2))[0]
-                acc[r + 4] += (<const float64_t*>(leaf + i4 // 2))[0]
-                acc[r + 5] += (<const float64_t*>(leaf + i5 // 2))[0]
-                acc[r + 6] += (<const float64_t*>(leaf + i6 // 2))[0]
-                acc[r + 7] += (<const float64_t*>(leaf + i7 // 2))[0]
-                acc[r + 8] += (<const float64_t*>(leaf + i8 // 2))[0]
-                acc[r + 9] += (<const float64_t*>(leaf + i9 // 2))[0]
-                acc[r + 10] += (<const float64_t*>(leaf + i10 // 2))[0]
-                acc[r + 11] += (<const float64_t*>(leaf + i11 // 2))[0]
+                    i0 = _axis_step(thr, lnk, i0, cell + 0)
+                    i1 = _axis_step(thr, lnk, i1, cell + 8)
+                    i2 = _axis_step(thr, lnk, i2, cell + 16)
+                    i3 = _axis_step(thr, lnk, i3, cell + 24)
+                    i4 = _axis_step(thr, lnk, i4, cell + 32)
+                    i5 = _axis_step(thr, lnk, i5, cell + 40)
+                    i6 = _axis_step(thr, lnk, i6, cell + 48)
+                    i7 = _axis_step(thr, lnk, i7, cell + 56)
+                    i8 = _axis_step(thr, lnk, i8, cell + 64)
+                    i9 = _axis_step(thr, lnk, i9, cell + 72)
+                    i10 = _axis_step(thr, lnk, i10, cell + 80)
+                    i11 = _axis_step(thr, lnk, i11, cell + 88)
+                acc[r + 0] += leaf[i0]
+                acc[r + 1] += leaf[i1]
+                acc[r + 2] += leaf[i2]
+                acc[r + 3] += leaf[i3]
+                acc[r + 4] += leaf[i4]
+                acc[r + 5] += leaf[i5]
+                acc[r + 6] += leaf[i6]
+                acc[r + 7] += leaf[i7]
+                acc[r + 8] += leaf[i8]
+                acc[r + 9] += leaf[i9]
+                acc[r + 10] += leaf[i10]
+                acc[r + 11] += leaf[i11]
                 r += ROW_GROUP
         for r in range(nb):
             out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
@@ -847,8 +844,9 @@ cdef class AxisForest:
     cdef readonly object nodes, values, offsets, depths
     cdef readonly float64_t denominator
     cdef readonly intp_t block_rows, n_features
-    cdef object _scoring_arr
-    cdef const ScoringNode[::1] _scoring
+    cdef object _thresholds_arr, _links_arr
+    cdef const float64_t[::1] _thresholds
+    cdef const uint32_t[:, ::1] _links
     cdef const float64_t[::1] _values
     cdef const int64_t[::1] _offsets
     cdef const int32_t[::1] _depths
@@ -862,8 +860,10 @@ cdef class AxisForest:
         self.denominator = denominator
         self.n_features = n_features
         self.block_rows = block_rows_for(n_features)
-        self._scoring_arr = scoring_nodes(nodes, self.block_rows)
-        self._scoring = self._scoring_arr
+        self._thresholds_arr = np.ascontiguousarray(nodes["threshold"])
+        self._links_arr = scoring_links(nodes, self.block_rows)
+        self._thresholds = self._thresholds_arr
+        self._links = self._links_arr
         self._values = values
         self._offsets = offsets
         self._depths = depths
@@ -889,7 +889,8 @@ cdef class AxisForest:
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._scoring[0], &self._values[0], &self._offsets[0],
+                status = _axis_score(&self._thresholds[0], &self._links[0, 0], &self._values[0],
+                                     &self._offsets[0],
                                      &self._depths[0], self._offsets.shape[0], &X[0, 0],
                                      X.shape[0], X.shape[1], self.block_rows,
                                      self.denominator, &out[0])
@@ -899,7 +900,8 @@ cdef class AxisForest:
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._scoring[0], &self._values[0], &self._offsets[0],
+                status = _axis_score(&self._thresholds[0], &self._links[0, 0], &self._values[0],
+                                     &self._offsets[0],
                                      &self._depths[0], self._offsets.shape[0], &X[0, 0],
                                      X.shape[0], X.shape[1], self.block_rows,
                                      self.denominator, &out[0])
