@@ -7,6 +7,7 @@ seed per tree, spreads trees (fit) or row chunks (scoring) over threads, and
 implements scikit-learn's score conventions on top of the kernels.
 """
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
@@ -181,8 +182,6 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             return min(256, n_samples)
         if isinstance(self.max_samples, Integral):
             if self.max_samples > n_samples:
-                import warnings
-
                 warnings.warn(
                     f"max_samples ({self.max_samples}) is greater than the total "
                     f"number of samples ({n_samples}); max_samples will be set "
@@ -250,8 +249,6 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         seeds = all_seeds[n_old:]
         self._max_depth = max_depth
         if len(seeds) == 0:
-            import warnings
-
             warnings.warn(
                 "Warm-start fitting without increasing n_estimators does not "
                 "fit new trees.",
