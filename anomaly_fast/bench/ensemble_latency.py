@@ -12,11 +12,11 @@ its ``standardizer`` does the batch rescaling (then the mean, as PyOD's
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
+from ._data import adbench_file, load_adbench_file
 
 __all__ = ["main"]
 
@@ -27,19 +27,13 @@ def load_rows(data_dir, dataset, n_train, n_query, n_features, seed):
         X = rng.normal(size=(n_train + n_query, n_features))
         source = f"synthetic N(0, 1), {n_features} features"
     else:
-        root = Path(data_dir)
-        if (root / "adbench").is_dir():
-            root = root / "adbench"
-        matches = sorted(root.glob(f"*{dataset}*.npz"))
-        if not matches:
-            raise SystemExit(f"no ADBench file matching {dataset!r} in {root}")
-        with np.load(matches[0]) as npz:
-            X = np.asarray(npz["X"], dtype=np.float64)
+        path = adbench_file(data_dir, dataset)
+        X, _ = load_adbench_file(path)
         if X.shape[0] < n_train + n_query:
-            raise SystemExit(f"{matches[0].name} has {X.shape[0]} rows, fewer than {n_train + n_query}")
+            raise SystemExit(f"{path.name} has {X.shape[0]} rows, fewer than {n_train + n_query}")
         X = X[rng.permutation(X.shape[0])[: n_train + n_query]]
         X = (X - X[:n_train].mean(axis=0)) / np.where(X[:n_train].std(axis=0) > 0, X[:n_train].std(axis=0), 1.0)
-        source = f"{matches[0].stem}, {X.shape[1]} features, standardized"
+        source = f"{path.stem}, {X.shape[1]} features, standardized"
     return X[:n_train], X[n_train:], source
 
 

@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
+from ._data import adbench_root, load_adbench_file
 from ..extended_isolation_forest import ExtendedIsolationForest
 from ..isolation_forest import IsolationForest
 
@@ -59,9 +60,7 @@ def load_sets(data_dir, names, seed):
     if data_dir is None:
         sets = synthetic_sets(seed)
     else:
-        root = Path(data_dir)
-        if (root / "adbench").is_dir():
-            root = root / "adbench"
+        root = adbench_root(data_dir)
         files = sorted(root.glob("*.npz"), key=_adbench_key)
         if not files:
             raise SystemExit(f"no .npz files in {root}")
@@ -70,8 +69,7 @@ def load_sets(data_dir, names, seed):
             stem = path.stem
             if names and not any(n.lower() in (stem.lower(), stem.split("_", 1)[-1].lower()) for n in names):
                 continue
-            with np.load(path) as npz:
-                sets[stem] = (np.asarray(npz["X"], dtype=np.float64), np.asarray(npz["y"]).astype(int).ravel())
+            sets[stem] = load_adbench_file(path)
         return sets
     return {k: v for k, v in sets.items() if not names or k in names}
 

@@ -17,11 +17,11 @@ import pickle
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import ExtendedIsolationForest, IsolationForest
+from ._data import adbench_file, adbench_root, load_adbench_file
 
 __all__ = ["main"]
 
@@ -40,15 +40,12 @@ def synthetic(name, n, d, seed=0):
 
 
 def load_adbench(data_dir, name):
-    path = Path(data_dir) / f"{name}.npz"
-    with np.load(path) as f:
-        X = np.ascontiguousarray(f["X"], dtype=np.float64)
-        y = np.asarray(f["y"]).astype(int)
+    X, y = load_adbench_file(adbench_file(data_dir, name))
     return name, X, y
 
 
 def adbench_names(data_dir):
-    return sorted(p.stem for p in Path(data_dir).glob("*.npz"))
+    return sorted(p.stem for p in adbench_root(data_dir).glob("*.npz"))
 
 
 # -- peers ----------------------------------------------------------------------

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._data import adbench_file, load_adbench_file
+
 __all__ = ["main"]
 
 
@@ -26,18 +28,12 @@ def load_rows(data_dir, dataset, n_train, n_events, n_features, seed):
     if data_dir is None:
         X = rng.normal(size=(n_train + n_events, n_features))
         return X[:n_train], X[n_train:], f"synthetic N(0, 1), {n_features} features"
-    root = Path(data_dir)
-    if (root / "adbench").is_dir():
-        root = root / "adbench"
-    matches = sorted(root.glob(f"*{dataset}*.npz"))
-    if not matches:
-        raise SystemExit(f"no ADBench file matching {dataset!r} in {root}")
-    with np.load(matches[0]) as npz:
-        X = np.asarray(npz["X"], dtype=np.float64)
+    path = adbench_file(data_dir, dataset)
+    X, _ = load_adbench_file(path)
     X = X[rng.permutation(X.shape[0])]
     train = X[:n_train]
     events = X[rng.randint(0, X.shape[0], n_events)]  # events drawn with replacement
-    return train, events, f"{matches[0].stem} ({X.shape[0]} rows, {X.shape[1]} features)"
+    return train, events, f"{path.stem} ({X.shape[0]} rows, {X.shape[1]} features)"
 
 
 def percentiles_us(times):

@@ -1,0 +1,35 @@
+"""ADBench ``.npz`` files for the benchmark commands (never used by tests).
+
+``--data-dir`` may name the folder of ``.npz`` files or its parent holding
+``adbench/``.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["adbench_root", "adbench_file", "load_adbench_file"]
+
+
+def adbench_root(data_dir):
+    """The folder holding the ADBench ``.npz`` files."""
+    root = Path(data_dir)
+    return root / "adbench" if (root / "adbench").is_dir() else root
+
+
+def adbench_file(data_dir, name):
+    """The first ``.npz`` whose name contains ``name`` (``"cover"`` or
+    ``"10_cover"``); SystemExit with a clear message when there is none."""
+    root = adbench_root(data_dir)
+    matches = sorted(root.glob(f"*{name}*.npz"))
+    if not matches:
+        raise SystemExit(f"no ADBench file matching {name!r} in {root}")
+    return matches[0]
+
+
+def load_adbench_file(path):
+    """(X as C-contiguous float64, y as int 0/1) from one ADBench file."""
+    with np.load(path) as npz:
+        X = np.ascontiguousarray(npz["X"], dtype=np.float64)
+        y = np.asarray(npz["y"]).astype(int).ravel()
+    return X, y
