@@ -348,6 +348,13 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             return np.zeros(len(X))
         return self._batch(X, learn=False, score=True)
 
+    def anomaly_score(self, X):
+        """The same as :meth:`score_many` (in [0, 1], higher = more
+        anomalous), under the name the rest of anomaly_fast uses, so a
+        trained model can serve as an :class:`~anomaly_fast.AnomalyPipeline`
+        detector (scoring does not learn)."""
+        return self.score_many(X)
+
     def score_learn_many(self, X):
         """Score each row with the model as it stands, then learn it: the
         same as ``score_one`` followed by ``learn_one`` on each row in turn

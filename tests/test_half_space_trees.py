@@ -393,3 +393,19 @@ def test_threads_give_identical_results(seed):
     two.learn_many(X)
     assert all(np.array_equal(a, b) for a, b in zip(one.mass_profile(), two.mass_profile()))
     assert one._window_index == two._window_index == 2 * 5000 // 300
+
+
+def test_anomaly_score_is_score_many_and_serves_a_pipeline():
+    from anomaly_fast import AnomalyPipeline
+
+    rng = np.random.RandomState(3)
+    X = rng.uniform(size=(600, 3))
+    hst = HalfSpaceTrees(seed=1, window_size=100, limits=[(0, 1)] * 3)
+    hst.learn_many(X)
+    probe = np.vstack([rng.uniform(size=(5, 3)), [[0.99, 0.01, 0.99]]])
+    np.testing.assert_array_equal(hst.anomaly_score(probe), hst.score_many(probe))
+    pipe = AnomalyPipeline(hst, threshold=0.0, suppression_window=0.0, monitor_features=False)
+    alerts = pipe.process_batch(probe, {"entity_id": "e", "timestamp": np.arange(6.0)})
+    scored = [a.score for a in alerts if a is not None]
+    assert len(scored) > 0
+    np.testing.assert_allclose(scored, hst.anomaly_score(probe)[[i for i, a in enumerate(alerts) if a is not None]])
