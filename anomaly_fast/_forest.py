@@ -155,6 +155,49 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _check_extra_params(self, n_features):
         """Subclass parameter checks that need the data's shape."""
 
+    # Names of the fitted kernel's arrays, and the fitted attributes besides
+    # them; subclasses extend both.
+    _forest_arrays = ("nodes", "values", "offsets", "depths")
+    _fitted_attributes = ("offset_", "max_samples_", "n_features_in_", "_max_features", "_max_depth")
+
+    def _forest_from_arrays(self, arrays, denominator, n_features):
+        """The fitted kernel object rebuilt from :meth:`_export` arrays."""
+        raise NotImplementedError
+
+    def _export(self):
+        """The fitted model as plain numpy arrays and a JSON-able dict, enough
+        for :meth:`_import` to rebuild it without pickle (used by
+        :mod:`anomaly_fast.registry`)."""
+        check_is_fitted(self)
+        forest = self._forest
+        arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in self._forest_arrays}
+        fitted = {}
+        for key in self._fitted_attributes:
+            value = getattr(self, key)
+            fitted[key] = value.item() if isinstance(value, np.generic) else value
+        if hasattr(self, "feature_names_in_"):
+            fitted["feature_names_in_"] = [str(f) for f in self.feature_names_in_]
+        state = {
+            "denominator": float(forest.denominator),
+            "n_features": int(forest.n_features),
+            "fitted": fitted,
+        }
+        return arrays, state
+
+    @classmethod
+    def _import(cls, params, arrays, state):
+        """Rebuild a model from ``get_params()``-style ``params`` and the
+        output of :meth:`_export`.  The arrays must already be checked."""
+        model = cls(**params)
+        model._forest = model._forest_from_arrays(
+            arrays, float(state["denominator"]), int(state["n_features"])
+        )
+        for key, value in state["fitted"].items():
+            if key == "feature_names_in_":
+                value = np.asarray(value, dtype=object)
+            setattr(model, key, value)
+        return model
+
     # -- fit ------------------------------------------------------------------
     def _row_weights(self, sample_weight, X):
         """(weights, cumulative weights) for the build kernel; empty arrays

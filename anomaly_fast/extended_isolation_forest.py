@@ -126,6 +126,15 @@ class ExtendedIsolationForest(BaseIsolationForest):
             )
         self.extension_level_ = level
 
+    _forest_arrays = ("nodes", "values", "normals", "terms", "offsets", "depths")
+    _fitted_attributes = BaseIsolationForest._fitted_attributes + ("extension_level_",)
+
+    def _forest_from_arrays(self, arrays, denominator, n_features):
+        return _isolation.HyperplaneForest(
+            arrays["nodes"], arrays["values"], arrays["normals"], arrays["terms"],
+            arrays["offsets"], arrays["depths"], denominator, n_features,
+        )
+
     def _tree_width(self, max_samples, max_depth):
         # A hyperplane may leave one child empty, so a node of n points can
         # split without shrinking; at most max_samples // 2 nodes per level

@@ -107,6 +107,12 @@ class IsolationForest(BaseIsolationForest):
             depths,
         )
 
+    def _forest_from_arrays(self, arrays, denominator, n_features):
+        return _isolation.AxisForest(
+            arrays["nodes"], arrays["values"], arrays["offsets"], arrays["depths"],
+            denominator, n_features,
+        )
+
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:

@@ -27,10 +27,6 @@ _META = "meta.json"
 _ARRAYS = "model.npz"
 _PICKLE = "model.joblib"
 _ESTIMATORS = {cls.__name__: cls for cls in (IsolationForest, ExtendedIsolationForest)}
-_FOREST_ARRAYS = {
-    "IsolationForest": ("nodes", "values", "offsets", "depths"),
-    "ExtendedIsolationForest": ("nodes", "values", "normals", "terms", "offsets", "depths"),
-}
 
 
 # -- content of a model ---------------------------------------------------------
@@ -53,27 +49,9 @@ def _json_params(model):
 
 def _forest_content(model):
     """(arrays, json-able state) of a fitted anomaly_fast forest."""
-    name = type(model).__name__
-    forest = model._forest
-    arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in _FOREST_ARRAYS[name]}
-    state = {
-        "format": FORMAT,
-        "class": name,
-        "params": _json_params(model),
-        "denominator": float(forest.denominator),
-        "n_features": int(forest.n_features),
-        "fitted": {
-            "offset_": float(model.offset_),
-            "max_samples_": int(model.max_samples_),
-            "n_features_in_": int(model.n_features_in_),
-            "_max_features": int(model._max_features),
-            "_max_depth": int(model._max_depth),
-        },
-    }
-    if hasattr(model, "feature_names_in_"):
-        state["fitted"]["feature_names_in_"] = [str(f) for f in model.feature_names_in_]
-    if name == "ExtendedIsolationForest":
-        state["fitted"]["extension_level_"] = int(model.extension_level_)
+    arrays, exported = model._export()
+    state = {"format": FORMAT, "class": type(model).__name__, "params": _json_params(model)}
+    state.update(exported)
     return arrays, state
 
 
@@ -177,29 +155,12 @@ def _rebuild_forest(state, arrays):
     name = state["class"]
     if state.get("format") != FORMAT or name not in _ESTIMATORS:
         raise ValueError(f"unknown model format {state.get('format')!r} / class {name!r}")
-    missing = [k for k in _FOREST_ARRAYS[name] if k not in arrays]
+    missing = [k for k in _ESTIMATORS[name]._forest_arrays if k not in arrays]
     if missing:
         raise ValueError(f"model arrays missing: {missing}")
     n_features = int(state["n_features"])
     _check_forest_arrays(name, arrays, n_features)
-    model = _ESTIMATORS[name](**state["params"])
-    if name == "IsolationForest":
-        forest = _isolation.AxisForest(
-            arrays["nodes"], arrays["values"], arrays["offsets"], arrays["depths"],
-            float(state["denominator"]), n_features,
-        )
-    else:
-        forest = _isolation.HyperplaneForest(
-            arrays["nodes"], arrays["values"], arrays["normals"], arrays["terms"],
-            arrays["offsets"], arrays["depths"], float(state["denominator"]), n_features,
-        )
-    model._forest = forest
-    fitted = dict(state["fitted"])
-    if "feature_names_in_" in fitted:
-        fitted["feature_names_in_"] = np.asarray(fitted["feature_names_in_"], dtype=object)
-    for key, value in fitted.items():
-        setattr(model, key, value)
-    return model
+    return _ESTIMATORS[name]._import(state["params"], arrays, state)
 
 
 def save_model(model, path):
