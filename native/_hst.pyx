@@ -475,6 +475,49 @@ cdef class HalfSpaceForest:
             g += m
         self._advance()
 
+    cdef float64_t _score_walks(self, const float64_t* x) noexcept nogil:
+        """Raw score of x when every tree fits in one group of lanes: the
+        walks of ``_walk_lanes`` (score only, with the path kept) written for
+        one point, so the loop reads x directly and the score rule is fixed
+        before it starts.  Every walk goes down to its leaf and its nodes are
+        recorded in ``_path``; the sums are formed in the same order as in
+        ``_walk_lanes``, so the result is the same bit for bit."""
+        cdef intp_t node[LANES]
+        cdef float64_t s[LANES]
+        cdef int active[LANES]
+        cdef intp_t t, depth, n = self._n_trees, height = self._height, levels = height + 1
+        cdef intp_t slots = self._slots
+        cdef int64_t w = self._window
+        cdef int stop
+        cdef float64_t weight = 1.0, r, limit = self._size_limit, total = 0.0
+        cdef HSTNode* nodes = self._nodes
+        cdef HSTNode* nd
+        cdef intp_t* path = self._path
+        cdef bint path_sum = self._path_sum
+        for t in range(n):
+            node[t] = 1
+            active[t] = 1
+            s[t] = 0.0
+        for depth in range(height):
+            for t in range(n):
+                path[t * levels + depth] = node[t]
+                nd = nodes + t * slots + node[t]
+                r = _reference(nd, w)
+                stop = active[t] & (r < limit)
+                if path_sum:
+                    s[t] += active[t] * r * weight
+                else:
+                    s[t] += stop * r * weight
+                active[t] &= 1 - stop
+                node[t] = 2 * node[t] + (x[nd.feature] >= nd.threshold)
+            weight *= 2.0
+        for t in range(n):  # the leaves: every walk still active stops here
+            path[t * levels + height] = node[t]
+            r = _reference(nodes + t * slots + node[t], w)
+            s[t] += active[t] * r * weight
+            total += s[t]
+        return total
+
     cdef float64_t _score_point(self, const float64_t* x) noexcept nogil:
         cdef HSTNode* trees[LANES]
         cdef const float64_t* rows[LANES]
@@ -484,6 +527,11 @@ cdef class HalfSpaceForest:
         if self._window == 0:
             return 0.0
         self._path_valid = False
+        if self._n_trees <= LANES:
+            total = self._score_walks(x)
+            memcpy(self._path_point, x, self._n_features * sizeof(float64_t))
+            self._path_valid = True
+            return 1.0 - total / self._max_score
         g = 0
         while g < self._n_trees:
             m = min(<intp_t>LANES, self._n_trees - g)
