@@ -449,11 +449,19 @@ cdef class HalfSpaceForest:
         cdef const intp_t* walk
         if not self._path_valid or memcmp(x, self._path_point, self._n_features * sizeof(float64_t)) != 0:
             return False
+        cdef int64_t w = self._window
+        cdef HSTNode* nd
         for t in range(self._n_trees):
             tree = self._nodes + t * self._slots
             walk = self._path + t * levels
             for depth in range(levels):
-                _learn_node(tree + walk[depth], self._window)
+                nd = tree + walk[depth]
+                # Usually the node has counted a point of this window already
+                # (always near the root): then one store is enough.
+                if nd.window == w:
+                    nd.latest += 1
+                else:
+                    _learn_node(nd, w)
         self._advance()
         return True
 
