@@ -290,6 +290,26 @@ def test_dict_fast_path_values_and_fallbacks(seed):
     assert by_array.score_one({0: 0.1, 1: 0.2, 2: 0.3}) == by_array.score_one(np.array([0.1, 0.2, 0.3]))
 
 
+@pytest.mark.parametrize("n_trees", [1, 32, 33])
+@pytest.mark.parametrize("score_rule", ["path", "terminal"])
+def test_one_point_walks_equal_batch_walks(n_trees, score_rule, seed):
+    """score_one walks the trees of one point in its own loop when they fit
+    in one group of lanes (up to 32) and in the batch kernel's loop beyond:
+    both give the batch scores bit for bit, and learning after scoring the
+    same masses."""
+    X, _ = stream(np.random.default_rng(seed), n=300, d=3)
+    params = dict(n_trees=n_trees, height=4, window_size=40, seed=seed, limits=[(0, 1)] * 3,
+                  score_rule=score_rule)
+    ours, ref = HalfSpaceTrees(**params), HalfSpaceTrees(**params)
+    one = []
+    for x in X:
+        one.append(ours.score_one(x))
+        ours.learn_one(x)
+    assert np.array_equal(one, ref.score_learn_many(X))
+    assert np.std(one[40:]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(ours.mass_profile(), ref.mass_profile()))
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     ops=st.lists(st.tuples(st.sampled_from(["score", "learn", "both"]), st.integers(0, 5)),
