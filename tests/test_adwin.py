@@ -11,6 +11,7 @@ from sklearn.base import clone
 
 import anomaly_fast.adwin as adwin_module
 from anomaly_fast import ADWIN
+from anomaly_fast.bench.streaming import synthetic_stream
 
 river_drift = pytest.importorskip("river.drift")
 
@@ -18,24 +19,6 @@ river_drift = pytest.importorskip("river.drift")
 @pytest.fixture
 def seed():
     return 20240607
-
-
-def make_stream(kind, rng, n):
-    """Streams with and without drift."""
-    if kind == "mean_shift":
-        return np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.3, 3), 1, n)])
-    if kind == "bernoulli":
-        p = np.r_[np.full(n, 0.1), np.full(n, rng.uniform(0.2, 0.6))]
-        return (rng.random(2 * n) < p).astype(float)
-    if kind == "gradual":
-        return rng.normal(np.linspace(0, rng.uniform(1, 4), 2 * n), 1)
-    if kind == "variance":
-        return rng.normal(0, np.r_[np.ones(n), np.full(n, 5.0)])
-    if kind == "constant":
-        return np.full(2 * n, rng.normal())
-    if kind == "integers":
-        return np.concatenate([rng.integers(0, 2, n), rng.integers(4, 8, n)]).astype(float)
-    raise ValueError(kind)
 
 
 def river_run(values, params):
@@ -74,7 +57,7 @@ def test_detections_identical_to_river(params, seed):
     compared = detections = 0
     for trial in range(12):
         kind = KINDS[trial % len(KINDS)]
-        values = make_stream(kind, rng, int(rng.integers(200, 2500)))
+        values = synthetic_stream(kind, rng, int(rng.integers(200, 2500)))
         expected = river_run(values, params)
         if expected is None:
             continue
@@ -102,7 +85,7 @@ def test_detections_identical_to_river_random_parameters(seed):
             "min_window_length": int(rng.choice([1, 5, 12])),
             "grace_period": int(rng.choice([0, 10, 60])),
         }
-        values = make_stream(KINDS[trial % len(KINDS)], rng, int(rng.integers(100, 1500)))
+        values = synthetic_stream(KINDS[trial % len(KINDS)], rng, int(rng.integers(100, 1500)))
         expected = river_run(values, params)
         assert expected is not None
         assert ADWIN(**params).update_many(values).tolist() == expected[0], params
@@ -150,7 +133,7 @@ def test_regression_numbers(seed):
 
 def test_update_many_equals_update_loop(seed):
     rng = np.random.default_rng(seed)
-    values = make_stream("mean_shift", rng, 3000)
+    values = synthetic_stream("mean_shift", rng, 3000)
     a, b = ADWIN(clock=4), ADWIN(clock=4)
     loop = [i for i, v in enumerate(values) if a.update(v)]
     many = np.concatenate([b.update_many(values[:1234]), 1234 + b.update_many(values[1234:])])
@@ -187,7 +170,7 @@ def test_read_only_state():
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_value_rejected_state_unchanged(bad, seed):
     rng = np.random.default_rng(seed)
-    values = make_stream("mean_shift", rng, 500)
+    values = synthetic_stream("mean_shift", rng, 500)
     det, twin = ADWIN(), ADWIN()
     det.update_many(values[:300])
     twin.update_many(values[:300])
@@ -222,7 +205,7 @@ def test_invalid_parameters(params):
 
 
 def test_reset_and_set_params(seed):
-    values = make_stream("mean_shift", np.random.default_rng(seed), 1000)
+    values = synthetic_stream("mean_shift", np.random.default_rng(seed), 1000)
     det = ADWIN()
     first = det.update_many(values).tolist()
     det.reset()
@@ -235,7 +218,7 @@ def test_reset_and_set_params(seed):
 
 @pytest.mark.parametrize("cut", [0, 57, 999, 1500])
 def test_pickle_round_trip(cut, seed):
-    values = make_stream("variance", np.random.default_rng(seed), 1200)
+    values = synthetic_stream("variance", np.random.default_rng(seed), 1200)
     det = ADWIN(clock=3, max_buckets=3)
     det.update_many(values[:cut])
     copy = pickle.loads(pickle.dumps(det))
@@ -278,7 +261,7 @@ def test_update_many_state_identical_to_update_loop(data_seed, n, max_buckets, c
     than its batch included) and pre-tests splits without divisions: every
     bucket, sum and detection must still be bit-identical to update()."""
     rng = np.random.default_rng(data_seed)
-    values = scale * make_stream("mean_shift", rng, n)
+    values = scale * synthetic_stream("mean_shift", rng, n)
     params = dict(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=1,
                   grace_period=3)
     a, b = ADWIN(**params), ADWIN(**params)

@@ -74,7 +74,10 @@ def _table(title, header, rows):
         print("| " + " | ".join(str(c) for c in row) + " |")
 
 
-def _synthetic_stream(kind, rng, n):
+def synthetic_stream(kind, rng, n):
+    """2n values of a test stream (``rng``: a numpy Generator): a drift half
+    way (mean shift, Bernoulli rate change, gradual drift, variance change,
+    integer shift) or none (constant).  Shared with the ADWIN tests."""
     if kind == "mean_shift":
         return np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.3, 3), 1, n)])
     if kind == "bernoulli":
@@ -84,7 +87,11 @@ def _synthetic_stream(kind, rng, n):
         return rng.normal(np.linspace(0, rng.uniform(1, 4), 2 * n), 1)
     if kind == "variance":
         return rng.normal(0, np.r_[np.ones(n), np.full(n, 5.0)])
-    return np.full(2 * n, rng.normal())
+    if kind == "constant":
+        return np.full(2 * n, rng.normal())
+    if kind == "integers":
+        return np.concatenate([rng.integers(0, 2, n), rng.integers(4, 8, n)]).astype(float)
+    raise ValueError(f"unknown stream kind {kind!r}")
 
 
 def _nab_series(data_dir):
@@ -100,7 +107,7 @@ def adwin_parity(data_dir, quick):
     from anomaly_fast import ADWIN
 
     rng = np.random.default_rng(0)
-    streams = [(kind, _synthetic_stream(kind, rng, int(rng.integers(500, 5000))))
+    streams = [(kind, synthetic_stream(kind, rng, int(rng.integers(500, 5000))))
                for _ in range(2 if quick else 8) for kind in STREAM_KINDS]
     if data_dir:
         streams += list(_nab_series(data_dir))
