@@ -31,6 +31,7 @@ extensions = [
         f"anomaly_fast.{pyx.stem}",
         [str(pyx)],
         include_dirs=[np.get_include(), str(NATIVE)],
+        depends=[str(h) for h in sorted(NATIVE.glob("*.h"))],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
     )

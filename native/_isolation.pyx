@@ -17,9 +17,9 @@ import numpy as np
 
 from libc.math cimport log, exp2, sqrt, INFINITY
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
-from _types cimport float64_t, int32_t, int64_t, intp_t, uint32_t, uint64_t, floating_t
+from _types cimport float64_t, int32_t, int64_t, intp_t, uintp_t, uint32_t, uint64_t, floating_t
 from _random cimport RandomState, rng_seed, rng_uniform, rng_below, rng_normal
 
 
@@ -396,21 +396,85 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
 
 
 cdef enum:
-    ROW_GROUP = 12  # rows walked together: their node offsets fill the free registers
+    ROW_GROUP = 12  # rows walked together: their node indices fill the free registers
 
 
 def block_rows_for(intp_t n_features):
     """Rows per transposed scoring block: a multiple of ROW_GROUP whose block
-    (n_features columns of float64) stays near 16 KiB, so that the block and
-    one tree fit in L1 together."""
+    (n_features columns of 8-byte values) stays near 16 KiB, so that the
+    block and one tree fit in L1 together."""
     cdef intp_t rows = (16384 // (8 * max(n_features, 1))) // ROW_GROUP * ROW_GROUP
     return max(ROW_GROUP, min(256 // ROW_GROUP * ROW_GROUP, rows))
 
 
+# Axis trees are scored in one of two layouts, both over a block of rows
+# transposed column by column (block[f * block_rows + r], 8 bytes a value):
+#
+# * "heap" (every tree of depth <= HEAP_MAX_DEPTH, i.e. max_samples <= 256):
+#   complete trees in heap order, thresholds and row values as uint64 order
+#   keys; a step is p = p + p + (x > threshold), four instructions.
+# * "links" (deeper trees): the compact nodes, a leaf linking to itself with
+#   a +inf threshold; a step is left[p] + (x > threshold) on doubles.
+#
+# Either way every row takes exactly ``depth`` branch-free steps per tree.
+
+cdef extern from "_heap_step.h" nogil:
+    # the heap step is in C: on x86-64 its compare feeds an ``adc``
+    enum: AF_HEAP_COLUMNS
+    uintp_t _heap_step "af_heap_step"(const char* tree, uintp_t node, const char* cell,
+                                      int offset)
+
+
+cdef enum:
+    HEAP_MAX_DEPTH = 8  # deepest tree scored in the heap layout (max_samples <= 256)
+    # Per tree, one region: threshold keys (uint64) from byte 0, column byte
+    # offsets (uint32) from byte AF_HEAP_COLUMNS = 8 << HEAP_MAX_DEPTH.  The
+    # fixed distance lets one base register address both arrays.
+    HEAP_REGION = 12 << HEAP_MAX_DEPTH
+
+if AF_HEAP_COLUMNS != 8 << HEAP_MAX_DEPTH:
+    raise ImportError("_heap_step.h and _isolation.pyx disagree on the heap region layout")
+
+
+cdef struct AxisScoring:
+    # "links" layout
+    const float64_t* thresholds  # per compact node
+    const uint32_t* links        # per compact node: column byte offset, left child
+    const float64_t* values      # per compact node: path length at a leaf
+    const int64_t* offsets       # first compact node of each tree
+    # "heap" layout (regions == NULL: use links)
+    const char* regions          # HEAP_REGION bytes per tree
+    const float64_t* leaves      # 2**HEAP_MAX_DEPTH per tree
+    # both
+    const int32_t* depths
+    intp_t n_trees
+
+
+cdef inline uint64_t _order_key(float64_t v) noexcept nogil:
+    """A uint64 whose unsigned order is the order of non-NaN doubles: set
+    the sign bit of positives, flip every bit of negatives; -0.0 is first
+    made +0.0 so that the two zeros compare equal, as they do as doubles."""
+    cdef uint64_t b
+    cdef uint64_t sign = (<uint64_t>1) << 63
+    v = v + 0.0
+    memcpy(&b, &v, 8)
+    return ~b if b & sign else b | sign
+
+
+def order_keys(const float64_t[::1] values):
+    """_order_key of each value (exposed for tests)."""
+    out = np.empty(values.shape[0], dtype=np.uint64)
+    cdef uint64_t[::1] o = out
+    cdef intp_t i
+    for i in range(values.shape[0]):
+        o[i] = _order_key(values[i])
+    return out
+
+
 def scoring_links(nodes, intp_t block_rows):
-    """The scoring layout of axis nodes: per node, the byte offset of its
+    """The "links" layout of axis nodes: per node, the byte offset of its
     split feature's column in a transposed row block and its left child's
-    index, side by side (int32, shape (n_nodes, 2)).  With the thresholds in
+    index, side by side (uint32, shape (n_nodes, 2)).  With the thresholds in
     their own float64 array, one node index addresses both arrays."""
     out = np.empty((nodes.shape[0], 2), dtype=np.uint32)
     out[:, 0] = nodes["feature"].astype(np.int64) * (block_rows * 8)
@@ -418,79 +482,225 @@ def scoring_links(nodes, intp_t block_rows):
     return out
 
 
+def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
+                const int32_t[::1] depths, intp_t block_rows):
+    """The "heap" scoring layout of axis trees, or None when there are no
+    trees or a tree is deeper than HEAP_MAX_DEPTH.
+
+    Tree t of depth D becomes a complete binary tree in heap order: internal
+    node p (1 <= p < 2**D) has children 2p and 2p+1, so a step loads no child
+    link.  A leaf above depth D is stretched down its leftmost path (+inf
+    thresholds send every row left) and its value lands at level D.
+    Thresholds are stored as order keys (:func:`order_keys`) and rows are
+    transposed into keys too: the comparison is an unsigned integer compare.
+    Returns (regions, leaves): tree t owns bytes ``[t*HEAP_REGION,
+    (t+1)*HEAP_REGION)`` of ``regions`` (threshold keys as uint64 from byte
+    0, column byte offsets into a transposed block as uint32 from byte
+    AF_HEAP_COLUMNS) and ``leaves[t*2**HEAP_MAX_DEPTH:][:2**D]`` (the leaf
+    reached at heap index 2**D + p is leaf p).
+    """
+    cdef intp_t n_trees = offsets.shape[0]
+    cdef intp_t t, D
+    if n_trees == 0:
+        return None
+    for t in range(n_trees):
+        if depths[t] > HEAP_MAX_DEPTH:
+            return None
+    region_arr = np.zeros(n_trees * HEAP_REGION // 8, dtype=np.uint64)
+    leaf_arr = np.zeros(n_trees << HEAP_MAX_DEPTH, dtype=np.float64)
+    cdef uint64_t[::1] region_view = region_arr
+    cdef char* regions = <char*>&region_view[0]
+    cdef float64_t[::1] leaf = leaf_arr
+    cdef uint64_t* thr
+    cdef uint32_t* col
+    cdef const float64_t[::1] node_thr = np.ascontiguousarray(nodes["threshold"])
+    cdef const int32_t[::1] node_feat = np.ascontiguousarray(nodes["feature"])
+    cdef const int32_t[::1] node_left = np.ascontiguousarray(nodes["left"])
+    cdef intp_t[::1] ids = np.empty(2 << HEAP_MAX_DEPTH, dtype=np.intp)
+    cdef intp_t p, n_int, base, node, k
+    for t in range(n_trees):
+        D = depths[t]
+        n_int = (1 << D) - 1
+        base = offsets[t]
+        thr = <uint64_t*>(regions + t * HEAP_REGION)
+        col = <uint32_t*>(regions + t * HEAP_REGION + AF_HEAP_COLUMNS)
+        ids[1] = 0  # ids[p]: the compact node (tree-relative) at heap position p
+        for p in range(1, n_int + 1):
+            node = ids[p]
+            k = base + node
+            thr[p] = _order_key(node_thr[k])
+            col[p] = <uint32_t>(node_feat[k] * block_rows * 8)
+            if node_left[k] == node:  # leaf: stays itself down the left path
+                ids[2 * p] = node
+                ids[2 * p + 1] = node
+            else:
+                ids[2 * p] = node_left[k]
+                ids[2 * p + 1] = node_left[k] + 1
+        for p in range(n_int + 1):
+            leaf[(t << HEAP_MAX_DEPTH) + p] = values[base + ids[n_int + 1 + p]]
+    return region_arr, leaf_arr
+
+
 cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t nb,
-                           intp_t block_rows, float64_t* block) noexcept nogil:
-    """block[f * block_rows + r] = X[r0 + r, f]; rows up to the next multiple
-    of ROW_GROUP are zero."""
+                           intp_t block_rows, bint keys, uint64_t* block) noexcept nogil:
+    """block[f * block_rows + r] = X[r0 + r, f] as a double's bits, or as its
+    order key when ``keys``; rows up to the next multiple of ROW_GROUP are 0."""
     cdef intp_t r, f
     cdef const floating_t* row
-    for r in range(nb):
-        row = X + (r0 + r) * n_cols
-        for f in range(n_cols):
-            block[f * block_rows + r] = row[f]
+    cdef float64_t v
+    if keys:
+        for r in range(nb):
+            row = X + (r0 + r) * n_cols
+            for f in range(n_cols):
+                block[f * block_rows + r] = _order_key(<float64_t>row[f])
+    else:
+        for r in range(nb):
+            row = X + (r0 + r) * n_cols
+            for f in range(n_cols):
+                v = <float64_t>row[f]
+                memcpy(&block[f * block_rows + r], &v, 8)
     cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
     for f in range(n_cols):
         for r in range(nb, padded):
-            block[f * block_rows + r] = 0.0
+            block[f * block_rows + r] = 0
 
 
-cdef inline intp_t _axis_step(const float64_t* thresholds, const uint32_t* links,
-                              intp_t node, const char* cell) noexcept nogil:
-    """One step down a tree: ``cell`` points at this row's entry of column 0
-    in the transposed block; a leaf links to itself with threshold +inf.
-    (Unsigned 32-bit links load zero-extended: no sign extension.)"""
+cdef inline intp_t _links_step(const float64_t* thresholds, const uint32_t* links,
+                               intp_t node, const char* cell) noexcept nogil:
+    """One step in the "links" layout: ``cell`` points at this row's entry of
+    column 0 in the transposed block.  (Unsigned 32-bit links load
+    zero-extended: no sign extension.)"""
     return <intp_t>links[2 * node + 1] + (
         (<const float64_t*>(cell + links[2 * node]))[0] > thresholds[node])
 
 
-cdef float64_t _axis_path_sum_one_row(const float64_t* thresholds, const uint32_t* links,
-                                      const float64_t* values, const int64_t* offsets,
-                                      const int32_t* depths, intp_t n_trees,
-                                      const char* cell) noexcept nogil:
+cdef float64_t _path_sum_one_row(const AxisScoring* f, const char* cell) noexcept nogil:
     """Sum of path lengths of one row over all trees, eight trees walked
-    together (for single rows, where there are no other rows to overlap)."""
+    together (for single rows, where there are no other rows to overlap).
+    Past the last tree a member repeats it and its result is ignored; each
+    member walks only down to its own tree's depth."""
     cdef float64_t total = 0.0
-    cdef intp_t t = 0, level, depth, g, base
+    cdef intp_t t = 0, level, depth, g, tt
     cdef intp_t idx[8]
-    cdef intp_t bases[8]
-    while t < n_trees:
+    cdef intp_t dg[8]
+    cdef intp_t base[8]
+    cdef bint heap = f.regions != NULL
+    while t < f.n_trees:
         depth = 0
         for g in range(8):
-            # past the last tree, repeat it and ignore the result
-            bases[g] = offsets[min(t + g, n_trees - 1)]
-            depth = max(depth, depths[min(t + g, n_trees - 1)])
-            idx[g] = 0
+            tt = min(t + g, f.n_trees - 1)
+            base[g] = tt * HEAP_REGION if heap else f.offsets[tt]
+            dg[g] = f.depths[tt]
+            depth = max(depth, dg[g])
+            idx[g] = 1 if heap else 0
         for level in range(depth):
             for g in range(8):
-                base = bases[g]
-                idx[g] = _axis_step(thresholds + base, links + 2 * base, idx[g], cell)
-        for g in range(min(8, n_trees - t)):
-            total += values[bases[g] + idx[g]]
+                if level < dg[g]:
+                    if heap:
+                        idx[g] = _heap_step(f.regions + base[g], idx[g], cell, 0)
+                    else:
+                        idx[g] = _links_step(f.thresholds + base[g], f.links + 2 * base[g],
+                                             idx[g], cell)
+        for g in range(min(8, f.n_trees - t)):
+            if heap:
+                total += f.leaves[((t + g) << HEAP_MAX_DEPTH) + idx[g] - (1 << dg[g])]
+            else:
+                total += f.values[base[g] + idx[g]]
         t += 8
     return total
 
 
-cdef int _axis_score(const float64_t* thresholds, const uint32_t* links,
-                     const float64_t* values,
-                     const int64_t* offsets, const int32_t* depths, intp_t n_trees,
-                     const floating_t* X, intp_t n_rows, intp_t n_cols,
-                     intp_t block_rows, float64_t denominator,
+cdef inline void _add_leaves(float64_t* acc, const float64_t* leaf,
+                             uintp_t i0, uintp_t i1, uintp_t i2, uintp_t i3,
+                             uintp_t i4, uintp_t i5, uintp_t i6, uintp_t i7,
+                             uintp_t i8, uintp_t i9, uintp_t i10, uintp_t i11) noexcept nogil:
+    acc[0] += leaf[i0]
+    acc[1] += leaf[i1]
+    acc[2] += leaf[i2]
+    acc[3] += leaf[i3]
+    acc[4] += leaf[i4]
+    acc[5] += leaf[i5]
+    acc[6] += leaf[i6]
+    acc[7] += leaf[i7]
+    acc[8] += leaf[i8]
+    acc[9] += leaf[i9]
+    acc[10] += leaf[i10]
+    acc[11] += leaf[i11]
+
+
+cdef inline void _heap_tree(const AxisScoring* f, intp_t t, const uint64_t* block, intp_t nb,
+                            float64_t* acc) noexcept nogil:
+    """acc[r] += path length in tree t of block row r ("heap" layout), twelve
+    rows at a time with their node indices in registers so that twelve
+    independent chains of loads overlap."""
+    cdef const char* tree = f.regions + t * HEAP_REGION
+    cdef intp_t depth = f.depths[t], level, r = 0
+    # the leaf reached at (1-based) heap index i is leaf[i]
+    cdef const float64_t* leaf = f.leaves + (t << HEAP_MAX_DEPTH) - (1 << depth)
+    cdef const char* cell
+    cdef uintp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
+    while r < nb:
+        cell = <const char*>(block + r)
+        i0 = i1 = i2 = i3 = i4 = i5 = i6 = i7 = i8 = i9 = i10 = i11 = 1
+        for level in range(depth):
+            i0 = _heap_step(tree, i0, cell, 0)
+            i1 = _heap_step(tree, i1, cell, 8)
+            i2 = _heap_step(tree, i2, cell, 16)
+            i3 = _heap_step(tree, i3, cell, 24)
+            i4 = _heap_step(tree, i4, cell, 32)
+            i5 = _heap_step(tree, i5, cell, 40)
+            i6 = _heap_step(tree, i6, cell, 48)
+            i7 = _heap_step(tree, i7, cell, 56)
+            i8 = _heap_step(tree, i8, cell, 64)
+            i9 = _heap_step(tree, i9, cell, 72)
+            i10 = _heap_step(tree, i10, cell, 80)
+            i11 = _heap_step(tree, i11, cell, 88)
+        _add_leaves(acc + r, leaf, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11)
+        r += ROW_GROUP
+
+
+cdef inline void _links_tree(const AxisScoring* f, intp_t t, const uint64_t* block, intp_t nb,
+                             float64_t* acc) noexcept nogil:
+    """As _heap_tree, in the "links" layout."""
+    cdef const float64_t* thr = f.thresholds + f.offsets[t]
+    cdef const uint32_t* lnk = f.links + 2 * f.offsets[t]
+    cdef const float64_t* leaf = f.values + f.offsets[t]
+    cdef intp_t depth = f.depths[t], level, r = 0
+    cdef const char* cell
+    cdef uintp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
+    while r < nb:
+        cell = <const char*>(block + r)
+        i0 = i1 = i2 = i3 = i4 = i5 = i6 = i7 = i8 = i9 = i10 = i11 = 0
+        for level in range(depth):
+            i0 = _links_step(thr, lnk, i0, cell + 0)
+            i1 = _links_step(thr, lnk, i1, cell + 8)
+            i2 = _links_step(thr, lnk, i2, cell + 16)
+            i3 = _links_step(thr, lnk, i3, cell + 24)
+            i4 = _links_step(thr, lnk, i4, cell + 32)
+            i5 = _links_step(thr, lnk, i5, cell + 40)
+            i6 = _links_step(thr, lnk, i6, cell + 48)
+            i7 = _links_step(thr, lnk, i7, cell + 56)
+            i8 = _links_step(thr, lnk, i8, cell + 64)
+            i9 = _links_step(thr, lnk, i9, cell + 72)
+            i10 = _links_step(thr, lnk, i10, cell + 80)
+            i11 = _links_step(thr, lnk, i11, cell + 88)
+        _add_leaves(acc + r, leaf, i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11)
+        r += ROW_GROUP
+
+
+cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
+                     intp_t n_cols, intp_t block_rows, float64_t denominator,
                      float64_t* out) noexcept nogil:
     """out[r] = -2 ** (-sum_t h_t(x_r) / denominator), sklearn's score_samples.
 
-    Rows are copied, block by block, into a transposed float64 buffer; the
-    block then walks one tree at a time (block and tree stay in L1), twelve
-    rows at once with their node indices in registers so that twelve
-    independent chains of loads overlap.  Returns -1 when out of memory.
+    Rows are copied, block by block, into a transposed buffer; the block then
+    walks one tree at a time (block and tree stay in L1), twelve rows at
+    once.  Returns -1 when out of memory.
     """
-    cdef float64_t* block = <float64_t*>malloc(block_rows * n_cols * sizeof(float64_t))
+    cdef bint heap = f.regions != NULL
+    cdef uint64_t* block = <uint64_t*>malloc(block_rows * n_cols * sizeof(uint64_t))
     cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
-    cdef intp_t r0, r, nb, t, level, depth
-    cdef intp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
-    cdef const float64_t* thr
-    cdef const uint32_t* lnk
-    cdef const float64_t* leaf
-    cdef const char* cell
+    cdef intp_t r0, r, nb, t
     if block == NULL or acc == NULL:
         free(block)
         free(acc)
@@ -498,62 +708,19 @@ cdef int _axis_score(const float64_t* thresholds, const uint32_t* links,
     r0 = 0
     while r0 < n_rows:
         nb = min(block_rows, n_rows - r0)
-        _transpose_block(X, n_cols, r0, nb, block_rows, block)
+        _transpose_block(X, n_cols, r0, nb, block_rows, heap, block)
         if nb < ROW_GROUP:
             # Too few rows to fill a group: walk eight trees at once instead.
             for r in range(nb):
-                acc[r] = _axis_path_sum_one_row(thresholds, links, values, offsets, depths,
-                                                n_trees, <const char*>(block + r))
-                out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
-            break
-        for r in range(block_rows):
-            acc[r] = 0.0
-        for t in range(n_trees):
-            thr = thresholds + offsets[t]
-            lnk = links + 2 * offsets[t]
-            leaf = values + offsets[t]
-            depth = depths[t]
-            r = 0
-            while r < nb:
-                cell = <const char*>(block + r)
-                i0 = 0
-                i1 = 0
-                i2 = 0
-                i3 = 0
-                i4 = 0
-                i5 = 0
-                i6 = 0
-                i7 = 0
-                i8 = 0
-                i9 = 0
-                i10 = 0
-                i11 = 0
-                for level in range(depth):
-                    i0 = _axis_step(thr, lnk, i0, cell + 0)
-                    i1 = _axis_step(thr, lnk, i1, cell + 8)
-                    i2 = _axis_step(thr, lnk, i2, cell + 16)
-                    i3 = _axis_step(thr, lnk, i3, cell + 24)
-                    i4 = _axis_step(thr, lnk, i4, cell + 32)
-                    i5 = _axis_step(thr, lnk, i5, cell + 40)
-                    i6 = _axis_step(thr, lnk, i6, cell + 48)
-                    i7 = _axis_step(thr, lnk, i7, cell + 56)
-                    i8 = _axis_step(thr, lnk, i8, cell + 64)
-                    i9 = _axis_step(thr, lnk, i9, cell + 72)
-                    i10 = _axis_step(thr, lnk, i10, cell + 80)
-                    i11 = _axis_step(thr, lnk, i11, cell + 88)
-                acc[r + 0] += leaf[i0]
-                acc[r + 1] += leaf[i1]
-                acc[r + 2] += leaf[i2]
-                acc[r + 3] += leaf[i3]
-                acc[r + 4] += leaf[i4]
-                acc[r + 5] += leaf[i5]
-                acc[r + 6] += leaf[i6]
-                acc[r + 7] += leaf[i7]
-                acc[r + 8] += leaf[i8]
-                acc[r + 9] += leaf[i9]
-                acc[r + 10] += leaf[i10]
-                acc[r + 11] += leaf[i11]
-                r += ROW_GROUP
+                acc[r] = _path_sum_one_row(f, <const char*>(block + r))
+        else:
+            for r in range(block_rows):
+                acc[r] = 0.0
+            for t in range(f.n_trees):
+                if heap:
+                    _heap_tree(f, t, block, nb, acc)
+                else:
+                    _links_tree(f, t, block, nb, acc)
         for r in range(nb):
             out[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
         r0 += block_rows
@@ -840,16 +1007,14 @@ cdef class AxisForest:
 
     ``score_samples(X, out)`` writes scikit-learn's ``score_samples`` for the
     rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
+    The compact ``nodes``/``values`` are what is pickled; the scoring layout
+    ("heap" for trees of depth <= 8, else "links") is derived from them.
     """
     cdef readonly object nodes, values, offsets, depths
     cdef readonly float64_t denominator
     cdef readonly intp_t block_rows, n_features
-    cdef object _thresholds_arr, _links_arr
-    cdef const float64_t[::1] _thresholds
-    cdef const uint32_t[:, ::1] _links
-    cdef const float64_t[::1] _values
-    cdef const int64_t[::1] _offsets
-    cdef const int32_t[::1] _depths
+    cdef object _keep  # arrays the AxisScoring pointers point into
+    cdef AxisScoring _f
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
                  intp_t n_features):
@@ -860,13 +1025,33 @@ cdef class AxisForest:
         self.denominator = denominator
         self.n_features = n_features
         self.block_rows = block_rows_for(n_features)
-        self._thresholds_arr = np.ascontiguousarray(nodes["threshold"])
-        self._links_arr = scoring_links(nodes, self.block_rows)
-        self._thresholds = self._thresholds_arr
-        self._links = self._links_arr
-        self._values = values
-        self._offsets = offsets
-        self._depths = depths
+        cdef const int32_t[::1] d = depths
+        cdef const int64_t[::1] o = offsets
+        cdef const float64_t[::1] v = values
+        cdef const uint64_t[::1] regions
+        cdef const float64_t[::1] leaves
+        cdef const float64_t[::1] thresholds
+        cdef const uint32_t[:, ::1] links
+        memset(&self._f, 0, sizeof(AxisScoring))
+        self._f.n_trees = o.shape[0]
+        if self._f.n_trees == 0:
+            self._keep = ()
+            return
+        self._f.depths = &d[0]
+        self._f.offsets = &o[0]
+        self._f.values = &v[0]
+        heap = heap_layout(nodes, values, offsets, depths, self.block_rows)
+        if heap is not None:
+            regions, leaves = heap
+            self._f.regions = <const char*>&regions[0]
+            self._f.leaves = &leaves[0]
+            self._keep = heap
+        else:
+            thresholds = np.ascontiguousarray(nodes["threshold"])
+            links = scoring_links(nodes, self.block_rows)
+            self._f.thresholds = &thresholds[0]
+            self._f.links = &links[0, 0]
+            self._keep = (thresholds.base, links.base)
 
     def __reduce__(self):
         return (AxisForest, (self.nodes, self.values, self.offsets, self.depths,
@@ -874,7 +1059,12 @@ cdef class AxisForest:
 
     @property
     def n_trees(self):
-        return self._offsets.shape[0]
+        return self._f.n_trees
+
+    @property
+    def layout(self):
+        """The scoring layout: "heap" (complete trees, depth <= 8) or "links"."""
+        return "heap" if self._f.regions != NULL else "links"
 
     def score_samples(self, X, float64_t[::1] out):
         cdef int status
@@ -889,22 +1079,16 @@ cdef class AxisForest:
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._thresholds[0], &self._links[0, 0], &self._values[0],
-                                     &self._offsets[0],
-                                     &self._depths[0], self._offsets.shape[0], &X[0, 0],
-                                     X.shape[0], X.shape[1], self.block_rows,
-                                     self.denominator, &out[0])
+                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                     self.block_rows, self.denominator, &out[0])
         return status
 
     cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._thresholds[0], &self._links[0, 0], &self._values[0],
-                                     &self._offsets[0],
-                                     &self._depths[0], self._offsets.shape[0], &X[0, 0],
-                                     X.shape[0], X.shape[1], self.block_rows,
-                                     self.denominator, &out[0])
+                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                     self.block_rows, self.denominator, &out[0])
         return status
 
 

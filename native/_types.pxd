@@ -5,6 +5,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 ctypedef double float64_t
 ctypedef float float32_t
 ctypedef Py_ssize_t intp_t
+ctypedef size_t uintp_t
 
 ctypedef fused floating_t:
     float

@@ -126,27 +126,83 @@ def test_contamination_sets_offset_to_training_percentile(Estimator, blobs):
 C_OF_SIZES = average_path_length(np.arange(65))
 
 
-def test_score_is_the_paper_formula(rng):
-    """score_samples = -2 ** (-mean path length / c(max_samples_)) with path
-    length = depth + c(leaf size), checked by walking the flat trees in Python."""
-    X = rng.normal(size=(300, 3))
-    model = IsolationForest(n_estimators=7, max_samples=64, random_state=1).fit(X)
-    forest = model._forest
+def _python_path_sums(forest, X):
+    """Sum over trees of each row's path length, walking the compact flat
+    trees in Python (x goes right when x[feature] > threshold)."""
     nodes, values, offsets = forest.nodes, forest.values, forest.offsets
     total = np.zeros(len(X))
-    for t, start in enumerate(offsets):
+    for start in offsets:
         for i, x in enumerate(X):
-            node, depth = 0, 0
+            node = 0
             while nodes[start + node]["left"] != node:
                 nd = nodes[start + node]
                 node = nd["left"] + int(x[nd["feature"]] > nd["threshold"])
-                depth += 1
-            # a leaf's value is its depth plus c(its training size)
-            extra = values[start + node] - depth
-            assert np.min(np.abs(C_OF_SIZES - extra)) < 1e-12
             total[i] += values[start + node]
-    expected = -(2.0 ** (-(total / 7) / average_path_length(64)))
+    return total
+
+
+@pytest.mark.parametrize("max_samples, layout", [(64, "heap"), (256, "heap"), (700, "links")])
+def test_score_is_the_paper_formula(rng, max_samples, layout):
+    """score_samples = -2 ** (-mean path length / c(max_samples_)) with path
+    length = depth + c(leaf size), checked by walking the flat trees in Python,
+    for both scoring layouts (complete trees up to depth 8, linked beyond)."""
+    X = rng.normal(size=(800, 3))
+    model = IsolationForest(n_estimators=7, max_samples=max_samples, random_state=1).fit(X)
+    forest = model._forest
+    assert forest.layout == layout
+    nodes, values, offsets = forest.nodes, forest.values, forest.offsets
+    c_sizes = average_path_length(np.arange(max_samples + 1))
+    # a leaf's value is its depth plus c(its training size)
+    for t, start in enumerate(offsets):
+        stop = offsets[t + 1] if t + 1 < len(offsets) else len(nodes)
+        depth = np.zeros(stop - start, dtype=int)
+        for node in range(stop - start):
+            left = nodes[start + node]["left"]
+            if left != node:
+                depth[left] = depth[left + 1] = depth[node] + 1
+            else:
+                extra = values[start + node] - depth[node]
+                assert np.min(np.abs(c_sizes - extra)) < 1e-12
+    total = _python_path_sums(forest, X)
+    expected = -(2.0 ** (-(total / 7) / average_path_length(max_samples)))
     np.testing.assert_allclose(model.score_samples(X), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("max_samples", [32, 700])
+def test_ties_and_signed_zeros_score_like_the_python_walk(max_samples):
+    """Rows sitting exactly on thresholds go left; -0.0 and 0.0 compare equal;
+    infinities of the layout never capture a finite row (both layouts)."""
+    rng = np.random.RandomState(5)
+    X = np.round(rng.normal(size=(1000, 2)), 1)  # many ties and zeros
+    model = IsolationForest(n_estimators=5, max_samples=max_samples, random_state=0).fit(X)
+    forest = model._forest
+    thr = forest.nodes["threshold"]
+    thr = thr[np.isfinite(thr)]
+    tiny = np.finfo(np.float64).tiny
+    probes = np.r_[thr, -thr, 0.0, -0.0, tiny, -tiny, 5e-324, -5e-324, 1e308, -1e308]
+    rows = np.c_[probes, probes[::-1]]
+    rows = np.r_[rows, np.c_[probes, np.zeros_like(probes)], np.c_[-np.zeros_like(probes), probes]]
+    expected = -(2.0 ** (-(_python_path_sums(forest, rows) / 5) / average_path_length(max_samples)))
+    np.testing.assert_allclose(model.score_samples(rows), expected, rtol=1e-12)
+    # and float32 rows (widened to float64 before comparing)
+    rows32 = rows[np.all(np.abs(rows) < 1e38, axis=1)].astype(np.float32)
+    exp32 = -(2.0 ** (-(_python_path_sums(forest, rows32.astype(np.float64)) / 5)
+                     / average_path_length(max_samples)))
+    np.testing.assert_allclose(model.score_samples(rows32), exp32, rtol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, width=64), min_size=2, max_size=40),
+)
+def test_property_order_keys_preserve_double_order(values):
+    """The complete-tree layout compares uint64 keys; their order must be the
+    order of the doubles (with -0.0 == 0.0)."""
+    v = np.array(values, dtype=np.float64)
+    k = _isolation.order_keys(v)
+    assert k.dtype == np.uint64
+    np.testing.assert_array_equal(k[:, None] > k[None, :], v[:, None] > v[None, :])
+    np.testing.assert_array_equal(k[:, None] == k[None, :], v[:, None] == v[None, :])
 
 
 def test_max_samples_resolution(Estimator, rng):
