@@ -3,7 +3,7 @@
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _isolation
 from ._forest import BaseIsolationForest, compact_trees
@@ -30,6 +30,14 @@ class ExtendedIsolationForest(BaseIsolationForest):
     depend on the features' units.  ``standardize=False`` uses raw ``g_j`` as
     in the paper, where a feature with a large scale dominates every normal.
 
+    ``intercept="box"`` (default) draws the intercept point ``p`` uniformly in
+    the node's bounding box, as in the paper; ``intercept="range"`` instead
+    splits at a value drawn uniformly between the smallest and largest
+    projection ``x . n`` of the node's points (isotree's rule for its
+    ``ndim > 1`` models).  The box rule more often splits near the middle
+    and may leave a side empty; see ``benchmarks/forest.md`` for how the two
+    compare on ADBench.
+
     Score conventions (as scikit-learn's IsolationForest):
 
     - ``score_samples(X) = -2 ** (-E[h(x)] / c(max_samples_))``: **lower =
@@ -51,6 +59,10 @@ class ExtendedIsolationForest(BaseIsolationForest):
     standardize : bool, default=True
         Draw normals on node-standardised features (scale-free); False for
         the paper's raw Gaussian coordinates.
+    intercept : {"box", "range"}, default="box"
+        Where a hyperplane crosses the node: through a point drawn uniformly
+        in the node's bounding box (the paper), or at a value drawn uniformly
+        over the node's projected range (isotree).
 
     Attributes
     ----------
@@ -76,6 +88,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
         **BaseIsolationForest._parameter_constraints,
         "extension_level": [Interval(Integral, 0, None, closed="left"), None],
         "standardize": ["boolean"],
+        "intercept": [StrOptions({"box", "range"})],
     }
 
     def __init__(
@@ -92,6 +105,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
         warm_start=False,
         extension_level=None,
         standardize=True,
+        intercept="box",
     ):
         super().__init__(
             n_estimators=n_estimators,
@@ -106,6 +120,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
         )
         self.extension_level = extension_level
         self.standardize = standardize
+        self.intercept = intercept
 
     def _check_extra_params(self, n_features):
         limit = self._max_features - 1
@@ -161,6 +176,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             self._max_features,
             k,
             self.standardize,
+            self.intercept == "range",
             self._max_depth,
             arrays["nodes"][rows],
             arrays["values"][rows],

@@ -749,7 +749,7 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
 cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                                  bint bootstrap, const float64_t* weights,
                                  const float64_t* cum_weights, intp_t n_tree_features,
-                                 intp_t k, bint standardize,
+                                 intp_t k, bint standardize, bint range_intercept,
                                  intp_t max_depth, intp_t capacity, BuildScratch* s,
                                  HyperplaneNode* nodes, float64_t* values,
                                  float64_t* normals, int32_t* terms,
@@ -821,8 +821,9 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             w = rng_normal(&rng)
             if standardize:  # Gaussian weights on node-standardised features
                 w = w / s.sd[f]
-            # intercept coordinate drawn uniformly inside the node's bounding box
-            offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
+            if not range_intercept:
+                # intercept coordinate drawn uniformly inside the node's bounding box
+                offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
             normals[node * k + j] = w
             terms[node * k + j] = s.features[f]
         # Order the terms by feature so every dot product (here and when
@@ -839,6 +840,16 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             col = s.columns + s.candidates[j] * m
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
+        if range_intercept:
+            # the split value drawn uniformly between the node's smallest and
+            # largest projection (isotree's rule)
+            lo = s.proj[s.order[start]]
+            hi = lo
+            for i in range(start, end):
+                v = s.proj[s.order[i]]
+                lo = v if v < lo else lo
+                hi = v if v > hi else hi
+            offset = lo + rng_uniform(&rng) * (hi - lo)
         cut = _partition(s.order, s.spare, s.proj, start, end, offset)
         nodes[node].offset = offset
         nodes[node].left = <int32_t>next_free
@@ -856,14 +867,16 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
                            intp_t max_samples, bint bootstrap,
                            const float64_t[::1] weights, const float64_t[::1] cum_weights,
                            intp_t max_features,
-                           intp_t n_terms, bint standardize,
+                           intp_t n_terms, bint standardize, bint range_intercept,
                            intp_t max_depth, HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
                            float64_t[:, ::1] normals, int32_t[:, ::1] terms,
                            int32_t[::1] n_nodes, int32_t[::1] depths):
     """Build ``len(seeds)`` extended isolation trees whose split normals have at
     most ``n_terms`` non-zero coordinates; tree t goes into row t of the outputs.
     With ``standardize`` each coordinate is divided by the feature's standard
-    deviation in the node (scale-free hyperplanes).
+    deviation in the node (scale-free hyperplanes).  The intercept is a point
+    drawn uniformly in the node's bounding box, or with ``range_intercept``
+    a value drawn uniformly between the node's extreme projections.
     ``normals``/``terms`` hold ``n_terms`` (weight, feature) pairs per node."""
     cdef BuildScratch s
     cdef intp_t t
@@ -880,7 +893,7 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
             for t in range(seeds.shape[0]):
                 _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, w, cw,
                                        max_features,
-                                       n_terms, standardize, max_depth,
+                                       n_terms, standardize, range_intercept, max_depth,
                                        nodes.shape[1], &s, &nodes[t, 0],
                                        &values[t, 0],
                                        &normals[t, 0], &terms[t, 0], &n_nodes[t], &depths[t])

@@ -73,6 +73,60 @@ def test_scores_follow_the_hyperplane_rule(rng, level, dense):
     np.testing.assert_allclose(model.score_samples(X), expected, rtol=1e-12)
 
 
+def _split_sides(model, X):
+    """For every internal node of every tree: (rows of X reaching it with
+    projection <= offset, rows with projection > offset, offset, min and max
+    projection of those rows), walking the flat trees in Python."""
+    f = model._forest
+    out = []
+    for start in f.offsets:
+        reach = {0: np.arange(len(X))}
+        stack = [0]
+        while stack:
+            node = stack.pop()
+            k = start + node
+            rows = reach[node]
+            if f.nodes[k]["left"] == node:
+                continue
+            proj = X[rows][:, f.terms[k]] @ f.normals[k]
+            offset = f.nodes[k]["offset"]
+            left = f.nodes[k]["left"]
+            reach[left], reach[left + 1] = rows[proj <= offset], rows[proj > offset]
+            stack += [left, left + 1]
+            out.append((np.sum(proj <= offset), np.sum(proj > offset), offset, proj.min(), proj.max()))
+    return out
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_range_intercept_splits_between_the_extreme_projections(standardize):
+    """intercept="range": every split value lies between the smallest and the
+    largest projection of the node's training points, so no split leaves its
+    left side empty; the paper's box intercept does leave empty sides.
+    (max_samples = n without bootstrap: every tree sees all of X.)"""
+    X, _ = _ring(0, n=200)
+    ranged = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), intercept="range",
+                                     standardize=standardize, random_state=0).fit(X)
+    sides = _split_sides(ranged, X)
+    assert len(sides) > 100
+    for n_left, n_right, offset, lo, hi in sides:
+        assert lo <= offset <= hi
+        assert n_left >= 1
+    box = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), standardize=standardize,
+                                  random_state=0).fit(X)
+    assert any(n_left == 0 or n_right == 0 for n_left, n_right, *_ in _split_sides(box, X))
+
+
+def test_intercept_is_validated_and_scores_follow_the_hyperplane_rule(rng):
+    X = rng.normal(size=(150, 4))
+    with pytest.raises(ValueError, match="intercept"):
+        ExtendedIsolationForest(intercept="middle").fit(X)
+    a = ExtendedIsolationForest(n_estimators=10, intercept="range", random_state=3).fit(X)
+    b = ExtendedIsolationForest(n_estimators=10, intercept="range", random_state=3).fit(X)
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    box = ExtendedIsolationForest(n_estimators=10, random_state=3).fit(X)
+    assert not np.array_equal(a.score_samples(X), box.score_samples(X))
+
+
 def test_extension_level_zero_behaves_like_isolation_forest():
     gaps = []
     for seed in range(4):

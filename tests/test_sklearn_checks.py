@@ -18,6 +18,7 @@ SAMPLE_WEIGHT_XFAIL = {
         IsolationForest(n_estimators=20, random_state=0),
         ExtendedIsolationForest(n_estimators=20, random_state=0),
         ExtendedIsolationForest(n_estimators=20, extension_level=0, random_state=0),
+        ExtendedIsolationForest(n_estimators=20, intercept="range", random_state=0),
     ],
     expected_failed_checks=lambda est: SAMPLE_WEIGHT_XFAIL,
 )

@@ -157,8 +157,7 @@ def accuracy_suite(datasets, seeds):
     rows = []
     for name, X, y in datasets:
         d = X.shape[1]
-        aucs = {k: [] for k in ("af_IF", "sklearn_IF", "af_EIF", "isotree_EIF_default", "af_EIF_raw",
-                                "isotree_EIF_raw")}
+        aucs = {k: [] for k in ACCURACY_COLUMNS}
         for seed in seeds:
             aucs["af_IF"].append(roc_auc_score(y, IsolationForest(random_state=seed).fit(X).anomaly_score(X)))
             aucs["sklearn_IF"].append(roc_auc_score(y, -SklearnIF(random_state=seed).fit(X).score_samples(X)))
@@ -167,6 +166,8 @@ def accuracy_suite(datasets, seeds):
             )
             raw = ExtendedIsolationForest(standardize=False, random_state=seed).fit(X)
             aucs["af_EIF_raw"].append(roc_auc_score(y, raw.anomaly_score(X)))
+            ranged = ExtendedIsolationForest(intercept="range", random_state=seed).fit(X)
+            aucs["af_EIF_range"].append(roc_auc_score(y, ranged.anomaly_score(X)))
             if iso is not None:
                 common = dict(ndim=d, sample_size=256, ntrees=100, nthreads=1, random_seed=seed,
                               missing_action="fail")
@@ -207,16 +208,43 @@ def print_speed(result):
               f"{ours['score_s_all_cores']:.3f} s, {ours['score_s'] / ours['score_s_all_cores']:.2f}x n_jobs=1")
 
 
+ACCURACY_COLUMNS = {
+    "af_IF": "af IF",
+    "sklearn_IF": "sk IF",
+    "af_EIF": "af EIF",
+    "af_EIF_range": "af range",
+    "isotree_EIF_default": "iso EIF",
+    "af_EIF_raw": "af raw",
+    "isotree_EIF_raw": "iso raw",
+}
+# (ours, peer) pairs compared in the summary
+ACCURACY_PAIRS = [("af_IF", "sklearn_IF"), ("af_EIF", "isotree_EIF_default"),
+                  ("af_EIF_range", "isotree_EIF_default"), ("af_EIF_raw", "isotree_EIF_raw")]
+
+
 def _accuracy_line(row):
-    cols = ["af_IF", "sklearn_IF", "af_EIF", "isotree_EIF_default", "af_EIF_raw", "isotree_EIF_raw"]
-    return f"{row['dataset']:<18}" + "".join(f"{row.get(c, float('nan')):>10.4f}" for c in cols)
+    return f"{row['dataset']:<18}" + "".join(f"{row.get(c, float('nan')):>10.4f}"
+                                             for c in ACCURACY_COLUMNS)
 
 
 def print_accuracy_header():
     print("\n== mean ROC-AUC over seeds ==")
-    print(f"{'dataset':<18}{'af IF':>10}{'sk IF':>10}{'af EIF':>10}{'iso EIF':>10}{'af raw':>10}{'iso raw':>10}")
-    print("(af EIF: standardize=True (default) vs iso EIF: isotree ndim=d defaults (standardize_data);\n"
-          " af raw: standardize=False vs iso raw: isotree ndim=d, coefs='normal', standardize_data=False)")
+    print(f"{'dataset':<18}" + "".join(f"{label:>10}" for label in ACCURACY_COLUMNS.values()))
+    print("(af EIF: standardize=True, intercept='box' (defaults); af range: intercept='range';\n"
+          " iso EIF: isotree ndim=d defaults (standardize_data); af raw: standardize=False vs\n"
+          " iso raw: isotree ndim=d, coefs='normal', standardize_data=False)")
+
+
+def print_accuracy_summary(rows):
+    """Per (ours, peer) pair: on how many sets the two are within 0.01."""
+    for ours, peer in ACCURACY_PAIRS:
+        pairs = [(r[ours], r[peer]) for r in rows if ours in r and peer in r]
+        if pairs:
+            diff = np.array([a - b for a, b in pairs])
+            print(f"{ACCURACY_COLUMNS[ours]} vs {ACCURACY_COLUMNS[peer]}: within 0.01 on "
+                  f"{int(np.sum(np.abs(diff) <= 0.01))}/{len(diff)} sets, higher by > 0.01 on "
+                  f"{int(np.sum(diff > 0.01))}, lower by > 0.01 on {int(np.sum(diff < -0.01))}; "
+                  f"mean difference {diff.mean():+.4f}")
 
 
 # -- main -----------------------------------------------------------------------
@@ -281,6 +309,7 @@ def main(argv=None):
             means = {k: float(np.mean([r[k] for r in report["accuracy"] if k in r])) for k in keys}
             print(_accuracy_line({"dataset": "MEAN", **means}))
             report["accuracy_mean"] = means
+            print_accuracy_summary(report["accuracy"])
 
     with open(args.out, "w") as f:
         json.dump(report, f, indent=2)
