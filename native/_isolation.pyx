@@ -970,8 +970,10 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
     cdef float64_t acc[HYPERPLANE_GROUP]
     cdef intp_t idx[HYPERPLANE_GROUP]
     cdef const floating_t* rows[HYPERPLANE_GROUP]
-    cdef intp_t r0, t, level, depth, base, g, width = n_cols if dense else k
-    cdef float64_t dot
+    cdef intp_t r0, t, level, depth, base, g, f, width = n_cols if dense else k
+    cdef float64_t dots[HYPERPLANE_GROUP]
+    cdef const float64_t* wg[HYPERPLANE_GROUP]
+    cdef const int32_t* tg[HYPERPLANE_GROUP]
     cdef const HyperplaneNode* tree
     cdef const float64_t* w
     cdef const int32_t* tt
@@ -998,12 +1000,25 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
             for g in range(HYPERPLANE_GROUP):
                 idx[g] = 0
             for level in range(depth):
+                if dense:
+                    # feature by feature across the group's rows: each row's
+                    # products are still added in feature order
+                    for g in range(HYPERPLANE_GROUP):
+                        wg[g] = w + idx[g] * width
+                        dots[g] = 0.0
+                    for f in range(n_cols):
+                        for g in range(HYPERPLANE_GROUP):
+                            dots[g] = dots[g] + wg[g][f] * rows[g][f]
+                else:
+                    for g in range(HYPERPLANE_GROUP):
+                        wg[g] = w + idx[g] * k
+                        tg[g] = tt + idx[g] * k
+                        dots[g] = 0.0
+                    for f in range(k):
+                        for g in range(HYPERPLANE_GROUP):
+                            dots[g] = dots[g] + wg[g][f] * rows[g][tg[g][f]]
                 for g in range(HYPERPLANE_GROUP):
-                    if dense:
-                        dot = _dense_dot(w + idx[g] * width, rows[g], n_cols)
-                    else:
-                        dot = _sparse_dot(w + idx[g] * k, tt + idx[g] * k, rows[g], k)
-                    idx[g] = tree[idx[g]].left + (dot > tree[idx[g]].offset)
+                    idx[g] = tree[idx[g]].left + (dots[g] > tree[idx[g]].offset)
             for g in range(HYPERPLANE_GROUP):
                 acc[g] += values[base + idx[g]]
         for g in range(HYPERPLANE_GROUP):
