@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _isolation
 from ._checks import all_finite
 
 __all__ = ["average_path_length"]
@@ -63,9 +64,8 @@ def compact_trees(per_tree, n_nodes, previous=None):
 
     Returns the dict of flat arrays and the int64 start offset of each tree.
     """
-    width = next(iter(per_tree.values())).shape[1]
-    keep = np.arange(width)[None, :] < n_nodes[:, None]
-    flat = {key: arr[keep] for key, arr in per_tree.items()}
+    n_nodes = np.ascontiguousarray(n_nodes, dtype=np.int32)
+    flat = {key: _isolation.compact_rows(arr, n_nodes) for key, arr in per_tree.items()}
     starts = np.concatenate([[0], np.cumsum(n_nodes[:-1], dtype=np.int64)])
     if previous is not None:
         old_offsets, old = previous

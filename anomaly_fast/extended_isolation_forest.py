@@ -159,10 +159,10 @@ class ExtendedIsolationForest(BaseIsolationForest):
     def _new_tree_arrays(self, n_trees, width, n_features):
         k = self.extension_level_ + 1
         return {
-            "nodes": np.zeros((n_trees, width), dtype=_isolation.HYPERPLANE_NODE_DTYPE),
-            "values": np.zeros((n_trees, width), dtype=np.float64),
-            "normals": np.zeros((n_trees, width, k), dtype=np.float64),
-            "terms": np.zeros((n_trees, width, k), dtype=np.int32),
+            "nodes": np.empty((n_trees, width), dtype=_isolation.HYPERPLANE_NODE_DTYPE),
+            "values": np.empty((n_trees, width), dtype=np.float64),
+            "normals": np.empty((n_trees, width, k), dtype=np.float64),
+            "terms": np.empty((n_trees, width, k), dtype=np.int32),
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):

@@ -88,8 +88,8 @@ class IsolationForest(BaseIsolationForest):
 
     def _new_tree_arrays(self, n_trees, width, n_features):
         return {
-            "nodes": np.zeros((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
-            "values": np.zeros((n_trees, width), dtype=np.float64),
+            "nodes": np.empty((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
+            "values": np.empty((n_trees, width), dtype=np.float64),
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):

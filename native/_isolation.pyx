@@ -1151,10 +1151,8 @@ cdef class HyperplaneForest:
         self._k = normals.shape[1]
         self.dense = 2 * self._k >= n_features
         if self.dense:
-            dense = np.zeros((nodes.shape[0], n_features), dtype=np.float64)
-            # padding terms carry weight 0.0 on feature 0: add, never overwrite
-            np.add.at(dense, (np.arange(nodes.shape[0])[:, None], terms), normals)
-            self._weights_arr = dense.ravel()
+            self._weights_arr = dense_weights(np.ascontiguousarray(normals),
+                                              np.ascontiguousarray(terms), n_features)
         else:
             self._weights_arr = np.ascontiguousarray(normals).ravel()
         self._weights = self._weights_arr
@@ -1196,6 +1194,43 @@ cdef class HyperplaneForest:
                               &self._terms[0], self._k, self.dense, &self._offsets[0],
                               &self._depths[0], self._offsets.shape[0], &X[0, 0],
                               X.shape[0], X.shape[1], self.denominator, &out[0])
+
+
+def compact_rows(arr, const int32_t[::1] n_nodes):
+    """The first ``n_nodes[t]`` entries of row t of ``arr`` (shape (n_trees,
+    width, ...)), rows one after another: shape (sum(n_nodes), ...).  A copy
+    per tree with memcpy (boolean-mask indexing of structured arrays is
+    several times slower)."""
+    arr = np.ascontiguousarray(arr)
+    cdef intp_t n_trees = arr.shape[0], t, total = 0, pos = 0
+    cdef intp_t entry = arr.itemsize
+    for extent in arr.shape[2:]:
+        entry *= extent
+    for t in range(n_trees):
+        total += n_nodes[t]
+    out = np.empty((total,) + arr.shape[2:], dtype=arr.dtype)
+    if total == 0:
+        return out
+    cdef const unsigned char[:, ::1] src = arr.reshape(n_trees, -1).view(np.uint8)
+    cdef unsigned char[::1] dst = out.reshape(-1).view(np.uint8)
+    for t in range(n_trees):
+        memcpy(&dst[pos], &src[t, 0], n_nodes[t] * entry)
+        pos += n_nodes[t] * entry
+    return out
+
+
+def dense_weights(const float64_t[:, ::1] normals, const int32_t[:, ::1] terms,
+                  intp_t n_features):
+    """The dense (n_nodes * n_features) weights of sparse normals: entry
+    (node, terms[node, j]) += normals[node, j] (padding terms carry weight 0.0
+    on feature 0, so they are added, never written over a real weight)."""
+    out = np.zeros(normals.shape[0] * n_features, dtype=np.float64)
+    cdef float64_t[::1] o = out
+    cdef intp_t node, j
+    for node in range(normals.shape[0]):
+        for j in range(normals.shape[1]):
+            o[node * n_features + terms[node, j]] += normals[node, j]
+    return out
 
 
 def c_average_path_length(intp_t n):

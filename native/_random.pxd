@@ -1,7 +1,7 @@
 # A small, fast, seedable PRNG shared by the kernels (xoshiro256** seeded by
 # splitmix64).  One ``RandomState`` per tree or per model keeps results
 # independent of how work is split over threads.
-from libc.math cimport log, sqrt, cos, M_PI
+from libc.math cimport log, sqrt, cos, sin, M_PI
 from libc.stdint cimport uint64_t
 
 cdef struct RandomState:
@@ -9,6 +9,8 @@ cdef struct RandomState:
     uint64_t s1  # state word 1
     uint64_t s2  # state word 2
     uint64_t s3  # state word 3
+    double spare    # the second normal of the last Box-Muller pair
+    int has_spare   # spare holds an unused normal
 
 
 cdef inline uint64_t _splitmix64(uint64_t* x) noexcept nogil:
@@ -25,6 +27,8 @@ cdef inline void rng_seed(RandomState* rng, uint64_t seed) noexcept nogil:
     rng.s1 = _splitmix64(&x)
     rng.s2 = _splitmix64(&x)
     rng.s3 = _splitmix64(&x)
+    rng.spare = 0.0
+    rng.has_spare = 0
 
 
 cdef inline uint64_t _rotl(uint64_t x, int k) noexcept nogil:
@@ -54,7 +58,15 @@ cdef inline Py_ssize_t rng_below(RandomState* rng, Py_ssize_t n) noexcept nogil:
 
 
 cdef inline double rng_normal(RandomState* rng) noexcept nogil:
-    """Standard normal draw (Box-Muller, one value per call)."""
+    """Standard normal draw (Box-Muller: each pair of uniforms gives two
+    normals, the second kept for the next call)."""
+    if rng.has_spare:
+        rng.has_spare = 0
+        return rng.spare
     cdef double u1 = 1.0 - rng_uniform(rng)  # in (0, 1]
     cdef double u2 = rng_uniform(rng)
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2)
+    cdef double radius = sqrt(-2.0 * log(u1))
+    cdef double angle = 2.0 * M_PI * u2
+    rng.spare = radius * sin(angle)
+    rng.has_spare = 1
+    return radius * cos(angle)

@@ -406,3 +406,26 @@ def test_export_import_round_trip_without_pickle(Estimator, rng):
     np.testing.assert_array_equal(clone.score_samples(X), model.score_samples(X))
     assert clone.offset_ == model.offset_
     assert list(clone.feature_names_in_) == ["a", "b", "c"]
+
+
+def test_compact_rows_matches_boolean_mask_selection(rng):
+    """compact_rows (memcpy per tree) equals selecting the first n_nodes[t]
+    entries of each row with a boolean mask, for structured and 3-D arrays."""
+    n_nodes = np.array([3, 0, 5, 1], dtype=np.int32)
+    keep = np.arange(6)[None, :] < n_nodes[:, None]
+    nodes = np.zeros((4, 6), dtype=_isolation.HYPERPLANE_NODE_DTYPE)
+    nodes["offset"] = rng.normal(size=(4, 6))
+    nodes["left"] = rng.randint(0, 9, size=(4, 6))
+    normals = rng.normal(size=(4, 6, 2))
+    for arr in (nodes, normals, rng.normal(size=(4, 6))):
+        out = _isolation.compact_rows(arr, n_nodes)
+        assert out.dtype == arr.dtype and out.shape == arr[keep].shape
+        assert out.tobytes() == arr[keep].tobytes()
+    assert _isolation.compact_rows(normals, np.zeros(4, dtype=np.int32)).shape == (0, 2)
+
+
+def test_dense_weights_add_padding_terms(rng):
+    normals = np.array([[0.5, 0.0], [1.5, -2.0]])
+    terms = np.array([[2, 0], [0, 1]], dtype=np.int32)  # (node 0: padding on feature 0)
+    dense = _isolation.dense_weights(normals, terms, 3).reshape(2, 3)
+    np.testing.assert_array_equal(dense, [[0.0, 0.0, 0.5], [1.5, -2.0, 0.0]])
