@@ -30,6 +30,7 @@ __all__ = ["average_path_length"]
 EULER_GAMMA = 0.5772156649015329
 _FLOAT_CHARS = "fd"  # dtype.char of float32 / float64
 _FAST_PATH_MAX_ROWS = 1024  # small C-contiguous float batches skip validate_data
+_CHUNKS_PER_THREAD = 8  # scoring chunks per thread (dynamic load balance)
 _MIN_ROWS_PER_THREAD = 2048  # below this a batch is scored on one thread
 
 
@@ -366,8 +367,10 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         if n_threads <= 1:
             forest.score_samples(X, out)
         else:
-            parts = _chunks(n, n_threads)
-            with ThreadPoolExecutor(len(parts)) as pool:
+            # More chunks than threads, taken in turn by whichever thread is
+            # free: a core slowed by other work does fewer of them.
+            parts = _chunks(n, min(n // _MIN_ROWS_PER_THREAD, _CHUNKS_PER_THREAD * n_threads))
+            with ThreadPoolExecutor(n_threads) as pool:
                 list(pool.map(lambda s: forest.score_samples(X[s], out[s]), parts))
         return out
 
