@@ -444,7 +444,7 @@ cdef struct AxisScoring:
     const int64_t* offsets       # first compact node of each tree
     # "heap" layout (regions == NULL: use links)
     const char* regions          # HEAP_REGION bytes per tree
-    const float64_t* leaves      # 2**HEAP_MAX_DEPTH per tree
+    const float64_t* leaves      # 2**(HEAP_MAX_DEPTH + 1) per tree, by final heap index
     # both
     const int32_t* depths
     intp_t n_trees
@@ -496,8 +496,9 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
     Returns (regions, leaves): tree t owns bytes ``[t*HEAP_REGION,
     (t+1)*HEAP_REGION)`` of ``regions`` (threshold keys as uint64 from byte
     0, column byte offsets into a transposed block as uint32 from byte
-    AF_HEAP_COLUMNS) and ``leaves[t*2**HEAP_MAX_DEPTH:][:2**D]`` (the leaf
-    reached at heap index 2**D + p is leaf p).
+    AF_HEAP_COLUMNS) and ``leaves[t*2**(HEAP_MAX_DEPTH+1):]``, indexed by the
+    heap index a walk ends at (2**D .. 2**(D+1) - 1; the entries below are
+    unused).
     """
     cdef intp_t n_trees = offsets.shape[0]
     cdef intp_t t, D
@@ -507,7 +508,7 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
         if depths[t] > HEAP_MAX_DEPTH:
             return None
     region_arr = np.zeros(n_trees * HEAP_REGION // 8, dtype=np.uint64)
-    leaf_arr = np.zeros(n_trees << HEAP_MAX_DEPTH, dtype=np.float64)
+    leaf_arr = np.zeros(n_trees << (HEAP_MAX_DEPTH + 1), dtype=np.float64)
     cdef uint64_t[::1] region_view = region_arr
     cdef char* regions = <char*>&region_view[0]
     cdef float64_t[::1] leaf = leaf_arr
@@ -537,7 +538,7 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
                 ids[2 * p] = node_left[k]
                 ids[2 * p + 1] = node_left[k] + 1
         for p in range(n_int + 1):
-            leaf[(t << HEAP_MAX_DEPTH) + p] = values[base + ids[n_int + 1 + p]]
+            leaf[(t << (HEAP_MAX_DEPTH + 1)) + n_int + 1 + p] = values[base + ids[n_int + 1 + p]]
     return region_arr, leaf_arr
 
 
@@ -603,7 +604,7 @@ cdef float64_t _path_sum_one_row(const AxisScoring* f, const char* cell) noexcep
                                              idx[g], cell)
         for g in range(min(8, f.n_trees - t)):
             if heap:
-                total += f.leaves[((t + g) << HEAP_MAX_DEPTH) + idx[g] - (1 << dg[g])]
+                total += f.leaves[((t + g) << (HEAP_MAX_DEPTH + 1)) + idx[g]]
             else:
                 total += f.values[base[g] + idx[g]]
         t += 8
@@ -636,7 +637,7 @@ cdef inline void _heap_tree(const AxisScoring* f, intp_t t, const uint64_t* bloc
     cdef const char* tree = f.regions + t * HEAP_REGION
     cdef intp_t depth = f.depths[t], level, r = 0
     # the leaf reached at (1-based) heap index i is leaf[i]
-    cdef const float64_t* leaf = f.leaves + (t << HEAP_MAX_DEPTH) - (1 << depth)
+    cdef const float64_t* leaf = f.leaves + (t << (HEAP_MAX_DEPTH + 1))
     cdef const char* cell
     cdef uintp_t i0, i1, i2, i3, i4, i5, i6, i7, i8, i9, i10, i11
     while r < nb:
