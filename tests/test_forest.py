@@ -123,12 +123,10 @@ def test_contamination_sets_offset_to_training_percentile(Estimator, blobs):
     assert np.mean(model.predict(X) == -1) == pytest.approx(0.1, abs=0.01)
 
 
-C_OF_SIZES = average_path_length(np.arange(65))
-
-
-def _python_path_sums(forest, X):
-    """Sum over trees of each row's path length, walking the compact flat
-    trees in Python (x goes right when x[feature] > threshold)."""
+def _python_scores(forest, X, max_samples):
+    """score_samples by the paper's formula, -2 ** (-mean path length /
+    c(max_samples)), with each row's path lengths found by walking the compact
+    flat trees in Python (x goes right when x[feature] > threshold)."""
     nodes, values, offsets = forest.nodes, forest.values, forest.offsets
     total = np.zeros(len(X))
     for start in offsets:
@@ -138,7 +136,7 @@ def _python_path_sums(forest, X):
                 nd = nodes[start + node]
                 node = nd["left"] + int(x[nd["feature"]] > nd["threshold"])
             total[i] += values[start + node]
-    return total
+    return -(2.0 ** (-(total / len(offsets)) / average_path_length(max_samples)))
 
 
 @pytest.mark.parametrize("max_samples, layout", [(64, "heap"), (256, "heap"), (700, "links")])
@@ -163,9 +161,8 @@ def test_score_is_the_paper_formula(rng, max_samples, layout):
             else:
                 extra = values[start + node] - depth[node]
                 assert np.min(np.abs(c_sizes - extra)) < 1e-12
-    total = _python_path_sums(forest, X)
-    expected = -(2.0 ** (-(total / 7) / average_path_length(max_samples)))
-    np.testing.assert_allclose(model.score_samples(X), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(X), _python_scores(forest, X, max_samples),
+                               rtol=1e-12)
 
 
 @pytest.mark.parametrize("max_samples", [32, 700])
@@ -182,13 +179,13 @@ def test_ties_and_signed_zeros_score_like_the_python_walk(max_samples):
     probes = np.r_[thr, -thr, 0.0, -0.0, tiny, -tiny, 5e-324, -5e-324, 1e308, -1e308]
     rows = np.c_[probes, probes[::-1]]
     rows = np.r_[rows, np.c_[probes, np.zeros_like(probes)], np.c_[-np.zeros_like(probes), probes]]
-    expected = -(2.0 ** (-(_python_path_sums(forest, rows) / 5) / average_path_length(max_samples)))
-    np.testing.assert_allclose(model.score_samples(rows), expected, rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(rows), _python_scores(forest, rows, max_samples),
+                               rtol=1e-12)
     # and float32 rows (widened to float64 before comparing)
     rows32 = rows[np.all(np.abs(rows) < 1e38, axis=1)].astype(np.float32)
-    exp32 = -(2.0 ** (-(_python_path_sums(forest, rows32.astype(np.float64)) / 5)
-                     / average_path_length(max_samples)))
-    np.testing.assert_allclose(model.score_samples(rows32), exp32, rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(rows32),
+                               _python_scores(forest, rows32.astype(np.float64), max_samples),
+                               rtol=1e-12)
 
 
 @settings(max_examples=200, deadline=None)
