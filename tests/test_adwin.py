@@ -11,9 +11,9 @@ from sklearn.base import clone
 
 import anomaly_fast.adwin as adwin_module
 from anomaly_fast import ADWIN
-from anomaly_fast.bench.streaming import synthetic_stream
+from anomaly_fast.bench.streaming import river_adwin_run, synthetic_stream
 
-river_drift = pytest.importorskip("river.drift")
+pytest.importorskip("river.drift")
 
 
 @pytest.fixture
@@ -23,17 +23,10 @@ def seed():
 
 def river_run(values, params):
     """Detections and final window of river's ADWIN, or None if river fails."""
-    det = river_drift.ADWIN(**params)
-    found = []
-    try:
-        for i, v in enumerate(values.tolist()):
-            det.update(v)
-            if det.drift_detected:
-                found.append(i)
-    except BaseException as exc:  # river's Rust core panics on some max_buckets=1 streams
-        if "Panic" in type(exc).__name__:
-            return None
-        raise
+    river = river_adwin_run(values, params)
+    if river is None:
+        return None
+    found, det = river
     return found, det.width, det.total
 
 

@@ -101,9 +101,27 @@ def _nab_series(data_dir):
         yield os.path.relpath(path, os.path.join(data_dir, "nab")), values
 
 
-def adwin_parity(data_dir, quick):
+def river_adwin_run(values, params):
+    """river's ADWIN on ``values``: (indices of its detections, the detector
+    at the end), or None when river's Rust core panics (it does on some
+    ``max_buckets=1`` streams)."""
     from river import drift
 
+    det = drift.ADWIN(**params)
+    found = []
+    try:
+        for i, v in enumerate(values.tolist()):
+            det.update(v)
+            if det.drift_detected:
+                found.append(i)
+    except BaseException as exc:
+        if "Panic" in type(exc).__name__:
+            return None
+        raise
+    return found, det
+
+
+def adwin_parity(data_dir, quick):
     from anomaly_fast import ADWIN
 
     rng = np.random.default_rng(0)
@@ -115,18 +133,11 @@ def adwin_parity(data_dir, quick):
     for params in ADWIN_PARAMS:
         same = compared = river_failed = detections = 0
         for _, values in streams:
-            det = drift.ADWIN(**params)
-            found = []
-            try:
-                for i, v in enumerate(values.tolist()):
-                    det.update(v)
-                    if det.drift_detected:
-                        found.append(i)
-            except BaseException as exc:  # river's Rust core panics on some streams
-                if "Panic" not in type(exc).__name__:
-                    raise
+            river = river_adwin_run(values, params)
+            if river is None:
                 river_failed += 1
                 continue
+            found = river[0]
             ours = ADWIN(**params).update_many(values).tolist()
             compared += 1
             same += ours == found
