@@ -46,34 +46,30 @@ def test_adwin_update_many(benchmark):
     benchmark(lambda: ADWIN().update_many(VALUES))
 
 
-@pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
-def test_hst_river_dict(benchmark):
+def _score_then_learn(make_model, points):
+    """score_one then learn_one on each point, from a fresh model."""
     def run():
-        model = river_anomaly.HalfSpaceTrees(seed=0)
-        for x in DICTS[:2000]:
+        model = make_model()
+        for x in points:
             model.score_one(x)
             model.learn_one(x)
-    benchmark(run)
+    return run
+
+
+@pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
+def test_hst_river_dict(benchmark):
+    benchmark(_score_then_learn(lambda: river_anomaly.HalfSpaceTrees(seed=0), DICTS[:2000]))
 
 
 @pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
 def test_hst_one_numpy_row(benchmark):
-    def run():
-        model = HalfSpaceTrees(seed=0, limits=UNIT)
-        for x in ROWS[:2000]:
-            model.score_one(x)
-            model.learn_one(x)
-    benchmark(run)
+    benchmark(_score_then_learn(lambda: HalfSpaceTrees(seed=0, limits=UNIT), ROWS[:2000]))
 
 
 @pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
 def test_hst_one_dict(benchmark):
-    def run():
-        model = HalfSpaceTrees(seed=0, limits=UNIT)
-        for x in DICTS[:2000]:
-            model.score_one(x)
-            model.learn_one(x)
-    benchmark(run)
+    benchmark(_score_then_learn(lambda: HalfSpaceTrees(seed=0, limits=UNIT), DICTS[:2000]))
+
 
 @pytest.mark.benchmark(group="HST defaults, 2k points score+learn")
 def test_hst_score_learn_many(benchmark):
