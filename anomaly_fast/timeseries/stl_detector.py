@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _alarms
 from ._series import prepare_series
-from .stl_recipe import exact_fit_tolerance, modified_z_score, stl_decompose
+from .stl_recipe import decomposition_columns, exact_fit_tolerance, stl_decompose
 
 __all__ = ["STLDetector"]
 
@@ -259,19 +259,11 @@ class STLDetector(BaseEstimator):
         spacing = self.period_ if self.min_spacing is None else self.min_spacing
         _alarms.alarm_onsets(score, np.ones_like(score), spacing, alarm)
         at = data.positions
-        return pd.DataFrame(
-            {
-                "value": data.observed,
-                "trend": trend[at],
-                "seasonal": seasonal[at],
-                "residual": residual[at],
-                "z_score": modified_z_score(residual, tol=exact_fit_tolerance(data.values))[at],
-                "is_anomaly": score[at] > 1.0,
-                "score": score[at],
-                "alarm": alarm[at].astype(bool),
-            },
-            index=data.index,
-        )
+        columns, _ = decomposition_columns(data, trend, seasonal, residual)
+        columns["is_anomaly"] = score[at] > 1.0
+        columns["score"] = score[at]
+        columns["alarm"] = alarm[at].astype(bool)
+        return pd.DataFrame(columns, index=data.index)
 
     def _forecast(self, data):
         """One-period-ahead STL forecasts from a bounded trailing buffer."""

@@ -62,6 +62,22 @@ def exact_fit_tolerance(values):
     return 1e-9 * float(np.max(np.abs(values)))
 
 
+def decomposition_columns(data, trend, seasonal, residual):
+    """The columns every STL output frame starts with, at the series'
+    observed positions: value, trend, seasonal, residual and the residual's
+    robust z-score (also returned whole, for the caller's own columns)."""
+    z = modified_z_score(residual, tol=exact_fit_tolerance(data.values))
+    at = data.positions
+    columns = {
+        "value": data.observed,
+        "trend": trend[at],
+        "seasonal": seasonal[at],
+        "residual": residual[at],
+        "z_score": z[at],
+    }
+    return columns, z
+
+
 def stl_decompose(values, period, robust, outer_iter=None):
     """Run statsmodels' STL; returns (trend, seasonal, residual) arrays."""
     from statsmodels.tsa.seasonal import STL  # slow to import: only when used
@@ -139,16 +155,6 @@ def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True)
     """
     data = prepare_series(series, period)
     trend, seasonal, residual = stl_decompose(data.values, data.period, robust)
-    z = modified_z_score(residual, tol=exact_fit_tolerance(data.values))
-    at = data.positions
-    return pd.DataFrame(
-        {
-            "value": data.observed,
-            "trend": trend[at],
-            "seasonal": seasonal[at],
-            "residual": residual[at],
-            "z_score": z[at],
-            "is_anomaly": np.abs(z[at]) > threshold_sigma,
-        },
-        index=data.index,
-    )
+    columns, z = decomposition_columns(data, trend, seasonal, residual)
+    columns["is_anomaly"] = np.abs(z[data.positions]) > threshold_sigma
+    return pd.DataFrame(columns, index=data.index)
