@@ -141,14 +141,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             )
         self.extension_level_ = level
 
-    _forest_arrays = ("nodes", "values", "normals", "terms", "offsets", "depths")
-    _fitted_attributes = BaseIsolationForest._fitted_attributes + ("extension_level_",)
-
-    def _forest_from_arrays(self, arrays, denominator, n_features):
-        return _isolation.HyperplaneForest(
-            arrays["nodes"], arrays["values"], arrays["normals"], arrays["terms"],
-            arrays["offsets"], arrays["depths"], denominator, n_features,
-        )
+    _forest_kind = "hyperplane"
 
     def _tree_width(self, max_samples, max_depth):
         # A hyperplane may leave one child empty, so a node of n points can
@@ -209,4 +202,5 @@ class ExtendedIsolationForest(BaseIsolationForest):
             depths,
             self._denominator(len(offsets)),
             self.n_features_in_,
+            trusted=True,  # built by the kernel
         )

@@ -86,6 +86,8 @@ class IsolationForest(BaseIsolationForest):
     True
     """
 
+    _forest_kind = "axis"
+
     def _new_tree_arrays(self, n_trees, width, n_features):
         return {
             "nodes": np.empty((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
@@ -107,12 +109,6 @@ class IsolationForest(BaseIsolationForest):
             depths,
         )
 
-    def _forest_from_arrays(self, arrays, denominator, n_features):
-        return _isolation.AxisForest(
-            arrays["nodes"], arrays["values"], arrays["offsets"], arrays["depths"],
-            denominator, n_features,
-        )
-
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:
@@ -126,4 +122,5 @@ class IsolationForest(BaseIsolationForest):
             depths,
             self._denominator(len(offsets)),
             self.n_features_in_,
+            trusted=True,  # built by the kernel
         )
