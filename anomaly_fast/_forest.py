@@ -199,20 +199,10 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        from ._forest_format import FORMAT, import_forest, restore_legacy_state
+        from ._forest_format import import_forest, pickled_forest
 
         state = dict(state)
-        saved = state.pop("_forest_state", None)
-        if "_forest" in state:  # pickled before the format: the kernel object itself
-            saved = restore_legacy_state(self._forest_kind, state)
-        elif saved is not None:
-            if not isinstance(saved, dict) or set(saved) != {"format", "arrays", "state"}:
-                raise ValueError("corrupt forest state: _forest_state must hold format, arrays and state")
-            if saved["format"] != FORMAT:
-                raise ValueError(f"corrupt forest state: unknown format {saved['format']!r}")
-            stray = sorted(set(state) & (set(saved["state"].get("fitted", {})) | {"n_features_in_", "feature_names_in_"}))
-            if stray:
-                raise ValueError(f"corrupt forest state: fitted attributes {stray} outside _forest_state")
+        saved = pickled_forest(self._forest_kind, state)  # popped from state, not yet checked
         super().__setstate__(state)
         if saved is not None:
             import_forest(self, saved["arrays"], saved["state"])

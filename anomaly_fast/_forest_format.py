@@ -58,7 +58,7 @@ import numpy as np
 from . import _isolation
 from ._forest import average_path_length, max_depth_for
 
-__all__ = ["FORMAT", "check_forest", "export_forest", "import_forest"]
+__all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 
 FORMAT = "anomaly_fast.forest/1"
 STATE_KEYS = frozenset({"denominator", "n_features", "fitted"})
@@ -309,6 +309,26 @@ def check_forest(kind, arrays, state):
     if abs(stored - denominator) > _REL_TOL * max(denominator, 1.0):
         _fail("denominator", f"= {stored!r} differs from n_trees * c(max_samples_) = {denominator!r}")
     return arrays, fitted, denominator
+
+
+def pickled_forest(kind, state):
+    """Pop the forest out of an estimator's pickled ``state`` dict (the
+    ``_forest_state`` entry written by ``__getstate__``, or a legacy pickle's
+    kernel object and fitted attributes) as ``{"arrays", "state"}`` for
+    :func:`import_forest`, or None for an unfitted estimator."""
+    fitted_names = set(KINDS[kind]["fitted"]) | {"feature_names_in_"}
+    if "_forest" in state:
+        return restore_legacy_state(kind, state)
+    saved = state.pop("_forest_state", None)
+    stray = sorted(fitted_names & set(state))
+    if stray:
+        _fail("pickle", f"holds fitted attributes {stray} outside its forest state")
+    if saved is None:
+        return None
+    _keys("_forest_state", saved, ("format", "arrays", "state"))
+    if saved["format"] != FORMAT:
+        _fail("_forest_state", f"has unknown format {saved['format']!r}")
+    return saved
 
 
 def restore_legacy_state(kind, state):

@@ -21,6 +21,7 @@ import re
 import stat
 import tempfile
 import time
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -199,7 +200,8 @@ def _read_meta(path):
 
 # -- forest files --------------------------------------------------------------------
 _NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, KeyError,
-               NotImplementedError, RuntimeError, ValueError, TypeError, SyntaxError, OverflowError, MemoryError)
+               NotImplementedError, RuntimeError, ValueError, TypeError, SyntaxError, OverflowError, MemoryError,
+               tokenize.TokenError)
 
 
 def _read_npy(member, key, expected, limit):
