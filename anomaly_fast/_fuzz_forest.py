@@ -234,7 +234,7 @@ def _mutate(rng, arrays, state):
         mutation = _MUTATIONS[rng.randint(len(_MUTATIONS))]
         try:
             mutation(rng, arrays, state)
-        except (KeyError, IndexError, ValueError, TypeError):
+        except (KeyError, IndexError, ValueError, TypeError, OverflowError):
             pass  # the chosen mutation did not apply to what an earlier one left
 
 

@@ -73,6 +73,19 @@ class IsolationForest(BaseIsolationForest):
     Sparse input is rejected with a ``TypeError``.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 
+    Thread safety: ``score_samples``, ``decision_function``, ``predict`` and
+    ``anomaly_score`` may be called concurrently from any number of threads
+    on one fitted model (results equal single-threaded ones): the fitted
+    arrays are read-only, each call allocates its own scratch, nothing is
+    built lazily, and the kernels release the GIL.  ``fit``, ``set_params``
+    and a warm start must not run concurrently with them.
+
+    Pickles and registry folders are checked structurally when loaded
+    (:mod:`anomaly_fast._forest_format`): corrupted state gets a
+    ``ValueError`` naming the field.  This cannot make an untrusted pickle
+    safe; use :class:`~anomaly_fast.ModelRegistry`'s non-pickle format for
+    models from untrusted sources.
+
     Examples
     --------
     >>> import numpy as np
