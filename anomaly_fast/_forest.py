@@ -349,9 +349,15 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             and X.flags.c_contiguous
             and hasattr(self, "_forest")
             and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
             and all_finite(X)
         ):
+            if hasattr(self, "feature_names_in_"):  # as validate_data would
+                warnings.warn(
+                    f"X does not have valid feature names, but {type(self).__name__} "
+                    "was fitted with feature names",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return X
         check_is_fitted(self)
         return validate_data(
