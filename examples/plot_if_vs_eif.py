@@ -25,12 +25,12 @@ grid = np.linspace(-7, 7, 200)
 xx, yy = np.meshgrid(grid, grid)
 cells = np.c_[xx.ravel(), yy.ravel()]
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharey=True, layout="constrained")
 for ax, (name, model) in zip(axes, models.items()):
     model.fit(blobs)
     zz = model.anomaly_score(cells).reshape(xx.shape)
     image = ax.contourf(xx, yy, zz, levels=20, cmap="viridis_r")
-    ax.scatter(blobs[:, 0], blobs[:, 1], s=3, c="white", edgecolors="none", alpha=0.7)
+    ax.scatter(blobs[:, 0], blobs[:, 1], s=2, c="black", edgecolors="none", alpha=0.35)
     ax.set_title(name, fontsize=11)
     ax.set_xlabel("x0")
     ax.set_aspect("equal")
