@@ -215,7 +215,7 @@ def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True,
     >>> list(out.columns)
     ['value', 'trend', 'seasonal', 'residual', 'z_score', 'is_anomaly']
     >>> round(float(out["z_score"].iloc[200]), 2)
-    54.34
+    54.54
     """
     data = prepare_series(series, period, duplicates=duplicates, max_gap=max_gap)
     trend, seasonal, residual = decompose_segments(
