@@ -1,4 +1,4 @@
-"""TSB-AD-style evaluation of the time-series detectors (suite ``timeseries``).
+"""TSB-AD-style evaluation of the time-series detectors (suite "timeseries").
 
 Threshold-free scores (VUS-PR, AUC-PR, AUC-ROC, with TSB-AD's definitions:
 labels are the points inside NAB's anomaly windows, VUS over buffer lengths
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cli import HelpFormatter
 from .nab import false_alarm_runs, load_nab, synthetic_cases, window_hits, window_masks
 
 __all__ = ["auc_pr", "auc_roc", "main", "vus_pr"]
@@ -158,10 +159,12 @@ def _group(name):
 def main(argv=None):
     from anomaly_fast.timeseries._series import acf_period
 
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench timeseries", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent")
+    parser = argparse.ArgumentParser(prog="anomaly-fast bench timeseries", description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
+                        "(default: synthetic series)")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
-    parser.add_argument("--json", help="write the summary as JSON here")
+    parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
     args = parser.parse_args(argv)
 
     cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
