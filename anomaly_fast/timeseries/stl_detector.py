@@ -239,6 +239,32 @@ class STLDetector(BaseEstimator):
         self.n_train_ = data.values.shape[0]
         return self
 
+    # Fitted attributes and what a restored pickle must hold for each.
+    _FITTED = {
+        "period_": (Integral, 2, None),
+        "residual_scale_": (Real, 0.0, None),
+        "trend_change_center_": (Real, None, None),
+        "trend_change_scale_": (Real, 0.0, None),
+        "n_train_": (Integral, 1, None),
+    }
+
+    def __setstate__(self, state):
+        # Restore check: a corrupted pickle gets a ValueError naming the
+        # field, not NaN scores or a period the kernels cannot use.  (It
+        # cannot make an untrusted pickle safe: unpickling runs code first.)
+        super().__setstate__(state)
+        fitted = [key for key in self._FITTED if key in self.__dict__]
+        if fitted and len(fitted) != len(self._FITTED):
+            raise ValueError(f"corrupt STLDetector state: fitted attributes {sorted(set(self._FITTED) - set(fitted))} missing")
+        for key in fitted:
+            kind, low, _ = self._FITTED[key]
+            value = self.__dict__[key]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind) or not np.isfinite(value) or (
+                low is not None and value < low
+            ):
+                raise ValueError(f"corrupt STLDetector state: {key} = {value!r}")
+        self._validate_params()
+
     def _decompose(self, values):
         return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter)
 
