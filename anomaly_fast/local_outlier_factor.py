@@ -14,7 +14,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _lof
 from ._forest import _chunks
-from ._validation import scoring_input
+from ._validation import check_state_fields, scoring_input
 
 __all__ = ["LocalOutlierFactor"]
 
@@ -192,12 +192,8 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         """fit on validated C-contiguous float64 X (the ensemble's path)."""
         n = X.shape[0]
         m = self._resolve_max_samples(n)
-        if m < n:
-            rows = np.sort(check_random_state(self.random_state).choice(n, m, replace=False))
-            fit_X = X[rows]
-        else:
-            rows = np.arange(n)
-            fit_X = X
+        rows = uniform_rows(self.random_state, n, m)
+        fit_X = X[rows] if m < n else X
         if self.n_neighbors > m:
             warnings.warn(
                 f"n_neighbors ({self.n_neighbors}) is greater than the total number of "
@@ -351,6 +347,22 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         return tags
 
 
+def uniform_rows(random_state, n, m):
+    """``min(m, n)`` distinct indices drawn uniformly from range(n), sorted,
+    in O(m) time and memory when m is small next to n (the distinct values of
+    iid draws are a uniformly random set given its size; a uniform subset of
+    it is a uniform m-subset of range(n))."""
+    if m >= n:
+        return np.arange(n)
+    rng = check_random_state(random_state)
+    if 4 * m > n:
+        return np.sort(rng.choice(n, m, replace=False))
+    rows = np.unique(rng.randint(0, n, size=m + m // 4 + 16))
+    while rows.shape[0] < m:
+        rows = np.unique(np.concatenate([rows, rng.randint(0, n, size=m)]))
+    return np.sort(rng.choice(rows, m, replace=False))
+
+
 def anomaly_from_lof(lof):
     """Map LOF values (``-score_samples``, > 0) to [0, 1): ``LOF / (1 + LOF)``,
     higher = more anomalous."""
@@ -358,39 +370,19 @@ def anomaly_from_lof(lof):
     return lof / (1.0 + lof)
 
 
-_PARAMS = tuple(LocalOutlierFactor._parameter_constraints)
 _FITTED = (
     "_fit_X", "_n_train", "sample_indices_", "n_samples_fit_", "max_samples_",
     "n_neighbors_", "_fit_method", "offset_", "n_features_in_",
 )
-_OPTIONAL = ("feature_names_in_", "_sklearn_version")
-
 
 def check_state(state):
     """Check a pickled LocalOutlierFactor state structurally before anything
     is rebuilt from it; a bad state raises ValueError naming the field.
     Everything derived from the fitted rows (tree, k-distances, densities,
     ``negative_outlier_factor_``) is not in the state: it is recomputed."""
-    if not isinstance(state, dict):
-        raise ValueError(f"LocalOutlierFactor state must be a dict, got {type(state).__name__}")
-    unknown = sorted(set(state) - set(_PARAMS) - set(_FITTED) - set(_OPTIONAL), key=str)
-    if unknown:
-        raise ValueError(f"LocalOutlierFactor state has unknown fields {unknown}")
-    missing = [key for key in _PARAMS if key not in state]
-    if missing:
-        raise ValueError(f"LocalOutlierFactor state lacks parameters {missing}")
-    probe = LocalOutlierFactor(**{key: state[key] for key in _PARAMS})
-    try:
-        probe._validate_params()
-    except ValueError as exc:
-        raise ValueError(f"LocalOutlierFactor state: {exc}") from None
-    present = [key for key in _FITTED if key in state]
-    if not present:
-        if "feature_names_in_" in state:
-            raise ValueError("LocalOutlierFactor state: feature_names_in_ without a fitted model")
+    _, fitted = check_state_fields(LocalOutlierFactor, state, _FITTED)
+    if not fitted:
         return
-    if len(present) != len(_FITTED):
-        raise ValueError(f"LocalOutlierFactor state lacks fitted fields {sorted(set(_FITTED) - set(present))}")
 
     def integer(key, low):
         value = state[key]
