@@ -198,15 +198,22 @@ def test_default_detectors_and_lof_calibrated_without_self_match(data):
     assert list(ens.named_estimators_) == ["iforest", "lof"]
     assert isinstance(ens.named_estimators_.iforest, IsolationForest)
     lof = ens.named_estimators_.lof
-    assert isinstance(lof, CompiledLocalOutlierFactor) and lof.n_samples_fit_ == X.shape[0]
-    np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(-lof.negative_outlier_factor_))
+    assert isinstance(lof, CompiledLocalOutlierFactor) and lof.n_samples_fit_ == 256
+    # rows the LOF was fitted on are scored without themselves, the others as new rows
+    fitted = np.zeros(len(X), dtype=bool)
+    fitted[lof.sample_indices_] = True
+    expected = np.empty(len(X))
+    expected[fitted] = -lof.negative_outlier_factor_
+    expected[~fitted] = -lof.score_samples(X[~fitted])
+    np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(expected))
 
 
 def test_components_are_monotone_in_the_reference_scores(data):
     X, X_new = data
     ens = AnomalyEnsemble(random_state=0).fit(X)
     parts = ens.score_components(X_new)
-    reference = -LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(X).score_samples(X_new)
+    rows = ens.named_estimators_.lof.sample_indices_  # scikit-learn's LOF on the same rows
+    reference = -LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(X[rows]).score_samples(X_new)
     order = np.argsort(reference, kind="stable")
     assert np.all(np.diff(parts["lof"][order]) >= 0)
     np.testing.assert_array_equal(ens.anomaly_score(X_new), (parts["iforest"] + parts["lof"]) / 2.0)
@@ -405,7 +412,7 @@ def test_default_lof_member_is_subsampled_and_its_component_is_its_calibrated_sc
     X, X_new = rng.normal(size=(5000, 3)), rng.normal(size=(40, 3))
     ens = AnomalyEnsemble(random_state=0).fit(X)
     lof = ens.named_estimators_.lof
-    assert lof.n_samples_fit_ == 4096
+    assert lof.n_samples_fit_ == 256
     expected = apply_calibration(ens.calibrations_[1], -lof.score_samples(X_new))
     np.testing.assert_array_equal(ens.score_components(X_new)["lof"], expected)
 
@@ -427,13 +434,15 @@ def test_scikit_learn_lof_is_still_usable_as_a_member(data):
     X, X_new = data
     sk = LocalOutlierFactor(novelty=True, algorithm="kd_tree")
     ens = AnomalyEnsemble([("iforest", IsolationForest(random_state=0)), ("lof", sk)]).fit(X)
-    ours = AnomalyEnsemble(random_state=0).fit(X)
+    ours = AnomalyEnsemble(
+        [("iforest", IsolationForest(random_state=0)), ("lof", CompiledLocalOutlierFactor(max_samples=None))]
+    ).fit(X)
     fitted = ens.named_estimators_.lof
     np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(-fitted.negative_outlier_factor_))
-    # same LOF scores as the compiled member (no ties in this data)
-    np.testing.assert_allclose(
-        ens.named_estimators_.lof.score_samples(X_new), ours.named_estimators_.lof.score_samples(X_new), rtol=1e-12
-    )
+    # the compiled member on every row: the same calibration and LOF scores (no ties in this data)
+    np.testing.assert_allclose(ours.calibrations_[1]["sorted"], ens.calibrations_[1]["sorted"], rtol=1e-12)
+    np.testing.assert_allclose(fitted.score_samples(X_new), ours.named_estimators_.lof.score_samples(X_new), rtol=1e-12)
+    np.testing.assert_allclose(ours.anomaly_score(X_new), ens.anomaly_score(X_new), rtol=1e-12)
 
 
 def test_calibration_and_offset_use_a_bounded_sample_of_training_rows(seed, monkeypatch):

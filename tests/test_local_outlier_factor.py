@@ -136,7 +136,8 @@ def test_max_samples_fits_a_uniform_subsample(seed):
     np.testing.assert_array_equal(lof.negative_outlier_factor_, full.negative_outlier_factor_)
     assert LocalOutlierFactor(max_samples=0.5).fit(X).n_samples_fit_ == 500
     assert LocalOutlierFactor(max_samples=5000).fit(X).n_samples_fit_ == 1000
-    assert LocalOutlierFactor().fit(X).n_samples_fit_ == 1000  # "auto" caps at 4096 rows
+    assert LocalOutlierFactor().fit(X).n_samples_fit_ == 256  # "auto"
+    assert LocalOutlierFactor().fit(X[:100]).n_samples_fit_ == 100
 
 
 def test_sklearn_score_conventions_and_anomaly_score(data):
