@@ -23,9 +23,10 @@ __all__ = ["LocalOutlierFactor"]
 # the full-data LOF ensemble, on the sets it was chosen on and on the held-out
 # half (benchmarks/ensemble.md, "Choosing max_samples").
 AUTO_MAX_SAMPLES = 256
-# algorithm="auto": a k-d tree up to this many features, brute force above
-# (measured crossover, benchmarks/ensemble.md).
-KD_TREE_MAX_FEATURES = 16
+# algorithm="auto": a k-d tree when the fitted rows number at least this many
+# times 2 ** n_features (or with at most 4 features), else brute force: the
+# measured crossover (benchmarks/ensemble.md, "k-d tree or brute force").
+KD_TREE_ROWS_PER_CELL = 32
 _MIN_ROWS_PER_THREAD = 256  # neighbour searches per thread below which one thread runs
 _CHUNKS_PER_THREAD = 8  # chunks taken in turn by whichever thread is free
 _METRIC_P = {"euclidean": 2.0, "manhattan": 1.0, "chebyshev": math.inf}
@@ -62,9 +63,11 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
     n_neighbors : int, default=20
         Neighbours per row (capped at the fitted rows - 1, with a warning).
     algorithm : {"auto", "kd_tree", "brute"}, default="auto"
-        Exact neighbour search: a k-d tree, or every fitted row.  Both give
-        the same neighbours; "auto" takes the k-d tree up to 16 features and
-        brute force above (the measured crossover).  Unlike scikit-learn's
+        Exact neighbour search: a k-d tree, or every fitted row.  Both find
+        the same neighbours (up to the choice among rows at exactly the same
+        distance); "auto" takes the k-d tree with at most 4 features or at
+        least 32 x 2**n_features fitted rows, brute force otherwise (the
+        measured crossover, ``benchmarks/ensemble.md``).  Unlike scikit-learn's
         brute force, distances are computed from coordinate differences,
         never through matrix products, so they do not depend on the batch.
     leaf_size : int, default=30
@@ -209,7 +212,7 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         self.sample_indices_ = rows
         self.n_samples_fit_ = self.max_samples_ = m
         self.n_neighbors_ = max(1, min(self.n_neighbors, m - 1))
-        self._fit_method = self._resolve_algorithm(X.shape[1])
+        self._fit_method = self._resolve_algorithm(m, X.shape[1])
         self.negative_outlier_factor_ = self._build_index()
         if self.contamination == "auto":
             self.offset_ = -1.5
@@ -226,10 +229,12 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
             return min(int(self.max_samples), n)
         return max(2, int(self.max_samples * n))
 
-    def _resolve_algorithm(self, n_features):
+    def _resolve_algorithm(self, n_rows, n_features):
         if self.algorithm != "auto":
             return self.algorithm
-        return "kd_tree" if n_features <= KD_TREE_MAX_FEATURES else "brute"
+        if n_features <= 4 or n_rows >= KD_TREE_ROWS_PER_CELL * 2.0**n_features:
+            return "kd_tree"
+        return "brute"
 
     def _metric_code_and_p(self):
         if self.metric == "minkowski":
