@@ -75,7 +75,7 @@ def apply_calibration(calibration, scores):
     """Map raw scores (higher = more anomalous) to [0, 1] with a calibration
     from :func:`fit_calibration`.  Every row is mapped on its own, so a row's
     value never depends on the other rows of the batch."""
-    s = np.asarray(scores, dtype=np.float64)
+    s = scores if type(scores) is np.ndarray and scores.dtype == np.float64 else np.asarray(scores, dtype=np.float64)
     kind = calibration["kind"]
     if kind == "rank":
         reference = calibration["sorted"]
@@ -459,12 +459,10 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             raw = self._map(lambda est: raw_anomaly_scores(est, X), self.estimators_, True)
         else:
             raw = [raw_anomaly_scores(est, X) for est in self.estimators_]
-        out = []
-        for name, est, scores, calibration in zip(self._names, self.estimators_, raw, self.calibrations_):
-            if not isinstance(est, _OWN_DETECTORS):
+        for name, est, scores in zip(self._names, self.estimators_, raw):
+            if not isinstance(est, _OWN_DETECTORS):  # ours never return non-finite scores
                 self._check_scores(name, scores, X.shape[0])
-            out.append(apply_calibration(calibration, scores))
-        return out
+        return [apply_calibration(c, s) for c, s in zip(self.calibrations_, raw)]
 
     def _anomaly_score(self, X):
         return combine_scores(self._components(X), self.combination, self._weights, self._groups)
