@@ -436,6 +436,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         contamination = AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
         self.offset_ = float(np.percentile(-combined, 100.0 * contamination))
         self.threshold_ = -self.offset_
+        self._lean_members = self._rank_mean_members()
         return self
 
     def _map(self, func, estimators, parallel):
@@ -464,7 +465,27 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
                 self._check_scores(name, scores, X.shape[0])
         return [apply_calibration(c, s) for c, s in zip(self.calibrations_, raw)]
 
+    def _rank_mean_members(self):
+        """For the default set-up (rank normalization, unweighted mean, only
+        anomaly_fast detectors): (private scorer, sorted calibration scores,
+        their count) per member, for the lean small-batch path; else None."""
+        if self.normalization != "rank" or self.combination != "mean" or self._weights is not None:
+            return None
+        if not all(isinstance(est, _OWN_DETECTORS) for est in self.estimators_):
+            return None
+        return [(est._score_samples, c["sorted"], float(c["sorted"].shape[0]))
+                for est, c in zip(self.estimators_, self.calibrations_)]
+
     def _anomaly_score(self, X):
+        lean = self.__dict__.get("_lean_members")
+        if lean is not None and X.shape[0] < _MIN_ROWS_PER_THREAD:
+            # the arithmetic of raw_anomaly_scores, apply_calibration("rank") and
+            # combine_scores("mean") in the same order, without their dispatch
+            total = None
+            for score, reference, count in lean:
+                part = reference.searchsorted(-score(X), "right") / count
+                total = part if total is None else total + part
+            return total / float(len(lean))
         return combine_scores(self._components(X), self.combination, self._weights, self._groups)
 
     def anomaly_score(self, X):
@@ -555,7 +576,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
     # -- pickling -------------------------------------------------------------
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: not the live __dict__
-        for derived in ("named_estimators_", "threshold_", "_weights", "_groups"):
+        for derived in ("named_estimators_", "threshold_", "_weights", "_groups", "_lean_members"):
             state.pop(derived, None)
         return state
 
@@ -566,6 +587,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         if "estimators_" in state:
             self.named_estimators_ = Bunch(**dict(zip(self._names, self.estimators_)))
             self.threshold_ = -self.offset_
+            self._lean_members = self._rank_mean_members()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -507,3 +507,16 @@ def test_a_corrupted_pickle_is_rejected_naming_the_field(data, mutate, match):
 def test_an_unfitted_ensemble_pickles(data):
     ens = pickle.loads(pickle.dumps(AnomalyEnsemble(normalization="zscore")))
     assert ens.normalization == "zscore" and not hasattr(ens, "estimators_")
+
+
+def test_the_lean_default_path_equals_the_general_path(seed):
+    rng = np.random.RandomState(seed)
+    X, X_new = rng.normal(size=(2000, 3)), rng.normal(size=(1200, 3))
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    assert ens._lean_members is not None  # rank + mean + anomaly_fast members
+    general = combine_scores(ens._components(X_new), "mean")  # 1200 rows: not the lean path
+    np.testing.assert_array_equal(ens.anomaly_score(X_new), general)
+    np.testing.assert_array_equal(ens.anomaly_score(X_new[:7]), general[:7])  # lean
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ens)).anomaly_score(X_new[:7]), general[:7])
+    assert AnomalyEnsemble(normalization="zscore").fit(X)._lean_members is None
+    assert AnomalyEnsemble(three_detectors()).fit(X)._lean_members is None
