@@ -488,7 +488,7 @@ class AnomalyPipeline:
 
     def _make_scorer(self, detector, reference):
         if hasattr(detector, "anomaly_score"):
-            return lambda X: np.clip(np.asarray(detector.anomaly_score(X), dtype=np.float64), 0.0, 1.0)
+            return lambda X: _unit_scores(detector.anomaly_score(X))
         if reference is None or isinstance(reference, dict):
             raise ValueError(
                 f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
@@ -496,7 +496,7 @@ class AnomalyPipeline:
             )
         R = np.asarray(reference, dtype=np.float64)
         calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-        return lambda X: apply_calibration(calibration, -np.asarray(detector.score_samples(X), dtype=np.float64))
+        return lambda X: _calibrated_scores(calibration, detector.score_samples(X))
 
     def _restore(self, threshold):
         """Threshold history from the store; an explicit ``threshold`` that
@@ -897,6 +897,25 @@ class AnomalyPipeline:
             if not self._closed:
                 self._closed = True
                 self.store.close()
+
+
+def _unit_scores(raw):
+    """Scores clipped to [0, 1]; NaN where the detector gave NaN or +-inf
+    (such an event is unscorable, never an alert)."""
+    scores = np.asarray(raw, dtype=np.float64)
+    finite = np.isfinite(scores)
+    if finite.all():
+        return np.clip(scores, 0.0, 1.0)
+    return np.where(finite, np.clip(scores, 0.0, 1.0), np.nan)
+
+
+def _calibrated_scores(calibration, score_samples):
+    """``score_samples`` (lower = more abnormal) mapped to [0, 1]; NaN where
+    it was NaN or +-inf (the rank calibration would map those to 0 or 1)."""
+    raw = -np.asarray(score_samples, dtype=np.float64)
+    scores = apply_calibration(calibration, raw)
+    finite = np.isfinite(raw)
+    return scores if finite.all() else np.where(finite, scores, np.nan)
 
 
 def _number(value, name):
