@@ -75,8 +75,8 @@ def load_registered(model, version="latest"):
     return registry.load(version), registry.metadata(version)
 
 
-def _fail(prog, exc):
-    print(f"anomaly-fast {prog}: error: {exc}", file=sys.stderr)
+def _fail(prog, exc, stderr=None):
+    print(f"anomaly-fast {prog}: error: {exc}", file=sys.stderr if stderr is None else stderr)
     return 2
 
 
@@ -223,7 +223,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
             timestamp_unit=args.timestamp_unit,
         )
     except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
-        code = _fail("stream", exc)
+        code = _fail("stream", exc, stderr)
         _summary(dict.fromkeys(STAT_KEYS, 0), 0, args.threshold, stderr)
         return code
     malformed = 0
