@@ -194,5 +194,60 @@ def one_process_alerts(store):
     return alerts
 
 
+# -- replay after a crash -------------------------------------------------------------------
+def replay_pipeline(store):
+    return AnomalyPipeline(fitted_model(), suppression_window=60.0, tiers=TIERS, store=store, model_version="m",
+                           monitor_features=False, min_feedback=2, feedback_window=4, target_precision=0.75,
+                           threshold_step=0.02)
+
+
+def scenario(seed, n=400):
+    """Steps (point, metadata, feedback or None) of a stream with feedback:
+    feedback (j, label) labels the j-th stored alert (mod their number)."""
+    rng = np.random.RandomState(seed)
+    X, entities, ts = make_stream(seed, n, 30)
+    steps = []
+    for i in range(n):
+        md = {"entity_id": entities[i], "timestamp": float(ts[i])}
+        if rng.rand() < 0.5:
+            md["event_id"] = f"ev{i}"
+        fb = (int(rng.randint(0, 1000)), bool(rng.rand() < 0.75)) if rng.rand() < 0.1 else None
+        steps.append((X[i].tolist(), md, fb))
+    return steps
+
+
+def play(pipe, steps, actions=None, skip=0, on_alert=None):
+    """Feed the steps and return the feedback actions [(step, alert_id,
+    label)] given.  With ``actions=None`` each step's feedback (j, label)
+    labels the j-th stored alert (mod their number; none stored: no
+    action); else ``actions`` are replayed, the first ``skip`` of them
+    left out (recorded before a crash)."""
+    done = []
+    todo = {} if actions is None else {step: (a, label) for step, a, label in actions[skip:]}
+    for i, (point, md, fb) in enumerate(steps):
+        alert = pipe.process(point, md)
+        if alert is not None and on_alert is not None:
+            on_alert(alert)
+        if actions is None and fb is not None:
+            alerts = pipe.alerts()
+            if alerts:
+                todo[i] = (alerts[fb[0] % len(alerts)]["alert_id"], fb[1])
+        if i in todo:
+            pipe.feedback(*todo[i])
+            done.append((i, *todo[i]))
+    return done
+
+
+def replay_main(argv):
+    """``python _pipeline_stress.py replay STORE SEED``: play the scenario,
+    printing each alert id as it is returned (the parent kills -9 midway)."""
+    store, seed = argv[0], int(argv[1])
+    pipe = replay_pipeline(SQLiteAlertStore(store, "NORMAL"))
+    play(pipe, scenario(seed), on_alert=lambda a: print(a.alert_id, flush=True))
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "replay":
+        sys.exit(replay_main(sys.argv[2:]))
     sys.exit(process_main(sys.argv[1:]))
