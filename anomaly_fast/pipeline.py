@@ -488,6 +488,7 @@ class AnomalyPipeline:
 
     def _make_scorer(self, detector, reference):
         if hasattr(detector, "anomaly_score"):
+            self._raw_one = lambda X: float(detector.anomaly_score(X)[0])
             return lambda X: _unit_scores(detector.anomaly_score(X))
         if reference is None or isinstance(reference, dict):
             raise ValueError(
@@ -496,6 +497,7 @@ class AnomalyPipeline:
             )
         R = np.asarray(reference, dtype=np.float64)
         calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
+        self._raw_one = lambda X: float(_calibrated_scores(calibration, detector.score_samples(X))[0])
         return lambda X: _calibrated_scores(calibration, detector.score_samples(X))
 
     def _restore(self, threshold):
@@ -564,10 +566,14 @@ class AnomalyPipeline:
         return np.array(x, dtype=np.float64)  # a copy: the caller may reuse its array
 
     def _event_time(self, value, now):
-        ts = parse_timestamp(value, None, self.timestamp_unit)
+        if isinstance(value, float) and self.timestamp_unit == "s" and math.isfinite(value):  # the common case, quickly
+            ts = float(value)
+        else:
+            ts = parse_timestamp(value, None, self.timestamp_unit)
         if ts is None:
             return now
-        self._check_unit(ts)
+        if ts > _MS_LOOKALIKE:
+            self._check_unit(ts)
         return ts
 
     def _check_unit(self, largest):
@@ -630,18 +636,22 @@ class AnomalyPipeline:
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         x = self._point(point)
         ts = self._event_time(metadata.get("timestamp"), time.time())
-        for name in ("entity_id", "event_id"):  # refuse containers (a pandas Series, a list) at once
-            value = metadata.get(name)
-            if value is not None and type(value) is not str:
-                _id_value(value, name)
+        entity, event_id = metadata.get("entity_id"), metadata.get("event_id")
+        if not isinstance(entity, (str, int, float)) and entity is not None:  # refuse a pandas Series, a list
+            _id_value(entity, "entity_id")
+        if not isinstance(event_id, (str, int, float)) and event_id is not None:
+            _id_value(event_id, "event_id")
         X = x.reshape(1, -1)
         with self._lock:
-            self._check_open()
+            if self._closed:
+                raise ValueError("the pipeline is closed")
             unscorable = None
             if np.isfinite(x).all():
-                score = float(self._scorer(X)[0])
-                if not math.isfinite(score):
+                score = self._raw_one(X)
+                if score != score or score in (math.inf, -math.inf):
                     unscorable = "unscorable_score"
+                else:
+                    score = 0.0 if score < 0.0 else 1.0 if score > 1.0 else score  # clipped to [0, 1]
             else:
                 score, unscorable = math.nan, "unscorable_missing"
             candidates = []
@@ -655,6 +665,12 @@ class AnomalyPipeline:
                 stats[unscorable] += 1
             elif not candidates:
                 stats["below_threshold"] += 1
+            if counts is None and not drift:  # nothing was written: the quick way
+                if self.monitor is not None:
+                    self._monitor_undo.fed(self.monitor, X, ts)
+                if ts > self._watermark:
+                    self._watermark = ts
+                return None
             self._committed(X, ts, ts, alerts, counts, drift)
             return alerts[0] if alerts else None
 
