@@ -12,6 +12,7 @@ lock is held from its start to its commit), so one thread can never commit
 or roll back another's writes.
 """
 
+import copy
 import json
 import math
 import os
@@ -75,7 +76,16 @@ def event_key(entity_id, timestamp, event_id=None, features=None):
 
 
 def _alert_dict(alert):
-    return dict(alert if isinstance(alert, dict) else alert.to_dict())
+    """A stored copy of an alert (an AnomalyAlert or a dict): the caller
+    may change its objects afterwards.  (``dataclasses.asdict`` costs ten
+    times more: it walks every value.)"""
+    d = dict(alert) if isinstance(alert, dict) else {name: getattr(alert, name) for name in _ALERT_COLUMNS}
+    for name in ("features", "context"):
+        value = d.get(name)
+        if isinstance(value, dict):
+            flat = all(isinstance(v, (str, int, float, bool, type(None))) for v in value.values())
+            d[name] = dict(value) if flat else copy.deepcopy(value)
+    return d
 
 
 class AlertStore(ABC):
