@@ -251,19 +251,28 @@ def _summary(stats, malformed, threshold, stderr):
 
 
 def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast stream", description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature columns}); write alerts as JSON lines on stdout.  Malformed lines are reported on stderr, counted and skipped; a summary line ends stderr.  Exit status: 0 done, 1 stopped by an alert store error (the summary says how far it got), 2 could not start.")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast stream", formatter_class=HelpFormatter,
+        description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature "
+                    "columns}); write alerts as JSON lines on stdout. Malformed lines are reported on stderr, "
+                    "counted and skipped; a summary line ends stderr. Exit status: 0 done, 1 stopped by an alert "
+                    "store error (the summary says how far it got), 2 could not start.\n\n"
+                    "Restarting on the same --store and re-feeding the stream from its start stores exactly the "
+                    "alerts of an uninterrupted run (leave --threshold out when restarting: a value differing "
+                    "from the store's is recorded as a threshold change).")
     parser.add_argument("--model", required=True, help="model registry folder or one version's folder")
-    parser.add_argument("--version", default="latest")
-    parser.add_argument("--store", default=None, help="SQLite alert store (default: in memory)")
+    add_model_version_option(parser)
+    parser.add_argument("--store", default=None, help="SQLite alert store file (default: in memory, lost at exit)")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="alert threshold; default: the store's current one (0.7 for a new store). A value "
-                             "differing from the store's is recorded as a threshold change")
-    parser.add_argument("--suppression-window", type=float, default=300.0)
-    parser.add_argument("--tiers", type=_parse_tiers, default=None, help="e.g. warning=0.7,critical=0.8,emergency=0.9")
+                        help="alert threshold in [0, 1] (default: the store's current one, 0.7 for a new store)")
+    parser.add_argument("--suppression-window", type=float, default=300.0,
+                        help="seconds of event time during which an entity's repeats are suppressed")
+    parser.add_argument("--tiers", type=_parse_tiers, default=None,
+                        help="tier=lowest score, comma-separated (default: warning=0.7,critical=0.8,emergency=0.9)")
     parser.add_argument("--timestamp-unit", choices=("s", "ms", "us", "ns"), default="s",
-                        help="unit of numeric timestamps (default s)")
+                        help="unit of numeric timestamps")
     parser.add_argument("--busy-timeout", type=float, default=5.0,
-                        help="seconds to wait for another process writing the store (default 5)")
+                        help="seconds to wait for another process writing the store before giving up")
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
     args = parser.parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
@@ -273,7 +282,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     from .pipeline import STAT_KEYS, AnomalyPipeline
 
     try:
-        model, meta = load_registered(args.model, args.version)
+        model, meta = load_registered(args.model, model_version_arg(args, "stream", stderr))
         names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
         training = meta.get("training_data")
         store = None if args.store is None else SQLiteAlertStore(args.store, busy_timeout=args.busy_timeout)
