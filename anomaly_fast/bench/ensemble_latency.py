@@ -224,18 +224,22 @@ def section_pipeline(args, out):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="anomaly-fast ensemble-latency", description=__doc__.split("\n\n")[0])
+    from ..cli import HelpFormatter
+
+    p = argparse.ArgumentParser(prog="anomaly-fast bench ensemble-latency",
+                                description=__doc__.split("\n\n")[0].replace("``", ""),
+                                formatter_class=HelpFormatter)
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
-    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files; synthetic rows when omitted")
-    p.add_argument("--dataset", default="magic.gamma", help="ADBench set for --data-dir (default magic.gamma)")
+    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (default: synthetic rows)")
+    p.add_argument("--dataset", default="magic.gamma", help="ADBench set for --data-dir")
     p.add_argument("--n-train", default="5000,100000", help="training rows for the latency section")
     p.add_argument("--calls", type=int, default=5000, help="one-row calls timed per detector")
     p.add_argument("--big", type=int, default=30000, help="rows of the throughput section")
     p.add_argument("--max-sklearn-rows", type=int, default=10000, help="largest --n-train for the sklearn peers")
-    p.add_argument("--crossover-n", default="1000,4096,30000")
-    p.add_argument("--crossover-d", default="2,4,8,12,16,24,32")
+    p.add_argument("--crossover-n", default="1000,4096,30000", help="training rows of the crossover section")
+    p.add_argument("--crossover-d", default="2,4,8,12,16,24,32", help="features of the crossover section")
     p.add_argument("--events", type=int, default=100000, help="events of the pipeline section")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the synthetic data")
     return p
 
 
