@@ -489,10 +489,12 @@ cdef class AdaptiveWindow:
         self._update(x)
         return self._drift
 
-    def _update_many(self, const float64_t[::1] values):
+    def _update_many(self, const float64_t[::1] values, bint stop_at_drift=False):
         """Feed every value in turn; return the indices where a drift was
-        detected.  The caller guarantees |value| <= MAX_ABS_VALUE.  Runs with
-        the GIL held (it changes the state; see the top of this file)."""
+        detected.  With ``stop_at_drift``, stop right after the first
+        detection (the values after it are not fed).  The caller guarantees
+        |value| <= MAX_ABS_VALUE.  Runs with the GIL held (it changes the
+        state; see the top of this file)."""
         cdef intp_t n = values.shape[0], i = 0, j, span, n_found = 0
         cdef int64_t[::1] found = np.empty(n, dtype=np.int64)
         cdef const float64_t* v = &values[0] if n else NULL
@@ -514,6 +516,8 @@ cdef class AdaptiveWindow:
                     self._n_detections += 1
                     found[n_found] = i - 1
                     n_found += 1
+                    if stop_at_drift:
+                        break
         return np.asarray(found[:n_found]).copy()
 
     def _state(self):
