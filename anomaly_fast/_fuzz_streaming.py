@@ -23,8 +23,8 @@ import numpy as np
 
 __all__ = ["adwin", "half_space_trees", "feature_monitor"]
 
-_SPECIAL = [0, -1, -7.5, 1e308, -1e308, float("nan"), float("inf"), 2**30, 2**62, -2**31, 1.5,
-            True, None, "x", (), [], 10**400]
+_SPECIAL = [0, -1, -7.5, 1e308, -1e308, float("nan"), float("inf"), 2**30, 2**61, 2**63 - 1, -2**31,
+            1.5, True, None, "x", (), [], 10**400]
 
 
 def _special_value(rng):
@@ -105,7 +105,7 @@ def _mutate_field(field, rng):
     if isinstance(field, np.ndarray) and field.ndim == 1 and not field.dtype.names and rng.random() < 0.6:
         return _mutate_array(field, rng)
     if isinstance(field, (int, float, np.number)) and not isinstance(field, bool) and rng.random() < 0.5:
-        return type(field)(field * rng.choice([0, -1, 2, 1000])) if np.isfinite(field) else 0
+        return type(field)(field * rng.choice([0, -1, 2, 1000])) if abs(field) < 1e300 else 0
     return _special_value(rng)
 
 

@@ -289,7 +289,7 @@ class ADWIN(AdaptiveWindow, BaseEstimator):
         if arr.ndim != 1:
             raise ValueError(f"ADWIN.update_many: values must be 1-D, got shape {arr.shape}")
         arr = np.ascontiguousarray(arr, dtype=np.float64)
-        if not (np.abs(arr).max(initial=0.0) <= MAX_ABS_VALUE):  # NaN fails too
+        if len(arr) and not (-MAX_ABS_VALUE <= arr.min() and arr.max() <= MAX_ABS_VALUE):  # NaN fails too
             bad = int(np.flatnonzero(~(np.abs(arr) <= MAX_ABS_VALUE))[0])
             raise ValueError(
                 f"ADWIN.update_many: values must be finite with |x| <= {MAX_ABS_VALUE:g}; "

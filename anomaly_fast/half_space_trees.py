@@ -260,7 +260,8 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         "limits": [dict, "array-like", None],
         "seed": [Integral, None],
         "score_rule": [StrOptions({"path", "terminal"})],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"),
+                   None],  # joblib's convention: 0 has no meaning
     }
 
     def __init__(self, n_trees=10, height=8, window_size=250, limits=None, seed=None,
@@ -289,16 +290,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 f"HalfSpaceTrees: n_trees={self.n_trees} and height={self.height} need "
                 f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
             )
-        if self.limits is not None:
-            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
-            try:
-                lim = np.asarray(values, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
-            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
-                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
-            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
-                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
+        self._check_limits()
         self._config = (int(self.n_trees), int(self.height), int(self.window_size),
                         self.score_rule == "path")
         self._configure(*self._config)
@@ -309,6 +301,18 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self._n_held = 0
         self._first_window_lock = threading.Lock()
         return self
+
+    def _check_limits(self):
+        if self.limits is not None:
+            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
+            try:
+                lim = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
+            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
+                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
+            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
+                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
 
     # -- input -----------------------------------------------------------------
     def _set_features(self, names, n_features):
@@ -540,6 +544,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         probe = type(self).__new__(type(self))  # the parameters, checked before anything changes
         probe.__dict__.update(attrs)
         probe._validate_params()
+        probe._check_limits()
         self._configure(*attrs["_config"])
         self._load_nodes(*kernel)
         self.__dict__.update(attrs)

@@ -373,6 +373,7 @@ def test_bad_input(seed):
         ({"seed": 1.5}, "seed"),
         ({"score_rule": "leaf"}, "score_rule"),
         ({"n_trees": 10**6, "height": 20}, "GiB"),
+        ({"n_jobs": 0}, "n_jobs"),
     ],
 )
 def test_invalid_parameters(params, match):
@@ -380,7 +381,8 @@ def test_invalid_parameters(params, match):
         HalfSpaceTrees(**params)
 
 
-@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, []])
+@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, [],
+                                    [(0, 10**400)]])
 def test_invalid_limits(limits):
     with pytest.raises(ValueError, match="limits"):
         HalfSpaceTrees(limits=limits)
