@@ -5,14 +5,19 @@ lines on stdin."""
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["fit_main", "load_registered", "read_table", "score_main", "stream_main"]
+from .cli import HelpFormatter, progress
+
+__all__ = ["add_model_version_option", "fit_main", "load_registered", "model_version_arg", "read_table",
+           "score_main", "stream_main"]
 
 METADATA_COLUMNS = ("entity_id", "timestamp", "event_id")
 MODELS = ("iforest", "eif")
+LARGE = 100_000  # rows from which fit reports its steps on stderr and score shows a progress bar
 
 
 def read_table(path):
@@ -35,7 +40,9 @@ def read_table(path):
 
 
 def _feature_frame(df, columns=None, dropna=False):
-    """(float64 array, feature names) of the numeric feature columns."""
+    """(float64 array, feature names, boolean mask of the rows kept) of the
+    numeric feature columns; rows with missing or infinite values raise,
+    or are dropped with ``dropna``."""
     if columns:
         missing = [c for c in columns if c not in df.columns]
         if missing:
@@ -56,7 +63,7 @@ def _feature_frame(df, columns=None, dropna=False):
         X = X[finite]
     if X.shape[0] == 0:
         raise ValueError("no rows to use")
-    return X, [str(c) for c in df.columns]
+    return X, [str(c) for c in df.columns], finite
 
 
 def load_registered(model, version="latest"):
@@ -65,6 +72,8 @@ def load_registered(model, version="latest"):
     from .registry import ModelRegistry
 
     path = Path(model)
+    if not path.exists():
+        raise ValueError(f"no such folder: {path}")
     if (path / "meta.json").exists():
         registry, version = ModelRegistry(path.parent), path.name
     elif path.is_dir():
@@ -79,26 +88,60 @@ def _fail(prog, exc):
     return 2
 
 
+def _note(prog, text):
+    print(f"anomaly-fast {prog}: {text}", file=sys.stderr, flush=True)
+
+
+def add_model_version_option(parser):
+    """``--model-version`` (and ``--version``, its deprecated alias, kept for
+    one release: ``anomaly-fast --version`` is the program's version)."""
+    parser.add_argument("--model-version", default="latest",
+                        help="version in the registry: 'latest' or a version id (see ModelRegistry.list_versions)")
+    parser.add_argument("--version", dest="deprecated_version", default=None, metavar="MODEL_VERSION",
+                        help="deprecated alias of --model-version (removed in the next release; default: not given)")
+
+
+def model_version_arg(args, prog, stderr=None):
+    """The model version chosen by :func:`add_model_version_option`'s options,
+    with a deprecation notice on ``stderr`` when ``--version`` was used."""
+    if args.deprecated_version is not None:
+        print(f"anomaly-fast {prog}: --version is deprecated and will be removed in the next release; "
+              "use --model-version", file=sys.stderr if stderr is None else stderr)
+        return args.deprecated_version
+    return args.model_version
+
+
 # -- fit --------------------------------------------------------------------------
 def fit_main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast fit", description="Fit a detector on a CSV/Parquet file and save it into a model registry folder.")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast fit", formatter_class=HelpFormatter,
+        description="Fit a detector on a CSV/Parquet file and save it into a model registry folder; "
+                    "prints the new version as JSON.")
     parser.add_argument("data", help="CSV or Parquet training data (numeric feature columns; entity_id/timestamp/event_id are ignored)")
     parser.add_argument("-o", "--output", required=True, help="model registry folder (created)")
-    parser.add_argument("--model", choices=MODELS, default="iforest")
-    parser.add_argument("--n-estimators", type=int, default=100)
-    parser.add_argument("--max-samples", default="auto")
-    parser.add_argument("--contamination", default="auto")
-    parser.add_argument("--random-state", type=int, default=0)
+    parser.add_argument("--model", choices=MODELS, default="iforest",
+                        help="iforest: IsolationForest; eif: ExtendedIsolationForest (fully extended)")
+    parser.add_argument("--n-estimators", type=int, default=100, help="number of trees")
+    parser.add_argument("--max-samples", default="auto", help="rows per tree: 'auto' (min(256, n)), an int, or a fraction")
+    parser.add_argument("--contamination", default="auto",
+                        help="'auto' (offset -0.5) or the expected outlier fraction, which sets the predict threshold")
+    parser.add_argument("--random-state", type=int, default=0, help="seed of the forest")
     parser.add_argument("--columns", help="comma-separated feature columns (default: every other column)")
-    parser.add_argument("--dropna", action="store_true", help="skip rows with missing values")
+    parser.add_argument("--dropna", action="store_true", help="skip rows with missing or infinite values")
     args = parser.parse_args(argv)
     from .extended_isolation_forest import ExtendedIsolationForest
     from .isolation_forest import IsolationForest
     from .registry import ModelRegistry
 
     try:
+        start = time.perf_counter()
         df = read_table(args.data)
-        X, names = _feature_frame(df, args.columns.split(",") if args.columns else None, args.dropna)
+        X, names, kept = _feature_frame(df, args.columns.split(",") if args.columns else None, args.dropna)
+        if not kept.all():
+            _note("fit", f"skipped {int((~kept).sum())} rows with missing or infinite values")
+        if X.shape[0] >= LARGE:
+            _note("fit", f"read {X.shape[0]:,} rows x {X.shape[1]} features in {time.perf_counter() - start:.1f} s; "
+                         f"fitting {args.model} ({args.n_estimators} trees)")
         max_samples = args.max_samples if args.max_samples == "auto" else (
             float(args.max_samples) if "." in args.max_samples else int(args.max_samples)
         )
@@ -116,26 +159,48 @@ def fit_main(argv=None):
 
 
 # -- score ------------------------------------------------------------------------
+def _score_rows(model, X, chunk=LARGE):
+    """(anomaly scores in [0, 1], higher = more anomalous; is-outlier flags),
+    scored in chunks of ``chunk`` rows behind a progress bar."""
+    score = model.anomaly_score if hasattr(model, "anomaly_score") else (lambda rows: -model.score_samples(rows))
+    starts = range(0, X.shape[0], chunk)
+    scores, flags = [], []
+    for s in progress(starts, total=len(starts), desc="scoring") if len(starts) > 1 else starts:
+        rows = X[s : s + chunk]
+        scores.append(score(rows))
+        flags.append(model.predict(rows) == -1)
+    return np.concatenate(scores), np.concatenate(flags).astype(int)
+
+
 def score_main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast score", description="Score a CSV/Parquet file with a registered model; writes CSV with anomaly_score (in [0, 1], higher = more anomalous) and is_outlier.")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast score", formatter_class=HelpFormatter,
+        description="Score a CSV/Parquet file with a registered model; writes CSV with the metadata columns "
+                    "(entity_id, timestamp, event_id when present), anomaly_score (in [0, 1], higher = more "
+                    "anomalous) and is_outlier (the model's predict == -1).")
     parser.add_argument("model", help="model registry folder or one version's folder")
     parser.add_argument("data", help="CSV or Parquet file with the model's feature columns")
-    parser.add_argument("--version", default="latest")
+    add_model_version_option(parser)
     parser.add_argument("-o", "--output", help="output CSV (default: stdout)")
+    parser.add_argument("--dropna", action="store_true",
+                        help="skip rows with missing or infinite values (the output then has a 'row' column: "
+                             "the row's 0-based position in the input)")
     args = parser.parse_args(argv)
     try:
-        model, meta = load_registered(args.model, args.version)
+        model, meta = load_registered(args.model, model_version_arg(args, "score"))
         df = read_table(args.data)
         names = meta.get("feature_names")
-        X, _ = _feature_frame(df, names)
-        if X.shape[0] != df.shape[0]:
-            raise ValueError("rows with missing values cannot be scored")
+        X, _, kept = _feature_frame(df, names, args.dropna)
         if X.shape[1] != model.n_features_in_:
             raise ValueError(f"the data has {X.shape[1]} feature columns, the model {model.n_features_in_}")
-        scores = model.anomaly_score(X) if hasattr(model, "anomaly_score") else -model.score_samples(X)
-        out = df[[c for c in df.columns if str(c) in METADATA_COLUMNS]].copy()
+        scores, flags = _score_rows(model, X)
+        out = df.loc[kept, [c for c in df.columns if str(c) in METADATA_COLUMNS]].copy()
+        if args.dropna:
+            out.insert(0, "row", np.flatnonzero(kept))
+            if not kept.all():
+                _note("score", f"skipped {int((~kept).sum())} rows with missing or infinite values")
         out["anomaly_score"] = scores
-        out["is_outlier"] = (model.predict(X) == -1).astype(int)
+        out["is_outlier"] = flags
     except (ValueError, TypeError) as exc:
         return _fail("score", exc)
     out.to_csv(args.output if args.output else sys.stdout, index=False)

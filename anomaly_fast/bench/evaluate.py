@@ -1,4 +1,4 @@
-"""``anomaly-fast evaluate``: ROC-AUC / AP / precision@k of IF, EIF, LOF and
+"""``anomaly-fast bench evaluate``: ROC-AUC / AP / precision@k of IF, EIF, LOF and
 the AnomalyEnsemble on the ADBench sets (or on synthetic data).
 
 Protocol, per data set: stratified subsample to ``--max-rows`` rows when
@@ -12,7 +12,6 @@ recipe of z-scoring each detector over the scored batch and averaging
 """
 
 import argparse
-import json
 import re
 import sys
 import time
@@ -25,7 +24,8 @@ from sklearn.preprocessing import StandardScaler
 
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
-from ._data import adbench_root, load_adbench_file
+from ..cli import HelpFormatter, progress
+from ._data import RESULTS, adbench_root, load_adbench_file, write_json
 from ..extended_isolation_forest import ExtendedIsolationForest
 from ..isolation_forest import IsolationForest
 
@@ -171,21 +171,27 @@ def save_plot(table, path):
     axes[1].set_xticks(x)
     axes[1].set_xticklabels(names, rotation=60, ha="right", fontsize=8)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return f"plot saved to {path}"
 
 
+DEFAULT_PLOT = f"{RESULTS}/evaluation.png"
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="anomaly-fast evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (or holding adbench/); synthetic data when omitted")
+    description = __doc__.split("\n\n")[0].replace("``", "")
+    p = argparse.ArgumentParser(prog="anomaly-fast bench evaluate", description=description, formatter_class=HelpFormatter)
+    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (or holding adbench/) (default: built-in synthetic data)")
     p.add_argument("--datasets", default="", help="comma-separated names, e.g. 'cardio,16_http' (default: all)")
-    p.add_argument("--max-rows", type=int, default=20000, help="stratified subsample of larger sets (default 20000)")
-    p.add_argument("--test-size", type=float, default=0.4, help="test fraction of the stratified split (default 0.4)")
-    p.add_argument("--n-estimators", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--plot", default="evaluation.png", help="where to save the bar chart ('' for none)")
-    p.add_argument("--json", default="", help="also write the results as JSON to this path")
+    p.add_argument("--max-rows", type=int, default=20000, help="stratified subsample of larger sets")
+    p.add_argument("--test-size", type=float, default=0.4, help="test fraction of the stratified split")
+    p.add_argument("--n-estimators", type=int, default=100, help="trees of IF and EIF")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subsample, the split and the detectors")
+    p.add_argument("--plot", nargs="?", const=DEFAULT_PLOT, default=None, metavar="PNG",
+                   help=f"save a bar chart of ROC-AUC and AP (to {DEFAULT_PLOT} when no path is given; needs matplotlib) (default: no plot)")
+    p.add_argument("--json", default="", help="also write the results as JSON to this path (default: no JSON)")
     return p
 
 
@@ -200,6 +206,9 @@ def main(argv=None):
         print(f"evaluate: no data set matches {names}", file=sys.stderr)
         return 2
     batch_z, source = _pyod_batch_z_average()
+    if args.data_dir is None:
+        print(f"no --data-dir: running on built-in synthetic data ({', '.join(sets)}); "
+              "pass --data-dir with a folder of ADBench .npz files for the real sets")
     print(
         f"anomaly-fast evaluate: {len(sets)} data sets, seed {args.seed}, test fraction {args.test_size}, "
         f"sets above {args.max_rows} rows subsampled (stratified) for every detector\n"
@@ -208,14 +217,14 @@ def main(argv=None):
         f"batch-z: IF + LOF z-scored over the test batch and averaged ({source})"
     )
     table = {}
-    for name, (X, y) in sets.items():
+    for name, (X, y) in progress(sets.items(), total=len(sets), desc="evaluate"):
         table[name] = evaluate_set(X, y, args, batch_z)
         print(f"  done {name} ({table[name][0]['rows']} rows) {table[name][0]['note']}", flush=True)
     print_tables(table, sys.stdout)
     if args.plot:
         print("\n" + save_plot(table, args.plot))
     if args.json:
-        Path(args.json).write_text(json.dumps({n: {"info": i, "results": r} for n, (i, r) in table.items()}, indent=1))
+        write_json({n: {"info": i, "results": r} for n, (i, r) in table.items()}, args.json)
     return 0
 
 

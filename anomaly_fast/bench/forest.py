@@ -1,13 +1,13 @@
 """Isolation-forest benchmark: anomaly_fast against scikit-learn and isotree.
 
 Every figure compares libraries measured side by side in this process, on
-the same data, one thread each unless stated.  Run::
+the same data, one thread each unless stated.  Run:
 
-    anomaly-fast bench                         # synthetic data
-    anomaly-fast bench --data-dir ../shared/data/adbench   # ADBench sets
-    anomaly-fast bench --data-dir ... --accuracy           # + ROC-AUC table
+    anomaly-fast bench                                # built-in synthetic data
+    anomaly-fast bench --data-dir PATH/TO/adbench     # the ADBench .npz sets
+    anomaly-fast bench --data-dir PATH --accuracy     # + the ROC-AUC table
 
-It prints tables and writes every measurement to a JSON file (``--out``).
+It prints tables and writes every measurement to a JSON file (--out).
 """
 
 import argparse
@@ -21,7 +21,8 @@ import time
 import numpy as np
 
 from .. import ExtendedIsolationForest, IsolationForest
-from ._data import adbench_file, adbench_root, load_adbench_file
+from ..cli import HelpFormatter, progress
+from ._data import RESULTS, adbench_file, adbench_root, load_adbench_file, write_json
 
 __all__ = ["main"]
 
@@ -124,13 +125,14 @@ def latency(fn, n_calls):
 
 
 def speed_suite(dataset, repeat, extended=False, single_row=True):
-    """fit / score_samples / single-row latency / pickle size for one dataset."""
+    """fit / score_samples / single-row latency / pickle size for one dataset
+    (a progress bar on stderr when it is a terminal)."""
     name, X, _ = dataset
     n, d = X.shape
     row = np.ascontiguousarray(X[:1])
     models = peers(d, extended=extended)
     result = {"dataset": name, "shape": [n, d], "model": "EIF" if extended else "IF", "peers": {}}
-    for peer, model in models.items():
+    for peer, model in progress(models.items(), total=len(models), desc=f"{name}: timing"):
         fit_s, fitted = best_time(lambda: model.fit(X), repeat)
         score_s, _ = best_time(lambda: anomaly_scores(peer, fitted, X), repeat)
         entry = {"fit_s": fit_s, "score_s": score_s, "pickle_bytes": len(pickle.dumps(fitted))}
@@ -189,10 +191,13 @@ def _ratio(a, b):
     return b / a if a > 0 else float("inf")
 
 
+def print_speed_title(model, name, shape):
+    print(f"\n== {model} on {name} {tuple(shape)} ==", flush=True)
+
+
 def print_speed(result):
     p = result["peers"]
     ours = p["anomaly_fast"]
-    print(f"\n== {result['model']} on {result['dataset']} {tuple(result['shape'])} ==")
     print(f"{'library':<14}{'fit s':>10}{'score s':>10}{'row p50 us':>12}{'row p99 us':>12}{'pickle KB':>11}"
           f"{'fit x':>9}{'score x':>9}")
     for peer, e in p.items():
@@ -204,8 +209,8 @@ def print_speed(result):
         )
     print("(fit x / score x: that library's time divided by anomaly_fast's: >1 means anomaly_fast is faster)")
     if "score_s_all_cores" in ours:
-        print(f"anomaly_fast score_samples with n_jobs=-1 ({ours['cores']} cores): "
-              f"{ours['score_s_all_cores']:.3f} s, {ours['score_s'] / ours['score_s_all_cores']:.2f}x n_jobs=1")
+        print(f"anomaly_fast score_samples: n_jobs=1 {ours['score_s']:.3f} s, n_jobs=-1 ({ours['cores']} cores) "
+              f"{ours['score_s_all_cores']:.3f} s: speed-up {ours['score_s'] / ours['score_s_all_cores']:.2f}x")
 
 
 ACCURACY_COLUMNS = {
@@ -253,18 +258,36 @@ SPEED_SETS = ["16_http", "10_cover"]
 EIF_SETS = ["32_shuttle"]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="folder of ADBench .npz files (default: synthetic data)")
+DEFAULT_OUT = f"{RESULTS}/bench_forest.json"
+SYNTHETIC_NOTE = ("no --data-dir: running on built-in synthetic data (Gaussian inliers, 1% uniform outliers; "
+                  "{sets}); pass --data-dir with a folder of ADBench .npz files for the real sets")
+
+
+def build_parser():
+    from . import suites_text
+
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast bench", usage="anomaly-fast bench [SUITE] [options]",
+        description=__doc__.split("\n\n", 1)[1] + "\n\n" + suites_text(),
+        formatter_class=HelpFormatter,
+    )
+    parser._optionals.title = "options of the forest suite"
+    parser.add_argument("--data-dir", help="folder of ADBench .npz files (or its parent holding adbench/) "
+                                           "(default: built-in synthetic data)")
     parser.add_argument("--repeat", type=int, default=3, help="repeats per timing; the minimum is kept")
     parser.add_argument("--accuracy", action="store_true", help="also compute the ROC-AUC table")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the accuracy table")
     parser.add_argument("--datasets", nargs="*", help="ADBench names for the accuracy table (default: all)")
     parser.add_argument("--skip-speed", action="store_true", help="only the accuracy table")
-    parser.add_argument("--out", default="anomaly_fast_bench.json", help="JSON results file")
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", default=DEFAULT_OUT, help="JSON results file (its folder is created)")
+    return parser
 
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+
+    if args.data_dir:
+        adbench_root(args.data_dir)  # "no such folder: ..." before any work
     if args.data_dir and not args.skip_speed:
         speed_sets = [load_adbench(args.data_dir, n) for n in SPEED_SETS]
         eif_sets = [load_adbench(args.data_dir, n) for n in EIF_SETS]
@@ -273,6 +296,10 @@ def main(argv=None):
     else:
         speed_sets = [synthetic("synthetic_500k_x3", 500_000, 3), synthetic("synthetic_250k_x10", 250_000, 10)]
         eif_sets = [synthetic("synthetic_50k_x9", 50_000, 9)]
+        names = [s[0] for s in speed_sets + eif_sets]
+        if args.accuracy:
+            names.append("synthetic_20k_x5 for accuracy")
+        print(SYNTHETIC_NOTE.format(sets=", ".join(names)), flush=True)
 
     import sklearn
 
@@ -287,12 +314,10 @@ def main(argv=None):
     }
     if iso is None:
         print("isotree is not installed: its columns are skipped (pip install anomaly_fast[bench])")
-    for ds in [] if args.skip_speed else speed_sets:
-        res = speed_suite(ds, args.repeat)
-        print_speed(res)
-        report["speed"].append(res)
-    for ds in [] if args.skip_speed else eif_sets:
-        res = speed_suite(ds, args.repeat, extended=True)
+    jobs = [] if args.skip_speed else [(ds, False) for ds in speed_sets] + [(ds, True) for ds in eif_sets]
+    for ds, extended in jobs:
+        print_speed_title("EIF" if extended else "IF", ds[0], ds[1].shape)
+        res = speed_suite(ds, args.repeat, extended=extended)
         print_speed(res)
         report["speed"].append(res)
 
@@ -301,9 +326,11 @@ def main(argv=None):
             names = args.datasets or adbench_names(args.data_dir)
             datasets = (load_adbench(args.data_dir, n) for n in names)
         else:
+            names = ["synthetic_20k_x5"]
             datasets = [synthetic("synthetic_20k_x5", 20_000, 5, seed=1)]
         print_accuracy_header()
-        report["accuracy"] = accuracy_suite(datasets, range(args.seeds))
+        report["accuracy"] = accuracy_suite(progress(datasets, total=len(names), desc="accuracy"),
+                                            range(args.seeds))
         if report["accuracy"]:
             keys = [k for k in report["accuracy"][0] if k not in ("dataset", "shape")]
             means = {k: float(np.mean([r[k] for r in report["accuracy"] if k in r])) for k in keys}
@@ -311,8 +338,7 @@ def main(argv=None):
             report["accuracy_mean"] = means
             print_accuracy_summary(report["accuracy"])
 
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(report, args.out)
     print(f"\nresults written to {args.out}")
     return 0
 

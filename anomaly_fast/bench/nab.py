@@ -1,4 +1,4 @@
-"""``anomaly-fast nab-eval``: window recall and false-alarm runs on NAB series.
+"""``anomaly-fast bench nab``: window recall and false-alarm runs on NAB series.
 
 For each series and method, a labelled window counts as detected when any
 alarm falls inside it; a false alarm is a run of consecutive alarmed points
@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..cli import HelpFormatter, existing_folder, progress
+from ._data import RESULTS, write_json
 
 __all__ = ["Case", "false_alarm_runs", "load_nab", "main", "synthetic_cases", "window_hits"]
 
@@ -77,9 +80,11 @@ def load_nab(data_dir):
     Rows with a repeated timestamp are dropped (one NAB file steps back an
     hour once) and the rest sorted.
     """
-    root = Path(data_dir)
+    root = Path(existing_folder(data_dir))
     if (root / "nab").is_dir():
         root = root / "nab"
+    if not (root / "labels_windows.json").is_file():
+        raise SystemExit(f"no NAB labels_windows.json in {root}")
     labels = json.loads((root / "labels_windows.json").read_text())
     cases = []
     for name, windows in sorted(labels.items()):
@@ -112,12 +117,10 @@ def synthetic_cases(seed=0, weeks=6):
 
 
 def _alarm_onsets(score, spacing):
-    from anomaly_fast import _alarms
+    from anomaly_fast.timeseries._alarm_runs import AlarmState
 
-    score = np.ascontiguousarray(score, dtype=np.float64)
-    alarm = np.zeros(score.shape[0], dtype=np.uint8)
-    _alarms.alarm_onsets(score, np.ones_like(score), int(spacing), alarm)
-    return alarm.astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    return AlarmState().step(score, np.ones(score.shape[0], dtype=bool), spacing)
 
 
 def run_methods(case, methods, args):
@@ -194,23 +197,30 @@ def _plot(case, results, path):
         ax.scatter(series.index[flags], series.to_numpy()[flags], s=12, color="tab:red", zorder=3)
         ax.set_title(f"{case.name}: {name} ({int(flags.sum())} alarmed points)", fontsize=9)
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+DEFAULT_PLOT = f"{RESULTS}/nab.png"
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast nab-eval", description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent")
+    parser = argparse.ArgumentParser(prog="anomaly-fast bench nab", description=__doc__.split("\n")[0].replace("``", ""),
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
+                                           "(default: built-in synthetic series)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma list of textbook,stl,stl-online,lstm")
     parser.add_argument("--series", default="", help="only series whose name contains this")
-    parser.add_argument("--train-fraction", type=float, default=0.15, help="LSTM training prefix")
-    parser.add_argument("--lstm-epochs", type=int, default=10)
+    parser.add_argument("--train-fraction", type=float, default=0.15, help="LSTM and online-STL training prefix")
+    parser.add_argument("--lstm-epochs", type=int, default=10, help="LSTMDetector training epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (shared machines: 1)")
     parser.add_argument("--progress", action="store_true", help="show the LSTM training bar")
     parser.add_argument("--per-series", action="store_true", help="print a row per series")
-    parser.add_argument("--plot", help="PNG path for one series with its windows and alarms")
+    parser.add_argument("--plot", nargs="?", const=DEFAULT_PLOT, default=None, metavar="PNG",
+                        help=f"plot one series with its windows and alarms (to {DEFAULT_PLOT} when no path is given) (default: no plot)")
     parser.add_argument("--plot-series", default="machine_temperature", help="series to plot (substring)")
-    parser.add_argument("--json", help="write the summary as JSON here")
+    parser.add_argument("--json", help="write the summary as JSON here (default: no JSON)")
     parser.add_argument(
         "--lstm-fit-points", type=int, default=0,
         help="also time one LSTMDetector fit (default parameters) on this many points of the first series",
@@ -230,14 +240,19 @@ def main(argv=None):
         else:
             torch.set_num_threads(args.threads)
 
-    cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
+    if args.data_dir:
+        cases = load_nab(args.data_dir)
+    else:
+        print("no --data-dir: running on built-in synthetic hourly series (spike, level shift, flat line); "
+              "pass --data-dir with the NAB folder for the real series")
+        cases = synthetic_cases()
     cases = [c for c in cases if args.series in c.name]
     if not cases:
         parser.error("no series selected")
 
     totals = {}
     plotted = None
-    for case in cases:
+    for case in progress(cases, desc="nab"):
         masks, inside = window_masks(case.series.index, case.windows)
         results = run_methods(case, methods, args)
         for name, (flags, seconds) in results.items():
@@ -274,7 +289,7 @@ def main(argv=None):
     if args.lstm_fit_points and "lstm" in methods:
         summary["lstm_fit"] = _time_lstm_fit(cases[0], args)
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        write_json(summary, args.json)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Streaming-detector benchmark: ADWIN and Half-Space Trees against river.
 
-``anomaly-fast bench-streaming [--data-dir DIR] [--quick]`` prints, from one
+``anomaly-fast bench streaming [--data-dir DIR] [--quick]`` prints, from one
 run, tables of:
 
 1. ADWIN detections compared with ``river.drift.ADWIN`` on synthetic streams
@@ -24,11 +24,13 @@ come from the same run.
 
 import argparse
 import glob
-import json
 import os
 import time
 
 import numpy as np
+
+from ..cli import HelpFormatter, existing_folder
+from ._data import write_json
 
 __all__ = ["main"]
 
@@ -353,14 +355,21 @@ def hst_auc(data_dir, quick, n_seeds, max_rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench-streaming", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=None, help="folder with adbench/ and nab/ (synthetic data otherwise)")
+    parser = argparse.ArgumentParser(prog="anomaly-fast bench streaming",
+                                     description=__doc__.split("\n\n")[0].replace("``", ""),
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--data-dir", default=None, help="folder with adbench/ and nab/ (default: built-in synthetic data)")
     parser.add_argument("--quick", action="store_true", help="smaller streams, fewer repeats")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per data set for the ROC-AUC table")
     parser.add_argument("--max-rows", type=int, default=10_000, help="rows per ADBench set in the ROC-AUC table")
     parser.add_argument("--only", default="adwin,hst,auc", help="comma-separated: adwin, hst, auc")
-    parser.add_argument("--json", default=None, help="also write the tables to this JSON file")
+    parser.add_argument("--json", default=None, help="also write the tables to this JSON file (default: no JSON)")
     args = parser.parse_args(argv)
+    if args.data_dir:
+        existing_folder(args.data_dir)
+    else:
+        print("no --data-dir: running on built-in synthetic streams; pass --data-dir with a folder holding "
+              "adbench/ and nab/ for the real data", flush=True)
     parts = set(args.only.split(","))
     results = {}
     if "adwin" in parts:
@@ -371,6 +380,5 @@ def main(argv=None):
     if "auc" in parts:
         results["hst_auc"] = hst_auc(args.data_dir, args.quick, args.seeds, args.max_rows)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1, default=str)
+        write_json(results, args.json)
     return 0
