@@ -276,7 +276,9 @@ def test_missing_values_are_counted_not_scored(model):
     assert len(alerts) == 1 and alerts[0].timestamp == 3.0
     assert pipe.stats["unscorable"] == 3
     report = {r["feature"]: r for r in pipe.feature_report()}
-    assert report["x0"]["n_missing"] == 2 and report["x1"]["n_missing"] == 1
+    # the monitor counts inf as out of range (issue 10), NaN and absent values as missing
+    assert report["x0"]["n_missing"] == 1 and report["x0"]["n_out_of_range"] == 1
+    assert report["x1"]["n_missing"] == 1
 
 
 @pytest.mark.parametrize(
