@@ -72,8 +72,9 @@ def _check_state(state):
     _count(state["_n_seen"], "_n_seen", 2**62)
     for field in ("_nan", "_oor", "_drifts"):
         arr = state[field]
-        if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape != (d,) or (arr < 0).any():
-            raise _bad(field, f"must be a non-negative int64 array of shape ({d},)")
+        if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape != (d,) or (arr < 0).any() or (
+                arr > 2**62).any():  # room to count on without overflowing int64
+            raise _bad(field, f"must be an int64 array of shape ({d},) with counts in [0, 2**62]")
     last = state["_last_drift"]
     if not isinstance(last, list) or len(last) != d or not all(
             t is None or (isinstance(t, float) and math.isfinite(t)) for t in last):

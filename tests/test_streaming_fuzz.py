@@ -1,7 +1,7 @@
 """Fuzzed restored states of ADWIN, HalfSpaceTrees and FeatureMonitor: every
 mutated state is refused with a ValueError or loads and works -- never a
 crash, a hang or another error (cases run in worker subprocesses: see
-anomaly_fast._fuzz).  ``benchmarks/fuzz_streaming.py`` runs >= 10,000 cases
+anomaly_fast._fuzz).  ``benchmarks/fuzz_state.py anomaly_fast._fuzz_streaming:adwin ...`` runs >= 10,000 cases
 per target."""
 
 import pytest
