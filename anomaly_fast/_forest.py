@@ -261,8 +261,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Finite numeric training data (float32 is kept as float32; other
+            Numeric training data (float32 is kept as float32; other
             numeric types are converted to float64).  Sparse input is rejected.
+            +-inf is accepted: splits are drawn over a node's finite values
+            only, so +inf lies beyond every split (right) and -inf before it
+            (left); see the estimator's Notes.
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -275,8 +278,15 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         -------
         self : object
         """
-        X = validate_data(
-            self, X, accept_sparse=False, dtype=[np.float64, np.float32], order="C"
+        X = self._check_values(
+            validate_data(
+                self,
+                X,
+                accept_sparse=False,
+                dtype=[np.float64, np.float32],
+                order="C",
+                ensure_all_finite=False,
+            )
         )
         n_samples, n_features = X.shape
         self.max_samples_ = self._resolve_max_samples(n_samples)
@@ -360,14 +370,27 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
                 )
             return X
         check_is_fitted(self)
-        return validate_data(
-            self,
-            X,
-            accept_sparse=False,
-            dtype=[np.float64, np.float32],
-            order="C",
-            reset=False,
+        return self._check_values(
+            validate_data(
+                self,
+                X,
+                accept_sparse=False,
+                dtype=[np.float64, np.float32],
+                order="C",
+                reset=False,
+                ensure_all_finite=False,
+            )
         )
+
+    def _check_values(self, X):
+        """X (validated float) if its values are accepted: +-inf are (the
+        kernels route them beyond every finite split); NaN is not."""
+        if not all_finite(X) and np.isnan(X).any():
+            raise ValueError(
+                f"Input X contains NaN. {type(self).__name__} does not accept "
+                "missing values encoded as NaN natively."
+            )
+        return X
 
     def _score_samples(self, X):
         """score_samples on validated, C-contiguous float X."""

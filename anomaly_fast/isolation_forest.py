@@ -70,6 +70,12 @@ class IsolationForest(BaseIsolationForest):
     Not mirrored from scikit-learn: ``estimators_``, ``estimators_samples_``
     and ``estimators_features_`` (trees are flat arrays, not
     ``ExtraTreeRegressor`` objects; the seeds and arrays are private).
+    Infinities are accepted (scikit-learn accepts them too, but a node
+    holding -inf becomes a leaf there): a split is drawn uniformly over the
+    finite values of the node's feature, so +inf always goes right and -inf
+    left; when a node's finite values are all equal the split separates them
+    from the infinities.  Data without infinities gives exactly the scores it
+    gave before they were accepted.
     Sparse input is rejected with a ``TypeError``.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 

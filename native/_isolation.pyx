@@ -13,9 +13,14 @@
 # the right leaf: no branch per node, and a block of rows walks each tree
 # level by level while the tree stays in L1 cache.  ``values`` holds, at each
 # leaf, depth + c(leaf size): the path length a point ending there gets.
+#
+# Infinities.  Split values are always finite, drawn over the node's finite
+# values only, so +inf goes right of every split and -inf left of it (axis
+# trees; hyperplane trees: see _robust_dot).  Data without infinities takes
+# exactly the code path it took before they were accepted.
 import numpy as np
 
-from libc.math cimport log, exp2, sqrt, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 
@@ -284,6 +289,37 @@ cdef inline void _pop(const intp_t* stack, intp_t* top, intp_t* node, intp_t* st
 # Axis-parallel trees (Isolation Forest)
 # --------------------------------------------------------------------------
 
+cdef int _finite_range(const float64_t* col, const intp_t* order, intp_t start,
+                       intp_t end, float64_t* lo, float64_t* hi) noexcept nogil:
+    """For a node whose values of a feature include +-inf and are not all
+    equal: set lo/hi to the min/max of its finite values.  Returns 1 when a
+    split is drawn in [lo, hi) as usual, 2 when ``lo`` itself is the (finite)
+    split, 0 when no finite split separates the values.
+
+    With one finite value v: v when +inf is present (v and -inf go left),
+    else the double just below v (-inf left, v right).  With no finite
+    value (both infinities): 0.0.  Values that are NaN are ignored."""
+    cdef float64_t a = INFINITY, b = -INFINITY, v
+    cdef bint pos = False
+    cdef intp_t i
+    for i in range(start, end):
+        v = col[order[i]]
+        if v == INFINITY:
+            pos = True
+        elif v > -INFINITY:  # finite (NaN fails every comparison)
+            a = v if v < a else a
+            b = v if v > b else b
+    if b > a:
+        lo[0] = a
+        hi[0] = b
+        return 1
+    if a > b:  # no finite value: both infinities
+        lo[0] = 0.0
+        return 2
+    lo[0] = a if pos else nextafter(a, -INFINITY)
+    return 2 if lo[0] > -INFINITY else 0
+
+
 cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node,
                                  intp_t depth, intp_t size) noexcept nogil:
     nodes[node].threshold = INFINITY
@@ -305,6 +341,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
     cdef int32_t f, tmp
     cdef float64_t lo, hi, v, threshold
     cdef const float64_t* col
+    cdef int mode = 1  # how the split is drawn (see _finite_range)
 
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
@@ -336,8 +373,12 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                 lo = v if v < lo else lo
                 hi = v if v > hi else hi
             if hi > lo:
-                f = s.candidates[pick]
-                break
+                mode = 1
+                if lo == -INFINITY or hi == INFINITY:
+                    mode = _finite_range(col, s.order, start, end, &lo, &hi)
+                if mode != 0:
+                    f = s.candidates[pick]
+                    break
             n_cand -= 1
             tmp = s.candidates[pick]
             s.candidates[pick] = s.candidates[n_cand]
@@ -345,8 +386,11 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
         if f < 0:  # all points in this node are identical
             _make_axis_leaf(nodes, values, node, depth, size)
             continue
-        threshold = lo + rng_uniform(&rng) * (hi - lo)
-        if threshold >= hi:  # rounding; keep both children non-empty
+        if mode == 1:
+            threshold = lo + rng_uniform(&rng) * (hi - lo)
+            if threshold >= hi:  # rounding; keep both children non-empty
+                threshold = lo
+        else:
             threshold = lo
         cut = _partition(s.order, s.spare, s.columns + f * m, start, end, threshold)
         nodes[node].threshold = threshold
@@ -747,6 +791,68 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
     values[node] = depth + average_path_length(size)
 
 
+cdef inline void _robust_add(float64_t wx, float64_t* finite, int* signs) noexcept nogil:
+    """One product of a dot product under _robust_dot's rule."""
+    if wx == INFINITY:
+        signs[0] |= 1
+    elif wx == -INFINITY:
+        signs[0] |= 2
+    elif wx == wx:  # NaN (a 0 * inf product, a missing value) is skipped
+        finite[0] += wx
+
+
+cdef inline float64_t _robust_result(float64_t finite, int signs) noexcept nogil:
+    if signs == 1:
+        return INFINITY
+    if signs == 2:
+        return -INFINITY
+    return finite
+
+
+cdef float64_t _robust_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                           const floating_t* x) noexcept nogil:
+    """A hyperplane's dot(w, x) when the plain sum is not finite (x holds an
+    infinity): terms with weight 0 are skipped; when the infinite products
+    all have one sign the result is that infinity (x is beyond the
+    hyperplane on that side), otherwise (+inf and -inf products) the sum of
+    the finite products.  ``terms`` NULL: ``w`` is dense over k features.
+    Products are added in feature order, as when the tree was built."""
+    cdef float64_t finite = 0.0
+    cdef int signs = 0
+    cdef intp_t j
+    for j in range(k):
+        if w[j] != 0.0:
+            _robust_add(w[j] * x[j if terms == NULL else terms[j]], &finite, &signs)
+    return _robust_result(finite, signs)
+
+
+cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
+                      intp_t end, float64_t* lo, float64_t* hi, float64_t* sd) noexcept nogil:
+    """Bounding box and spread of a node's finite values of a feature that
+    holds +-inf: min, max and standard deviation (else max - min, else 1)."""
+    cdef float64_t a = INFINITY, b = -INFINITY, sm = 0.0, sq = 0.0, v
+    cdef intp_t i, n = 0
+    for i in range(start, end):
+        v = col[order[i]]
+        if isfinite(v):
+            a = v if v < a else a
+            b = v if v > b else b
+            sm += v
+            sq += v * v
+            n += 1
+    if n == 0:
+        a = b = 0.0
+        n = 1
+    lo[0] = a
+    hi[0] = b
+    sm = sm / n
+    sd[0] = sqrt(max(sq / n - sm * sm, 0.0))
+    if sd[0] <= 0.0:
+        sd[0] = b - a
+    if sd[0] <= 0.0:
+        sd[0] = 1.0
+
+
 cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                                  bint bootstrap, const float64_t* weights,
                                  const float64_t* cum_weights, intp_t n_tree_features,
@@ -761,6 +867,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
     cdef intp_t node, start, end, depth, size, i, j, n_cand, n_use, pick, cut
     cdef int32_t f, tmp
     cdef float64_t v, w, offset, lo, hi, sm, sq
+    cdef int signs
     cdef const float64_t* col
 
     rng_seed(&rng, seed)
@@ -800,6 +907,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             s.sd[j] = sqrt(max(sq / size - sm * sm, 0.0))
             if s.sd[j] <= 0.0:
                 s.sd[j] = hi - lo
+            if hi > lo and (lo == -INFINITY or hi == INFINITY):
+                _finite_box(col, s.order, start, end, &s.lo[j], &s.hi[j], &s.sd[j])
             if hi > lo:
                 s.candidates[n_cand] = <int32_t>j
                 n_cand += 1
@@ -841,15 +950,26 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             col = s.columns + s.candidates[j] * m
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
+        for i in range(start, end):
+            if not isfinite(s.proj[s.order[i]]):  # an infinity: _robust_dot's rule
+                sm = 0.0
+                signs = 0
+                for j in range(n_use):
+                    _robust_add(normals[node * k + j]
+                                * s.columns[s.candidates[j] * m + s.order[i]], &sm, &signs)
+                s.proj[s.order[i]] = _robust_result(sm, signs)
         if range_intercept:
             # the split value drawn uniformly between the node's smallest and
-            # largest projection (isotree's rule)
-            lo = s.proj[s.order[start]]
-            hi = lo
+            # largest finite projection (isotree's rule)
+            lo = INFINITY
+            hi = -INFINITY
             for i in range(start, end):
                 v = s.proj[s.order[i]]
-                lo = v if v < lo else lo
-                hi = v if v > hi else hi
+                if isfinite(v):
+                    lo = v if v < lo else lo
+                    hi = v if v > hi else hi
+            if lo > hi:  # every projection infinite
+                lo = hi = 0.0
             offset = lo + rng_uniform(&rng) * (hi - lo)
         cut = _partition(s.order, s.spare, s.proj, start, end, offset)
         nodes[node].offset = offset
@@ -949,6 +1069,9 @@ cdef float64_t _hyperplane_path_sum_one_row(
                     dot = _dense_dot(weights + base * width, row, n_cols)
                 else:
                     dot = _sparse_dot(weights + base * k, terms + base * k, row, k)
+                if not isfinite(dot):
+                    dot = (_robust_dot(weights + base * width, NULL, n_cols, row) if dense else
+                           _robust_dot(weights + base * k, terms + base * k, k, row))
                 idx[g] = nodes[base].left + (dot > nodes[base].offset)
         for g in range(min(4, n_trees - t)):
             total += values[bases[g] + idx[g]]
@@ -1019,6 +1142,9 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
                         for g in range(HYPERPLANE_GROUP):
                             dots[g] = dots[g] + wg[g][f] * rows[g][tg[g][f]]
                 for g in range(HYPERPLANE_GROUP):
+                    if not isfinite(dots[g]):
+                        dots[g] = (_robust_dot(wg[g], NULL, n_cols, rows[g]) if dense else
+                                   _robust_dot(wg[g], tg[g], k, rows[g]))
                     idx[g] = tree[idx[g]].left + (dots[g] > tree[idx[g]].offset)
             for g in range(HYPERPLANE_GROUP):
                 acc[g] += values[base + idx[g]]
