@@ -449,7 +449,7 @@ class ModelRegistry:
     ...     print(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
     ...     named = registry.load(registry.save(model, X, feature_names=["a", "b", "c"]))
     ...     print(list(named.feature_names_in_))
-    v-37ea0bbf7676eaea ['v-37ea0bbf7676eaea']
+    v-f0fa955030007219 ['v-f0fa955030007219']
     True
     ['a', 'b', 'c']
     """
