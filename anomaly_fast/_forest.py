@@ -176,14 +176,14 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         return export_forest(self)
 
     @classmethod
-    def _import(cls, params, arrays, state):
+    def _import(cls, params, arrays, state, fmt=None):
         """Rebuild a model from ``get_params()``-style ``params`` and the
         output of :meth:`_export`, after the structural checks of
         :func:`anomaly_fast._forest_format.check_forest` (a ``ValueError``
         naming the bad field)."""
-        from ._forest_format import import_forest
+        from ._forest_format import FORMAT, import_forest
 
-        return import_forest(cls(**params), arrays, state)
+        return import_forest(cls(**params), arrays, state, fmt or FORMAT)
 
     def __getstate__(self):
         # The kernel object is replaced by its checked array format, so that
@@ -205,7 +205,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         saved = pickled_forest(self._forest_kind, state)  # popped from state, not yet checked
         super().__setstate__(state)
         if saved is not None:
-            import_forest(self, saved["arrays"], saved["state"])
+            import_forest(self, saved["arrays"], saved["state"], saved["format"])
 
     # -- fit ------------------------------------------------------------------
     def _row_weights(self, sample_weight, X):
@@ -261,8 +261,12 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Finite numeric training data (float32 is kept as float32; other
+            Numeric training data (float32 is kept as float32; other
             numeric types are converted to float64).  Sparse input is rejected.
+            +-inf is accepted: splits are drawn over a node's finite values
+            only, so +inf lies beyond every split (right) and -inf before it
+            (left).  NaN (missing values) where the estimator supports them
+            (:class:`IsolationForest`); see the estimator's Notes.
         y : Ignored
             Not used, present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -275,9 +279,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         -------
         self : object
         """
-        X = validate_data(
-            self, X, accept_sparse=False, dtype=[np.float64, np.float32], order="C"
-        )
+        X, has_missing = self._validate(X, reset=True)
         n_samples, n_features = X.shape
         self.max_samples_ = self._resolve_max_samples(n_samples)
         self._max_features = self._resolve_max_features(n_features)
@@ -330,7 +332,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             self.offset_ = -0.5
         else:
             self.offset_ = float(
-                np.percentile(self._score_samples(X), 100.0 * self.contamination)
+                np.percentile(self._score_samples(X, has_missing), 100.0 * self.contamination)
             )
         return self
 
@@ -358,19 +360,38 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
                     UserWarning,
                     stacklevel=3,
                 )
-            return X
+            return X, False
         check_is_fitted(self)
-        return validate_data(
+        return self._validate(X, reset=False)
+
+    # Whether the kernels take NaN (missing values); else NaN is refused.
+    _allow_missing = False
+
+    def _validate(self, X, reset):
+        """``(X, has_missing)``: X validated to C-contiguous float (None in an
+        object array becomes NaN), and whether it holds NaN.  +-inf are
+        accepted (the kernels route them beyond every finite split); NaN only
+        when the estimator supports missing values."""
+        X = validate_data(
             self,
             X,
             accept_sparse=False,
             dtype=[np.float64, np.float32],
             order="C",
-            reset=False,
+            reset=reset,
+            ensure_all_finite=False,
         )
+        has_missing = not all_finite(X) and bool(np.isnan(X).any())
+        if has_missing and not self._allow_missing:
+            raise ValueError(
+                f"Input X contains NaN. {type(self).__name__} does not accept "
+                "missing values encoded as NaN natively."
+            )
+        return X, has_missing
 
-    def _score_samples(self, X):
-        """score_samples on validated, C-contiguous float X."""
+    def _score_samples(self, X, has_missing=False):
+        """score_samples on validated, C-contiguous float X (``has_missing``:
+        X holds NaN, walked by the missing-aware kernel)."""
         n = X.shape[0]
         out = np.empty(n, dtype=np.float64)
         forest = self._forest
@@ -379,13 +400,13 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         else:
             n_threads = min(effective_n_jobs(self.n_jobs), n // _MIN_ROWS_PER_THREAD)
         if n_threads <= 1:
-            forest.score_samples(X, out)
+            self._score_chunk(forest, X, out, has_missing)
         else:
             # More chunks than threads, taken in turn by whichever thread is
             # free: a core slowed by other work does fewer of them.
             parts = _chunks(n, min(n // _MIN_ROWS_PER_THREAD, _CHUNKS_PER_THREAD * n_threads))
             with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(lambda s: forest.score_samples(X[s], out[s]), parts))
+                list(pool.map(lambda s: self._score_chunk(forest, X[s], out[s], has_missing), parts))
         return out
 
     def score_samples(self, X):
@@ -403,7 +424,14 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         -------
         scores : ndarray of shape (n_samples,), values in [-1, 0]
         """
-        return self._score_samples(self._validate_for_scoring(X))
+        return self._score_samples(*self._validate_for_scoring(X))
+
+    @staticmethod
+    def _score_chunk(forest, X, out, has_missing):
+        if has_missing:
+            forest.score_samples(X, out, has_missing=True)
+        else:
+            forest.score_samples(X, out)
 
     def anomaly_score(self, X):
         """The paper's anomaly score ``2 ** (-E[h(x)] / c(max_samples_))``, in
@@ -425,6 +453,6 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = self._allow_missing
         tags.input_tags.sparse = False
         return tags

@@ -15,11 +15,19 @@ array          dtype                  content
 ``nodes``      node struct (aligned)  axis: (threshold, feature, left);
                                       hyperplane: (offset, left, n_terms)
 ``values``     float64 (n_nodes,)     path length at a leaf (depth + c(size)), 0 else
+``missing``    uint8 (n_nodes,)       axis only (since /2): 1 when a NaN in the node's
+                                      feature goes left, 0 when right; 0 at leaves
 ``offsets``    int64 (n_trees,)       first node of each tree
 ``depths``     int32 (n_trees,)       depth of each tree (steps of every walk)
 ``normals``    float64 (n_nodes, k)   hyperplane only: weights, zero padded
 ``terms``      int32 (n_nodes, k)     hyperplane only: features (ascending), 0 padded
 =============  =====================  ==============================================
+
+A ``/1`` forest (no ``missing`` array; folders and pickles of earlier
+releases) is migrated on load: the direction of each node is derived from
+the leaf sizes its leaf values encode (the side that received more training
+rows, ties to the right: what scikit-learn does for a node that held no
+NaN at fit, which no ``/1`` node did).
 
 ``state = {"denominator", "n_features", "fitted": {offset_, max_samples_,
 n_features_in_, _max_features, _max_depth[, extension_level_][,
@@ -41,6 +49,7 @@ loop over nodes or trees (a loop over tree levels only):
   feature 0 / zero normal) and internal nodes have finite splits;
 * the stored depth of each tree equals its walked depth, which is at most
   ``_max_depth = ceil(log2(max_samples_))``;
+* ``missing`` is 0 or 1, and 0 at every leaf;
 * leaf values are ``depth + c(size)`` with ``0 <= c(size) <= c(max_samples_)``
   and internal values are 0; ``denominator`` equals ``n_trees *
   c(max_samples_)`` (recomputed and compared) and ``offset_`` is finite.
@@ -60,7 +69,9 @@ from ._forest import average_path_length, max_depth_for
 
 __all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 
-FORMAT = "anomaly_fast.forest/1"
+FORMAT = "anomaly_fast.forest/2"
+FORMAT_V1 = "anomaly_fast.forest/1"  # no ``missing`` array; migrated on load
+READABLE_FORMATS = (FORMAT, FORMAT_V1)
 STATE_KEYS = frozenset({"denominator", "n_features", "fitted"})
 _BASE_FITTED = ("offset_", "max_samples_", "n_features_in_", "_max_features", "_max_depth")
 _INT32_MAX = np.iinfo(np.int32).max
@@ -70,7 +81,7 @@ _REL_TOL = 1e-9  # recomputed floats (c(n), denominator) may differ in the last 
 KINDS = {
     "axis": {
         "node_dtype": _isolation.AXIS_NODE_DTYPE,
-        "arrays": ("nodes", "values", "offsets", "depths"),
+        "arrays": ("nodes", "values", "missing", "offsets", "depths"),
         "fitted": _BASE_FITTED,
         "kernel": _isolation.AxisForest,
     },
@@ -82,7 +93,15 @@ KINDS = {
     },
 }
 _DTYPES = {"values": np.dtype(np.float64), "offsets": np.dtype(np.int64), "depths": np.dtype(np.int32),
-           "normals": np.dtype(np.float64), "terms": np.dtype(np.int32)}
+           "normals": np.dtype(np.float64), "terms": np.dtype(np.int32), "missing": np.dtype(np.uint8)}
+
+
+def array_names(kind, fmt=FORMAT):
+    """The arrays a ``kind`` forest of format ``fmt`` holds."""
+    if fmt not in READABLE_FORMATS:
+        _fail("format", f"{fmt!r} is unknown (readable: {', '.join(READABLE_FORMATS)})")
+    names = KINDS[kind]["arrays"]
+    return tuple(n for n in names if n != "missing") if fmt == FORMAT_V1 else names
 
 
 def array_dtype(kind, name):
@@ -106,15 +125,18 @@ def export_forest(model):
     return arrays, state
 
 
-def import_forest(model, arrays, state):
-    """Check ``arrays``/``state`` (:func:`check_forest`), then give ``model``
-    its fitted attributes and a kernel forest built from the checked arrays."""
-    arrays, fitted, denominator = check_forest(model._forest_kind, arrays, state)
+def import_forest(model, arrays, state, fmt=FORMAT):
+    """Check ``arrays``/``state`` of format ``fmt`` (:func:`check_forest`),
+    then give ``model`` its fitted attributes and a kernel forest built from
+    the checked (and, from ``/1``, migrated) arrays."""
+    arrays, fitted, denominator = check_forest(model._forest_kind, arrays, state, fmt)
     for key, value in fitted.items():
         setattr(model, key, value)
     spec = KINDS[model._forest_kind]
+    extra = {"missing": arrays["missing"]} if "missing" in arrays else {}
     model._forest = spec["kernel"](
-        *(arrays[key] for key in spec["arrays"]), denominator, fitted["n_features_in_"], trusted=True
+        *(arrays[key] for key in array_names(model._forest_kind, FORMAT_V1)),
+        denominator, fitted["n_features_in_"], trusted=True, **extra
     )
     return model
 
@@ -184,10 +206,10 @@ def check_fitted(kind, fitted, n_trees=None):
     return out
 
 
-def _check_arrays(kind, arrays, fitted):
-    spec = KINDS[kind]
-    _keys("arrays", arrays, spec["arrays"])
-    for key in spec["arrays"]:
+def _check_arrays(kind, arrays, fitted, fmt):
+    names = array_names(kind, fmt)
+    _keys("arrays", arrays, names)
+    for key in names:
         a = arrays[key]
         if not isinstance(a, np.ndarray):
             _fail(key, f"must be a numpy array, got {type(a).__name__}")
@@ -198,8 +220,9 @@ def _check_arrays(kind, arrays, fitted):
             _fail(key, f"has shape {a.shape}")
     nodes, offsets, depths = arrays["nodes"], arrays["offsets"], arrays["depths"]
     n = nodes.shape[0]
-    if arrays["values"].shape != (n,):
-        _fail("values", f"has shape {arrays['values'].shape}, expected ({n},)")
+    for key in ("values", "missing"):
+        if key in names and arrays[key].shape != (n,):
+            _fail(key, f"has shape {arrays[key].shape}, expected ({n},)")
     if offsets.shape[0] == 0:
         _fail("offsets", "is empty: a forest has at least one tree")
     if depths.shape != offsets.shape:
@@ -209,11 +232,12 @@ def _check_arrays(kind, arrays, fitted):
         for key in ("normals", "terms"):
             if arrays[key].shape != (n, k):
                 _fail(key, f"has shape {arrays[key].shape}, expected ({n}, extension_level_ + 1 = {k})")
-    return {key: np.ascontiguousarray(arrays[key]) for key in spec["arrays"]}
+    return {key: np.ascontiguousarray(arrays[key]) for key in names}
 
 
 def _check_trees(kind, a, fitted):
-    """The tree structure (see the module docstring); returns nothing."""
+    """The tree structure (see the module docstring); returns each node's
+    depth."""
     nodes, values, offsets, depths = a["nodes"], a["values"], a["offsets"], a["depths"]
     n = nodes.shape[0]
     max_samples, max_depth = fitted["max_samples_"], fitted["_max_depth"]
@@ -274,7 +298,9 @@ def _check_trees(kind, a, fitted):
             _fail("nodes.threshold", "is not finite at an internal node")
         if np.any((feature < 0) | (feature >= n_features)):
             _fail("nodes.feature", f"is out of range [0, n_features_in_ = {n_features})")
-        return
+        if "missing" in a and np.any((a["missing"] > 1) | (leaf & (a["missing"] != 0))):
+            _fail("missing", "is not 0 or 1, or not 0 at a leaf")
+        return depth
     offset, n_terms, normals, terms = nodes["offset"], nodes["n_terms"], a["normals"], a["terms"]
     k = normals.shape[1]
     if np.any(leaf & ((offset != np.inf) | (n_terms != 0))):
@@ -290,20 +316,48 @@ def _check_trees(kind, a, fitted):
         _fail("terms", f"hold a feature out of [0, n_features_in_ = {n_features}) or non-zero padding")
     if np.any(used[:, 1:] & (terms[:, 1:] <= terms[:, :-1])):
         _fail("terms", "are not strictly ascending within a node")
+    return depth
 
 
-def check_forest(kind, arrays, state):
+def _missing_from_leaf_sizes(a, fitted, depth):
+    """The ``missing`` array of a checked ``/1`` axis forest: each leaf's size
+    is recovered from its value depth + c(size) (c increases strictly from
+    c(1) = 0), summed bottom-up, and a NaN goes to the child that received
+    more rows, ties to the right."""
+    nodes, values, offsets = a["nodes"], a["values"], a["offsets"]
+    n = nodes.shape[0]
+    sizes_of_trees = np.diff(np.r_[offsets, n])
+    start = np.repeat(offsets, sizes_of_trees)
+    local = np.arange(n, dtype=np.int64) - start
+    left = start + nodes["left"].astype(np.int64)
+    internal = left != start + local
+    table = average_path_length(np.arange(1, fitted["max_samples_"] + 1))
+    extra = values - depth
+    size = np.searchsorted(table, extra - 1e-9).clip(0, table.shape[0] - 1) + 1
+    size = np.where(internal, 0, size).astype(np.int64)
+    for level in range(int(depth.max()) - 1, -1, -1):
+        at = np.flatnonzero(internal & (depth == level))
+        size[at] = size[left[at]] + size[left[at] + 1]
+    missing = np.zeros(n, dtype=np.uint8)
+    missing[internal] = size[left[internal]] > size[left[internal] + 1]
+    return missing
+
+
+def check_forest(kind, arrays, state, fmt=FORMAT):
     """Check exported ``arrays``/``state`` of a ``kind`` ("axis" or
-    "hyperplane") forest; return ``(arrays, fitted, denominator)`` with
-    C-contiguous arrays and typed fitted attributes, or raise a ``ValueError``
-    naming the bad field."""
+    "hyperplane") forest of format ``fmt``; return ``(arrays, fitted,
+    denominator)`` with C-contiguous arrays (an axis ``/1`` forest gains its
+    derived ``missing``) and typed fitted attributes, or raise a
+    ``ValueError`` naming the bad field."""
     _keys("state", state, STATE_KEYS)
     fitted = check_fitted(kind, state["fitted"])
     n_features = _int("n_features", state["n_features"], 1)
     if n_features != fitted["n_features_in_"]:
         _fail("n_features", f"= {n_features} differs from n_features_in_ = {fitted['n_features_in_']}")
-    arrays = _check_arrays(kind, arrays, fitted)
-    _check_trees(kind, arrays, fitted)
+    arrays = _check_arrays(kind, arrays, fitted, fmt)
+    depth = _check_trees(kind, arrays, fitted)
+    if kind == "axis" and "missing" not in arrays:
+        arrays["missing"] = _missing_from_leaf_sizes(arrays, fitted, depth)
     stored = _float("denominator", state["denominator"])
     denominator = float(arrays["offsets"].shape[0] * average_path_length(fitted["max_samples_"]))
     if abs(stored - denominator) > _REL_TOL * max(denominator, 1.0):
@@ -326,7 +380,7 @@ def pickled_forest(kind, state):
     if saved is None:
         return None
     _keys("_forest_state", saved, ("format", "arrays", "state"))
-    if saved["format"] != FORMAT:
+    if saved["format"] not in READABLE_FORMATS:
         _fail("_forest_state", f"has unknown format {saved['format']!r}")
     return saved
 
@@ -340,9 +394,10 @@ def restore_legacy_state(kind, state):
     forest = state.pop("_forest")
     if not isinstance(forest, spec["kernel"]):
         _fail("_forest", f"is a {type(forest).__name__}, expected {spec['kernel'].__name__}")
-    arrays = {key: getattr(forest, key) for key in spec["arrays"]}
+    arrays = {key: getattr(forest, key) for key in array_names(kind, FORMAT_V1)}
     fitted = {key: state.pop(key) for key in spec["fitted"] + ("feature_names_in_",) if key in state}
     if "feature_names_in_" in fitted:
         names = fitted["feature_names_in_"]
         fitted["feature_names_in_"] = list(names) if isinstance(names, np.ndarray) else names
-    return {"arrays": arrays, "state": {"denominator": forest.denominator, "n_features": forest.n_features, "fitted": fitted}}
+    return {"format": FORMAT_V1, "arrays": arrays,
+            "state": {"denominator": forest.denominator, "n_features": forest.n_features, "fitted": fitted}}

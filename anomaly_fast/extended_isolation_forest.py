@@ -80,6 +80,16 @@ class ExtendedIsolationForest(BaseIsolationForest):
     built lazily, and the kernels release the GIL.  ``fit``, ``set_params``
     and a warm start must not run concurrently with them.
 
+    Infinities are accepted.  A node's bounding box, standard deviations and
+    (``intercept="range"``) projected range are taken over its finite values
+    only, so every hyperplane's offset is finite.  A row with infinite
+    coordinates is projected by one rule at fit and scoring: when its
+    infinite products ``w_j * x_j`` all have one sign, its projection is that
+    infinity (the row is beyond the hyperplane on that side); when they have
+    both signs, the infinite coordinates are ignored (the sum of the finite
+    products).  Data without infinities gives exactly the scores it gave
+    before they were accepted.
+
     Pickles and registry folders are checked structurally when loaded
     (:mod:`anomaly_fast._forest_format`): corrupted state gets a
     ``ValueError`` naming the field.  This cannot make an untrusted pickle

@@ -70,6 +70,22 @@ class IsolationForest(BaseIsolationForest):
     Not mirrored from scikit-learn: ``estimators_``, ``estimators_samples_``
     and ``estimators_features_`` (trees are flat arrays, not
     ``ExtraTreeRegressor`` objects; the seeds and arrays are private).
+    Infinities are accepted (scikit-learn accepts them too, but a node
+    holding -inf becomes a leaf there): a split is drawn uniformly over the
+    finite values of the node's feature, so +inf always goes right and -inf
+    left; when a node's finite values are all equal the split separates them
+    from the infinities.  Data without infinities gives exactly the scores it
+    gave before they were accepted.
+    Missing values (NaN, pandas ``<NA>``, None in object arrays) are
+    accepted with scikit-learn 1.9's semantics (its random splitter): a
+    node's split is drawn over its non-missing values (a feature whose
+    values there are all missing, or all equal with none missing, is
+    skipped); where the node holds NaN in the split feature, the side its
+    missing values go to is a coin flip (a split that leaves a side empty
+    makes the node a leaf); where it held none, a NaN met when scoring goes
+    to the child that received more training rows, ties to the right.  Each
+    node stores that side (format ``anomaly_fast.forest/2``); data without
+    NaN is scored by the same kernels as before.
     Sparse input is rejected with a ``TypeError``.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 
@@ -100,11 +116,13 @@ class IsolationForest(BaseIsolationForest):
     """
 
     _forest_kind = "axis"
+    _allow_missing = True
 
     def _new_tree_arrays(self, n_trees, width, n_features):
         return {
             "nodes": np.empty((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
             "values": np.empty((n_trees, width), dtype=np.float64),
+            "missing": np.empty((n_trees, width), dtype=np.uint8),
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
@@ -118,6 +136,7 @@ class IsolationForest(BaseIsolationForest):
             self._max_depth,
             arrays["nodes"][rows],
             arrays["values"][rows],
+            arrays["missing"][rows],
             n_nodes,
             depths,
         )
@@ -125,7 +144,10 @@ class IsolationForest(BaseIsolationForest):
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:
-            old = (previous.offsets, {"nodes": previous.nodes, "values": previous.values})
+            old = (
+                previous.offsets,
+                {"nodes": previous.nodes, "values": previous.values, "missing": previous.missing},
+            )
             depths = np.concatenate([previous.depths, depths])
         flat, offsets = compact_trees(arrays, n_nodes, old)
         return _isolation.AxisForest(
@@ -136,4 +158,5 @@ class IsolationForest(BaseIsolationForest):
             self._denominator(len(offsets)),
             self.n_features_in_,
             trusted=True,  # built by the kernel
+            missing=flat["missing"],
         )

@@ -31,7 +31,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from ._forest_format import FORMAT, KINDS, STATE_KEYS, array_dtype
+from ._forest_format import FORMAT, READABLE_FORMATS, STATE_KEYS, array_dtype, array_names
 from .extended_isolation_forest import ExtendedIsolationForest
 from .isolation_forest import IsolationForest
 
@@ -227,10 +227,10 @@ def _read_npy(member, key, expected, limit):
     return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy(order="C")
 
 
-def _read_forest_arrays(path, kind):
+def _read_forest_arrays(path, kind, fmt=FORMAT):
     """The arrays of ``model.npz`` for a ``kind`` forest: exactly the format's
     arrays, uncompressed members, headers checked before reading."""
-    names = KINDS[kind]["arrays"]
+    names = array_names(kind, fmt)
     arrays = {}
     file = Path(path) / _ARRAYS
     with _open_read(file) as f:
@@ -300,8 +300,8 @@ def _load_forest(path, meta):
     if cls is None:
         raise ValueError(f"unknown model format {meta['format']!r} / class {name!r}")
     params = _check_params(cls, meta["params"])
-    arrays = _read_forest_arrays(path, cls._forest_kind)
-    model = cls._import(params, arrays, {key: meta[key] for key in STATE_KEYS})
+    arrays = _read_forest_arrays(path, cls._forest_kind, meta["format"])
+    model = cls._import(params, arrays, {key: meta[key] for key in STATE_KEYS}, meta["format"])
     _check_registry_fields(meta, model)
     return model
 
@@ -401,7 +401,7 @@ def load_model(path, allow_pickle=False):
         warnings.warn(f"loading pickled model from {path}", UserWarning, stacklevel=2)
         with _open_read(path / _PICKLE) as f:
             return joblib.load(f)
-    if fmt != FORMAT:
+    if fmt not in READABLE_FORMATS:
         raise ValueError(f"unknown model format {fmt!r} / class {meta.get('class')!r}")
     return _load_forest(path, meta)
 
@@ -449,7 +449,7 @@ class ModelRegistry:
     ...     print(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
     ...     named = registry.load(registry.save(model, X, feature_names=["a", "b", "c"]))
     ...     print(list(named.feature_names_in_))
-    v-37ea0bbf7676eaea ['v-37ea0bbf7676eaea']
+    v-f0fa955030007219 ['v-f0fa955030007219']
     True
     ['a', 'b', 'c']
     """

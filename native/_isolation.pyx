@@ -13,11 +13,17 @@
 # the right leaf: no branch per node, and a block of rows walks each tree
 # level by level while the tree stays in L1 cache.  ``values`` holds, at each
 # leaf, depth + c(leaf size): the path length a point ending there gets.
+#
+# Infinities.  Split values are always finite, drawn over the node's finite
+# values only, so +inf goes right of every split and -inf left of it (axis
+# trees; hyperplane trees: see _robust_dot).  Data without infinities takes
+# exactly the code path it took before they were accepted.
 import numpy as np
 
-from libc.math cimport log, exp2, sqrt, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
+from libc.stdint cimport uint8_t
 
 from _types cimport float64_t, int32_t, int64_t, intp_t, uintp_t, uint32_t, uint64_t, floating_t
 from _random cimport RandomState, rng_seed, rng_uniform, rng_below, rng_normal
@@ -188,6 +194,7 @@ cdef struct BuildScratch:
     float64_t* hi       # per-feature maximum in the current node
     float64_t* sd       # per-feature standard deviation in the current node
     int32_t* features   # features this tree may split on (first n_tree_features)
+    unsigned char* has_missing  # per tree feature: the subsample holds a NaN in it
     int32_t* candidates # scratch list of candidate features in a node
     intp_t* stack       # pending nodes: (node, start, end, depth) quadruples
 
@@ -204,12 +211,13 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.hi = <float64_t*>malloc(d * sizeof(float64_t))
     s.sd = <float64_t*>malloc(d * sizeof(float64_t))
     s.features = <int32_t*>malloc(d * sizeof(int32_t))
+    s.has_missing = <unsigned char*>malloc(d + 1)
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
     return (s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
             and s.columns != NULL
             and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
-            and s.candidates != NULL and s.stack != NULL)
+            and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL)
 
 
 cdef void _scratch_free(BuildScratch* s) noexcept nogil:
@@ -223,6 +231,7 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.hi)
     free(s.sd)
     free(s.features)
+    free(s.has_missing)
     free(s.candidates)
     free(s.stack)
 
@@ -232,26 +241,32 @@ cdef void _gather(const floating_t[:, ::1] X, BuildScratch* s, intp_t m,
     """Copy the subsample's allowed features into the column-major buffer."""
     cdef intp_t i, j
     cdef int32_t f
+    cdef float64_t v
     for j in range(n_tree_features):
         f = s.features[j]
+        s.has_missing[j] = 0
         for i in range(m):
-            s.columns[j * m + i] = X[s.rows[i], f]
+            v = X[s.rows[i], f]
+            s.columns[j * m + i] = v
+            if v != v:
+                s.has_missing[j] = 1
     for i in range(m):
         s.order[i] = i
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
-                              intp_t start, intp_t end, float64_t split) noexcept nogil:
+                              intp_t start, intp_t end, float64_t split,
+                              bint missing_left=False) noexcept nogil:
     """Stable, branch-free partition of order[start:end]: entries whose key is
-    <= split first.  ``spare`` is scratch of the same length as ``order``.
-    Returns the cut."""
+    <= split first, and NaN keys too when ``missing_left`` (else last).
+    ``spare`` is scratch of the same length as ``order``.  Returns the cut."""
     cdef intp_t i, v, n_left = start, n_right = 0
     cdef intp_t goes_left
     for i in range(start, end):
         v = order[i]
-        goes_left = key[v] <= split
-        order[n_left] = v       # kept only when it goes left
-        spare[n_right] = v      # kept only when it goes right
+        goes_left = key[v] <= split or (missing_left and key[v] != key[v])
+        order[n_left] = v
+        spare[n_right] = v
         n_left += goes_left
         n_right += 1 - goes_left
     for i in range(n_right):
@@ -284,6 +299,70 @@ cdef inline void _pop(const intp_t* stack, intp_t* top, intp_t* node, intp_t* st
 # Axis-parallel trees (Isolation Forest)
 # --------------------------------------------------------------------------
 
+cdef int _finite_range(const float64_t* col, const intp_t* order, intp_t start,
+                       intp_t end, float64_t* lo, float64_t* hi) noexcept nogil:
+    """For a node whose values of a feature include +-inf and are not all
+    equal: set lo/hi to the min/max of its finite values.  Returns 1 when a
+    split is drawn in [lo, hi) as usual, 2 when ``lo`` itself is the (finite)
+    split, 0 when no finite split separates the values.
+
+    With one finite value v: v when +inf is present (v and -inf go left),
+    else the double just below v (-inf left, v right).  With no finite
+    value (both infinities): 0.0.  Values that are NaN are ignored."""
+    cdef float64_t a = INFINITY, b = -INFINITY, v
+    cdef bint pos = False
+    cdef intp_t i
+    for i in range(start, end):
+        v = col[order[i]]
+        if v == INFINITY:
+            pos = True
+        elif v > -INFINITY:  # finite (NaN fails every comparison)
+            a = v if v < a else a
+            b = v if v > b else b
+    if b > a:
+        lo[0] = a
+        hi[0] = b
+        return 1
+    if a > b:  # no finite value: both infinities
+        lo[0] = 0.0
+        return 2
+    lo[0] = a if pos else nextafter(a, -INFINITY)
+    return 2 if lo[0] > -INFINITY else 0
+
+
+cdef int _range_with_missing(const float64_t* col, const intp_t* order, intp_t start,
+                            intp_t end, float64_t* lo, float64_t* hi,
+                            intp_t* n_missing) noexcept nogil:
+    """As the split search's min/max for a feature whose subsample holds NaN
+    (scikit-learn 1.9's random splitter): the range of the node's non-missing
+    values; the feature is unusable when all are missing, or when the others
+    are all equal and none is missing.  When the non-missing values are all
+    equal (and some are missing) they all go left of the split (returns 2).
+    Returns the mode of _finite_range."""
+    cdef float64_t a = INFINITY, b = -INFINITY, v
+    cdef intp_t i, n_nan = 0
+    for i in range(start, end):
+        v = col[order[i]]
+        if v != v:
+            n_nan += 1
+        else:
+            a = v if v < a else a
+            b = v if v > b else b
+    n_missing[0] = n_nan
+    if n_nan == end - start:
+        return 0
+    if b > a:
+        lo[0] = a
+        hi[0] = b
+        if a == -INFINITY or b == INFINITY:
+            return _finite_range(col, order, start, end, lo, hi)
+        return 1
+    if n_nan == 0:
+        return 0
+    lo[0] = a if isfinite(a) else 0.0  # an infinity lies on its side of 0.0
+    return 2
+
+
 cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node,
                                  intp_t depth, intp_t size) noexcept nogil:
     nodes[node].threshold = INFINITY
@@ -297,6 +376,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                            const float64_t* cum_weights, intp_t n_tree_features,
                            intp_t max_depth, intp_t capacity,
                            BuildScratch* s, AxisNode* nodes, float64_t* values,
+                           uint8_t* missing,
                            int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
     cdef RandomState rng
     cdef intp_t n = X.shape[0], d = X.shape[1]
@@ -305,6 +385,9 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
     cdef int32_t f, tmp
     cdef float64_t lo, hi, v, threshold
     cdef const float64_t* col
+    cdef int mode = 1  # how the split is drawn (see _finite_range)
+    cdef intp_t n_missing = 0  # NaN in the chosen feature in this node
+    cdef bint missing_left
 
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
@@ -320,6 +403,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
             tree_depth = depth
         if size <= 1 or depth >= max_depth or next_free + 2 > capacity:
             _make_axis_leaf(nodes, values, node, depth, size)
+            missing[node] = 0
             continue
         # Draw features without replacement until one is not constant here.
         for i in range(n_tree_features):
@@ -329,13 +413,22 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
         while n_cand > 0:
             pick = rng_below(&rng, n_cand)
             col = s.columns + s.candidates[pick] * m
-            lo = col[s.order[start]]
-            hi = lo
-            for i in range(start + 1, end):
-                v = col[s.order[i]]
-                lo = v if v < lo else lo
-                hi = v if v > hi else hi
-            if hi > lo:
+            n_missing = 0
+            if s.has_missing[s.candidates[pick]]:
+                mode = _range_with_missing(col, s.order, start, end, &lo, &hi, &n_missing)
+            else:
+                lo = col[s.order[start]]
+                hi = lo
+                for i in range(start + 1, end):
+                    v = col[s.order[i]]
+                    lo = v if v < lo else lo
+                    hi = v if v > hi else hi
+                mode = 0
+                if hi > lo:
+                    mode = 1
+                    if lo == -INFINITY or hi == INFINITY:
+                        mode = _finite_range(col, s.order, start, end, &lo, &hi)
+            if mode != 0:
                 f = s.candidates[pick]
                 break
             n_cand -= 1
@@ -344,15 +437,32 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
             s.candidates[n_cand] = tmp
         if f < 0:  # all points in this node are identical
             _make_axis_leaf(nodes, values, node, depth, size)
+            missing[node] = 0
             continue
-        threshold = lo + rng_uniform(&rng) * (hi - lo)
-        if threshold >= hi:  # rounding; keep both children non-empty
+        if mode == 1:
+            threshold = lo + rng_uniform(&rng) * (hi - lo)
+            if threshold >= hi:  # rounding; keep both children non-empty
+                threshold = lo
+        else:
             threshold = lo
-        cut = _partition(s.order, s.spare, s.columns + f * m, start, end, threshold)
+        if n_missing > 0:
+            # scikit-learn: the node's missing values go to a side drawn at random
+            missing_left = rng_below(&rng, 2) == 1
+            cut = _partition(s.order, s.spare, s.columns + f * m, start, end,
+                             threshold, missing_left)
+            if cut == start or cut == end:  # one side empty: rejected, a leaf
+                _make_axis_leaf(nodes, values, node, depth, size)
+                missing[node] = 0
+                continue
+        else:
+            cut = _partition(s.order, s.spare, s.columns + f * m, start, end, threshold)
+            # no NaN here at fit: a NaN later follows the larger side (ties right)
+            missing_left = cut - start > end - cut
         nodes[node].threshold = threshold
         nodes[node].feature = s.features[f]
         nodes[node].left = <int32_t>next_free
         values[node] = 0.0
+        missing[node] = missing_left
         # push right then left, so the left subtree is built first
         _push(s.stack, &top, next_free + 1, cut, end, depth + 1)
         _push(s.stack, &top, next_free, start, cut, depth + 1)
@@ -366,14 +476,17 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
                      const float64_t[::1] weights, const float64_t[::1] cum_weights,
                      intp_t max_features,
                      intp_t max_depth, AxisNode[:, ::1] nodes,
-                     float64_t[:, ::1] values, int32_t[::1] n_nodes,
-                     int32_t[::1] depths):
+                     float64_t[:, ::1] values, uint8_t[:, ::1] missing,
+                     int32_t[::1] n_nodes, int32_t[::1] depths):
     """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
     Rows are drawn uniformly, or proportionally to ``weights`` when it is not
     empty (``cum_weights`` its cumulative sum).
 
     Each tree uses only its own seed, so the forest does not depend on how
-    trees are spread over calls (threads).
+    trees are spread over calls (threads).  ``missing[t, node]`` is 1 when a
+    NaN in the node's feature goes left (scikit-learn 1.9's rule: a side
+    drawn at random where the node held NaN at fit, else the side that
+    received more rows, ties to the right), 0 when it goes right or at a leaf.
     """
     cdef BuildScratch s
     cdef intp_t t
@@ -389,7 +502,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
             for t in range(seeds.shape[0]):
                 _build_axis_tree(X, seeds[t], max_samples, bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
-                                 &n_nodes[t], &depths[t])
+                                 &missing[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)
     if not ok:
         raise MemoryError("not enough memory to build isolation trees")
@@ -730,6 +843,33 @@ cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
     return 0
 
 
+cdef void _axis_score_missing(const AxisNode* nodes, const float64_t* values,
+                              const uint8_t* missing, const int64_t* offsets,
+                              intp_t n_trees, const floating_t* X, intp_t n_rows,
+                              intp_t n_cols, float64_t denominator,
+                              float64_t* out) noexcept nogil:
+    """score_samples for rows that may hold NaN: a plain walk of the compact
+    nodes, a NaN going to the side ``missing`` stores for its node.  Used
+    only for batches holding NaN; the layouts above stay NaN-free."""
+    cdef intp_t r, t, node, base
+    cdef float64_t acc, v
+    cdef const floating_t* row
+    for r in range(n_rows):
+        row = X + r * n_cols
+        acc = 0.0
+        for t in range(n_trees):
+            base = offsets[t]
+            node = 0
+            while nodes[base + node].left != node:
+                v = row[nodes[base + node].feature]
+                if v != v:
+                    node = nodes[base + node].left + 1 - missing[base + node]
+                else:
+                    node = nodes[base + node].left + (v > nodes[base + node].threshold)
+            acc += values[base + node]
+        out[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+
+
 # --------------------------------------------------------------------------
 # Hyperplane trees (Extended Isolation Forest)
 # --------------------------------------------------------------------------
@@ -747,6 +887,68 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
     values[node] = depth + average_path_length(size)
 
 
+cdef inline void _robust_add(float64_t wx, float64_t* finite, int* signs) noexcept nogil:
+    """One product of a dot product under _robust_dot's rule."""
+    if wx == INFINITY:
+        signs[0] |= 1
+    elif wx == -INFINITY:
+        signs[0] |= 2
+    elif wx == wx:  # NaN (a 0 * inf product, a missing value) is skipped
+        finite[0] += wx
+
+
+cdef inline float64_t _robust_result(float64_t finite, int signs) noexcept nogil:
+    if signs == 1:
+        return INFINITY
+    if signs == 2:
+        return -INFINITY
+    return finite
+
+
+cdef float64_t _robust_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                           const floating_t* x) noexcept nogil:
+    """A hyperplane's dot(w, x) when the plain sum is not finite (x holds an
+    infinity): terms with weight 0 are skipped; when the infinite products
+    all have one sign the result is that infinity (x is beyond the
+    hyperplane on that side), otherwise (+inf and -inf products) the sum of
+    the finite products.  ``terms`` NULL: ``w`` is dense over k features.
+    Products are added in feature order, as when the tree was built."""
+    cdef float64_t finite = 0.0
+    cdef int signs = 0
+    cdef intp_t j
+    for j in range(k):
+        if w[j] != 0.0:
+            _robust_add(w[j] * x[j if terms == NULL else terms[j]], &finite, &signs)
+    return _robust_result(finite, signs)
+
+
+cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
+                      intp_t end, float64_t* lo, float64_t* hi, float64_t* sd) noexcept nogil:
+    """Bounding box and spread of a node's finite values of a feature that
+    holds +-inf: min, max and standard deviation (else max - min, else 1)."""
+    cdef float64_t a = INFINITY, b = -INFINITY, sm = 0.0, sq = 0.0, v
+    cdef intp_t i, n = 0
+    for i in range(start, end):
+        v = col[order[i]]
+        if isfinite(v):
+            a = v if v < a else a
+            b = v if v > b else b
+            sm += v
+            sq += v * v
+            n += 1
+    if n == 0:
+        a = b = 0.0
+        n = 1
+    lo[0] = a
+    hi[0] = b
+    sm = sm / n
+    sd[0] = sqrt(max(sq / n - sm * sm, 0.0))
+    if sd[0] <= 0.0:
+        sd[0] = b - a
+    if sd[0] <= 0.0:
+        sd[0] = 1.0
+
+
 cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
                                  bint bootstrap, const float64_t* weights,
                                  const float64_t* cum_weights, intp_t n_tree_features,
@@ -761,6 +963,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
     cdef intp_t node, start, end, depth, size, i, j, n_cand, n_use, pick, cut
     cdef int32_t f, tmp
     cdef float64_t v, w, offset, lo, hi, sm, sq
+    cdef int signs
     cdef const float64_t* col
 
     rng_seed(&rng, seed)
@@ -800,6 +1003,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             s.sd[j] = sqrt(max(sq / size - sm * sm, 0.0))
             if s.sd[j] <= 0.0:
                 s.sd[j] = hi - lo
+            if hi > lo and (lo == -INFINITY or hi == INFINITY):
+                _finite_box(col, s.order, start, end, &s.lo[j], &s.hi[j], &s.sd[j])
             if hi > lo:
                 s.candidates[n_cand] = <int32_t>j
                 n_cand += 1
@@ -841,15 +1046,26 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             col = s.columns + s.candidates[j] * m
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
+        for i in range(start, end):
+            if not isfinite(s.proj[s.order[i]]):  # an infinity: _robust_dot's rule
+                sm = 0.0
+                signs = 0
+                for j in range(n_use):
+                    _robust_add(normals[node * k + j]
+                                * s.columns[s.candidates[j] * m + s.order[i]], &sm, &signs)
+                s.proj[s.order[i]] = _robust_result(sm, signs)
         if range_intercept:
             # the split value drawn uniformly between the node's smallest and
-            # largest projection (isotree's rule)
-            lo = s.proj[s.order[start]]
-            hi = lo
+            # largest finite projection (isotree's rule)
+            lo = INFINITY
+            hi = -INFINITY
             for i in range(start, end):
                 v = s.proj[s.order[i]]
-                lo = v if v < lo else lo
-                hi = v if v > hi else hi
+                if isfinite(v):
+                    lo = v if v < lo else lo
+                    hi = v if v > hi else hi
+            if lo > hi:  # every projection infinite
+                lo = hi = 0.0
             offset = lo + rng_uniform(&rng) * (hi - lo)
         cut = _partition(s.order, s.spare, s.proj, start, end, offset)
         nodes[node].offset = offset
@@ -949,6 +1165,9 @@ cdef float64_t _hyperplane_path_sum_one_row(
                     dot = _dense_dot(weights + base * width, row, n_cols)
                 else:
                     dot = _sparse_dot(weights + base * k, terms + base * k, row, k)
+                if not isfinite(dot):
+                    dot = (_robust_dot(weights + base * width, NULL, n_cols, row) if dense else
+                           _robust_dot(weights + base * k, terms + base * k, k, row))
                 idx[g] = nodes[base].left + (dot > nodes[base].offset)
         for g in range(min(4, n_trees - t)):
             total += values[bases[g] + idx[g]]
@@ -1019,6 +1238,9 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
                         for g in range(HYPERPLANE_GROUP):
                             dots[g] = dots[g] + wg[g][f] * rows[g][tg[g][f]]
                 for g in range(HYPERPLANE_GROUP):
+                    if not isfinite(dots[g]):
+                        dots[g] = (_robust_dot(wg[g], NULL, n_cols, rows[g]) if dense else
+                                   _robust_dot(wg[g], tg[g], k, rows[g]))
                     idx[g] = tree[idx[g]].left + (dots[g] > tree[idx[g]].offset)
             for g in range(HYPERPLANE_GROUP):
                 acc[g] += values[base + idx[g]]
@@ -1036,6 +1258,8 @@ cdef class AxisForest:
 
     ``score_samples(X, out)`` writes scikit-learn's ``score_samples`` for the
     rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
+    ``missing`` (uint8 per node, 1 = a NaN goes left) serves rows with NaN,
+    walked by ``score_samples(X, out, has_missing=True)``.
     The compact ``nodes``/``values`` are what is pickled; the scoring layout
     ("heap" for trees of depth <= 8, else "links") is derived from them.
 
@@ -1045,7 +1269,7 @@ cdef class AxisForest:
     are only stored and ``score_samples`` raises until the estimator rebuilds
     the forest from checked arrays.
     """
-    cdef readonly object nodes, values, offsets, depths
+    cdef readonly object nodes, values, missing, offsets, depths
     cdef readonly float64_t denominator
     cdef readonly intp_t block_rows, n_features
     cdef readonly bint ready  # the scoring layout is built
@@ -1053,9 +1277,10 @@ cdef class AxisForest:
     cdef AxisScoring _f
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
-                 intp_t n_features, bint trusted=False):
+                 intp_t n_features, bint trusted=False, missing=None):
         self.nodes = nodes
         self.values = values
+        self.missing = missing
         self.offsets = offsets
         self.depths = depths
         self.denominator = denominator
@@ -1094,7 +1319,7 @@ cdef class AxisForest:
 
     def __reduce__(self):
         return (AxisForest, (self.nodes, self.values, self.offsets, self.depths,
-                             self.denominator, self.n_features))
+                             self.denominator, self.n_features, False, self.missing))
 
     @property
     def n_trees(self):
@@ -1105,10 +1330,14 @@ cdef class AxisForest:
         """The scoring layout: "heap" (complete trees, depth <= 8) or "links"."""
         return "heap" if self._f.regions != NULL else "links"
 
-    def score_samples(self, X, float64_t[::1] out):
+    def score_samples(self, X, float64_t[::1] out, bint has_missing=False):
+        """``has_missing``: X may hold NaN (the missing-aware walk)."""
         cdef int status
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
+        if has_missing:  # rare: float32 is widened (exactly) rather than compiled twice
+            self._score_missing(np.ascontiguousarray(X, dtype=np.float64), out)
+            return
         if X.dtype == np.float32:
             status = self._score_f32(X, out)
         else:
@@ -1131,6 +1360,17 @@ cdef class AxisForest:
                 status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
                                      self.block_rows, self.denominator, &out[0])
         return status
+
+    cdef void _score_missing(self, const double[:, ::1] X, float64_t[::1] out):
+        cdef const AxisNode[::1] nodes = self.nodes
+        cdef const float64_t[::1] values = self.values
+        cdef const uint8_t[::1] missing = self.missing
+        cdef const int64_t[::1] offsets = self.offsets
+        if X.shape[0] > 0 and offsets.shape[0] > 0:
+            with nogil:
+                _axis_score_missing(&nodes[0], &values[0], &missing[0], &offsets[0],
+                                    offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
+                                    self.denominator, &out[0])
 
 
 cdef class HyperplaneForest:

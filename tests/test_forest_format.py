@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from anomaly_fast import ExtendedIsolationForest, IsolationForest
-from anomaly_fast._forest_format import FORMAT, check_forest
+from anomaly_fast._forest_format import FORMAT, FORMAT_V1, check_forest
 from anomaly_fast.registry import load_model
 
 DATA = Path(__file__).parent / "data"
@@ -72,7 +72,7 @@ def test_a_folder_written_by_the_previous_release_still_loads_to_the_same_scores
     expected = json.loads((DATA / "forest_v1_scores.json").read_text())
     model = load_model(DATA / f"forest_v1_{name}")
     assert type(model) is cls
-    assert json.loads((DATA / f"forest_v1_{name}" / "meta.json").read_text())["format"] == FORMAT
+    assert json.loads((DATA / f"forest_v1_{name}" / "meta.json").read_text())["format"] == FORMAT_V1
     np.testing.assert_array_equal(model.score_samples(np.array(expected["X"])), expected[name])
 
 
@@ -284,3 +284,35 @@ def test_eight_threads_scoring_one_forest_get_the_single_threaded_scores(model, 
     for t in threads:
         t.join()
     assert errors == []
+
+
+@pytest.mark.parametrize("max_samples", [16, 256, 600])
+def test_a_v1_forest_gets_the_missing_directions_a_fit_without_nan_stores(max_samples):
+    """Migration from /1 derives each node's NaN side from the leaf sizes its
+    leaf values encode: the same array the build kernel writes."""
+    X = np.random.RandomState(3).normal(size=(700, 3))
+    model = IsolationForest(n_estimators=8, max_samples=max_samples, random_state=1).fit(X)
+    arrays, state = model._export()
+    fitted_missing = arrays.pop("missing")
+    clone = IsolationForest._import(model.get_params(), arrays, state, FORMAT_V1)
+    np.testing.assert_array_equal(clone._forest.missing, fitted_missing)
+    Xn = X[:50].copy()
+    Xn[::3, 1] = np.nan
+    np.testing.assert_array_equal(clone.score_samples(Xn), model.score_samples(Xn))
+
+
+def test_missing_directions_are_checked():
+    X = np.random.RandomState(3).normal(size=(200, 3))
+    model = IsolationForest(n_estimators=3, random_state=1).fit(X)
+    arrays, state = model._export()
+    for bad in (2, "leaf"):
+        a = dict(arrays, missing=arrays["missing"].copy())
+        if bad == "leaf":
+            a["missing"][a["nodes"]["left"] == np.arange(a["nodes"].shape[0]) - np.repeat(
+                a["offsets"], np.diff(np.r_[a["offsets"], a["nodes"].shape[0]]))] = 1
+        else:
+            a["missing"][0] = 2
+        with pytest.raises(ValueError, match="missing"):
+            IsolationForest._import(model.get_params(), a, state)
+    with pytest.raises(ValueError, match="arrays"):
+        IsolationForest._import(model.get_params(), {k: v for k, v in arrays.items() if k != "missing"}, state)
