@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .pipeline_cli import METADATA_COLUMNS  # never features (entity_id, timestamp, event_id)
+
 __all__ = ["DaskScorer", "METHODS", "default_sample_rows", "fit_dask", "sample_dask", "spark_score_function"]
 
 METHODS = ("score_samples", "decision_function", "predict", "anomaly_score")
-METADATA_COLUMNS = ("entity_id", "timestamp", "event_id")  # never features (as the command line)
 DEFAULT_SAMPLE_ROWS = 100_000  # sample of fit_dask for estimators other than forests
 _FAN_IN = 8  # partitions' samples merged per task in sample_dask's tree reduction
 

@@ -40,7 +40,7 @@ def _loads_on_worker():
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, memory_limit="1GiB")
+                                       dashboard_address=":0", memory_limit="1GiB")
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -222,3 +222,74 @@ def test_parallel_post_fit_of_dask_ml_predicts_like_the_model(client, table):
     result = wrapped.predict(da.from_array(table, chunks=(1_000, 4)))
     reference = IsolationForest(n_estimators=30, random_state=0).fit(table)
     np.testing.assert_array_equal(result.compute(), reference.predict(table))
+
+
+# -- the command line --------------------------------------------------------------
+@pytest.fixture
+def parquet_folder(table, tmp_path):
+    folder = tmp_path / "events"
+    folder.mkdir()
+    df = _frame(table).reset_index(drop=True)
+    for i, start in enumerate(range(0, len(df), 1_000)):
+        df.iloc[start : start + 1_000].to_parquet(folder / f"day-{i}.parquet", index=False)
+    return folder, df
+
+
+def test_score_dask_writes_one_parquet_file_of_scores_per_partition(client, parquet_folder, tmp_path, capsys):
+    from anomaly_fast.pipeline_cli import fit_main, score_main
+
+    folder, df = parquet_folder
+    df.to_csv(tmp_path / "train.csv", index=False)
+    assert fit_main([str(tmp_path / "train.csv"), "-o", str(tmp_path / "models"), "--n-estimators", "30"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "scores"
+    argv = [str(tmp_path / "models"), str(folder / "day-*.parquet"), "--dask", client.scheduler.address, "-o", str(out)]
+    assert score_main(argv) == 0
+    assert "wrote 4,000 rows in 4 Parquet files" in capsys.readouterr().err
+    files = sorted(out.glob("part.*.parquet"))
+    assert len(files) == 4
+    scored = pd.concat([pd.read_parquet(f) for f in files])
+    assert list(scored.columns) == ["entity_id", "anomaly_score", "is_outlier"]
+    in_memory = tmp_path / "in_memory.csv"
+    assert score_main([str(tmp_path / "models"), str(tmp_path / "train.csv"), "-o", str(in_memory)]) == 0
+    expected = pd.read_csv(in_memory)
+    np.testing.assert_array_equal(scored["anomaly_score"].to_numpy(), expected["anomaly_score"].to_numpy())
+    np.testing.assert_array_equal(scored["is_outlier"].to_numpy(), expected["is_outlier"].to_numpy())
+    np.testing.assert_array_equal(scored["entity_id"].to_numpy(), df["entity_id"].to_numpy())
+    assert score_main(argv) == 2  # the output folder is not empty any more
+    assert "is not an empty folder" in capsys.readouterr().err
+
+
+def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_rows(client, parquet_folder,
+                                                                                     tmp_path, capsys):
+    from anomaly_fast.pipeline_cli import score_main
+    from anomaly_fast.registry import ModelRegistry
+
+    folder, df = parquet_folder
+    holes = df.iloc[:1_000].copy()
+    holes.loc[[3, 7], "f1"] = np.nan
+    holes.to_parquet(folder / "day-0.parquet", index=False)
+    features = ["f0", "f1", "f2", "f3"]
+    model = IsolationForest(n_estimators=20, random_state=0).fit(df[features].to_numpy())
+    ModelRegistry(tmp_path / "models").save(model, df[features].to_numpy(), feature_names=features)
+    assert score_main([str(tmp_path / "models"), str(folder), "--dask", client.scheduler.address,
+                       "-o", str(tmp_path / "a")]) == 2
+    assert "NaN" in capsys.readouterr().err
+    out = tmp_path / "b"
+    assert score_main([str(tmp_path / "models"), str(folder), "--dask", "--dropna", "-o", str(out)]) == 0
+    scored = pd.concat([pd.read_parquet(f) for f in sorted(out.glob("*.parquet"))])
+    assert len(scored) == 3_998
+    kept = holes.drop([3, 7])
+    np.testing.assert_array_equal(scored["anomaly_score"].to_numpy()[:998], model.anomaly_score(kept[features].to_numpy()))
+
+
+def test_score_dask_needs_an_output_folder(tmp_path, capsys):
+    from anomaly_fast.pipeline_cli import score_main
+    from anomaly_fast.registry import ModelRegistry
+
+    X = np.random.RandomState(0).normal(size=(50, 2))
+    ModelRegistry(tmp_path / "m").save(IsolationForest(n_estimators=5).fit(X), X)
+    assert score_main([str(tmp_path / "m"), str(tmp_path / "nothing"), "--dask"]) == 2
+    assert "give it with -o FOLDER" in capsys.readouterr().err
+    assert score_main([str(tmp_path / "m"), str(tmp_path / "nothing"), "--dask", "-o", str(tmp_path / "o")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
