@@ -25,6 +25,8 @@ SUITES = {
             "time-series detectors on NAB: window recall and false-alarm runs"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency",
                          "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
+    "scale-out": ("anomaly_fast.bench.scale_out",
+                  "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)"),
 }
 DEFAULT_SUITE = "forest"
 
