@@ -122,14 +122,14 @@ def _score_run(client, model, files, methods=("anomaly_score", "predict")):
 
     from ..scale_out import DaskScorer
 
-    client.get_task_stream()  # clear
+    since = time.time()
     start = time.perf_counter()
     scorer = DaskScorer(model, client)
     ddf = dd.read_parquet([str(f) for f in files])
     frame = scorer.score_frame(ddf, methods)
     counts = client.compute(frame.map_partitions(_summarise, meta={"rows": int, "outliers": int})).result()
     wall = time.perf_counter() - start
-    busy = _busy_seconds(client.get_task_stream())
+    busy = _busy_seconds(client.get_task_stream(start=since))
     return wall, int(counts["rows"].sum()), int(counts["outliers"].sum()), busy
 
 
