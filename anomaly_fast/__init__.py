@@ -10,6 +10,7 @@ from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
 from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
+from .local_outlier_factor import LocalOutlierFactor
 from .pipeline import AnomalyAlert, AnomalyPipeline
 from .registry import ModelRegistry
 from .timeseries import LSTMDetector, STLDetector, stl_anomaly_detection
@@ -25,6 +26,7 @@ __all__ = [
     "ExtendedIsolationForest",
     "HalfSpaceTrees",
     "IsolationForest",
+    "LocalOutlierFactor",
     "LSTMDetector",
     "ModelRegistry",
     "stl_anomaly_detection",

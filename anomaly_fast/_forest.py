@@ -58,6 +58,12 @@ def average_path_length(n_samples):
     return out if out.ndim else float(out)
 
 
+def max_depth_for(max_samples):
+    """Depth limit of a tree grown on ``max_samples`` rows:
+    ``ceil(log2(max(max_samples, 2)))``."""
+    return int(np.ceil(np.log2(max(max_samples, 2))))
+
+
 def compact_trees(per_tree, n_nodes, previous=None):
     """Concatenate the first ``n_nodes[t]`` entries of each row ``t`` of every
     array in ``per_tree`` (a dict of (n_trees, width, ...) arrays), after the
@@ -156,48 +162,50 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _check_extra_params(self, n_features):
         """Subclass parameter checks that need the data's shape."""
 
-    # Names of the fitted kernel's arrays, and the fitted attributes besides
-    # them; subclasses extend both.
-    _forest_arrays = ("nodes", "values", "offsets", "depths")
-    _fitted_attributes = ("offset_", "max_samples_", "n_features_in_", "_max_features", "_max_depth")
-
-    def _forest_from_arrays(self, arrays, denominator, n_features):
-        """The fitted kernel object rebuilt from :meth:`_export` arrays."""
-        raise NotImplementedError
+    # Which tree format of :mod:`anomaly_fast._forest_format` (the arrays,
+    # their dtypes and checks) the subclass's kernel uses.
+    _forest_kind = None
 
     def _export(self):
         """The fitted model as plain numpy arrays and a JSON-able dict, enough
         for :meth:`_import` to rebuild it without pickle (used by
-        :mod:`anomaly_fast.registry`)."""
+        :mod:`anomaly_fast.registry` and by pickling)."""
+        from ._forest_format import export_forest
+
         check_is_fitted(self)
-        forest = self._forest
-        arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in self._forest_arrays}
-        fitted = {}
-        for key in self._fitted_attributes:
-            value = getattr(self, key)
-            fitted[key] = value.item() if isinstance(value, np.generic) else value
-        if hasattr(self, "feature_names_in_"):
-            fitted["feature_names_in_"] = [str(f) for f in self.feature_names_in_]
-        state = {
-            "denominator": float(forest.denominator),
-            "n_features": int(forest.n_features),
-            "fitted": fitted,
-        }
-        return arrays, state
+        return export_forest(self)
 
     @classmethod
     def _import(cls, params, arrays, state):
         """Rebuild a model from ``get_params()``-style ``params`` and the
-        output of :meth:`_export`.  The arrays must already be checked."""
-        model = cls(**params)
-        model._forest = model._forest_from_arrays(
-            arrays, float(state["denominator"]), int(state["n_features"])
-        )
-        for key, value in state["fitted"].items():
-            if key == "feature_names_in_":
-                value = np.asarray(value, dtype=object)
-            setattr(model, key, value)
-        return model
+        output of :meth:`_export`, after the structural checks of
+        :func:`anomaly_fast._forest_format.check_forest` (a ``ValueError``
+        naming the bad field)."""
+        from ._forest_format import import_forest
+
+        return import_forest(cls(**params), arrays, state)
+
+    def __getstate__(self):
+        # The kernel object is replaced by its checked array format, so that
+        # unpickling rebuilds the scoring layout only from checked arrays.
+        from ._forest_format import FORMAT
+
+        state = dict(super().__getstate__())  # may be self.__dict__ itself
+        if state.pop("_forest", None) is not None:
+            arrays, forest_state = self._export()
+            for key in forest_state["fitted"]:
+                state.pop(key, None)
+            state["_forest_state"] = {"format": FORMAT, "arrays": arrays, "state": forest_state}
+        return state
+
+    def __setstate__(self, state):
+        from ._forest_format import import_forest, pickled_forest
+
+        state = dict(state)
+        saved = pickled_forest(self._forest_kind, state)  # popped from state, not yet checked
+        super().__setstate__(state)
+        if saved is not None:
+            import_forest(self, saved["arrays"], saved["state"])
 
     # -- fit ------------------------------------------------------------------
     def _row_weights(self, sample_weight, X):
@@ -275,7 +283,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         self._max_features = self._resolve_max_features(n_features)
         self._check_extra_params(n_features)
         weights = self._row_weights(sample_weight, X)
-        max_depth = int(np.ceil(np.log2(max(self.max_samples_, 2))))
+        max_depth = max_depth_for(self.max_samples_)
 
         previous = getattr(self, "_forest", None) if self.warm_start else None
         n_old = previous.n_trees if previous is not None else 0
@@ -341,9 +349,15 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             and X.flags.c_contiguous
             and hasattr(self, "_forest")
             and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
             and all_finite(X)
         ):
+            if hasattr(self, "feature_names_in_"):  # as validate_data would
+                warnings.warn(
+                    f"X does not have valid feature names, but {type(self).__name__} "
+                    "was fitted with feature names",
+                    UserWarning,
+                    stacklevel=3,
+                )
             return X
         check_is_fitted(self)
         return validate_data(

@@ -7,13 +7,15 @@ import numpy as np
 from joblib import effective_n_jobs
 from scipy.special import ndtr
 from sklearn.base import OutlierMixin, _fit_context, clone
-from sklearn.neighbors import LocalOutlierFactor
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._forest import BaseIsolationForest
+from ._validation import check_state_fields, scoring_input
 from .isolation_forest import IsolationForest
+from .local_outlier_factor import LocalOutlierFactor, uniform_rows
 
 __all__ = ["AnomalyEnsemble"]
 
@@ -23,7 +25,13 @@ MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal -> its sigm
 MEAN_ABS_TO_SIGMA = 1.2533141373155003  # sqrt(pi / 2): mean |x - mu| -> sigma
 AUTO_CONTAMINATION = 0.1  # "auto" flags the top 10% of training rows
 _MIN_ROWS_PER_THREAD = 1024  # smaller batches score their detectors serially
-_FAST_PATH_MAX_ROWS = 1024  # small float64 batches skip validate_data
+# Training rows the calibrations and offset_ are fitted on (all rows below it,
+# a uniform sample above): fit time stops growing with n beyond the members'
+# own fits, and a rank calibration resolves 1/10,000.
+CALIBRATION_ROWS = 10_000
+# Our own detectors take validated C-contiguous float64 arrays through their
+# private _score_samples (sklearn convention): no second validation per call.
+_OWN_DETECTORS = (BaseIsolationForest, LocalOutlierFactor)
 
 
 # -- calibration helpers (module level, tested on their own) -------------------
@@ -67,11 +75,11 @@ def apply_calibration(calibration, scores):
     """Map raw scores (higher = more anomalous) to [0, 1] with a calibration
     from :func:`fit_calibration`.  Every row is mapped on its own, so a row's
     value never depends on the other rows of the batch."""
-    s = np.asarray(scores, dtype=np.float64)
+    s = scores if type(scores) is np.ndarray and scores.dtype == np.float64 else np.asarray(scores, dtype=np.float64)
     kind = calibration["kind"]
     if kind == "rank":
         reference = calibration["sorted"]
-        return np.searchsorted(reference, s, side="right") / float(reference.shape[0])
+        return reference.searchsorted(s, side="right") / float(reference.shape[0])
     if kind == "zscore":
         center, scale = calibration["center"], calibration["scale"]
         if scale == 0.0:
@@ -136,19 +144,34 @@ def _mean(arrays):
 def raw_anomaly_scores(estimator, X):
     """Scores of a fitted outlier detector, **higher = more anomalous**:
     ``-score_samples(X)`` when it has ``score_samples``, else
-    ``-decision_function(X)``."""
+    ``-decision_function(X)``.  anomaly_fast's own detectors score validated
+    C-contiguous float64 ``X`` without validating it again."""
+    if isinstance(estimator, _OWN_DETECTORS):
+        return -estimator._score_samples(X)
     if hasattr(estimator, "score_samples"):
         return -np.asarray(estimator.score_samples(X), dtype=np.float64)
     return -np.asarray(estimator.decision_function(X), dtype=np.float64)
 
 
-def _training_anomaly_scores(estimator, X):
-    # LocalOutlierFactor scores each training row without itself as its own
-    # neighbour in negative_outlier_factor_; score_samples(X_train) would count
-    # it, which makes training rows look more normal than new rows.
-    if hasattr(estimator, "negative_outlier_factor_"):
-        return -np.asarray(estimator.negative_outlier_factor_, dtype=np.float64)
-    return raw_anomaly_scores(estimator, X)
+def training_anomaly_scores(estimator, X, rows, scores=None):
+    """Raw scores (higher = more anomalous) of the training rows ``X[rows]``
+    as if they were new rows: a LocalOutlierFactor scores the rows it was
+    fitted on without themselves as neighbour (``negative_outlier_factor_``;
+    ``score_samples`` would count each as its own nearest neighbour and make
+    training rows look more normal than new ones).  ``scores``: the
+    detector's raw scores of ``X[rows]`` when already computed."""
+    if scores is None and not hasattr(estimator, "negative_outlier_factor_"):
+        return raw_anomaly_scores(estimator, X[rows])
+    if isinstance(estimator, LocalOutlierFactor):
+        scores = (raw_anomaly_scores(estimator, X[rows]) if scores is None else scores).copy()
+        fitted = estimator.sample_indices_
+        at = np.minimum(np.searchsorted(fitted, rows), fitted.shape[0] - 1)
+        inside = fitted[at] == rows
+        scores[inside] = -estimator.negative_outlier_factor_[at[inside]]
+        return scores
+    if hasattr(estimator, "negative_outlier_factor_"):  # scikit-learn's, fitted on every row
+        return -np.asarray(estimator.negative_outlier_factor_, dtype=np.float64)[rows]
+    return scores
 
 
 class AnomalyEnsemble(OutlierMixin, _BaseComposition):
@@ -180,11 +203,12 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         Unfitted outlier detectors with ``fit`` and ``score_samples`` or
         ``decision_function``; they are cloned in ``fit``.  None means
         ``[("iforest", anomaly_fast.IsolationForest(random_state=...)),
-        ("lof", sklearn.neighbors.LocalOutlierFactor(novelty=True,
-        algorithm="kd_tree"))]``.  LOF uses a k-d tree because brute-force
-        distances go through BLAS, whose last bits can depend on the batch
-        size; pass ``algorithm="brute"`` yourself for speed on wide data if
-        last-bit batch invariance does not matter.
+        ("lof", anomaly_fast.LocalOutlierFactor(random_state=...))]``: the
+        compiled LOF, fitted on a uniform subsample of at most 256 rows
+        (``max_samples="auto"``, chosen on ADBench).  scikit-learn's
+        ``LocalOutlierFactor(novelty=True)`` works as a member too (use
+        ``algorithm="kd_tree"``: its brute force goes through BLAS, whose
+        last bits can depend on the batch size).
     normalization : {"rank", "zscore", "minmax"}, default="rank"
         Map from each detector's raw scores to [0, 1], fitted on its
         training scores: ``"rank"`` is the empirical CDF (fraction of
@@ -197,7 +221,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         their averages.
     contamination : "auto" or float in (0, 0.5], default="auto"
         Fraction of training rows flagged by ``predict``: ``offset_`` is that
-        percentile of ``score_samples`` on the training rows.  "auto" uses
+        percentile of ``score_samples`` on the calibration rows.  "auto" uses
         0.1 (the common default of PyOD).
     n_jobs : int, default=None
         Threads over detectors in ``fit`` and, for batches of at least 1024
@@ -212,8 +236,8 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         its own group (then ``"aom"`` equals ``"mean"`` and ``"moa"`` equals
         ``"max"``).  Only with those two combinations.
     random_state : int, RandomState instance or None, default=None
-        Seeds the default IsolationForest.  Detectors you pass keep their own
-        ``random_state``.
+        Seeds the default detectors and the calibration sample.  Detectors you
+        pass keep their own ``random_state``.
 
     Attributes
     ----------
@@ -222,11 +246,14 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
     named_estimators_ : Bunch
         The fitted detectors by name.
     calibrations_ : list of dict
-        Fitted normalization of each detector (see :func:`fit_calibration`);
-        LocalOutlierFactor is calibrated on ``negative_outlier_factor_`` (its
-        training rows scored without themselves as neighbour).
+        Fitted normalization of each detector (see :func:`fit_calibration`),
+        on the calibration rows: every training row up to 10,000 rows, else
+        a uniform sample of 10,000 (``random_state``).  A LocalOutlierFactor
+        scores the rows it was fitted on without themselves as neighbour
+        (see :func:`training_anomaly_scores`).
     offset_ : float
-        Threshold subtracted in ``decision_function``.
+        Threshold subtracted in ``decision_function``: the ``contamination``
+        percentile of ``score_samples`` of the calibration rows.
     threshold_ : float
         ``-offset_``: rows with ``anomaly_score > threshold_`` are outliers.
     n_features_in_ : int
@@ -241,17 +268,17 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
     >>> X = rng.normal(size=(400, 2))
     >>> ens = AnomalyEnsemble(random_state=0).fit(X)
     >>> print(ens.anomaly_score([[0.0, 0.0], [4.0, 4.0]]).round(4))
-    [0.1062 1.    ]
+    [0.0888 1.    ]
     >>> ens.predict([[0.0, 0.0], [4.0, 4.0]])
     array([ 1, -1])
     >>> print(round(ens.threshold_, 4))
-    0.8916
+    0.8918
     >>> batch = ens.anomaly_score(X[:50])
     >>> bool(ens.anomaly_score(X[7:8])[0] == batch[7])
     True
     >>> parts = ens.score_components([[2.5, 0.0]])
     >>> print({name: round(float(v[0]), 4) for name, v in parts.items()})
-    {'iforest': 0.975, 'lof': 0.9575}
+    {'iforest': 0.975, 'lof': 0.955}
     """
 
     _parameter_constraints: dict = {
@@ -303,7 +330,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
             return [
                 ("iforest", IsolationForest(random_state=seed)),
-                ("lof", LocalOutlierFactor(novelty=True, algorithm="kd_tree")),
+                ("lof", LocalOutlierFactor(random_state=seed)),
             ]
         if len(self.detectors) == 0:
             raise ValueError("detectors must hold at least one (name, estimator) pair")
@@ -384,25 +411,32 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         named = self._named_detectors()
         names = [name for name, _ in named]
         self._weights, self._groups = self._check_combination_params(names)
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
-
+        X = validate_data(self, X, dtype=np.float64, order="C", ensure_min_samples=2)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        rows = uniform_rows(seed + 1, X.shape[0], CALIBRATION_ROWS)
+        X_rows = X[rows]
         estimators = [clone(est) for _, est in named]
 
         def fit_one(est):
             est.fit(X)
-            return _training_anomaly_scores(est, X)
+            scores = raw_anomaly_scores(est, X_rows)  # as predict(X_train) scores them
+            return scores, training_anomaly_scores(est, X, rows, scores)
 
-        train_scores = self._map(fit_one, estimators, parallel=True)
-        for name, scores in zip(names, train_scores):
-            self._check_scores(name, scores, X.shape[0])
+        fitted = self._map(fit_one, estimators, parallel=True)
+        for name, (scores, train_scores) in zip(names, fitted):
+            self._check_scores(name, scores, rows.shape[0])
+            self._check_scores(name, train_scores, rows.shape[0])
         self.estimators_ = estimators
         self.named_estimators_ = Bunch(**dict(zip(names, estimators)))
         self._names = names
-        self.calibrations_ = [fit_calibration(s, self.normalization) for s in train_scores]
-
+        self.calibrations_ = [fit_calibration(t, self.normalization) for _, t in fitted]
+        # offset_: predict(X_train) flags the contamination share of the rows
+        components = [apply_calibration(c, s) for c, (s, _) in zip(self.calibrations_, fitted)]
+        combined = combine_scores(components, self.combination, self._weights, self._groups)
         contamination = AUTO_CONTAMINATION if self.contamination == "auto" else self.contamination
-        self.offset_ = float(np.percentile(-self._anomaly_score(X), 100.0 * contamination))
+        self.offset_ = float(np.percentile(-combined, 100.0 * contamination))
         self.threshold_ = -self.offset_
+        self._lean_members = self._rank_mean_members()
         return self
 
     def _map(self, func, estimators, parallel):
@@ -420,34 +454,38 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             raise ValueError(f"detector {name!r} returned non-finite scores")
 
     # -- scoring --------------------------------------------------------------
-    def _validate(self, X):
-        # Fast path for small float64 batches (one-row service latency): the
-        # checks validate_data makes for such input, without its overhead.
-        if (
-            type(X) is np.ndarray
-            and X.dtype == np.float64
-            and X.ndim == 2
-            and 0 < X.shape[0] <= _FAST_PATH_MAX_ROWS
-            and hasattr(self, "calibrations_")
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
-            and np.isfinite(X).all()
-        ):
-            return X
-        check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
-
     def _components(self, X):
         """Normalized per-detector scores of validated X."""
-        parallel = X.shape[0] >= _MIN_ROWS_PER_THREAD
-        raw = self._map(lambda est: raw_anomaly_scores(est, X), self.estimators_, parallel)
-        out = []
-        for name, scores, calibration in zip(self._names, raw, self.calibrations_):
-            self._check_scores(name, scores, X.shape[0])
-            out.append(apply_calibration(calibration, scores))
-        return out
+        if X.shape[0] >= _MIN_ROWS_PER_THREAD:
+            raw = self._map(lambda est: raw_anomaly_scores(est, X), self.estimators_, True)
+        else:
+            raw = [raw_anomaly_scores(est, X) for est in self.estimators_]
+        for name, est, scores in zip(self._names, self.estimators_, raw):
+            if not isinstance(est, _OWN_DETECTORS):  # ours never return non-finite scores
+                self._check_scores(name, scores, X.shape[0])
+        return [apply_calibration(c, s) for c, s in zip(self.calibrations_, raw)]
+
+    def _rank_mean_members(self):
+        """For the default set-up (rank normalization, unweighted mean, only
+        anomaly_fast detectors): (private scorer, sorted calibration scores,
+        their count) per member, for the lean small-batch path; else None."""
+        if self.normalization != "rank" or self.combination != "mean" or self._weights is not None:
+            return None
+        if not all(isinstance(est, _OWN_DETECTORS) for est in self.estimators_):
+            return None
+        return [(est._score_samples, c["sorted"], float(c["sorted"].shape[0]))
+                for est, c in zip(self.estimators_, self.calibrations_)]
 
     def _anomaly_score(self, X):
+        lean = self.__dict__.get("_lean_members")
+        if lean is not None and X.shape[0] < _MIN_ROWS_PER_THREAD:
+            # the arithmetic of raw_anomaly_scores, apply_calibration("rank") and
+            # combine_scores("mean") in the same order, without their dispatch
+            total = None
+            for score, reference, count in lean:
+                part = reference.searchsorted(-score(X), "right") / count
+                total = part if total is None else total + part
+            return total / float(len(lean))
         return combine_scores(self._components(X), self.combination, self._weights, self._groups)
 
     def anomaly_score(self, X):
@@ -463,7 +501,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._anomaly_score(self._validate(X))
+        return self._anomaly_score(scoring_input(self, X, "calibrations_"))
 
     def score_components(self, X, as_frame=False):
         """Each detector's normalized score in [0, 1] (**higher = more
@@ -481,7 +519,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         dict of str to ndarray of shape (n_samples,), or pandas.DataFrame
         """
         index = getattr(X, "index", None)
-        components = dict(zip(self._names, self._components(self._validate(X))))
+        components = dict(zip(self._names, self._components(scoring_input(self, X, "calibrations_"))))
         if not as_frame:
             return components
         try:
@@ -535,8 +573,97 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         labels[decision < 0] = -1
         return labels
 
+    # -- pickling -------------------------------------------------------------
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: not the live __dict__
+        for derived in ("named_estimators_", "threshold_", "_weights", "_groups", "_lean_members"):
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state):
+        weights, groups = check_ensemble_state(state)
+        super().__setstate__(state)
+        self._weights, self._groups = weights, groups
+        if "estimators_" in state:
+            self.named_estimators_ = Bunch(**dict(zip(self._names, self.estimators_)))
+            self.threshold_ = -self.offset_
+            self._lean_members = self._rank_mean_members()
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False
         return tags
+
+
+_FITTED = ("estimators_", "_names", "calibrations_", "offset_", "n_features_in_")
+_CALIBRATION_KEYS = {"rank": {"kind", "sorted"}, "zscore": {"kind", "center", "scale"}, "minmax": {"kind", "low", "high"}}
+
+
+def _finite_number(value):
+    return not isinstance(value, bool) and isinstance(value, Real) and np.isfinite(value)
+
+
+def check_ensemble_state(state):
+    """Check a pickled AnomalyEnsemble state structurally before it is used;
+    a bad state raises ValueError naming the field.  The members' own
+    pickles are checked by their classes when they are restored (before this
+    runs).  Derived fields (named_estimators_, threshold_, weights and groups)
+    are not in the state: they are recomputed.  Returns (weights, groups)."""
+    probe, fitted = check_state_fields(AnomalyEnsemble, state, _FITTED)
+    try:
+        templates = probe._named_detectors()
+        names = [name for name, _ in templates]
+        weights, groups = probe._check_combination_params(names)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"AnomalyEnsemble state: {exc}") from None
+    if not fitted:
+        return weights, groups
+    n_features = state["n_features_in_"]
+    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
+        raise ValueError(f"AnomalyEnsemble state: n_features_in_ must be an int >= 1, got {n_features!r}")
+    if state["_names"] != names:
+        raise ValueError(f"AnomalyEnsemble state: _names must be the detector names {names}")
+    estimators = state["estimators_"]
+    if not isinstance(estimators, list) or len(estimators) != len(names):
+        raise ValueError(f"AnomalyEnsemble state: estimators_ must be a list of {len(names)} fitted detectors")
+    for (name, template), est in zip(templates, estimators):
+        if type(est) is not type(template):
+            raise ValueError(
+                f"AnomalyEnsemble state: estimators_ entry {name!r} must be a {type(template).__name__}, "
+                f"got {type(est).__name__}"
+            )
+        if getattr(est, "n_features_in_", n_features) != n_features:
+            raise ValueError(f"AnomalyEnsemble state: estimators_ entry {name!r} has {est.n_features_in_} features, not {n_features}")
+        try:
+            check_is_fitted(est)
+        except Exception:  # NotFittedError, or a detector check_is_fitted cannot inspect
+            raise ValueError(f"AnomalyEnsemble state: estimators_ entry {name!r} is not fitted") from None
+    calibrations = state["calibrations_"]
+    if not isinstance(calibrations, list) or len(calibrations) != len(names):
+        raise ValueError(f"AnomalyEnsemble state: calibrations_ must be a list of {len(names)} dicts")
+    kind = state["normalization"]
+    for name, cal in zip(names, calibrations):
+        where = f"AnomalyEnsemble state: calibrations_ entry {name!r}"
+        if not isinstance(cal, dict) or set(cal) != _CALIBRATION_KEYS[kind] or cal["kind"] != kind:
+            raise ValueError(f"{where} must be a {kind!r} calibration with keys {sorted(_CALIBRATION_KEYS[kind])}")
+        if kind == "rank":
+            ref = cal["sorted"]
+            if not (isinstance(ref, np.ndarray) and ref.dtype == np.float64 and ref.ndim == 1 and ref.size > 0):
+                raise ValueError(f"{where}: 'sorted' must be a non-empty 1-D float64 array")
+            if not np.isfinite(ref).all() or np.any(np.diff(ref) < 0):
+                raise ValueError(f"{where}: 'sorted' must be finite and non-decreasing")
+        elif kind == "zscore":
+            if not (_finite_number(cal["center"]) and _finite_number(cal["scale"]) and cal["scale"] >= 0):
+                raise ValueError(f"{where}: center and scale must be finite, scale >= 0")
+        elif not (_finite_number(cal["low"]) and _finite_number(cal["high"]) and cal["low"] <= cal["high"]):
+            raise ValueError(f"{where}: low and high must be finite, low <= high")
+    if not (_finite_number(state["offset_"]) and -1.0 <= state["offset_"] <= 0.0):
+        raise ValueError(f"AnomalyEnsemble state: offset_ must be a finite number in [-1, 0], got {state['offset_']!r}")
+    feature_names = state.get("feature_names_in_")
+    if feature_names is not None and not (
+        isinstance(feature_names, np.ndarray) and feature_names.shape == (n_features,)
+        and all(isinstance(f, str) for f in feature_names)
+    ):
+        raise ValueError(f"AnomalyEnsemble state: feature_names_in_ must be {n_features} strings")
+    return weights, groups

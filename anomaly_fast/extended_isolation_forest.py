@@ -71,6 +71,21 @@ class ExtendedIsolationForest(BaseIsolationForest):
     extension_level_ : int
         The extension level used.
 
+    Notes
+    -----
+    Thread safety: ``score_samples``, ``decision_function``, ``predict`` and
+    ``anomaly_score`` may be called concurrently from any number of threads
+    on one fitted model (results equal single-threaded ones): the fitted
+    arrays are read-only, each call allocates its own scratch, nothing is
+    built lazily, and the kernels release the GIL.  ``fit``, ``set_params``
+    and a warm start must not run concurrently with them.
+
+    Pickles and registry folders are checked structurally when loaded
+    (:mod:`anomaly_fast._forest_format`): corrupted state gets a
+    ``ValueError`` naming the field.  This cannot make an untrusted pickle
+    safe; use :class:`~anomaly_fast.ModelRegistry`'s non-pickle format for
+    models from untrusted sources.
+
     Examples
     --------
     >>> import numpy as np
@@ -141,14 +156,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             )
         self.extension_level_ = level
 
-    _forest_arrays = ("nodes", "values", "normals", "terms", "offsets", "depths")
-    _fitted_attributes = BaseIsolationForest._fitted_attributes + ("extension_level_",)
-
-    def _forest_from_arrays(self, arrays, denominator, n_features):
-        return _isolation.HyperplaneForest(
-            arrays["nodes"], arrays["values"], arrays["normals"], arrays["terms"],
-            arrays["offsets"], arrays["depths"], denominator, n_features,
-        )
+    _forest_kind = "hyperplane"
 
     def _tree_width(self, max_samples, max_depth):
         # A hyperplane may leave one child empty, so a node of n points can
@@ -209,4 +217,5 @@ class ExtendedIsolationForest(BaseIsolationForest):
             depths,
             self._denominator(len(offsets)),
             self.n_features_in_,
+            trusted=True,  # built by the kernel
         )

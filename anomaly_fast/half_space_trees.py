@@ -2,6 +2,7 @@
 
 import copyreg
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
@@ -11,13 +12,143 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._hst import HalfSpaceForest, all_finite
+from ._hst import NODE_DTYPE, HalfSpaceForest, all_finite
 
 __all__ = ["HalfSpaceTrees"]
 
 _NODE_BYTES = 32
 _MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
 _MAX_NODE_BYTES = 8 * 2**30  # refuse forests above 8 GiB of nodes
+_PARAM_NAMES = ("n_trees", "height", "window_size", "limits", "seed", "score_rule", "n_jobs")
+_FITTED_NAMES = ("_config", "feature_names_", "n_features_", "limits_", "_first_window", "_n_held")
+_INTS = (int, np.integer)
+
+
+def _bad(field, problem):
+    return ValueError(f"HalfSpaceTrees state: {field} {problem}")
+
+
+def _int(value, field, low, high):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, _INTS):
+        raise _bad(field, f"must be an int, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise _bad(field, f"must be in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def _check_nodes(nodes, n_trees, height, window_size, window, count, n_features):
+    """The node array of a restored forest, checked structurally (see
+    ``_check_state``)."""
+    slots = 2 << height
+    if type(nodes) is not np.ndarray or nodes.dtype != NODE_DTYPE:
+        raise _bad("nodes", f"must be an array of dtype {NODE_DTYPE}, got "
+                   f"{getattr(nodes, 'dtype', type(nodes).__name__)}")
+    if nodes.shape not in ((n_trees, slots), (0, slots)):
+        raise _bad("nodes", f"must have shape ({n_trees}, {slots}) (n_trees, 2**(height + 1)), "
+                   f"or (0, {slots}) before the trees are drawn; got {nodes.shape}")
+    if len(nodes) == 0:
+        if window or count:
+            raise _bad("window position", "must be 0 before the trees are drawn")
+        return
+    inner = nodes[:, 1:slots // 2]  # internal nodes (slot 0 is unused, leaves follow)
+    if not ((inner["feature"] >= 0) & (inner["feature"] < n_features)).all():
+        raise _bad("nodes.feature", f"must be in [0, n_features={n_features}) on every internal node")
+    if not np.isfinite(nodes["threshold"]).all():
+        raise _bad("nodes.threshold", "must be finite")
+    for name in ("latest", "reference"):
+        if not ((nodes[name] >= 0) & (nodes[name] <= window_size)).all():
+            raise _bad(f"nodes.{name}", f"must be in [0, window_size={window_size}]")
+    tag = nodes["window"]
+    if not ((tag >= -2) & (tag <= window)).all():
+        raise _bad("nodes.window", f"must be in [-2, window={window}]")
+    # The masses as the kernel reads them (the lazy pivot): every point that
+    # passes a node passes one of its children, and every point passes the root.
+    latest = np.where(tag == window, nodes["latest"], 0).astype(np.int64)
+    reference = np.where(tag == window, nodes["reference"],
+                         np.where(tag == window - 1, nodes["latest"], 0)).astype(np.int64)
+    for name, mass, root in (("latest", latest, count), ("reference", reference,
+                                                          window_size if window > 0 else 0)):
+        if not (mass[:, 1] == root).all():
+            raise _bad(f"nodes.{name}", f"of every root must be {root}")
+        if not (mass[:, 1:slots // 2] == mass[:, 2::2] + mass[:, 3::2]).all():
+            raise _bad(f"nodes.{name}", "of a node must equal the sum of its children's")
+
+
+def _check_state(state):
+    """Validate a pickled HalfSpaceTrees state; return ``(attributes, kernel)``
+    or raise a ``ValueError`` naming the bad field.
+
+    Checked: the keys (none missing or unknown), the parameters, the kernel's
+    shape (``_config``), every field's type and dtype; nodes complete
+    (``n_trees`` rows of ``2**(height + 1)`` slots), split features below
+    ``n_features``, finite thresholds, masses in [0, window_size] that add
+    up (parent = left + right child, root = points of the window) as the
+    lazy window pivot reads them, and the window position in range.  A
+    corrupted state cannot crash or hang the kernel; a consistent but forged
+    one only gives wrong scores (an untrusted pickle is never safe to
+    load)."""
+    if not isinstance(state, dict) or set(state) != {"params", "kernel"}:
+        raise _bad("", "must be a dict with the keys 'params' and 'kernel'")
+    attrs = state["params"]
+    if not isinstance(attrs, dict):
+        raise _bad("params", "must be a dict")
+    expected = _PARAM_NAMES + _FITTED_NAMES
+    missing = [k for k in expected if k not in attrs]
+    unknown = [k for k in attrs if k not in expected]
+    if missing or unknown:
+        raise _bad("params", f"must have the keys {list(expected)}; missing {missing}, unknown {unknown}")
+    config = attrs["_config"]
+    if not isinstance(config, tuple) or len(config) != 4 or not isinstance(config[3], (bool, np.bool_)):
+        raise _bad("_config", "must be (n_trees, height, window_size, path_sum)")
+    n_trees = _int(config[0], "n_trees", 1, 2**31)
+    height = _int(config[1], "height", 1, 30)
+    window_size = _int(config[2], "window_size", 1, 2**31 - 1)
+    if n_trees * (2 ** (height + 1) - 1) * _NODE_BYTES > _MAX_NODE_BYTES:
+        raise _bad("_config", "needs more than 8 GiB of nodes")
+    kernel = state["kernel"]
+    if not isinstance(kernel, tuple) or len(kernel) != 4:
+        raise _bad("kernel", "must be (nodes, window, count, n_features)")
+    nodes = kernel[0]
+    window = _int(kernel[1], "window", 0, 2**62)
+    count = _int(kernel[2], "count", 0, window_size - 1)
+    n_features = _int(kernel[3], "n_features", 0, 2**31 - 1)
+    n_features_ = attrs["n_features_"]
+    if n_features_ is None:
+        if n_features != 0:
+            raise _bad("n_features", "must be 0 while n_features_ is None")
+    elif _int(n_features_, "n_features_", 1, 2**31 - 1) != n_features:
+        raise _bad("n_features_", f"must equal the kernel's n_features={n_features}, got {n_features_!r}")
+    built = isinstance(nodes, np.ndarray) and nodes.ndim == 2 and len(nodes) > 0
+    if built and n_features == 0:
+        raise _bad("n_features", "must be >= 1 once the trees are drawn")
+    _check_nodes(nodes, n_trees, height, window_size, window, count, n_features)
+    names = attrs["feature_names_"]
+    if names is not None:
+        if not isinstance(names, list) or len(names) != n_features:
+            raise _bad("feature_names_", f"must be None or a list of n_features={n_features} names")
+        try:
+            if len(set(names)) != len(names):
+                raise _bad("feature_names_", "must be distinct")
+        except TypeError:
+            raise _bad("feature_names_", "must be hashable") from None
+    limits_ = attrs["limits_"]
+    if limits_ is not None and not (
+        type(limits_) is np.ndarray and limits_.dtype == np.float64 and limits_.shape == (n_features, 2)
+        and np.isfinite(limits_).all()
+    ):
+        raise _bad("limits_", f"must be None or a finite float64 array of shape ({n_features}, 2)")
+    held, n_held = attrs["_first_window"], attrs["_n_held"]
+    if held is None:
+        _int(n_held, "_n_held", 0, 0)
+    elif built or not (type(held) is np.ndarray and held.dtype == np.float64
+                       and held.shape == (window_size, n_features)):
+        raise _bad("_first_window", f"must be None, or before the trees are drawn a float64 array "
+                   f"of shape ({window_size}, {n_features})")
+    else:
+        _int(n_held, "_n_held", 0, window_size - 1)
+        if not np.isfinite(held[:n_held]).all():
+            raise _bad("_first_window", "must hold finite rows")
+    return attrs, kernel
 
 
 class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
@@ -80,6 +211,20 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
 
     Notes
     -----
+    Threads: one model may be shared between threads.  ``learn_one``,
+    ``learn_many`` and ``score_learn_many`` run in compiled code with the
+    GIL held (each call is atomic: no count is lost); ``score_many`` and the
+    threads of an ``n_jobs`` batch release it, and a multi-threaded learning
+    batch makes other learning calls wait.  A score taken while another
+    thread learns uses the model as it stands at some point of that update.
+    ``reset``/``set_params`` racing with learning cannot crash, but what is
+    learned across a reset is not defined.  (CPython with the GIL; not safe
+    on a free-threaded build.)
+
+    Pickles are validated when loaded (a ``ValueError`` naming the bad field
+    for a corrupted or truncated state); that cannot make an untrusted
+    pickle safe to load.
+
     Input may be a dict (feature name -> value) or a 1-D numpy array in the
     order of ``feature_names_``; a finite C-contiguous float64 array, and a
     dict with exactly the model's keys and finite float or int values, take
@@ -115,7 +260,8 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         "limits": [dict, "array-like", None],
         "seed": [Integral, None],
         "score_rule": [StrOptions({"path", "terminal"})],
-        "n_jobs": [Integral, None],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"),
+                   None],  # joblib's convention: 0 has no meaning
     }
 
     def __init__(self, n_trees=10, height=8, window_size=250, limits=None, seed=None,
@@ -144,16 +290,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 f"HalfSpaceTrees: n_trees={self.n_trees} and height={self.height} need "
                 f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
             )
-        if self.limits is not None:
-            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
-            try:
-                lim = np.asarray(values, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
-            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
-                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
-            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
-                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
+        self._check_limits()
         self._config = (int(self.n_trees), int(self.height), int(self.window_size),
                         self.score_rule == "path")
         self._configure(*self._config)
@@ -162,7 +299,20 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self.limits_ = None
         self._first_window = None  # rows held until the limits are known
         self._n_held = 0
+        self._first_window_lock = threading.Lock()
         return self
+
+    def _check_limits(self):
+        if self.limits is not None:
+            values = list(self.limits.values()) if isinstance(self.limits, dict) else self.limits
+            try:
+                lim = np.asarray(values, dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
+                raise ValueError("HalfSpaceTrees: limits must hold (low, high) pairs of numbers") from None
+            if lim.ndim != 2 or lim.shape[1] != 2 or len(lim) == 0:
+                raise ValueError(f"HalfSpaceTrees: limits must hold (low, high) pairs, got shape {lim.shape}")
+            if not (np.isfinite(lim).all() and (lim[:, 0] < lim[:, 1]).all()):
+                raise ValueError("HalfSpaceTrees: every pair in limits must be finite with low < high")
 
     # -- input -----------------------------------------------------------------
     def _set_features(self, names, n_features):
@@ -259,6 +409,12 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         return the rows left over once the trees are drawn."""
         if self._is_built:
             return X
+        with self._first_window_lock:  # one thread draws the trees
+            return self._hold_locked(X)
+
+    def _hold_locked(self, X):
+        if self._is_built:
+            return X
         if self.limits is not None:
             self._draw_trees(self._resolve_limits())
             return X
@@ -307,15 +463,19 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             return None
         bounds = np.linspace(0, int(self.n_trees), n_threads + 1).astype(int)
         raws = [np.zeros(n if score else 1) for _ in range(n_threads)]
-        with ThreadPoolExecutor(n_threads) as pool:
-            jobs = [pool.submit(self._run_tree_range, X, int(a), int(b), learn, score, raw)
-                    for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
-            for job in jobs:
-                job.result()
-        raw = raws[0]
-        for other in raws[1:]:
-            raw += other  # integers below 2**53: exact, as one thread would sum them
-        self._finish_batch(n, learn, score, raw)
+        self._begin_threads(learn)  # see "Threads" in native/_hst.pyx
+        try:
+            with ThreadPoolExecutor(n_threads) as pool:
+                jobs = [pool.submit(self._run_tree_range, X, int(a), int(b), learn, score, raw)
+                        for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
+                for job in jobs:
+                    job.result()
+            raw = raws[0]
+            for other in raws[1:]:
+                raw += other  # integers below 2**53: exact, as one thread would sum them
+            self._finish_batch(n, learn, score, raw)
+        finally:
+            self._end_threads(learn)
         return raw if score else None
 
     def learn_many(self, X):
@@ -376,12 +536,19 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     # -- pickling --------------------------------------------------------------
     def __getstate__(self):
         kernel = (self._node_array(), self._window_index, self._n_seen_in_window, self.n_features_ or 0)
-        return {"params": dict(self.__dict__), "kernel": kernel}
+        params = {k: v for k, v in self.__dict__.items() if k != "_first_window_lock"}
+        return {"params": params, "kernel": kernel}
 
     def __setstate__(self, state):
-        self.__dict__.update(state["params"])
-        self._configure(*self._config)
-        self._load_nodes(*state["kernel"])
+        attrs, kernel = _check_state(state)
+        probe = type(self).__new__(type(self))  # the parameters, checked before anything changes
+        probe.__dict__.update(attrs)
+        probe._validate_params()
+        probe._check_limits()
+        self._configure(*attrs["_config"])
+        self._load_nodes(*kernel)
+        self.__dict__.update(attrs)
+        self._first_window_lock = threading.Lock()
         if self.n_features_ is not None:
             names = self.feature_names_
             self._set_key_order(tuple(names) if names is not None else tuple(range(self.n_features_)))

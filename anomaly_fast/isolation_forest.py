@@ -73,6 +73,19 @@ class IsolationForest(BaseIsolationForest):
     Sparse input is rejected with a ``TypeError``.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 
+    Thread safety: ``score_samples``, ``decision_function``, ``predict`` and
+    ``anomaly_score`` may be called concurrently from any number of threads
+    on one fitted model (results equal single-threaded ones): the fitted
+    arrays are read-only, each call allocates its own scratch, nothing is
+    built lazily, and the kernels release the GIL.  ``fit``, ``set_params``
+    and a warm start must not run concurrently with them.
+
+    Pickles and registry folders are checked structurally when loaded
+    (:mod:`anomaly_fast._forest_format`): corrupted state gets a
+    ``ValueError`` naming the field.  This cannot make an untrusted pickle
+    safe; use :class:`~anomaly_fast.ModelRegistry`'s non-pickle format for
+    models from untrusted sources.
+
     Examples
     --------
     >>> import numpy as np
@@ -85,6 +98,8 @@ class IsolationForest(BaseIsolationForest):
     >>> bool(clf.anomaly_score([[6.0, 6.0]])[0] > 0.7)
     True
     """
+
+    _forest_kind = "axis"
 
     def _new_tree_arrays(self, n_trees, width, n_features):
         return {
@@ -107,12 +122,6 @@ class IsolationForest(BaseIsolationForest):
             depths,
         )
 
-    def _forest_from_arrays(self, arrays, denominator, n_features):
-        return _isolation.AxisForest(
-            arrays["nodes"], arrays["values"], arrays["offsets"], arrays["depths"],
-            denominator, n_features,
-        )
-
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:
@@ -126,4 +135,5 @@ class IsolationForest(BaseIsolationForest):
             depths,
             self._denominator(len(offsets)),
             self.n_features_in_,
+            trusted=True,  # built by the kernel
         )

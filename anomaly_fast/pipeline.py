@@ -1,11 +1,14 @@
 """From scores to alerts people can act on: thresholds, tiers, suppression by
 event time, escalation, feedback, feature monitoring and durable storage."""
 
+import copy
 import hashlib
 import math
 import os
+import threading
 import time
-from collections import OrderedDict
+import warnings
+from bisect import bisect_left, bisect_right
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from numbers import Integral, Real
@@ -14,18 +17,27 @@ import numpy as np
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.validation import check_is_fitted
 
-from .alert_store import MemoryAlertStore, SQLiteAlertStore, open_store
+from .alert_store import AlertStore, event_key, open_store
 from .ensemble import apply_calibration, fit_calibration
 from .feature_monitor import FeatureMonitor
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 
 DEFAULT_TIERS = {"warning": 0.7, "critical": 0.8, "emergency": 0.9}
-_EXPIRY_EVERY = 1024  # alerts between sweeps of expired entities
+DEFAULT_THRESHOLD = 0.7
+TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+_MS_LOOKALIKE = 1e11  # seconds since the epoch beyond year 5138: probably milliseconds
+_RETENTION_EVERY = 1024  # alerts between retention passes
+_METADATA_KEYS = ("entity_id", "timestamp", "event_id")
+STAT_KEYS = (
+    "events", "unscorable", "unscorable_missing", "unscorable_score", "below_threshold",
+    "alerts", "escalations", "suppressed", "duplicates", "drift_events",
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class AnomalyAlert:
     tier : str
         Severity band of ``score`` (see ``AnomalyPipeline.tiers``).
     threshold : float
-        The alert threshold when the alert fired.
+        The threshold in force at the event's time.
     features : dict
         Feature name -> value of the scored point.
     detector : str
@@ -55,8 +67,10 @@ class AnomalyAlert:
         ``reason`` (``"new"`` or ``"escalation"``), for an escalation the
         previous tier and alert id, and the caller's extra metadata.
     event_key : str
-        The idempotency key of the event (``event_id`` if given, else
-        ``entity_id@timestamp``).
+        The idempotency key of the event (see
+        :func:`~anomaly_fast.alert_store.event_key`: the entity with its
+        ``event_id`` if given, else with the exact timestamp and a digest of
+        the feature values).
     """
 
     alert_id: str
@@ -75,30 +89,39 @@ class AnomalyAlert:
         return asdict(self)
 
 
-def parse_timestamp(value, default):
-    """Seconds since the epoch from a number, a numeric string, an ISO-8601
-    string (naive = UTC) or a datetime; ``None`` -> ``default``."""
+def parse_timestamp(value, default, unit="s"):
+    """Seconds since the epoch from a number or numeric string (in ``unit``:
+    ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``), an ISO-8601 string (naive =
+    UTC), a datetime or a ``numpy.datetime64``; ``None`` -> ``default``."""
     if value is None:
         return default
     if isinstance(value, bool):
         raise TypeError("timestamp must be a number, an ISO-8601 string or a datetime, got bool")
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        ts = float(value)
-    elif isinstance(value, str):
-        try:
-            ts = float(value)
-        except ValueError:
+    factor = TIMESTAMP_UNITS[unit]
+    try:
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            ts = float(value) / factor
+        elif isinstance(value, str):
             try:
-                dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                ts = float(value) / factor
             except ValueError:
-                raise ValueError(f"timestamp {value!r} is neither a number nor ISO-8601") from None
-            ts = _datetime_seconds(dt)
-    elif isinstance(value, datetime):
-        ts = _datetime_seconds(value)
-    else:
-        raise TypeError(
-            f"timestamp must be a number, an ISO-8601 string or a datetime, got {type(value).__name__}"
-        )
+                try:
+                    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                except ValueError:
+                    raise ValueError(f"timestamp {value!r} is neither a number nor ISO-8601") from None
+                ts = _datetime_seconds(dt)
+        elif isinstance(value, datetime):
+            ts = _datetime_seconds(value)
+        elif isinstance(value, np.datetime64):
+            if np.isnat(value):
+                raise ValueError("timestamp is NaT")
+            ts = float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
+        else:
+            raise TypeError(
+                f"timestamp must be a number, an ISO-8601 string or a datetime, got {type(value).__name__}"
+            )
+    except OverflowError:
+        raise ValueError(f"timestamp {str(value)[:40]}... is too large for a float") from None
     if not math.isfinite(ts):
         raise ValueError(f"timestamp must be finite, got {value!r}")
     return ts
@@ -110,12 +133,86 @@ def _datetime_seconds(dt):
     return dt.timestamp()
 
 
-def event_key(entity_id, timestamp, event_id=None):
-    """Idempotency key of an event: ``"id:" + event_id`` when given, else
-    ``"<entity_id>@<timestamp>"`` (timestamp as the shortest exact float)."""
-    if event_id is not None:
-        return f"id:{event_id}"
-    return f"{entity_id}@{float(timestamp)!r}"
+def _id_value(value, name):
+    """An entity or event id as str: a str or number per event (NumPy
+    scalars accepted); containers (a pandas Series, a list) are refused."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise TypeError(f"{name} must be a string or a number per event, got {type(value).__name__}")
+
+
+class _Thresholds:
+    """The threshold in force at each event time.
+
+    Mirrors the store's threshold changes ordered by ``(event_time, seq)``;
+    a change is in force for events strictly later than its ``event_time``
+    (the stream's event-time watermark when it was made), so replaying a
+    stream judges every event with the threshold it met the first time.
+    """
+
+    def __init__(self):
+        self._keys = []  # (event_time, seq), sorted
+        self._values = []
+        self._stamps = []
+        self.last_seq = 0
+
+    def __len__(self):
+        return len(self._values)
+
+    def add(self, changes):
+        for seq, event_time, value in changes:
+            i = bisect_right(self._keys, (event_time, seq))
+            self._keys.insert(i, (event_time, seq))
+            self._values.insert(i, float(value))
+            self.last_seq = max(self.last_seq, seq)
+        self._stamps = [k[0] for k in self._keys]
+        self._stamp_array = np.array(self._stamps, dtype=np.float64)
+        self._value_array = np.array(self._values, dtype=np.float64)
+
+    def current(self):
+        return self._values[-1]
+
+    def at(self, t):
+        if t > self._stamps[-1]:
+            return self._values[-1]
+        return self._values[max(bisect_left(self._stamps, t) - 1, 0)]
+
+    def at_many(self, ts):
+        if len(self._values) == 1 or ts.min() > self._stamps[-1]:
+            return self._values[-1]
+        index = np.searchsorted(self._stamp_array, ts, side="left") - 1
+        return self._value_array[np.maximum(index, 0)]
+
+
+class _MonitorUndo:
+    """Lets a failed call leave the feature monitor as it was: a checkpoint
+    (a deep copy, refreshed every ``ROWS`` rows) and the rows fed since it;
+    undoing rebuilds the monitor from the checkpoint and those rows."""
+
+    ROWS = 4096
+
+    def __init__(self, monitor):
+        self.checkpoint = copy.deepcopy(monitor)
+        self.rows = []  # (X (n, d), timestamps (n,) or float)
+        self.n = 0
+
+    def fed(self, monitor, X, timestamps):
+        """Record rows of a call that succeeded."""
+        self.rows.append((X, timestamps))
+        self.n += X.shape[0]
+        if self.n >= self.ROWS:
+            self.checkpoint = copy.deepcopy(monitor)
+            self.rows, self.n = [], 0
+
+    def restore(self):
+        monitor = copy.deepcopy(self.checkpoint)
+        if self.rows:
+            X = np.vstack([x for x, _ in self.rows])
+            ts = np.concatenate([np.atleast_1d(np.asarray(t, dtype=np.float64)) for _, t in self.rows])
+            monitor.update_many(X, ts)
+        return monitor
 
 
 class AnomalyPipeline:
@@ -125,18 +222,39 @@ class AnomalyPipeline:
     ``event_id`` metadata) is scored in [0, 1] (**higher = more
     anomalous**): the detector's ``anomaly_score`` when it has one, else the
     empirical CDF of ``-score_samples`` on ``reference`` (a calibration
-    fitted once, here).  A score at or above ``threshold`` is an alert
-    candidate with the tier of its score band.  Per entity and by **event
-    time**, a candidate within ``suppression_window`` seconds of the entity's
-    last alert at or before it is suppressed, unless its tier is higher than
-    that alert's: then it escalates (a new alert, which also restarts the
-    window).  Replaying history therefore behaves like live traffic.
+    fitted once, here).  A score at or above the threshold in force at the
+    event's time is an alert candidate with the tier of its score band; a
+    NaN or infinite score never alerts (counted in ``stats``).  Per entity
+    and by **event time**, a candidate within ``suppression_window`` seconds
+    of the entity's last alert at or before it is suppressed, unless its
+    tier is higher than that alert's: then it escalates (a new alert, which
+    also restarts the window).  Replaying history therefore behaves like
+    live traffic.
 
-    Processing is idempotent per event: an event whose key (``event_id``,
-    else ``entity_id@timestamp``) already has an alert in the store is
-    skipped, and the suppression state is read back from the stored alerts,
-    so re-feeding a stream after a crash writes exactly the alerts an
-    uninterrupted run writes (for streams in event-time order per entity).
+    **Commit first, then remember.**  Whether an event is a duplicate and
+    what suppresses it are read from the store inside the write transaction
+    (with SQLite, ``BEGIN IMMEDIATE``: several processes on one store decide
+    as one process would).  The pipeline's own state -- ``stats``, the
+    feature monitor, the threshold -- changes only after the store commits:
+    a call that raises leaves the pipeline and the store exactly as they
+    were, and retrying it is safe.
+
+    **Exact replay.**  Processing is idempotent per event (its key: the
+    entity with ``event_id``, else with the exact timestamp and a digest of
+    the feature values).  A threshold change (feedback, or an explicit
+    ``threshold`` differing from the stored one) is stamped with the
+    stream's *event-time watermark* (the latest event time seen, or in the
+    store) when it is made, and is in force for events strictly later than
+    that stamp.  So after a crash (even ``kill -9``), re-feeding the stream
+    from its start on the same store writes exactly the alerts an
+    uninterrupted run writes, for streams in event-time order per entity
+    (ties allowed).  The feature monitor is not persisted: after a restart
+    it starts empty, and re-feeding the stream from its start recomputes the
+    same drift events, each stored once.
+
+    **Threads.**  Every public method takes the pipeline's lock: one
+    pipeline may be shared by any number of threads (calls are serialised;
+    scoring costs microseconds).
 
     Parameters
     ----------
@@ -144,8 +262,11 @@ class AnomalyPipeline:
         Anything with ``anomaly_score(X)`` in [0, 1] (anomaly_fast's
         estimators), or a scikit-learn style detector with ``score_samples``
         (lower = more abnormal) together with ``reference``.
-    threshold : float in [0, 1], default=0.7
-        Alert when the score is at or above it.  Adapted by :meth:`feedback`.
+    threshold : float in [0, 1] or None, default=None
+        Alert when the score is at or above it.  None keeps the store's
+        current threshold (0.7 for a new store); a value differing from the
+        stored one is recorded as a threshold change.  Adapted by
+        :meth:`feedback`.
     suppression_window : float >= 0, default=300.0
         Seconds of event time during which an entity's repeats are
         suppressed.
@@ -153,11 +274,11 @@ class AnomalyPipeline:
         Tier name -> lowest score of its band; default
         ``{"warning": 0.7, "critical": 0.8, "emergency": 0.9}``.  A score at
         or above the threshold but below every band gets the lowest tier.
-    store : None, str/Path, or an alert store, default=None
+    store : None, str/Path, or an AlertStore, default=None
         ``None``: a bounded in-memory buffer (``buffer_size`` alerts);
-        a path: a SQLite file (WAL) where every alert is committed before
-        it is returned and from which threshold, feedback and suppression
-        state are restored on restart.
+        a path: a :class:`~anomaly_fast.alert_store.SQLiteAlertStore` (WAL)
+        where every alert is committed before it is returned and from which
+        threshold and feedback state are restored on restart.
     model_version : str, default=None
         Recorded on every alert; None -> ``registry.model_version(detector)``
         (content-derived) when it can be computed.
@@ -180,11 +301,11 @@ class AnomalyPipeline:
     min_feedback : int, default=10
         Labels needed before the threshold moves.
     feedback_window : int, default=100
-        Precision is measured on the last this-many labelled alerts.
-    max_entities : int, default=100_000
-        Entities whose last alert is kept in memory (least recently alerted
-        dropped first; entities whose window has expired are dropped anyway).
-        A dropped entity's state is read back from the store when needed.
+        Precision is measured on the labels of the last this-many distinct
+        labelled alerts (read from the store).
+    max_entities : int, default=None
+        Deprecated, has no effect: suppression state is read from the
+        store inside the write transaction.
     buffer_size : int, default=10_000
         Alerts kept by the in-memory store (``store=None``).
     monitor_options : dict, default=None
@@ -192,17 +313,25 @@ class AnomalyPipeline:
     on_drift : callable, default=None
         Called with each list of new :class:`DriftEvent` (after they are
         stored).
+    timestamp_unit : {"s", "ms", "us", "ns"}, default="s"
+        Unit of numeric timestamps (ISO strings and datetimes are
+        unambiguous).  With ``"s"``, numeric timestamps beyond 1e11 (year
+        5138) raise a warning: they are probably milliseconds.
 
     Attributes
     ----------
     threshold : float
-        The current threshold.
+        The current threshold (in force for events after the latest change).
     monitor : FeatureMonitor or None
-    store : the alert store
+    store : AlertStore
     stats : dict
-        Counters: ``events``, ``unscorable`` (rows with missing values),
-        ``alerts``, ``escalations``, ``suppressed``, ``duplicates``
-        (events already alerted), ``drift_events``.
+        Counters: ``events``; ``unscorable`` (never scored or alerted), split
+        into ``unscorable_missing`` (NaN/inf features) and
+        ``unscorable_score`` (the detector returned NaN/inf);
+        ``below_threshold``; ``alerts`` (of which ``escalations``);
+        ``suppressed``; ``duplicates`` (events already alerted);
+        ``drift_events``.  ``events`` is the sum of ``unscorable``,
+        ``below_threshold``, ``suppressed``, ``duplicates`` and ``alerts``.
 
     Examples
     --------
@@ -230,10 +359,10 @@ class AnomalyPipeline:
 
     _parameter_constraints: dict = {
         "detector": [HasMethods(["anomaly_score"]), HasMethods(["score_samples"])],
-        "threshold": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [Interval(Real, 0, 1, closed="both"), None],
         "suppression_window": [Interval(Real, 0, None, closed="left")],
         "tiers": [dict, None],
-        "store": [None, str, os.PathLike, MemoryAlertStore, SQLiteAlertStore],
+        "store": [None, str, os.PathLike, AlertStore],
         "model_version": [str, None],
         "monitor_features": ["boolean"],
         "feature_names": [list, None],
@@ -243,16 +372,17 @@ class AnomalyPipeline:
         "threshold_bounds": [tuple, list],
         "min_feedback": [Interval(Integral, 1, None, closed="left")],
         "feedback_window": [Interval(Integral, 1, None, closed="left")],
-        "max_entities": [Interval(Integral, 1, None, closed="left")],
+        "max_entities": [Interval(Integral, 1, None, closed="left"), None],
         "buffer_size": [Interval(Integral, 1, None, closed="left")],
         "monitor_options": [dict, None],
         "on_drift": [callable, None],
+        "timestamp_unit": [StrOptions(set(TIMESTAMP_UNITS))],
     }
 
     def __init__(
         self,
         detector,
-        threshold=0.7,
+        threshold=None,
         suppression_window=300.0,
         tiers=None,
         store=None,
@@ -266,23 +396,27 @@ class AnomalyPipeline:
         threshold_bounds=(0.5, 0.99),
         min_feedback=10,
         feedback_window=100,
-        max_entities=100_000,
+        max_entities=None,
         buffer_size=10_000,
         monitor_options=None,
         on_drift=None,
+        timestamp_unit="s",
     ):
         params = dict(locals())
         del params["self"]
         validate_parameter_constraints(self._parameter_constraints, params, caller_name="AnomalyPipeline")
         if hasattr(detector, "fit"):  # streaming models (learn_one) have no fit to check
             check_is_fitted(detector)
+        if max_entities is not None:
+            warnings.warn("max_entities has no effect (suppression state is read from the store) and will be "
+                          "removed", FutureWarning, stacklevel=2)
         self.detector = detector
         self.suppression_window = float(suppression_window)
         self.target_precision = float(target_precision)
         self.threshold_step = float(threshold_step)
         self.min_feedback = int(min_feedback)
         self.feedback_window = int(feedback_window)
-        self.max_entities = int(max_entities)
+        self.timestamp_unit = timestamp_unit
         low, high = (float(b) for b in threshold_bounds)
         if not (0.0 <= low <= high <= 1.0):
             raise ValueError(f"threshold_bounds must satisfy 0 <= low <= high <= 1, got {threshold_bounds}")
@@ -320,22 +454,20 @@ class AnomalyPipeline:
         self.model_version = model_version
         self.on_drift = on_drift
         self.monitor = None
+        self._monitor_undo = None
         if monitor_features:
-            self.monitor = FeatureMonitor(
-                self.feature_names,
-                reference=None if reference is None else reference,
-                **(monitor_options or {}),
-            )
+            self.monitor = FeatureMonitor(self.feature_names, reference=reference, **(monitor_options or {}))
+            self._monitor_undo = _MonitorUndo(self.monitor)
 
+        self._lock = threading.RLock()
+        self._closed = False
+        self._warned_unit = False
         self.store = open_store(store, buffer_size)
-        self.stats = dict.fromkeys(
-            ("events", "unscorable", "alerts", "escalations", "suppressed", "duplicates", "drift_events"), 0
-        )
-        self._entities = OrderedDict()  # entity -> (timestamp, tier, alert_id) of its latest alert
-        self._watermark = -math.inf  # latest event time seen
-        self._alerts_since_sweep = 0
-        self._labels = OrderedDict()  # alert_id -> is_true_positive, last feedback_window
-        self._restore(float(threshold))
+        self.stats = dict.fromkeys(STAT_KEYS, 0)
+        self._watermark = -math.inf  # latest event time seen (committed calls)
+        self._alerts_since_retention = 0
+        self._thresholds = _Thresholds()
+        self._restore(None if threshold is None else float(threshold))
 
     # -- set-up ---------------------------------------------------------------------
     @staticmethod
@@ -356,7 +488,8 @@ class AnomalyPipeline:
 
     def _make_scorer(self, detector, reference):
         if hasattr(detector, "anomaly_score"):
-            return lambda X: np.clip(np.asarray(detector.anomaly_score(X), dtype=np.float64), 0.0, 1.0)
+            self._raw_one = lambda X: float(detector.anomaly_score(X)[0])
+            return lambda X: _unit_scores(detector.anomaly_score(X))
         if reference is None or isinstance(reference, dict):
             raise ValueError(
                 f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
@@ -364,27 +497,46 @@ class AnomalyPipeline:
             )
         R = np.asarray(reference, dtype=np.float64)
         calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-        return lambda X: apply_calibration(calibration, -np.asarray(detector.score_samples(X), dtype=np.float64))
+        self._raw_one = lambda X: float(_calibrated_scores(calibration, detector.score_samples(X))[0])
+        return lambda X: _calibrated_scores(calibration, detector.score_samples(X))
 
     def _restore(self, threshold):
-        history = self.store.threshold_history(limit=1)
-        if history:
-            self.threshold = float(history[-1]["new"])
-        else:
-            self.threshold = threshold
-            self._record_threshold(None, threshold, "initial threshold", time.time())
-        for fb in self.store.feedback(limit=self.feedback_window):
-            self._labels.pop(fb["alert_id"], None)
-            self._labels[fb["alert_id"]] = fb["is_true_positive"]
-        latest = self.store.max_alert_time()
-        if latest is not None:
-            recent = self.store.latest_alerts_since(latest - self.suppression_window)
-            for entity, state in list(recent.items())[-self.max_entities :]:
-                self._entities[entity] = state
-            self._watermark = latest
+        """Threshold history from the store; an explicit ``threshold`` that
+        differs from the stored one is recorded as a change, stamped with
+        the store's event-time watermark."""
+        with self._lock:
+            with self.store.transaction():
+                self._thresholds.add(self.store.threshold_changes(self._thresholds.last_seq))
+                watermark = self.store.event_time_watermark()
+                if not len(self._thresholds):
+                    value = DEFAULT_THRESHOLD if threshold is None else threshold
+                    self._record_threshold(None, value, "initial threshold", -math.inf)
+                elif threshold is not None and threshold != self._thresholds.current():
+                    current = self._thresholds.current()
+                    stamp = -math.inf if watermark is None else watermark
+                    self._record_threshold(current, threshold, f"set to {threshold:g} by the caller (was {current:g})", stamp)
+            self._refresh_thresholds()
+            if watermark is not None:
+                self._watermark = watermark
 
-    def _record_threshold(self, old, new, reason, timestamp):
-        self.store.add_threshold_change({"timestamp": timestamp, "old": old, "new": new, "reason": reason})
+    def _record_threshold(self, old, new, reason, event_time):
+        self.store.add_threshold_change(
+            {"timestamp": time.time(), "event_time": event_time, "old": old, "new": new, "reason": reason}
+        )
+
+    def _refresh_thresholds(self):
+        """Mirror threshold changes committed since the last look (by this
+        pipeline or another writer of the store)."""
+        changes = self.store.threshold_changes(self._thresholds.last_seq)
+        if changes:
+            self._thresholds.add(changes)
+
+    @property
+    def threshold(self):
+        """The current threshold: in force for events later than the latest
+        change."""
+        with self._lock:
+            return self._thresholds.current()
 
     # -- input ------------------------------------------------------------------------
     def _point(self, point):
@@ -401,6 +553,8 @@ class AnomalyPipeline:
             if x.dtype.kind == "O":
                 try:
                     x = x.astype(np.float64)
+                except OverflowError:
+                    raise ValueError("point holds a number too large for a float") from None
                 except (TypeError, ValueError):
                     raise TypeError("point must hold numbers only") from None
             else:
@@ -409,11 +563,50 @@ class AnomalyPipeline:
             x = x[0]
         if x.ndim != 1 or x.shape[0] != self.n_features:
             raise ValueError(f"point must have {self.n_features} features, got shape {x.shape}")
-        return x.astype(np.float64, copy=False)
+        return np.array(x, dtype=np.float64)  # a copy: the caller may reuse its array
+
+    def _event_time(self, value, now):
+        if isinstance(value, float) and self.timestamp_unit == "s" and math.isfinite(value):  # the common case, quickly
+            ts = float(value)
+        else:
+            ts = parse_timestamp(value, None, self.timestamp_unit)
+        if ts is None:
+            return now
+        if ts > _MS_LOOKALIKE:
+            self._check_unit(ts)
+        return ts
+
+    def _check_unit(self, largest):
+        if largest > _MS_LOOKALIKE and self.timestamp_unit == "s" and not self._warned_unit:
+            self._warned_unit = True
+            warnings.warn(
+                f"timestamp {largest:.6g} s is after the year 5000: it looks like epoch milliseconds; "
+                "pass timestamp_unit='ms' (or 'us', 'ns')", UserWarning, stacklevel=3,
+            )
+
+    def _ids(self, md):
+        """(entity, event_id or None) of one event's metadata, validated."""
+        entity = _id_value(md.get("entity_id", "default"), "entity_id")
+        event_id = md.get("event_id")
+        if event_id is not None:
+            event_id = _id_value(event_id, "event_id")
+        limit = self.store.max_id_length
+        for name, value in (("entity_id", entity), ("event_id", event_id)):
+            if value is not None and len(value) > limit:
+                raise ValueError(f"{name} is {len(value)} characters long; the store's limit is {limit} (max_id_length)")
+        return entity, event_id
+
+    def _candidate(self, i, score, md, ts, x):
+        entity, event_id = self._ids(md)
+        return (i, score, md, ts, entity, event_key(entity, ts, event_id, x))
 
     def _tier(self, score):
         i = int(np.searchsorted(self._tier_bounds, score, side="right")) - 1
         return self._tier_names[max(i, 0)]
+
+    def _check_open(self):
+        if self._closed:
+            raise ValueError("the pipeline is closed")
 
     # -- one event ------------------------------------------------------------------
     def process(self, point, metadata=None):
@@ -427,38 +620,59 @@ class AnomalyPipeline:
             the feature monitor's missing rate and ``stats["unscorable"]``.
         metadata : dict, default=None
             ``entity_id`` (default ``"default"``), ``timestamp`` (event time:
-            seconds, ISO-8601 or datetime; default now), optional
-            ``event_id``; other keys are copied into the alert's context.
+            a number in ``timestamp_unit``, ISO-8601 or datetime; default
+            now), optional ``event_id`` (scoped by entity); other keys are
+            copied into the alert's context.
 
         Returns
         -------
         AnomalyAlert or None
-            The alert, already committed to the store; None when the score is
-            below the threshold, suppressed, or the event was already
+            The alert, already committed to the store; None when the event
+            is unscorable, below the threshold, suppressed, or was already
             alerted.
         """
         metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         x = self._point(point)
-        ts = parse_timestamp(metadata.get("timestamp"), None)
-        if ts is None:
-            ts = time.time()
-        self.stats["events"] += 1
-        if ts > self._watermark:
-            self._watermark = ts
-        if self.monitor is not None:
-            events = self.monitor.update(x, ts)
-            if events:
-                self._drift(events)
-        if not np.isfinite(x).all():
-            self.stats["unscorable"] += 1
-            return None
-        score = float(self._scorer(x.reshape(1, -1))[0])
-        if score < self.threshold:
-            return None
-        alerts = self._candidates([(0, score, metadata, ts)], x.reshape(1, -1))
-        return alerts[0] if alerts else None
+        ts = self._event_time(metadata.get("timestamp"), time.time())
+        entity, event_id = metadata.get("entity_id"), metadata.get("event_id")
+        if not isinstance(entity, (str, int, float)) and entity is not None:  # refuse a pandas Series, a list
+            _id_value(entity, "entity_id")
+        if not isinstance(event_id, (str, int, float)) and event_id is not None:
+            _id_value(event_id, "event_id")
+        X = x.reshape(1, -1)
+        with self._lock:
+            if self._closed:
+                raise ValueError("the pipeline is closed")
+            unscorable = None
+            if np.isfinite(x).all():
+                score = self._raw_one(X)
+                if score != score or score in (math.inf, -math.inf):
+                    unscorable = "unscorable_score"
+                else:
+                    score = 0.0 if score < 0.0 else 1.0 if score > 1.0 else score  # clipped to [0, 1]
+            else:
+                score, unscorable = math.nan, "unscorable_missing"
+            candidates = []
+            if unscorable is None and score >= self._thresholds.at(ts):
+                candidates.append(self._candidate(0, score, metadata, ts, x))
+            drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=True)
+            stats = self.stats
+            stats["events"] += 1
+            if unscorable is not None:
+                stats["unscorable"] += 1
+                stats[unscorable] += 1
+            elif not candidates:
+                stats["below_threshold"] += 1
+            if counts is None and not drift:  # nothing was written: the quick way
+                if self.monitor is not None:
+                    self._monitor_undo.fed(self.monitor, X, ts)
+                if ts > self._watermark:
+                    self._watermark = ts
+                return None
+            self._committed(X, ts, ts, alerts, counts, drift)
+            return alerts[0] if alerts else None
 
     # -- many events ----------------------------------------------------------------
     def process_batch(self, X, metadata=None):
@@ -468,10 +682,12 @@ class AnomalyPipeline:
         Parameters
         ----------
         X : array-like of shape (n_events, n_features)
-        metadata : list of dict, or dict of sequences, or dict, default=None
+        metadata : list of dict, dict, or DataFrame, default=None
             Per row as in :meth:`process`: a list with one dict per row, or a
-            dict whose ``entity_id`` / ``timestamp`` / ``event_id`` values are
-            sequences of length n_events (or scalars shared by every row).
+            dict (or DataFrame) whose ``entity_id`` / ``timestamp`` /
+            ``event_id`` / other values are columns of length n_events
+            (lists, tuples, NumPy arrays, pandas Series) or scalars shared by
+            every row.
 
         Returns
         -------
@@ -482,57 +698,67 @@ class AnomalyPipeline:
             raise TypeError(f"X must be numeric, got dtype {X.dtype}")
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(f"X must have shape (n_events, {self.n_features}), got {X.shape}")
-        X = np.ascontiguousarray(X, dtype=np.float64)
+        X = np.array(X, dtype=np.float64, order="C")  # a copy: kept for the monitor's undo
         n = X.shape[0]
         if n == 0:
             return []
-        meta = _BatchMetadata(metadata, n, time.time())
-        self.stats["events"] += n
-        finite = np.isfinite(X).all(axis=1)
-        if self.monitor is not None:
-            events = self.monitor.update_many(X, meta.timestamps_view())
-            if events:
-                self._drift(events)
-        scores = np.zeros(n)
-        if finite.all():
-            scores = self._scorer(X)
-        else:
-            self.stats["unscorable"] += int(n - finite.sum())
-            rows = np.flatnonzero(finite)
-            if rows.shape[0]:
-                scores[rows] = self._scorer(X[rows])
-        wm = meta.max_timestamp()
-        if wm > self._watermark:
-            self._watermark = wm
-        hits = np.flatnonzero(finite & (scores >= self.threshold))
-        if hits.shape[0] == 0:
-            return []
-        candidates = [(int(i), float(scores[i]), meta.row(int(i)), meta.timestamp(int(i))) for i in hits]
-        return self._candidates(candidates, X)
+        meta = _BatchMetadata(metadata, n, time.time(), self.timestamp_unit)
+        ts = meta.timestamps
+        self._check_unit(float(ts.max()))
+        with self._lock:
+            self._check_open()
+            finite = np.isfinite(X).all(axis=1)
+            n_finite = int(finite.sum())
+            if n_finite == n:
+                scores = np.asarray(self._scorer(X), dtype=np.float64)
+            else:
+                scores = np.full(n, np.nan)
+                rows = np.flatnonzero(finite)
+                if rows.shape[0]:
+                    scores[rows] = self._scorer(X[rows])
+            scorable = np.isfinite(scores)
+            n_scorable = int(scorable.sum())
+            hits = np.flatnonzero(scorable & (scores >= self._thresholds.at_many(ts)))
+            candidates = [self._candidate(int(i), float(scores[i]), meta.row(int(i)), float(ts[i]), X[i]) for i in hits]
+            drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=False)
+            stats = self.stats
+            stats["events"] += n
+            stats["unscorable"] += n - n_scorable
+            stats["unscorable_missing"] += n - n_finite
+            stats["unscorable_score"] += n_finite - n_scorable
+            stats["below_threshold"] += n_scorable - hits.shape[0]
+            self._committed(X, ts, float(ts.max()), alerts, counts, drift)
+            return alerts
 
     # -- the alert decision ----------------------------------------------------------------
-    def _candidates(self, candidates, X):
-        keyed = []
-        for i, score, md, ts in candidates:
-            entity = str(md.get("entity_id", "default"))
-            keyed.append((i, score, md, ts, entity, event_key(entity, ts, md.get("event_id"))))
-        done = self.store.existing_event_keys([k[-1] for k in keyed])
+    def _write(self, candidates, X, drift):
+        """Decide the candidates and store the alerts and drift events, in
+        one store transaction.  Returns (alerts, counts); the pipeline's own
+        state is not touched (see :meth:`_committed`)."""
+        counts = {"duplicates": 0, "below_threshold": 0, "suppressed": 0, "escalations": 0}
         alerts = []
-        with self.store.transaction():
-            for i, score, md, ts, entity, key in keyed:
+        store = self.store
+        with store.transaction():
+            self._refresh_thresholds()  # mirrors committed changes: safe even if this transaction fails
+            done = store.existing_event_keys([c[-1] for c in candidates]) if candidates else ()
+            for i, score, md, ts, entity, key in candidates:
                 if key in done:
-                    self.stats["duplicates"] += 1
+                    counts["duplicates"] += 1
+                    continue
+                threshold = self._thresholds.at(ts)
+                if score < threshold:  # another writer raised it meanwhile
+                    counts["below_threshold"] += 1
                     continue
                 tier = self._tier(score)
-                state = self._state(entity, ts)
-                context = {k: v for k, v in md.items() if k not in ("entity_id", "timestamp", "event_id")}
+                state = store.latest_alert(entity, ts)
+                context = {k: v for k, v in md.items() if k not in _METADATA_KEYS}
                 if state is None or ts - state[0] >= self.suppression_window:
                     context["reason"] = "new"
                 elif self._tier_rank[tier] > self._tier_rank.get(state[1], -1):
                     context.update(reason="escalation", escalated_from=state[1], previous_alert_id=state[2])
-                    self.stats["escalations"] += 1
+                    counts["escalations"] += 1
                 else:
-                    self.stats["suppressed"] += 1
+                    counts["suppressed"] += 1
                     continue
                 alert = AnomalyAlert(
                     alert_id=hashlib.sha256(f"{self.model_version}|{key}".encode()).hexdigest()[:20],
@@ -540,70 +766,73 @@ class AnomalyPipeline:
                     entity_id=entity,
                     score=score,
                     tier=tier,
-                    threshold=self.threshold,
+                    threshold=threshold,
                     features=dict(zip(self.feature_names, X[i].tolist())),
                     detector=self.detector_name,
                     model_version=self.model_version,
                     context=context,
                     event_key=key,
                 )
-                self.store.add_alerts([alert])
+                store.add_alerts([alert])
                 done.add(key)
-                self._remember(entity, (ts, tier, alert.alert_id))
                 alerts.append(alert)
-        self.stats["alerts"] += len(alerts)
-        return alerts
+            if drift:
+                store.add_drift_events(drift)
+        return alerts, counts
 
-    def _state(self, entity, ts):
-        """(timestamp, tier, alert_id) of the entity's latest alert at or
-        before ``ts``: from memory when it is the latest, else from the
-        store (late events, entities dropped from memory)."""
-        state = self._entities.get(entity)
-        if state is None:
-            state = self.store.latest_alert(entity)
-            if state is None:
-                return None
-            self._remember(entity, state)
-        if state[0] <= ts:
-            return state
-        return self.store.latest_alert(entity, ts)
+    def _feed_and_write(self, candidates, X, timestamps, one):
+        """Feed the monitor, then decide and write; on any error the monitor
+        is rebuilt as it was and the error propagates."""
+        try:
+            drift = []
+            if self.monitor is not None:
+                drift = self.monitor.update(X[0], timestamps) if one else self.monitor.update_many(X, timestamps)
+            if not candidates and not drift:
+                return drift, [], None
+            return (drift, *self._write(candidates, X, drift))
+        except BaseException:
+            if self.monitor is not None:
+                self.monitor = self._monitor_undo.restore()
+            raise
 
-    def _remember(self, entity, state):
-        old = self._entities.get(entity)
-        if old is not None and old[0] > state[0]:
-            return  # a late alert: the entity's latest stays
-        self._entities.pop(entity, None)
-        self._entities[entity] = state
-        self._alerts_since_sweep += 1
-        if len(self._entities) > self.max_entities:
-            self._entities.popitem(last=False)
-        if self._alerts_since_sweep >= _EXPIRY_EVERY:
-            self._sweep()
-
-    def _sweep(self):
-        """Drop entities whose last alert is older than the window (their
-        next alert would be new anyway; late events read the store)."""
-        horizon = self._watermark - self.suppression_window
-        for entity in [e for e, s in self._entities.items() if s[0] < horizon]:
-            del self._entities[entity]
-        self._alerts_since_sweep = 0
-
-    def _drift(self, events):
-        self.store.add_drift_events(events)
-        self.stats["drift_events"] += len(events)
-        if self.on_drift is not None:
-            self.on_drift(events)
+    def _committed(self, X, timestamps, latest, alerts, counts, drift):
+        """After the store committed (or when there was nothing to write):
+        the pipeline remembers the call."""
+        if self.monitor is not None:
+            self._monitor_undo.fed(self.monitor, X, timestamps)
+        if latest > self._watermark:
+            self._watermark = latest
+        stats = self.stats
+        if counts is not None:
+            for name, value in counts.items():
+                stats[name] += value
+        stats["alerts"] += len(alerts)
+        if drift:
+            stats["drift_events"] += len(drift)
+        self._alerts_since_retention += len(alerts)
+        if self._alerts_since_retention >= _RETENTION_EVERY:
+            self._alerts_since_retention = 0
+            try:
+                self.store.apply_retention()
+            except Exception as exc:  # noqa: BLE001 - the call's alerts are committed; retention retries later
+                warnings.warn(f"alert store retention failed (retried later): {exc}", RuntimeWarning, stacklevel=3)
+        if drift and self.on_drift is not None:
+            self.on_drift(drift)
 
     # -- feedback -------------------------------------------------------------------
     def feedback(self, alert_id, is_true_positive, timestamp=None):
         """Record an analyst's verdict on an alert and adapt the threshold.
 
-        Over the last ``feedback_window`` labelled alerts (a new verdict on
-        the same alert replaces the old one), once there are
+        Over the last ``feedback_window`` distinct labelled alerts (a new
+        verdict on the same alert replaces the old one), once there are
         ``min_feedback``, precision below ``target_precision`` raises the
         threshold and precision above it lowers it, by
         ``min(threshold_step, |precision - target| / 2)``, within
-        ``threshold_bounds``.  Every change is stored with its reason.
+        ``threshold_bounds``.  Every change is stored with its reason and
+        stamped with the event-time watermark: it is in force for events
+        later than the latest event seen.  The labels and the current
+        threshold are read from the store in the write transaction, and the
+        pipeline changes only after the commit.
 
         Returns
         -------
@@ -612,54 +841,97 @@ class AnomalyPipeline:
         """
         if not isinstance(is_true_positive, (bool, np.bool_)):
             raise TypeError(f"is_true_positive must be a bool, got {type(is_true_positive).__name__}")
-        if self.store.get_alert(str(alert_id)) is None:
-            raise ValueError(f"unknown alert id {alert_id!r} (not in the store)")
-        timestamp = time.time() if timestamp is None else parse_timestamp(timestamp, None)
         alert_id = str(alert_id)
-        with self.store.transaction():
-            self.store.add_feedback(alert_id, bool(is_true_positive), timestamp)
-            self._labels.pop(alert_id, None)
-            self._labels[alert_id] = bool(is_true_positive)
-            while len(self._labels) > self.feedback_window:
-                self._labels.popitem(last=False)
-            n = len(self._labels)
-            if n >= self.min_feedback:
-                precision = sum(self._labels.values()) / n
-                error = self.target_precision - precision
-                step = math.copysign(min(self.threshold_step, abs(error) / 2.0), error)
-                low, high = self.threshold_bounds
-                new = min(high, max(low, self.threshold + step))
-                if new != self.threshold:
-                    direction = "below" if error > 0 else "above"
-                    reason = (
-                        f"precision {precision:.3f} over the last {n} labelled alerts is {direction} "
-                        f"the target {self.target_precision:.3f}"
-                    )
-                    self._record_threshold(self.threshold, new, reason, timestamp)
-                    self.threshold = new
-        return self.threshold
+        timestamp = time.time() if timestamp is None else parse_timestamp(timestamp, None)
+        with self._lock:
+            self._check_open()
+            store = self.store
+            with store.transaction():
+                if store.get_alert(alert_id) is None:
+                    raise ValueError(f"unknown alert id {alert_id!r} (not in the store)")
+                self._refresh_thresholds()
+                store.add_feedback(alert_id, bool(is_true_positive), timestamp)
+                labels = store.latest_labels(self.feedback_window)
+                n = len(labels)
+                current = self._thresholds.current()
+                if n >= self.min_feedback:
+                    precision = sum(labels.values()) / n
+                    error = self.target_precision - precision
+                    step = math.copysign(min(self.threshold_step, abs(error) / 2.0), error)
+                    low, high = self.threshold_bounds
+                    new = min(high, max(low, current + step))
+                    if new != current:
+                        direction = "below" if error > 0 else "above"
+                        reason = (
+                            f"precision {precision:.3f} over the last {n} labelled alerts is {direction} "
+                            f"the target {self.target_precision:.3f}"
+                        )
+                        stored = store.event_time_watermark()
+                        stamp = max(self._watermark, -math.inf if stored is None else stored)
+                        self._record_threshold(current, new, reason, stamp)
+            self._refresh_thresholds()
+            return self._thresholds.current()
 
     def threshold_history(self):
-        """Every threshold change: dicts with ``timestamp``, ``old``, ``new``
-        and ``reason`` (the in-memory store keeps the last ``buffer_size``)."""
-        return self.store.threshold_history()
+        """Every threshold change: dicts with ``timestamp`` (wall clock),
+        ``event_time`` (in force for events after it), ``old``, ``new`` and
+        ``reason`` (the in-memory store keeps the last ``buffer_size``)."""
+        with self._lock:
+            return self.store.threshold_history()
 
     # -- reports --------------------------------------------------------------------
     def feature_report(self):
         """Per-feature drift and data-quality summary (see
         :meth:`FeatureMonitor.feature_report`); ``[]`` when monitoring is off."""
-        return [] if self.monitor is None else self.monitor.feature_report()
+        with self._lock:
+            return [] if self.monitor is None else self.monitor.feature_report()
 
     def drift_events(self, limit=None):
         """Stored drift events (dicts), oldest first."""
-        return self.store.drift_events(limit)
+        with self._lock:
+            return self.store.drift_events(limit)
 
     def alerts(self, limit=None):
-        """Stored alerts (dicts), oldest first."""
-        return self.store.alerts(limit)
+        """The last ``limit`` stored alerts (dicts; all when None), oldest
+        first.  :meth:`iter_alerts` reads a large store page by page."""
+        with self._lock:
+            return self.store.alerts(limit)
+
+    def iter_alerts(self, page_size=1000):
+        """Every stored alert (dicts), oldest first, read ``page_size`` at a
+        time (alerts stored meanwhile are included)."""
+        cursor = 0
+        while True:
+            with self._lock:
+                page, cursor = self.store.page_alerts(cursor, page_size)
+            if not page:
+                return
+            yield from page
 
     def close(self):
-        self.store.close()
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.store.close()
+
+
+def _unit_scores(raw):
+    """Scores clipped to [0, 1]; NaN where the detector gave NaN or +-inf
+    (such an event is unscorable, never an alert)."""
+    scores = np.asarray(raw, dtype=np.float64)
+    finite = np.isfinite(scores)
+    if finite.all():
+        return np.clip(scores, 0.0, 1.0)
+    return np.where(finite, np.clip(scores, 0.0, 1.0), np.nan)
+
+
+def _calibrated_scores(calibration, score_samples):
+    """``score_samples`` (lower = more abnormal) mapped to [0, 1]; NaN where
+    it was NaN or +-inf (the rank calibration would map those to 0 or 1)."""
+    raw = -np.asarray(score_samples, dtype=np.float64)
+    scores = apply_calibration(calibration, raw)
+    finite = np.isfinite(raw)
+    return scores if finite.all() else np.where(finite, scores, np.nan)
 
 
 def _number(value, name):
@@ -667,26 +939,50 @@ def _number(value, name):
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"feature {name!r} must be a number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"feature {name!r} is too large for a float") from None
+
+
+def _column(value, key, n):
+    """``value`` as a per-row column (list or 1-D array) of length n, or
+    None when it is one value shared by every row."""
+    if isinstance(value, (str, bytes, dict)):
+        return None
+    if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas Series / Index / arrays
+        value = value.to_numpy()
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return None
+        if value.ndim != 1:
+            raise ValueError(f"metadata[{key!r}] must be one-dimensional, got shape {value.shape}")
+    elif not isinstance(value, (list, tuple)):
+        return None
+    if len(value) != n:
+        raise ValueError(f"metadata[{key!r}] has {len(value)} values for {n} events")
+    return value
 
 
 class _BatchMetadata:
-    """Per-row metadata of a batch, parsed lazily (only rows that matter)."""
+    """Per-row metadata of a batch: the timestamps of every row (parsed at
+    once) and the other fields of a row on demand."""
 
-    def __init__(self, metadata, n, now):
-        self.n = n
-        self.now = now
+    def __init__(self, metadata, n, now, unit):
         self.rows = None
         self.columns = {}
-        self._ts = None
+        self.shared = {}
         if metadata is None:
             metadata = {}
+        if hasattr(metadata, "columns") and hasattr(metadata, "iloc"):  # a pandas DataFrame
+            metadata = {str(c): metadata[c] for c in metadata.columns}
         if isinstance(metadata, dict):
             for key, value in metadata.items():
-                if isinstance(value, (list, tuple, np.ndarray)):
-                    if len(value) != n:
-                        raise ValueError(f"metadata[{key!r}] has {len(value)} values for {n} events")
-                self.columns[key] = value
+                column = _column(value, key, n)
+                if column is None:
+                    self.shared[key] = value.item() if isinstance(value, np.ndarray) else value
+                else:
+                    self.columns[key] = column
         elif isinstance(metadata, (list, tuple)):
             if len(metadata) != n:
                 raise ValueError(f"metadata has {len(metadata)} entries for {n} events")
@@ -694,51 +990,33 @@ class _BatchMetadata:
                 raise TypeError("metadata entries must be dicts")
             self.rows = metadata
         else:
-            raise TypeError(f"metadata must be a dict or a list of dicts, got {type(metadata).__name__}")
-        ts = self.columns.get("timestamp")
-        if isinstance(ts, (list, tuple, np.ndarray)):
-            arr = np.asarray(ts)
-            if arr.dtype.kind in "iuf":
-                arr = arr.astype(np.float64)
-                if not np.isfinite(arr).all():
-                    raise ValueError("metadata timestamps must be finite")
-                self._ts = arr
-            else:
-                self._ts = np.array([parse_timestamp(v, now) for v in ts], dtype=np.float64)
-        elif self.rows is None:
-            self._ts = np.full(n, parse_timestamp(ts, now))
+            raise TypeError(f"metadata must be a dict, a DataFrame or a list of dicts, got {type(metadata).__name__}")
+        self.timestamps = self._timestamps(n, now, unit)
 
-    def timestamp(self, i):
-        if self._ts is not None:
-            return float(self._ts[i])
-        return parse_timestamp(self.rows[i].get("timestamp"), self.now)
-
-    def timestamps_view(self):
-        return self._ts if self._ts is not None else _LazyTimestamps(self)
-
-    def max_timestamp(self):
-        if self._ts is not None:
-            return float(self._ts.max())
-        return max(self.timestamp(i) for i in range(self.n))
+    def _timestamps(self, n, now, unit):
+        if self.rows is not None:
+            return np.array([parse_timestamp(r.get("timestamp"), now, unit) for r in self.rows], dtype=np.float64)
+        column = self.columns.get("timestamp")
+        if column is None:
+            return np.full(n, parse_timestamp(self.shared.get("timestamp"), now, unit))
+        arr = np.asarray(column)
+        if arr.dtype.kind == "M":
+            if np.isnat(arr).any():
+                raise ValueError("metadata timestamps must not be NaT")
+            return arr.astype("datetime64[ns]").astype(np.int64) / 1e9
+        if arr.dtype.kind in "iuf":
+            arr = arr.astype(np.float64) / TIMESTAMP_UNITS[unit]
+            if not np.isfinite(arr).all():
+                raise ValueError("metadata timestamps must be finite")
+            return arr
+        return np.array([parse_timestamp(v, now, unit) for v in column], dtype=np.float64)
 
     def row(self, i):
         if self.rows is not None:
             return self.rows[i]
-        out = {}
-        for key, value in self.columns.items():
-            if isinstance(value, (list, tuple, np.ndarray)):
-                value = value[i]
-                if isinstance(value, np.generic):
-                    value = value.item()
-            out[key] = value
-        if self._ts is not None:
-            out["timestamp"] = float(self._ts[i])
+        out = dict(self.shared)
+        for key, column in self.columns.items():
+            value = column[i]
+            out[key] = value.item() if isinstance(value, np.generic) else value
+        out["timestamp"] = float(self.timestamps[i])
         return out
-
-
-class _LazyTimestamps:
-    def __init__(self, meta):
-        self.meta = meta
-
-    def __getitem__(self, i):
-        return self.meta.timestamp(int(i))

@@ -4,6 +4,7 @@ lines on stdin."""
 
 import argparse
 import json
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -83,8 +84,8 @@ def load_registered(model, version="latest"):
     return registry.load(version), registry.metadata(version)
 
 
-def _fail(prog, exc):
-    print(f"anomaly-fast {prog}: error: {exc}", file=sys.stderr)
+def _fail(prog, exc, stderr=None):
+    print(f"anomaly-fast {prog}: error: {exc}", file=sys.stderr if stderr is None else stderr)
     return 2
 
 
@@ -293,6 +294,8 @@ def _event(line, names):
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"invalid JSON ({exc.msg})") from None
+    except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+        raise ValueError(f"invalid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
     meta = {k: obj[k] for k in METADATA_COLUMNS if k in obj}
@@ -313,51 +316,80 @@ def _event(line, names):
     return point, meta
 
 
+def _summary(stats, malformed, threshold, stderr):
+    summary = dict(stats, malformed=malformed, threshold=threshold)
+    print(json.dumps({"summary": summary}), file=stderr, flush=True)
+
+
 def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast stream", description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature columns}); write alerts as JSON lines on stdout.  Malformed lines are reported on stderr, counted and skipped.")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast stream", formatter_class=HelpFormatter,
+        description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature "
+                    "columns}); write alerts as JSON lines on stdout. Malformed lines are reported on stderr, "
+                    "counted and skipped; a summary line ends stderr. Exit status: 0 done, 1 stopped by an alert "
+                    "store error (the summary says how far it got), 2 could not start.\n\n"
+                    "Restarting on the same --store and re-feeding the stream from its start stores exactly the "
+                    "alerts of an uninterrupted run (leave --threshold out when restarting: a value differing "
+                    "from the store's is recorded as a threshold change).")
     parser.add_argument("--model", required=True, help="model registry folder or one version's folder")
-    parser.add_argument("--version", default="latest")
-    parser.add_argument("--store", default=None, help="SQLite alert store (default: in memory)")
-    parser.add_argument("--threshold", type=float, default=0.7)
-    parser.add_argument("--suppression-window", type=float, default=300.0)
-    parser.add_argument("--tiers", type=_parse_tiers, default=None, help="e.g. warning=0.7,critical=0.8,emergency=0.9")
+    add_model_version_option(parser)
+    parser.add_argument("--store", default=None, help="SQLite alert store file (default: in memory, lost at exit)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="alert threshold in [0, 1] (default: the store's current one, 0.7 for a new store)")
+    parser.add_argument("--suppression-window", type=float, default=300.0,
+                        help="seconds of event time during which an entity's repeats are suppressed")
+    parser.add_argument("--tiers", type=_parse_tiers, default=None,
+                        help="tier=lowest score, comma-separated (default: warning=0.7,critical=0.8,emergency=0.9)")
+    parser.add_argument("--timestamp-unit", choices=("s", "ms", "us", "ns"), default="s",
+                        help="unit of numeric timestamps")
+    parser.add_argument("--busy-timeout", type=float, default=5.0,
+                        help="seconds to wait for another process writing the store before giving up")
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
     args = parser.parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    from .pipeline import AnomalyPipeline
+    from .alert_store import SQLiteAlertStore
+    from .pipeline import STAT_KEYS, AnomalyPipeline
 
     try:
-        model, meta = load_registered(args.model, args.version)
+        model, meta = load_registered(args.model, model_version_arg(args, "stream", stderr))
         names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
         training = meta.get("training_data")
+        store = None if args.store is None else SQLiteAlertStore(args.store, busy_timeout=args.busy_timeout)
         pipe = AnomalyPipeline(
             model, threshold=args.threshold, suppression_window=args.suppression_window,
-            tiers=args.tiers, store=args.store, model_version=meta["version"],
+            tiers=args.tiers, store=store, model_version=meta["version"],
             monitor_features=not args.no_monitor, feature_names=names,
             reference=None if not training else {"min": training["min"], "max": training["max"]},
             on_drift=lambda events: [
                 print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
             ],
+            timestamp_unit=args.timestamp_unit,
         )
-    except (ValueError, TypeError, OSError) as exc:
-        return _fail("stream", exc)
+    except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
+        code = _fail("stream", exc, stderr)
+        _summary(dict.fromkeys(STAT_KEYS, 0), 0, args.threshold, stderr)
+        return code
     malformed = 0
+    code = 0
     for number, line in enumerate(stdin, start=1):
         if not line.strip():
             continue
         try:
             point, md = _event(line, names)
             alert = pipe.process(point, md)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             malformed += 1
             print(f"anomaly-fast stream: line {number}: skipped: {exc}", file=stderr, flush=True)
             continue
+        except (OSError, sqlite3.Error) as exc:  # the store failed: stop, nothing of this line was kept
+            print(f"anomaly-fast stream: line {number}: stopped: alert store error: {exc}", file=stderr, flush=True)
+            code = 1
+            break
         if alert is not None:
             stdout.write(json.dumps(alert.to_dict(), default=str) + "\n")
             stdout.flush()
-    summary = dict(pipe.stats, malformed=malformed, threshold=pipe.threshold)
-    print(json.dumps({"summary": summary}), file=stderr, flush=True)
+    _summary(pipe.stats, malformed, pipe.threshold, stderr)
     pipe.close()
-    return 0
+    return code

@@ -16,11 +16,24 @@
 # identical bit for bit, and, like river's ``ADWIN.update``, the window is
 # emptied on the update that follows a detection.
 #
-# The class validates nothing beyond finiteness of the values: parameters
-# are checked by the Python class that derives from it.
+# Values are bounded: |x| <= MAX_ABS_VALUE (1e120).  Within it no running sum
+# can overflow for any window a float64 width can count (2**53 values): sums
+# stay below 2**53 * 1e120 and every product of the variance updates and the
+# cut check below 2**1012, so one huge glitch cannot turn the statistics into
+# inf/NaN and blind the detector for good.
+#
+# Threads.  Every method that changes the state (update, _update_many, the
+# bucket reallocation, _restore, _configure) runs with the GIL held from start
+# to end and calls no Python code in between, so on CPython each call is
+# atomic: a detector shared between threads sees one call at a time and is
+# never read half-updated.  (Holding the GIL costs nothing per call; a lock
+# would quadruple the cost of update.)  Not safe on a free-threaded build.
+#
+# The class validates nothing beyond the range of the values: parameters and
+# restored states are checked by the Python class that derives from it.
 import numpy as np
 
-from libc.math cimport fabs, log, sqrt, isfinite, ldexp
+from libc.math cimport fabs, log, sqrt, ldexp
 from libc.stdlib cimport malloc, realloc, free
 from libc.string cimport memset
 
@@ -30,6 +43,10 @@ from _types cimport float64_t, int64_t, intp_t
 # 2**-r, exact; multiplying by it rounds exactly as dividing by 2**r does.
 cdef enum:
     BATCH = 256  # values whose buckets _add_buckets merges together
+
+# The largest |value| accepted (see above).
+MAX_ABS_VALUE = 1e120
+cdef float64_t MAX_ABS = 1e120
 
 cdef float64_t INV_POW2[64]
 cdef int _r
@@ -252,11 +269,11 @@ cdef class AdaptiveWindow:
         self._m2 = m2
         self._width = width
 
-    cdef int _insert(self, float64_t value) except -1 nogil:
+    cdef int _insert(self, float64_t value) except -1:  # GIL held: may grow the buffers
         self._add_to_statistics(&value, 1)
         return self._add_bucket(value)
 
-    cdef int _add_bucket(self, float64_t value) except -1 nogil:
+    cdef int _add_bucket(self, float64_t value) except -1:  # GIL held: may grow the buffers
         """Append a one-value bucket; merge the two oldest buckets of each
         overflowing row into the next row."""
         cdef float64_t size, mean_a, mean_b, a_total, b_total
@@ -264,8 +281,7 @@ cdef class AdaptiveWindow:
         self._push(0, value, 0.0)
         while self._bucket_count[row] == self._row_capacity:
             if row + 1 == self._rows_allocated:
-                with gil:
-                    self._grow(2 * self._rows_allocated)
+                self._grow(2 * self._rows_allocated)
             if row + 1 == self._n_rows:
                 self._n_rows += 1
             base = self._oldest(row)
@@ -281,7 +297,7 @@ cdef class AdaptiveWindow:
             row += 1
         return 0
 
-    cdef int _add_buckets(self, const float64_t* values, intp_t n) except -1 nogil:
+    cdef int _add_buckets(self, const float64_t* values, intp_t n) except -1:  # GIL held: may grow the buffers
         """Append one-value buckets for n <= BATCH values at once, with the
         same merges as ``_add_bucket`` on each value in turn.
 
@@ -302,8 +318,7 @@ cdef class AdaptiveWindow:
         cdef float64_t size, inv, mean_a, mean_b
         while k > 0:
             if row == self._rows_allocated:
-                with gil:
-                    self._grow(2 * self._rows_allocated)
+                self._grow(2 * self._rows_allocated)
             if row == self._n_rows:
                 self._n_rows += 1
             c = self._bucket_count[row]
@@ -454,7 +469,7 @@ cdef class AdaptiveWindow:
                         break
         return detected
 
-    cdef int _update(self, float64_t value) except -1 nogil:
+    cdef int _update(self, float64_t value) except -1:  # GIL held: may grow the buffers
         if self._drift:
             self._clear_window()
         self._insert(value)
@@ -469,36 +484,40 @@ cdef class AdaptiveWindow:
     # -- Python entry points ---------------------------------------------------
     def update(self, float64_t x):
         """Add one value; return True when a drift is detected at it."""
-        if not isfinite(x):
-            raise ValueError(f"ADWIN.update: x must be a finite number, got {x!r}")
+        if not (fabs(x) <= MAX_ABS):  # NaN fails too
+            raise ValueError(f"ADWIN.update: x must be a finite number with |x| <= 1e120, got {x!r}")
         self._update(x)
         return self._drift
 
-    def _update_many(self, const float64_t[::1] values):
+    def _update_many(self, const float64_t[::1] values, bint stop_at_drift=False):
         """Feed every value in turn; return the indices where a drift was
-        detected.  The caller guarantees the values are finite."""
+        detected.  With ``stop_at_drift``, stop right after the first
+        detection (the values after it are not fed).  The caller guarantees
+        |value| <= MAX_ABS_VALUE.  Runs with the GIL held (it changes the
+        state; see the top of this file)."""
         cdef intp_t n = values.shape[0], i = 0, j, span, n_found = 0
         cdef int64_t[::1] found = np.empty(n, dtype=np.int64)
         cdef const float64_t* v = &values[0] if n else NULL
-        with nogil:
-            # Values up to the next check form a span: its statistics, then
-            # its buckets, then the check -- the same operations as update()
-            # on each value, grouped (statistics and buckets do not interact).
-            while i < n:
+        # Values up to the next check form a span: its statistics, then
+        # its buckets, then the check -- the same operations as update()
+        # on each value, grouped (statistics and buckets do not interact).
+        while i < n:
+            if self._drift:
+                self._clear_window()
+                self._drift = False
+            span = min(n - i, <intp_t>(self._clock - self._tick % self._clock), <intp_t>BATCH)
+            self._add_to_statistics(v + i, span)
+            self._add_buckets(v + i, span)
+            self._tick += span
+            i += span
+            if self._tick % self._clock == 0 and self._width > self._grace:
+                self._drift = self._check()
                 if self._drift:
-                    self._clear_window()
-                    self._drift = False
-                span = min(n - i, <intp_t>(self._clock - self._tick % self._clock), <intp_t>BATCH)
-                self._add_to_statistics(v + i, span)
-                self._add_buckets(v + i, span)
-                self._tick += span
-                i += span
-                if self._tick % self._clock == 0 and self._width > self._grace:
-                    self._drift = self._check()
-                    if self._drift:
-                        self._n_detections += 1
-                        found[n_found] = i - 1
-                        n_found += 1
+                    self._n_detections += 1
+                    found[n_found] = i - 1
+                    n_found += 1
+                    if stop_at_drift:
+                        break
         return np.asarray(found[:n_found]).copy()
 
     def _state(self):
@@ -524,7 +543,8 @@ cdef class AdaptiveWindow:
         }
 
     def _restore(self, state):
-        """Inverse of ``_state``."""
+        """Inverse of ``_state``, for a state the caller has validated
+        (``anomaly_fast.adwin._check_state``)."""
         cdef const intp_t[::1] counts = np.ascontiguousarray(state["bucket_count"], dtype=np.intp)
         cdef const float64_t[::1] totals = np.ascontiguousarray(state["bucket_total"], dtype=np.float64)
         cdef const float64_t[::1] m2s = np.ascontiguousarray(state["bucket_m2"], dtype=np.float64)
@@ -566,7 +586,14 @@ cdef class AdaptiveWindow:
 
     @property
     def variance(self):
-        """Population variance of the current window (0.0 when it is empty)."""
+        """Sum of squared deviations from the mean over the current window
+        (0.0 when it is empty), as river's ``ADWIN.variance``."""
+        return self._m2 if self._width > 0.0 else 0.0
+
+    @property
+    def variance_in_window(self):
+        """Population variance of the current window, ``variance / width``
+        (0.0 when it is empty), as river's ``variance_in_window``."""
         return self._m2 / self._width if self._width > 0.0 else 0.0
 
     @property

@@ -1,32 +1,53 @@
 # Alarm post-processing kernel for the time-series detectors.
 #
 # A point is "flagged" when its score exceeds its limit.  An alarm is raised
-# only at the first point of a run of flagged points, and only when at least
-# ``min_spacing`` steps have passed since the previous alarm: a run that
-# starts inside the spacing is absorbed by the earlier alarm, and a run that
-# lasts (a level shift that the baseline has not caught up with yet) raises
-# one alarm, not one per point.  Sequential by nature, so it lives here.
+# only once per run of consecutive flagged points, at the run's first
+# *observed* point (a grid cell filled by interpolation never raises an alarm
+# on its own: a run made only of filled cells raises none), and only when at
+# least ``min_spacing`` steps have passed since the previous alarm: a run whose
+# candidate falls inside the spacing is absorbed by the earlier alarm, and a
+# run that lasts (a level shift the baseline has not caught up with yet)
+# raises one alarm, not one per point.  Sequential by nature, so it lives here.
+#
+# Layout of ``state`` (int64[4]), so a stream can be fed in pieces of any size
+# (one point online, a whole series in batch) with the same result:
+#   state[0]  time of the next point (steps since the stream started)
+#   state[1]  time of the previous alarm (very negative: none yet)
+#   state[2]  1 when the previous point was flagged
+#   state[3]  1 while the current run can still raise its alarm
 #
 # Kernels never validate: callers pass equal-length C-contiguous arrays.
-from libc.stdint cimport uint8_t
+from libc.stdint cimport int64_t, uint8_t
 
 from _types cimport float64_t, intp_t
 
 
 def alarm_onsets(const float64_t[::1] score, const float64_t[::1] limit,
-                 intp_t min_spacing, uint8_t[::1] alarm):
-    """Write 1 into ``alarm[t]`` where a spaced run of ``score > limit`` starts."""
+                 const uint8_t[::1] observed, intp_t min_spacing,
+                 int64_t[::1] state, uint8_t[::1] alarm):
+    """Write 1 into ``alarm[i]`` where a spaced run of ``score > limit`` alarms."""
     cdef intp_t n = score.shape[0]
-    cdef intp_t t
-    cdef intp_t last = -min_spacing - 1  # time of the previous alarm
+    cdef intp_t i
+    cdef int64_t t = state[0]
+    cdef int64_t last = state[1]
+    cdef bint previous = state[2] != 0
+    cdef bint armed = state[3] != 0
     cdef bint flagged
-    cdef bint previous = False  # was t - 1 flagged?
     with nogil:
-        for t in range(n):
-            flagged = score[t] > limit[t]
-            if flagged and not previous and t - last >= min_spacing:
-                alarm[t] = 1
-                last = t
-            else:
-                alarm[t] = 0
+        for i in range(n):
+            alarm[i] = 0
+            flagged = score[i] > limit[i]
+            if flagged:
+                if not previous:
+                    armed = True
+                if armed and observed[i]:
+                    armed = False
+                    if t - last >= min_spacing:
+                        alarm[i] = 1
+                        last = t
             previous = flagged
+            t += 1
+        state[0] = t
+        state[1] = last
+        state[2] = previous
+        state[3] = armed

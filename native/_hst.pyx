@@ -17,11 +17,30 @@
 # latest = 0, and a node last written before that as reference = latest = 0.
 # A node is brought up to date the next time a point passes through it.
 #
+# Threads.  Learning (learn_one, learn_many, score_learn_many on one thread)
+# runs with the GIL held from start to end and calls no Python code, so each
+# call is atomic on CPython: counts are never lost between threads.  The GIL
+# is released only (1) by score_many, which reads, and (2) by the tree ranges
+# of a multi-threaded batch (n_jobs), each thread writing its own trees.  Two
+# counters, changed with the GIL held, guard those sections: ``_readers``
+# (nogil sections in progress) and ``_writers`` (multi-threaded learning
+# batches in progress).  A learning call waits while ``_writers`` > 0 (so
+# counts are never written by two threads at once), and anything that frees
+# or reshapes the nodes (_configure, _build, _load_nodes) waits until both
+# are 0 (so no nogil section ever walks freed memory).  Waiting sleeps with
+# the GIL released; the checks cost one comparison per call.  A score taken
+# while another thread learns reads counts mid-update: a valid score of a
+# model between two states, never a crash.  Not safe on a free-threaded build.
+#
 # The class validates nothing: the Python class that derives from it checks
-# parameters and input before calling the ``_``-prefixed entry points; the
+# parameters, input and restored states before calling the ``_``-prefixed
+# entry points (which check only that a row's length matches the trees, so
+# a race between threads can never make a walk read past a row); the
 # ``learn_one``/``score_one`` fast paths accept only a finite float64 1-D
 # array of the right length and hand anything else to Python methods of the
 # derived class (``_learn_other`` / ``_score_other``).
+import time
+
 import numpy as np
 cimport numpy as cnp
 
@@ -260,6 +279,8 @@ cdef class HalfSpaceForest:
     cdef intp_t* _path            # n_trees * (height + 1) nodes: the walks of the last point scored
     cdef float64_t* _path_point   # n_features values: that point
     cdef bint _path_valid         # _path holds the walks of _path_point in the current trees
+    cdef int _readers             # sections running without the GIL (scoring or a threaded batch)
+    cdef int _writers             # multi-threaded learning batches in progress
 
     def __cinit__(self):
         self._nodes = NULL
@@ -268,6 +289,8 @@ cdef class HalfSpaceForest:
         self._path = NULL
         self._path_point = NULL
         self._path_valid = False
+        self._readers = 0
+        self._writers = 0
 
     def __dealloc__(self):
         free(self._nodes)
@@ -287,8 +310,38 @@ cdef class HalfSpaceForest:
             raise MemoryError()
         return 0
 
+    cdef int _wait(self, bint for_readers) except -1:
+        """Return (GIL held) once no multi-threaded learning batch runs -- and,
+        with ``for_readers``, no section without the GIL either (see the top
+        of this file).  Sleeps with the GIL released meanwhile."""
+        while self._writers > 0 or (for_readers and self._readers > 0):
+            time.sleep(2e-5)
+        return 0
+
+    cdef int _check_width(self, intp_t d) except -1:
+        """A row of d values may be walked through the current trees."""
+        if not self._built:
+            raise ValueError("HalfSpaceTrees: the trees are not built")
+        if d != self._n_features:
+            raise ValueError(f"HalfSpaceTrees: rows have {d} features, the trees {self._n_features}")
+        return 0
+
+    def _begin_threads(self, bint learn):
+        """Before a multi-threaded batch (``_run_tree_range`` on every thread,
+        then ``_finish_batch``, then ``_end_threads``)."""
+        if learn:
+            self._wait(False)
+            self._writers += 1
+        self._readers += 1
+
+    def _end_threads(self, bint learn):
+        self._readers -= 1
+        if learn:
+            self._writers -= 1
+
     def _configure(self, intp_t n_trees, intp_t height, int32_t window_size, bint path_sum):
         """Set the shape of the forest and forget any trees."""
+        self._wait(True)
         free(self._nodes)
         self._nodes = NULL
         self._built = False
@@ -323,6 +376,7 @@ cdef class HalfSpaceForest:
         cdef intp_t d = lo.shape[0], t, f
         cdef size_t n_nodes = <size_t>self._n_trees * <size_t>self._slots
         cdef void* mem = NULL
+        self._wait(True)
         free(self._nodes)
         self._nodes = NULL
         self._built = False
@@ -558,18 +612,28 @@ cdef class HalfSpaceForest:
 
     # -- Python entry points ---------------------------------------------------
     def _learn_many(self, const float64_t[:, ::1] X):
-        with nogil:
-            self._run(&X[0, 0], X.shape[0], X.shape[1], True, False, NULL)
+        """Learn the rows of X (GIL held: see the top of this file)."""
+        self._wait(False)
+        self._check_width(X.shape[1])
+        self._run(&X[0, 0], X.shape[0], X.shape[1], True, False, NULL)
 
     def _score_many(self, const float64_t[:, ::1] X):
+        """Score the rows of X without learning (read-only: without the GIL)."""
         cdef float64_t[::1] out = np.empty(X.shape[0], dtype=np.float64)
+        self._check_width(X.shape[1])
+        self._readers += 1
         with nogil:
             self._run(&X[0, 0], X.shape[0], X.shape[1], False, True, &out[0])
+        self._readers -= 1
         return np.asarray(out)
 
     def _run_tree_range(self, const float64_t[:, ::1] X, intp_t t0, intp_t t1, bint learn,
                         bint score, float64_t[::1] raw):
-        """One thread's share of a batch: trees t0 .. t1 - 1 (see ``_run_trees``)."""
+        """One thread's share of a batch: trees t0 .. t1 - 1 (see ``_run_trees``),
+        between ``_begin_threads`` and ``_end_threads``, without the GIL."""
+        self._check_width(X.shape[1])
+        if not (0 <= t0 <= t1 <= self._n_trees) or (score and raw.shape[0] < X.shape[0]):
+            raise ValueError("HalfSpaceTrees: bad tree range or score buffer")
         with nogil:
             self._run_trees(&X[0, 0], X.shape[0], X.shape[1], t0, t1, learn, score,
                             &raw[0] if score else NULL)
@@ -577,8 +641,9 @@ cdef class HalfSpaceForest:
     def _finish_batch(self, intp_t n, bint learn, bint score, float64_t[::1] raw):
         """After every tree range has run: scores from the summed raw scores,
         and the window position moved past the batch."""
-        with nogil:
-            self._finish(n, learn, score, &raw[0] if score else NULL)
+        if score and raw.shape[0] < n:
+            raise ValueError("HalfSpaceTrees: bad score buffer")
+        self._finish(n, learn, score, &raw[0] if score else NULL)
 
     @property
     def _exact_sums(self):
@@ -587,9 +652,11 @@ cdef class HalfSpaceForest:
         return self._max_score < 2.0 ** 53
 
     def _score_learn_many(self, const float64_t[:, ::1] X):
+        """Score then learn each row in turn (GIL held: see the top of this file)."""
         cdef float64_t[::1] out = np.empty(X.shape[0], dtype=np.float64)
-        with nogil:
-            self._run(&X[0, 0], X.shape[0], X.shape[1], True, True, &out[0])
+        self._wait(False)
+        self._check_width(X.shape[1])
+        self._run(&X[0, 0], X.shape[0], X.shape[1], True, True, &out[0])
         return np.asarray(out)
 
     cdef const float64_t* _fast_row(self, object x) noexcept:
@@ -662,6 +729,8 @@ cdef class HalfSpaceForest:
 
     def learn_one(self, x):
         """Learn one point: a dict (feature name -> value) or a 1-D array."""
+        if self._writers:
+            self._wait(False)
         cdef const float64_t* p = self._point(x)
         if p == NULL:
             return self._learn_other(x)
@@ -677,10 +746,13 @@ cdef class HalfSpaceForest:
 
     def _learn_row(self, const float64_t[::1] x):
         """Learn one validated row (the slow path's exit)."""
+        self._wait(False)
+        self._check_width(x.shape[0])
         self._learn_point(&x[0])
 
     def _score_row(self, const float64_t[::1] x):
         """Score one validated row (the slow path's exit)."""
+        self._check_width(x.shape[0])
         return self._score_point(&x[0])
 
     # -- state -----------------------------------------------------------------
@@ -708,10 +780,14 @@ cdef class HalfSpaceForest:
         return out
 
     def _load_nodes(self, nodes, int64_t window, int32_t count, intp_t n_features):
-        """Inverse of ``_node_array`` (plus the window position)."""
+        """Inverse of ``_node_array`` (plus the window position), for nodes the
+        caller has validated (``anomaly_fast.half_space_trees._check_state``)."""
         cdef cnp.ndarray flat = np.ascontiguousarray(nodes, dtype=NODE_DTYPE).reshape(-1)
         cdef intp_t n = flat.shape[0]
         cdef void* mem = NULL
+        if n != 0 and n != self._n_trees * self._slots:
+            raise ValueError(f"HalfSpaceTrees: {n} nodes for {self._n_trees} trees of {self._slots} slots")
+        self._wait(True)
         free(self._nodes)
         self._nodes = NULL
         if posix_memalign(&mem, 64, max(n, 1) * sizeof(HSTNode)) != 0:

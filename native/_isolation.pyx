@@ -1038,21 +1038,33 @@ cdef class AxisForest:
     rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
     The compact ``nodes``/``values`` are what is pickled; the scoring layout
     ("heap" for trees of depth <= 8, else "links") is derived from them.
+
+    The layout is built only when ``trusted`` is true: the arrays come from
+    the build kernels or passed ``anomaly_fast._forest_format``'s structural
+    checks.  Otherwise (e.g. a kernel object unpickled on its own) the arrays
+    are only stored and ``score_samples`` raises until the estimator rebuilds
+    the forest from checked arrays.
     """
     cdef readonly object nodes, values, offsets, depths
     cdef readonly float64_t denominator
     cdef readonly intp_t block_rows, n_features
+    cdef readonly bint ready  # the scoring layout is built
     cdef object _keep  # arrays the AxisScoring pointers point into
     cdef AxisScoring _f
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
-                 intp_t n_features):
+                 intp_t n_features, bint trusted=False):
         self.nodes = nodes
         self.values = values
         self.offsets = offsets
         self.depths = depths
         self.denominator = denominator
         self.n_features = n_features
+        memset(&self._f, 0, sizeof(AxisScoring))
+        self._keep = ()
+        self.ready = trusted
+        if not trusted:
+            return
         self.block_rows = block_rows_for(n_features)
         cdef const int32_t[::1] d = depths
         cdef const int64_t[::1] o = offsets
@@ -1061,10 +1073,8 @@ cdef class AxisForest:
         cdef const float64_t[::1] leaves
         cdef const float64_t[::1] thresholds
         cdef const uint32_t[:, ::1] links
-        memset(&self._f, 0, sizeof(AxisScoring))
         self._f.n_trees = o.shape[0]
         if self._f.n_trees == 0:
-            self._keep = ()
             return
         self._f.depths = &d[0]
         self._f.offsets = &o[0]
@@ -1088,7 +1098,7 @@ cdef class AxisForest:
 
     @property
     def n_trees(self):
-        return self._f.n_trees
+        return len(self.offsets)
 
     @property
     def layout(self):
@@ -1097,6 +1107,8 @@ cdef class AxisForest:
 
     def score_samples(self, X, float64_t[::1] out):
         cdef int status
+        if not self.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if X.dtype == np.float32:
             status = self._score_f32(X, out)
         else:
@@ -1130,6 +1142,7 @@ cdef class HyperplaneForest:
     cdef readonly float64_t denominator
     cdef readonly intp_t n_features
     cdef readonly bint dense
+    cdef readonly bint ready  # the scoring arrays are built (see AxisForest)
     cdef object _weights_arr
     cdef const HyperplaneNode[::1] _nodes
     cdef const float64_t[::1] _values
@@ -1140,7 +1153,7 @@ cdef class HyperplaneForest:
     cdef intp_t _k
 
     def __init__(self, nodes, values, normals, terms, offsets, depths,
-                 float64_t denominator, intp_t n_features):
+                 float64_t denominator, intp_t n_features, bint trusted=False):
         self.nodes = nodes
         self.values = values
         self.normals = normals
@@ -1149,6 +1162,9 @@ cdef class HyperplaneForest:
         self.depths = depths
         self.denominator = denominator
         self.n_features = n_features
+        self.ready = trusted
+        if not trusted:
+            return
         self._k = normals.shape[1]
         self.dense = 2 * self._k >= n_features
         if self.dense:
@@ -1170,9 +1186,11 @@ cdef class HyperplaneForest:
 
     @property
     def n_trees(self):
-        return self._offsets.shape[0]
+        return len(self.offsets)
 
     def score_samples(self, X, float64_t[::1] out):
+        if not self.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if X.dtype == np.float32:
             self._score_f32(X, out)
         else:

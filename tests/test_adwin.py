@@ -121,7 +121,8 @@ def test_regression_numbers(seed):
     assert det.n_detections == 2
     assert det.width == 2984
     assert det.estimation == pytest.approx(-0.9552380, abs=1e-6)
-    assert det.variance == pytest.approx(4.0811571, abs=1e-6)
+    assert det.variance_in_window == pytest.approx(4.0811571, abs=1e-6)
+    assert det.variance == pytest.approx(4.0811571 * 2984, rel=1e-6)
 
 
 def test_update_many_equals_update_loop(seed):
@@ -155,7 +156,8 @@ def test_read_only_state():
     for v in [1, 2, 3, 4, 5]:
         det.update(v)
     assert det.width == 5 and det.total == 15.0 and det.estimation == 3.0
-    assert det.variance == pytest.approx(2.0)
+    assert det.variance == pytest.approx(10.0)  # river's: the sum of squared deviations
+    assert det.variance_in_window == pytest.approx(2.0)
     with pytest.raises(AttributeError):
         det.width = 3
 
@@ -278,7 +280,199 @@ def test_window_properties(values, max_buckets, clock, delta):
     assert 1 <= width <= len(arr)
     window = arr[len(arr) - width:]
     assert det.total == pytest.approx(window.sum(), rel=1e-9, abs=1e-6)
-    assert det.variance == pytest.approx(window.var(), rel=1e-6, abs=1e-5)
+    assert det.variance_in_window == pytest.approx(window.var(), rel=1e-6, abs=1e-5)
+    assert det.variance == pytest.approx(window.var() * width, rel=1e-6, abs=1e-5 * width)
     counts = det.bucket_counts
     assert counts.max() <= max_buckets
     assert int(sum(c << r for r, c in enumerate(counts))) == width
+
+
+# -- river's own regression expectations (river/drift/test_adwin_regression.py), on our ADWIN --
+
+def _detections(det, values):
+    return [i for i, v in enumerate(values) if det.update(v)]
+
+
+def test_river_regression_basic_drift_at_1023():
+    np.random.seed(12345)
+    data = np.concatenate((np.random.randint(2, size=1000), np.random.randint(8, size=1000)))
+    assert _detections(ADWIN(), data) == [1023]
+
+
+def test_river_regression_multiple_drifts_at_1023_2015_3007():
+    import random
+
+    rng = random.Random(42)
+    data = (rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
+            + rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000))
+    assert _detections(ADWIN(), data) == [1023, 2015, 3007]
+    assert ADWIN().update_many(data).tolist() == [1023, 2015, 3007]
+
+
+def test_river_regression_width_total_estimation_and_empty_window():
+    det = ADWIN()
+    assert det.estimation == 0.0 and det.variance == 0.0
+    for i in range(1, 101):
+        det.update(1.0)
+        assert det.width == i
+    det = ADWIN()
+    for v in [1.0, 2.0, 3.0, 4.0, 5.0]:
+        det.update(v)
+    assert (det.total, det.estimation, det.width) == (15.0, 3.0, 5)
+    det = ADWIN()
+    det.update(1.0)
+    det.update(2.0)
+    assert (det.width, det.total, det.estimation) == (2, 3.0, 1.5)
+
+
+def test_variance_is_rivers_sum_of_squared_deviations():
+    """river's test stream: variance = sum of squared deviations (1953.1),
+    variance_in_window = variance / width (3.906)."""
+    import random
+
+    rng = random.Random(999)
+    values = [rng.gauss(5, 2) for _ in range(500)]
+    det = ADWIN()
+    for v in values:
+        det.update(v)
+    mean = sum(values) / len(values)
+    expected = sum((v - mean) ** 2 for v in values)
+    assert det.variance == pytest.approx(expected, rel=1e-6)
+    assert det.variance == pytest.approx(1953.1, abs=0.05)
+    assert det.variance_in_window == pytest.approx(expected / 500, rel=1e-6)
+    found, river = river_adwin_run(np.asarray(values), {})
+    assert det.variance == river.variance and det.width == river.width and det.total == river.total
+
+
+def test_river_regression_exact_statistics_without_checks():
+    det = ADWIN(clock=1_000_000)
+    values = [float(i % 7) for i in range(200)]
+    for v in values:
+        det.update(v)
+    assert det.width == 200 and det.total == pytest.approx(sum(values))
+    assert det.variance == pytest.approx(sum((v - sum(values) / 200) ** 2 for v in values), rel=1e-6)
+
+
+def test_river_regression_grace_period_holds_detections_back():
+    det = ADWIN(grace_period=100, clock=1)
+    _detections(det, [0.0] * 50 + [1000.0] * 50)
+    assert det.n_detections == 0
+
+
+def test_river_regression_reset_after_drift():
+    det = ADWIN(clock=1)
+    _detections(det, [0.0] * 500)
+    assert any(det.update(100.0) for _ in range(500))
+    det.update(50.0)
+    assert det.width == 1
+
+
+def test_river_regression_large_negative_and_alternating_values():
+    det = ADWIN()
+    det.update_many(np.full(100, 1e15))
+    assert det.width == 100 and det.estimation == pytest.approx(1e15)
+    det = ADWIN()
+    det.update_many(np.full(100, -5.0))
+    assert det.estimation == pytest.approx(-5.0)
+    det = ADWIN()
+    det.update_many(np.arange(2000) % 2)
+    assert det.n_detections <= 1
+
+
+# -- huge values ---------------------------------------------------------------
+
+@pytest.mark.parametrize("huge", [1e308, -1e308, 1.5e120, np.finfo(float).max])
+def test_values_whose_sums_could_overflow_are_rejected_state_unchanged(huge, seed):
+    values = synthetic_stream("mean_shift", np.random.default_rng(seed), 400)
+    det, twin = ADWIN(), ADWIN()
+    det.update_many(values[:200])
+    twin.update_many(values[:200])
+    for _ in range(2):
+        with pytest.raises(ValueError, match="1e\\+?120"):
+            det.update(huge)
+        with pytest.raises(ValueError, match=r"values\[1\]"):
+            det.update_many([0.0, huge])
+    assert np.isfinite(det.total)
+    assert _full_state(det) == _full_state(twin)
+    assert det.update_many(values[200:]).tolist() == twin.update_many(values[200:]).tolist()
+
+
+def test_values_at_the_bound_keep_every_statistic_finite():
+    det = ADWIN(clock=1)
+    det.update_many(np.tile([1e120, -1e120], 5000))
+    assert det.update(1e120) in (True, False)
+    assert np.isfinite([det.total, det.variance, det.estimation]).all()
+
+
+# -- restored state is validated before the kernel sees it ----------------------
+
+def _fed_state(seed):
+    det = ADWIN(clock=4, max_buckets=3)
+    det.update_many(synthetic_stream("mean_shift", np.random.default_rng(seed), 700))
+    return det, det.__getstate__()
+
+
+def _mutated(state, path, value):
+    """A copy of state with state[path[0]][path[1]]... replaced (tuples too)."""
+    import copy
+
+    state = copy.deepcopy(state)
+
+    def put(obj, keys):
+        if len(keys) == 1:
+            if isinstance(obj, tuple):
+                return obj[:keys[0]] + (value,) + obj[keys[0] + 1:]
+            obj[keys[0]] = value
+            return obj
+        obj_k = put(obj[keys[0]], keys[1:])
+        if isinstance(obj, tuple):
+            return obj[:keys[0]] + (obj_k,) + obj[keys[0] + 1:]
+        obj[keys[0]] = obj_k
+        return obj
+
+    return put(state, list(path))
+
+
+BAD_ADWIN_FIELDS = [
+    (("kernel", "params", 1), 0, "clock"),  # was SIGFPE
+    (("kernel", "params", 1), 2.0, "clock"),
+    (("kernel", "params", 0), float("nan"), "delta"),
+    (("kernel", "params", 2), 2**40, "cells"),
+    (("kernel", "scalars", 3), -5, "tick"),
+    (("kernel", "scalars", 2), 3.5, "width"),
+    (("kernel", "scalars", 0), 1e300, "total"),
+    (("kernel", "scalars", 0), float("inf"), "total"),
+    (("kernel", "scalars", 1), float("nan"), "m2"),
+    (("kernel", "scalars", 5), 1, "drift"),
+    (("kernel", "bucket_count"), np.array([2**40], dtype=np.intp), "bucket_count"),  # was SIGSEGV
+    (("kernel", "bucket_count"), np.zeros(3, dtype=np.int32), "bucket_count"),
+    (("kernel", "bucket_total"), np.zeros(3), "bucket_total"),
+    (("kernel", "bucket_m2"), "x", "bucket_m2"),
+    (("params", "clock"), 0, "clock"),
+    (("params", "surprise"), 1, "unknown"),
+    (("kernel", "surprise"), 1, "unknown"),
+]
+
+
+@pytest.mark.parametrize("path, value, match", BAD_ADWIN_FIELDS, ids=[m for _, _, m in BAD_ADWIN_FIELDS])
+def test_a_corrupted_pickle_gets_a_value_error_naming_the_field(path, value, match, seed):
+    det, state = _fed_state(seed)
+    live = ADWIN(clock=4, max_buckets=3)
+    live.update_many([1.0, 2.0, 3.0])
+    before = _full_state(live)
+    with pytest.raises(ValueError, match=match):
+        live.__setstate__(_mutated(state, path, value))
+    assert _full_state(live) == before and live.clock == 4
+    with pytest.raises(ValueError, match=match):
+        ADWIN.__new__(ADWIN).__setstate__(_mutated(state, path, value))
+
+
+def test_a_missing_key_or_a_truncated_array_is_named(seed):
+    det, state = _fed_state(seed)
+    del state["kernel"]["bucket_m2"]
+    with pytest.raises(ValueError, match="missing \\['bucket_m2'\\]"):
+        ADWIN.__new__(ADWIN).__setstate__(state)
+    det, state = _fed_state(seed)
+    state["kernel"]["bucket_total"] = state["kernel"]["bucket_total"][:-1]
+    with pytest.raises(ValueError, match="bucket_total must have"):
+        pickle.loads(pickle.dumps(det)).__setstate__(state)

@@ -1,17 +1,17 @@
 """The alarm-onset kernel (native/_alarms.pyx)."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anomaly_fast import _alarms
+from anomaly_fast.timeseries._alarm_runs import AlarmState
 
 
-def onsets(score, spacing):
+def onsets(score, spacing, observed=None):
     score = np.asarray(score, dtype=np.float64)
-    alarm = np.zeros(score.shape[0], dtype=np.uint8)
-    _alarms.alarm_onsets(score, np.ones_like(score), spacing, alarm)
-    return np.flatnonzero(alarm).tolist()
+    observed = np.ones(score.shape[0], dtype=bool) if observed is None else np.asarray(observed)
+    return np.flatnonzero(AlarmState().step(score, observed, spacing)).tolist()
 
 
 def test_one_alarm_per_run_and_spacing():
@@ -35,3 +35,29 @@ def test_property_alarms_are_spaced_run_starts(flags, spacing):
     for t in set(starts) - set(alarms):
         previous = [a for a in alarms if a < t]
         assert previous and t - previous[-1] < spacing
+
+
+def test_a_filled_cell_never_alarms_on_its_own():
+    score = [0, 2, 2, 0, 2, 0, 0, 2, 2, 0]
+    observed = [1, 0, 1, 1, 0, 1, 1, 1, 1, 1]
+    # run [1, 2] alarms at its first observed cell; run [4] is all filled
+    assert onsets(score, 1, observed) == [2, 7]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0, 3), max_size=120), st.integers(1, 20), st.integers(1, 50))
+def test_property_a_stream_fed_in_pieces_alarms_like_one_batch(score, spacing, piece):
+    score = np.asarray(score)
+    observed = np.arange(score.shape[0]) % 3 != 0
+    whole = AlarmState().step(score, observed, spacing)
+    state = AlarmState()
+    pieces = [state.step(score[i : i + piece], observed[i : i + piece], spacing) for i in range(0, len(score), piece)]
+    np.testing.assert_array_equal(np.concatenate(pieces) if pieces else whole, whole)
+
+
+def test_restored_state_is_validated():
+    assert AlarmState.restore([5, 2, 1, 0]).array.tolist() == [5, 2, 1, 0]
+    for bad, field in [([5, 2, 1], "4 integers"), ([-1, -9, 0, 0], "time"), ([5, 9, 0, 0], "last_alarm"),
+                       ([5, 2, 3, 0], "previous_flagged"), ([5, 2, 0, 7], "armed"), ([0.5, 0, 0, 0], "4 integers")]:
+        with pytest.raises(ValueError, match=field):
+            AlarmState.restore(bad)

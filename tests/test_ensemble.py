@@ -11,6 +11,7 @@ from sklearn.neighbors import LocalOutlierFactor
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from anomaly_fast import AnomalyEnsemble, ExtendedIsolationForest, IsolationForest
+from anomaly_fast import LocalOutlierFactor as CompiledLocalOutlierFactor
 from anomaly_fast.ensemble import (
     COMBINATIONS,
     NORMALIZATIONS,
@@ -197,15 +198,22 @@ def test_default_detectors_and_lof_calibrated_without_self_match(data):
     assert list(ens.named_estimators_) == ["iforest", "lof"]
     assert isinstance(ens.named_estimators_.iforest, IsolationForest)
     lof = ens.named_estimators_.lof
-    assert isinstance(lof, LocalOutlierFactor) and lof.novelty
-    np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(-lof.negative_outlier_factor_))
+    assert isinstance(lof, CompiledLocalOutlierFactor) and lof.n_samples_fit_ == 256
+    # rows the LOF was fitted on are scored without themselves, the others as new rows
+    fitted = np.zeros(len(X), dtype=bool)
+    fitted[lof.sample_indices_] = True
+    expected = np.empty(len(X))
+    expected[fitted] = -lof.negative_outlier_factor_
+    expected[~fitted] = -lof.score_samples(X[~fitted])
+    np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(expected))
 
 
 def test_components_are_monotone_in_the_reference_scores(data):
     X, X_new = data
     ens = AnomalyEnsemble(random_state=0).fit(X)
     parts = ens.score_components(X_new)
-    reference = -LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(X).score_samples(X_new)
+    rows = ens.named_estimators_.lof.sample_indices_  # scikit-learn's LOF on the same rows
+    reference = -LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(X[rows]).score_samples(X_new)
     order = np.argsort(reference, kind="stable")
     assert np.all(np.diff(parts["lof"][order]) >= 0)
     np.testing.assert_array_equal(ens.anomaly_score(X_new), (parts["iforest"] + parts["lof"]) / 2.0)
@@ -396,3 +404,119 @@ def test_positional_signature_follows_the_issue():
     assert (ens.normalization, ens.combination, ens.contamination, ens.n_jobs) == ("zscore", "max", 0.1, 2)
     with pytest.raises(TypeError):
         AnomalyEnsemble(None, "rank", "mean", "auto", None, [1.0, 1.0])  # weights is keyword-only
+
+
+# -- the compiled LOF member, calibration sample, one validation per call ----------------------
+def test_default_lof_member_is_subsampled_and_its_component_is_its_calibrated_score(seed):
+    rng = np.random.RandomState(seed)
+    X, X_new = rng.normal(size=(5000, 3)), rng.normal(size=(40, 3))
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    lof = ens.named_estimators_.lof
+    assert lof.n_samples_fit_ == 256
+    expected = apply_calibration(ens.calibrations_[1], -lof.score_samples(X_new))
+    np.testing.assert_array_equal(ens.score_components(X_new)["lof"], expected)
+
+
+def test_members_score_through_the_private_path_without_validating_again(data, monkeypatch):
+    X, X_new = data
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    expected = ens.anomaly_score(X_new)
+
+    def refuse(self, X):
+        raise AssertionError("a member validated its input again")
+
+    monkeypatch.setattr(CompiledLocalOutlierFactor, "score_samples", refuse)
+    monkeypatch.setattr(IsolationForest, "score_samples", refuse)
+    np.testing.assert_array_equal(ens.anomaly_score(X_new), expected)
+
+
+def test_scikit_learn_lof_is_still_usable_as_a_member(data):
+    X, X_new = data
+    sk = LocalOutlierFactor(novelty=True, algorithm="kd_tree")
+    ens = AnomalyEnsemble([("iforest", IsolationForest(random_state=0)), ("lof", sk)]).fit(X)
+    ours = AnomalyEnsemble(
+        [("iforest", IsolationForest(random_state=0)), ("lof", CompiledLocalOutlierFactor(max_samples=None))]
+    ).fit(X)
+    fitted = ens.named_estimators_.lof
+    np.testing.assert_array_equal(ens.calibrations_[1]["sorted"], np.sort(-fitted.negative_outlier_factor_))
+    # the compiled member on every row: the same calibration and LOF scores (no ties in this data)
+    np.testing.assert_allclose(ours.calibrations_[1]["sorted"], ens.calibrations_[1]["sorted"], rtol=1e-12)
+    np.testing.assert_allclose(fitted.score_samples(X_new), ours.named_estimators_.lof.score_samples(X_new), rtol=1e-12)
+    np.testing.assert_allclose(ours.anomaly_score(X_new), ens.anomaly_score(X_new), rtol=1e-12)
+
+
+def test_calibration_and_offset_use_a_bounded_sample_of_training_rows(seed, monkeypatch):
+    import anomaly_fast.ensemble as ensemble_module
+
+    monkeypatch.setattr(ensemble_module, "CALIBRATION_ROWS", 150)
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(600, 3))
+    ens = AnomalyEnsemble(three_detectors(), contamination=0.2, random_state=3).fit(X)
+    assert all(cal["sorted"].shape == (150,) for cal in ens.calibrations_)
+    # the offset flags 20% of the 150 calibration rows, so about 20% of all rows
+    assert abs(np.mean(ens.predict(X) == -1) - 0.2) < 0.08
+    again = AnomalyEnsemble(three_detectors(), contamination=0.2, random_state=3).fit(X)
+    assert again.offset_ == ens.offset_  # random_state seeds the sample
+
+
+# -- restored state is validated -----------------------------------------------------------------
+def _ensemble_state(data):
+    X, _ = data
+    return AnomalyEnsemble(random_state=0).fit(X).__getstate__()
+
+
+def test_pickle_leaves_the_live_model_alone_and_restores_derived_fields(data):
+    X, X_new = data
+    ens = AnomalyEnsemble(random_state=0, weights=[2.0, 1.0]).fit(X)
+    clone = pickle.loads(pickle.dumps(ens))
+    assert "named_estimators_" in ens.__dict__ and ens._weights is not None
+    np.testing.assert_array_equal(clone.anomaly_score(X_new), ens.anomaly_score(X_new))
+    assert clone.threshold_ == ens.threshold_ and list(clone.named_estimators_) == ["iforest", "lof"]
+    np.testing.assert_array_equal(clone._weights, [2.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda s: s.update(surprise=1), "unknown fields"),
+        (lambda s: s.pop("calibrations_"), "lacks fitted fields"),
+        (lambda s: s.update(normalization="robust"), "normalization"),
+        (lambda s: s.update(_names=["iforest", "other"]), "_names must be"),
+        (lambda s: s.update(estimators_=s["estimators_"][:1]), "estimators_ must be a list of 2"),
+        (lambda s: s.update(estimators_=[s["estimators_"][1], s["estimators_"][0]]), "must be a IsolationForest"),
+        (lambda s: s.update(estimators_=[s["estimators_"][0], CompiledLocalOutlierFactor()]), "'lof' is not fitted"),
+        (lambda s: s.update(n_features_in_=4), "has 3 features, not 4"),
+        (lambda s: s["calibrations_"][0].update(kind="zscore"), "must be a 'rank' calibration"),
+        (lambda s: s["calibrations_"][1].update(sorted=s["calibrations_"][1]["sorted"][::-1].copy()), "non-decreasing"),
+        (lambda s: s["calibrations_"][1]["sorted"].__setitem__(0, np.nan), "finite"),
+        (lambda s: s["calibrations_"][1].update(sorted=np.array([], dtype=np.float64)), "non-empty"),
+        (lambda s: s.update(offset_=0.5), r"offset_ must be a finite number in \[-1, 0\]"),
+        (lambda s: s.update(offset_=float("nan")), "offset_ must be"),
+        (lambda s: s.update(weights=[1.0]), "one value per detector"),
+        (lambda s: s.update(n_features_in_=True), "n_features_in_ must be an int"),
+    ],
+)
+def test_a_corrupted_pickle_is_rejected_naming_the_field(data, mutate, match):
+    state = _ensemble_state(data)
+    mutate(state)
+    restored = AnomalyEnsemble.__new__(AnomalyEnsemble)
+    with pytest.raises(ValueError, match=match):
+        restored.__setstate__(state)
+
+
+def test_an_unfitted_ensemble_pickles(data):
+    ens = pickle.loads(pickle.dumps(AnomalyEnsemble(normalization="zscore")))
+    assert ens.normalization == "zscore" and not hasattr(ens, "estimators_")
+
+
+def test_the_lean_default_path_equals_the_general_path(seed):
+    rng = np.random.RandomState(seed)
+    X, X_new = rng.normal(size=(2000, 3)), rng.normal(size=(1200, 3))
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    assert ens._lean_members is not None  # rank + mean + anomaly_fast members
+    general = combine_scores(ens._components(X_new), "mean")  # 1200 rows: not the lean path
+    np.testing.assert_array_equal(ens.anomaly_score(X_new), general)
+    np.testing.assert_array_equal(ens.anomaly_score(X_new[:7]), general[:7])  # lean
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(ens)).anomaly_score(X_new[:7]), general[:7])
+    assert AnomalyEnsemble(normalization="zscore").fit(X)._lean_members is None
+    assert AnomalyEnsemble(three_detectors()).fit(X)._lean_members is None

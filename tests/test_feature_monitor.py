@@ -112,3 +112,73 @@ def test_bad_parameters(kwargs, match):
 def test_bad_batch_shape():
     with pytest.raises(ValueError, match="shape"):
         FeatureMonitor(["a"]).update_many(np.zeros((3, 2)), np.arange(3.0))
+
+
+@pytest.mark.parametrize("glitch", [1e308, -1e308, np.inf, -np.inf])
+@pytest.mark.parametrize("batch", [False, True])
+def test_two_huge_glitches_do_not_blind_a_feature(glitch, batch, rng, train):
+    """Two readings of 1e308 (or inf) used to make ADWIN's total inf for good;
+    they are now out of range and fed clipped, so a real drift after them is
+    still detected."""
+    stream = rng.normal(size=(4000, 3))
+    stream[[300, 301], 1] = glitch
+    stream[2500:, 1] += 2.0
+    monitor = FeatureMonitor(["a", "b", "c"], reference=train)
+    ts = np.arange(4000.0)
+    if batch:
+        events = monitor.update_many(stream, ts)
+    else:
+        events = [e for i in range(4000) for e in monitor.update(stream[i], ts[i])]
+    drifts = [e.timestamp for e in events if e.kind == "drift" and e.feature == "b"]
+    assert any(2500 <= t <= 2700 for t in drifts), drifts
+    report = monitor.feature_report()[1]
+    assert np.isfinite(report["window_mean"]) and report["n_missing"] == 0
+    assert report["n_out_of_range"] >= 2
+
+
+def test_infinities_count_as_out_of_range_not_missing(rng, train):
+    stream = rng.normal(size=(20, 3)) * 0.1
+    stream[3, 0], stream[5, 0], stream[7, 0] = np.inf, -np.inf, np.nan
+    for reference in (train, None):
+        monitor = FeatureMonitor(["a", "b", "c"], reference=reference)
+        monitor.update_many(stream, np.arange(20.0))
+        report = monitor.feature_report()[0]
+        assert (report["n_missing"], report["n_out_of_range"]) == (1, 2)
+        # with a range, the infinities are fed clipped; without one, they are not fed
+        assert report["window_width"] == (19 if reference is not None else 17)
+
+
+def test_update_and_update_many_agree_on_glitches(rng, train):
+    stream = rng.normal(size=(600, 3))
+    stream[rng.rand(600, 3) < 0.05] = 1e300
+    stream[rng.rand(600, 3) < 0.05] = -np.inf
+    one, many = FeatureMonitor(["a", "b", "c"], reference=train), FeatureMonitor(["a", "b", "c"], reference=train)
+    ts = np.arange(600.0)
+    assert [e for i in range(600) for e in one.update(stream[i], ts[i])] == many.update_many(stream, ts)
+    assert one.feature_report() == many.feature_report()
+
+
+def test_pickle_round_trip_and_corrupted_pickles(rng, train):
+    import pickle
+
+    stream = rng.normal(size=(3000, 3))
+    stream[1500:, 0] += 1.0
+    monitor = FeatureMonitor(["a", "b", "c"], reference=train, quality_window=400)
+    monitor.update_many(stream[:1700], np.arange(1700.0))
+    copy = pickle.loads(pickle.dumps(monitor))
+    rest = np.arange(1700.0, 3000.0)
+    assert copy.update_many(stream[1700:], rest) == monitor.update_many(stream[1700:], rest)
+    assert copy.feature_report() == monitor.feature_report()
+    for field, value, match in [
+        ("_block_n", 10**6, "_block_n"),
+        ("_block_nan", [1, 2], "_block_nan"),
+        ("low_", np.array([0.0, np.nan, 0.0]), "low_"),
+        ("_adwins", [None] * 3, "_adwins"),
+        ("_nan", np.array([-1, 0, 0]), "_nan"),
+        ("delta", 2.0, "delta"),
+        ("surprise", 1, "unknown"),
+    ]:
+        state = monitor.__getstate__()
+        state[field] = value
+        with pytest.raises(ValueError, match=match):
+            FeatureMonitor.__new__(FeatureMonitor).__setstate__(state)

@@ -2,6 +2,7 @@
 (anomaly_fast/_forest.py): determinism, threads, pickling, warm start,
 input validation, score conventions."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -426,3 +427,16 @@ def test_dense_weights_add_padding_terms(rng):
     terms = np.array([[2, 0], [0, 1]], dtype=np.int32)  # (node 0: padding on feature 0)
     dense = _isolation.dense_weights(normals, terms, 3).reshape(2, 3)
     np.testing.assert_array_equal(dense, [[0.0, 0.0, 0.5], [1.5, -2.0, 0.0]])
+
+
+def test_a_plain_array_scored_by_a_model_with_feature_names_warns_like_sklearn_at_any_size(Estimator, rng):
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    model = Estimator(n_estimators=10, random_state=0).fit(X)
+    for n in (1, 5000):  # the small-batch fast path and validate_data
+        with pytest.warns(UserWarning, match="does not have valid feature names"):
+            scores = model.score_samples(rng.normal(size=(n, 3)))
+        assert scores.shape == (n,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.score_samples(X.iloc[:5])

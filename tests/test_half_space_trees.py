@@ -373,6 +373,7 @@ def test_bad_input(seed):
         ({"seed": 1.5}, "seed"),
         ({"score_rule": "leaf"}, "score_rule"),
         ({"n_trees": 10**6, "height": 20}, "GiB"),
+        ({"n_jobs": 0}, "n_jobs"),
     ],
 )
 def test_invalid_parameters(params, match):
@@ -380,7 +381,8 @@ def test_invalid_parameters(params, match):
         HalfSpaceTrees(**params)
 
 
-@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, []])
+@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, [],
+                                    [(0, 10**400)]])
 def test_invalid_limits(limits):
     with pytest.raises(ValueError, match="limits"):
         HalfSpaceTrees(limits=limits)
@@ -429,3 +431,83 @@ def test_anomaly_score_is_score_many_and_serves_a_pipeline():
     scored = [a.score for a in alerts if a is not None]
     assert len(scored) > 0
     np.testing.assert_allclose(scored, hst.anomaly_score(probe)[[i for i, a in enumerate(alerts) if a is not None]])
+
+
+# -- restored state is validated before the kernel sees it ----------------------
+
+def _fed_model(seed, n=330):
+    model = HalfSpaceTrees(n_trees=4, height=4, window_size=50, limits=[(0, 1)] * 3, seed=2)
+    model.learn_many(np.random.default_rng(seed).random((n, 3)))
+    return model
+
+
+def _node_field(field, index, value):
+    def mutate(state):
+        nodes = state["kernel"][0].copy()
+        nodes[field][index] = value
+        state["kernel"] = (nodes,) + state["kernel"][1:]
+    return mutate
+
+
+def _kernel_item(i, value):
+    def mutate(state):
+        state["kernel"] = state["kernel"][:i] + (value,) + state["kernel"][i + 1:]
+    return mutate
+
+
+def _param(name, value):
+    def mutate(state):
+        state["params"][name] = value
+    return mutate
+
+
+BAD_HST_FIELDS = [
+    ("truncated nodes", _kernel_item(0, None), "nodes must be an array"),
+    ("feature index 2**30", _node_field("feature", (1, 3), 2**30), "nodes.feature"),  # was SIGSEGV
+    ("negative feature", _node_field("feature", (0, 1), -1), "nodes.feature"),
+    ("NaN threshold", _node_field("threshold", (2, 5), np.nan), "nodes.threshold"),
+    ("negative mass", _node_field("latest", (0, 9), -3), "nodes.latest"),
+    ("huge mass", _node_field("reference", (0, 9), 2**30), "nodes.reference"),
+    ("masses that do not add up", _node_field("latest", (3, 20), 1), "children|root"),
+    ("future window tag", _node_field("window", (0, 1), 10**6), "nodes.window"),
+    ("count past the window", _kernel_item(2, 50), "count"),  # hung the kernel
+    ("negative window", _kernel_item(1, -1), "window"),
+    ("n_features too small", _kernel_item(3, 1), "n_features"),
+    ("float window", _kernel_item(1, 6.0), "window must be an int"),
+    ("unknown key", _param("surprise", 1), "unknown \\['surprise'\\]"),
+    ("bad height", _param("_config", (4, 31, 50, True)), "height"),
+    ("config not matching nodes", _param("_config", (4, 5, 50, True)), "nodes must have shape"),
+    ("bad parameter", _param("n_trees", 0), "n_trees"),
+    ("feature names", _param("feature_names_", ["a", "a", "b"]), "distinct"),
+]
+
+
+@pytest.mark.parametrize("name, mutate, match", BAD_HST_FIELDS, ids=[n for n, _, _ in BAD_HST_FIELDS])
+def test_a_corrupted_pickle_gets_a_value_error_naming_the_field(name, mutate, match, seed):
+    model = _fed_model(seed)
+    state = model.__getstate__()
+    state["kernel"][0].flags.writeable = True
+    mutate(state)
+    live = _fed_model(seed + 1, n=120)
+    before = live.mass_profile()
+    with pytest.raises(ValueError, match=match):
+        live.__setstate__(state)
+    assert all(np.array_equal(a, b) for a, b in zip(before, live.mass_profile()))
+    with pytest.raises(ValueError, match=match):
+        HalfSpaceTrees.__new__(HalfSpaceTrees).__setstate__(state)
+
+
+def test_a_truncated_node_array_is_refused(seed):
+    model = _fed_model(seed)
+    state = model.__getstate__()
+    state["kernel"] = (state["kernel"][0][:3],) + state["kernel"][1:]
+    with pytest.raises(ValueError, match=r"shape \(4, 32\)"):
+        HalfSpaceTrees.__new__(HalfSpaceTrees).__setstate__(state)
+
+
+def test_the_state_of_a_model_still_in_its_first_window_round_trips(seed):
+    X = np.random.default_rng(seed).random((200, 3))
+    model = HalfSpaceTrees(n_trees=3, height=3, window_size=100, seed=1)
+    model.learn_many(X[:40])
+    copy = pickle.loads(pickle.dumps(model))
+    assert np.array_equal(copy.score_learn_many(X[40:]), model.score_learn_many(X[40:]))

@@ -25,7 +25,6 @@ def model():
 
 
 def make(model, **kw):
-    kw.setdefault("threshold", 0.7)
     kw.setdefault("suppression_window", 60.0)
     kw.setdefault("tiers", TIERS)
     return AnomalyPipeline(model, **kw)
@@ -103,7 +102,7 @@ def test_alert_fields(model):
     assert alert.detector == "IsolationForest" and alert.model_version == "m-1"
     assert alert.context == {"site": "eu", "reason": "new"}
     assert alert.score == pytest.approx(0.76859425)
-    assert alert.event_key == "7@1704067200.0"
+    assert alert.event_key.startswith("1:7@1704067200.0/")  # entity, exact time, digest of the features
     assert pipe.store.get_alert(alert.alert_id)["score"] == alert.score
 
 
@@ -218,9 +217,8 @@ def test_sqlite_store_restores_state(model, tmp_path):
     pipe.process(CRIT, {"entity_id": "b", "timestamp": 10.0})
     pipe.close()
     again = make(model, store=db, suppression_window=60.0, min_feedback=1, target_precision=1.0)
-    assert again.threshold == pytest.approx(0.72)  # from the store, not the argument
-    assert again._labels == {a.alert_id: False}
-    assert again._entities["b"][1] == "critical"
+    assert again.threshold == pytest.approx(0.72)  # from the store: no threshold passed
+    assert again.store.latest_labels(100) == {a.alert_id: False}
     # suppression state survives: b's critical alert at t=10 suppresses a critical repeat
     assert again.process(CRIT, {"entity_id": "b", "timestamp": 20.0}) is None
     assert again.process(EMERG, {"entity_id": "b", "timestamp": 21.0}).context["reason"] == "escalation"
@@ -234,16 +232,14 @@ def test_alert_committed_before_return(model, tmp_path):
     pipe = make(model, store=db)
     alert = pipe.process(EMERG, {"entity_id": "a", "timestamp": 0.0})
     other = SQLiteAlertStore(db)  # a second connection sees it at once
-    assert other.get_alert(alert.alert_id)["event_key"] == "a@0.0"
+    assert other.get_alert(alert.alert_id)["event_key"] == alert.event_key
     other.close()
     pipe.close()
 
 
-def test_entity_state_is_bounded(model, tmp_path):
-    pipe = make(model, store=tmp_path / "a.db", max_entities=3)
+def test_suppression_state_is_read_from_the_store(model, tmp_path):
+    pipe = make(model, store=tmp_path / "a.db")
     run(pipe, [(f"e{i}", float(i), WARN) for i in range(10)])
-    assert len(pipe._entities) == 3
-    # a dropped entity's state is read back from the store: still suppressed
     assert run(pipe, [("e0", 30.0, WARN)]) == []
     assert run(pipe, [("e1", 70.0, WARN)]) == [(70.0, "e1", "warning", "new")]
 
@@ -256,10 +252,9 @@ def test_memory_store_is_bounded(model):
     assert len(pipe.store._keys) == 5 and len(pipe.store._by_entity["a"]) == 5
 
 
-def test_expired_entities_are_swept(model):
-    pipe = make(model, suppression_window=10.0)
-    run(pipe, [(f"e{i}", float(i * 100), WARN) for i in range(1100)])
-    assert len(pipe._entities) < 100
+def test_max_entities_is_deprecated(model):
+    with pytest.warns(FutureWarning, match="max_entities"):
+        make(model, max_entities=3)
 
 
 def test_sklearn_detector_with_reference(rng):
@@ -281,7 +276,9 @@ def test_missing_values_are_counted_not_scored(model):
     assert len(alerts) == 1 and alerts[0].timestamp == 3.0
     assert pipe.stats["unscorable"] == 3
     report = {r["feature"]: r for r in pipe.feature_report()}
-    assert report["x0"]["n_missing"] == 2 and report["x1"]["n_missing"] == 1
+    # the monitor counts inf as out of range (issue 10), NaN and absent values as missing
+    assert report["x0"]["n_missing"] == 1 and report["x0"]["n_out_of_range"] == 1
+    assert report["x1"]["n_missing"] == 1
 
 
 @pytest.mark.parametrize(
@@ -344,8 +341,10 @@ def test_unfitted_detector():
 
 
 def test_helpers():
-    assert event_key("a", 1.5) == "a@1.5"
-    assert event_key("a", 1.5, event_id=9) == "id:9"
+    assert event_key("a", 1.5) == "1:a@1.5"
+    assert event_key("a", 1.5, event_id=9) == "1:a#9"
+    assert event_key("a", 1.5, features=[1.0, -0.0]) == event_key("a", 1.5, features=[1.0, 0.0])
+    assert event_key("a", 1.5, features=[1.0, 2.0]) != event_key("a", 1.5, features=[1.0, 2.5])
     assert parse_timestamp("1970-01-01T00:01:00", None) == 60.0
     assert parse_timestamp("12.5", None) == 12.5
     assert parse_timestamp(None, 3.0) == 3.0
@@ -355,7 +354,8 @@ def test_helpers():
 
 def test_memory_store_rejects_duplicates():
     store = MemoryAlertStore(2)
-    alert = {"alert_id": "x", "event_key": "k", "timestamp": 0.0, "entity_id": "a", "tier": "warning"}
+    alert = {"alert_id": "x", "event_key": "k", "timestamp": 0.0, "entity_id": "a", "tier": "warning", "score": 0.8,
+             "threshold": 0.7, "features": {}, "detector": "d", "model_version": None, "context": {}}
     store.add_alerts([alert])
     with pytest.raises(ValueError, match="duplicate"):
         store.add_alerts([alert])

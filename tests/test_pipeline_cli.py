@@ -185,3 +185,44 @@ def test_sigkill_mid_stream_then_redelivery_gives_exactly_the_alerts(registry, r
     assert set(ids) <= {a["alert_id"] for a in reference}
     # at most the alert committed just before the kill may miss stdout
     assert len(ids) >= len(reference) - 1
+
+
+def test_stream_keeps_going_past_numbers_too_large_for_a_float(registry, rng):
+    huge = "1" + "0" * 400
+    bad = [
+        (2, '{"entity_id": "x", "timestamp": 1, "features": {"a": ' + huge + ', "b": 0, "c": 0}}'),
+        (4, '{"entity_id": "x", "timestamp": 1, "features": [' + huge + ', 0, 0]}'),
+        (6, '{"entity_id": "x", "timestamp": ' + huge + ', "features": [0, 0, 0]}'),
+        (8, '{"entity_id": "x", "timestamp": 1, "features": [' + "9" * 5000 + ', 0, 0]}'),  # beyond int digits
+    ]
+    code, alerts, summary, err = run_stream(["--model", str(registry)], events(rng, 50, malformed=bad))
+    assert code == 0 and summary["events"] == 50 and summary["malformed"] == 4
+    assert "line 3: skipped: feature 'a' is too large for a float" in err
+    assert "line 7: skipped: timestamp" in err and "too large" in err
+    assert "Traceback" not in err
+
+
+def test_stream_on_a_corrupted_store_exits_with_one_line_and_a_summary(registry, tmp_path):
+    (tmp_path / "bad.db").write_bytes(b"garbage" * 1000)
+    code, alerts, summary, err = run_stream(["--model", str(registry), "--store", str(tmp_path / "bad.db")], "{}\n")
+    assert code == 2 and alerts == [] and summary["events"] == 0
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("anomaly-fast stream: error: cannot open alert store")
+    assert "Traceback" not in err
+
+
+def test_stream_threshold_defaults_to_the_stores(registry, rng, tmp_path):
+    store = ["--store", str(tmp_path / "a.db")]
+    _, _, summary, _ = run_stream(["--model", str(registry), "--threshold", "0.65", *store], events(rng, 10))
+    assert summary["threshold"] == 0.65
+    _, _, summary, _ = run_stream(["--model", str(registry), *store], events(rng, 10))
+    assert summary["threshold"] == 0.65  # kept, not reset to 0.7
+    history = SQLiteAlertStore(tmp_path / "a.db").threshold_history()
+    assert [h["new"] for h in history] == [0.65]
+
+
+def test_stream_millisecond_timestamps(registry):
+    lines = [json.dumps({"entity_id": "h", "timestamp": 1_700_000_000_000 + 1000 * i, "features": [9.0, 9.0, 9.0]})
+             for i in range(5)]
+    _, alerts, summary, _ = run_stream(["--model", str(registry), "--timestamp-unit", "ms"], "\n".join(lines) + "\n")
+    assert [a["timestamp"] for a in alerts] == [1_700_000_000.0] and summary["suppressed"] == 4

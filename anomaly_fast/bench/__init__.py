@@ -23,6 +23,8 @@ SUITES = {
                  "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble"),
     "nab": ("anomaly_fast.bench.nab",
             "time-series detectors on NAB: window recall and false-alarm runs"),
+    "timeseries": ("anomaly_fast.bench.timeseries",
+                   "TSB-AD-style VUS-PR / AUC-PR / AUC-ROC and held-out alarm figures on NAB"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency",
                          "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
     "scale-out": ("anomaly_fast.bench.scale_out",

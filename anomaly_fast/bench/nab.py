@@ -117,12 +117,10 @@ def synthetic_cases(seed=0, weeks=6):
 
 
 def _alarm_onsets(score, spacing):
-    from anomaly_fast import _alarms
+    from anomaly_fast.timeseries._alarm_runs import AlarmState
 
-    score = np.ascontiguousarray(score, dtype=np.float64)
-    alarm = np.zeros(score.shape[0], dtype=np.uint8)
-    _alarms.alarm_onsets(score, np.ones_like(score), int(spacing), alarm)
-    return alarm.astype(bool)
+    score = np.asarray(score, dtype=np.float64)
+    return AlarmState().step(score, np.ones(score.shape[0], dtype=bool), spacing)
 
 
 def run_methods(case, methods, args):

@@ -51,17 +51,21 @@ def time_calls(func, rows, n):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="anomaly-fast bench-pipeline", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files; synthetic rows when omitted")
-    p.add_argument("--dataset", default="shuttle", help="ADBench set for --data-dir (default shuttle)")
-    p.add_argument("--n-train", type=int, default=10000)
-    p.add_argument("--n-features", type=int, default=8, help="synthetic data only")
-    p.add_argument("--n-events", type=int, default=200000)
+    from ..cli import HelpFormatter
+
+    p = argparse.ArgumentParser(prog="anomaly-fast bench pipeline", formatter_class=HelpFormatter,
+                                description=__doc__.split("\n\n")[0].replace("``", ""))
+    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (default: synthetic rows)")
+    p.add_argument("--dataset", default="shuttle", help="ADBench set for --data-dir")
+    p.add_argument("--n-train", type=int, default=10000, help="training rows of the IsolationForest")
+    p.add_argument("--n-features", type=int, default=8, help="features of the synthetic rows (synthetic data only)")
+    p.add_argument("--n-events", type=int, default=200000, help="events fed to process_batch")
     p.add_argument("--batch", type=int, default=10000, help="events per process_batch call")
-    p.add_argument("--entities", type=int, default=1000)
+    p.add_argument("--entities", type=int, default=1000, help="entities the events are spread over")
     p.add_argument("--calls", type=int, default=20000, help="process calls timed for latency")
-    p.add_argument("--n-estimators", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--peer-calls", type=int, default=5000, help="sklearn one-row calls timed (slow: ~10 ms each)")
+    p.add_argument("--n-estimators", type=int, default=100, help="trees of both forests")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the forests")
     return p
 
 
@@ -118,7 +122,7 @@ def main(argv=None):
         t_af = time_calls(lambda row, i: model.anomaly_score(row.reshape(1, -1)), quiet, args.calls)
         a50, a99 = percentiles_us(t_af)
         rows.append(("anomaly_fast IsolationForest.anomaly_score, one row", f"p50 {a50:.1f} us", f"p99 {a99:.1f} us"))
-        t_sk = time_calls(lambda row, i: sk.score_samples(row.reshape(1, -1)), quiet, min(args.calls, 5000))
+        t_sk = time_calls(lambda row, i: sk.score_samples(row.reshape(1, -1)), quiet, min(args.calls, args.peer_calls))
         s50, s99 = percentiles_us(t_sk)
         rows.append(("peer: sklearn IsolationForest.score_samples, one row", f"p50 {s50:.1f} us", f"p99 {s99:.1f} us"))
 

@@ -9,9 +9,9 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .. import _alarms
-from ._series import prepare_series
-from .stl_recipe import decomposition_columns, exact_fit_tolerance, stl_decompose
+from ._alarm_runs import grid_alarms, input_frame
+from ._series import DUPLICATES, prepare_series
+from .stl_recipe import decompose_segments, decomposition_columns, exact_fit_tolerance, stl_decompose
 
 __all__ = ["STLDetector"]
 
@@ -154,10 +154,10 @@ class STLDetector(BaseEstimator):
     >>> y[400] += 5.0                      # a spike
     >>> y[550:] += 4.0                     # a level shift
     >>> out = STLDetector(period=24).fit(y[:300]).detect(y)
-    >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 11 steps early
-    [400, 539]
+    >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 12 steps early
+    [400, 538]
     >>> print(round(float(out["score"].iloc[400]), 2))
-    2.29
+    2.28
     """
 
     _parameter_constraints: dict = {
@@ -170,6 +170,8 @@ class STLDetector(BaseEstimator):
         "min_spacing": [Interval(Integral, 1, None, closed="left"), None],
         "robust_iter": [Interval(Integral, 1, None, closed="left")],
         "mode": [StrOptions({"batch", "online"})],
+        "duplicates": [StrOptions(set(DUPLICATES))],
+        "max_gap": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
@@ -183,6 +185,8 @@ class STLDetector(BaseEstimator):
         min_spacing=None,
         robust_iter=3,
         mode="batch",
+        duplicates="mean",
+        max_gap=None,
     ):
         self.period = period
         self.threshold = threshold
@@ -193,6 +197,13 @@ class STLDetector(BaseEstimator):
         self.min_spacing = min_spacing
         self.robust_iter = robust_iter
         self.mode = mode
+        self.duplicates = duplicates
+        self.max_gap = max_gap
+
+    def _prepare(self, series, period, min_cycles=2):
+        return prepare_series(
+            series, period, min_cycles=min_cycles, duplicates=self.duplicates, max_gap=self.max_gap
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, series, y=None):
@@ -212,12 +223,15 @@ class STLDetector(BaseEstimator):
         self
         """
         online = self.mode == "online"
-        data = prepare_series(series, self.period, min_cycles=3 if online else 2)
+        data = self._prepare(series, self.period, min_cycles=3 if online else 2)
         self.period_ = data.period
-        trend, _, residual = self._decompose(data)
+        longest = np.argmax(np.diff(data.segments, axis=1)[:, 0])
+        start, stop = data.segments[longest]
+        values = data.values[start:stop]
+        trend, _, residual = self._decompose(values)
         change = trend[data.period :] - trend[: -data.period]
         if online:  # the scale of one-period-ahead forecast errors
-            _, _, residual = self._forecast(data)
+            _, _, residual = self._forecast(values)
             residual = residual[2 * data.period :]
         self.residual_scale_ = _robust_scale(residual)
         self.trend_change_center_ = float(np.median(change))
@@ -225,8 +239,34 @@ class STLDetector(BaseEstimator):
         self.n_train_ = data.values.shape[0]
         return self
 
-    def _decompose(self, data):
-        return stl_decompose(data.values, data.period, robust=True, outer_iter=self.robust_iter)
+    # Fitted attributes and what a restored pickle must hold for each.
+    _FITTED = {
+        "period_": (Integral, 2, None),
+        "residual_scale_": (Real, 0.0, None),
+        "trend_change_center_": (Real, None, None),
+        "trend_change_scale_": (Real, 0.0, None),
+        "n_train_": (Integral, 1, None),
+    }
+
+    def __setstate__(self, state):
+        # Restore check: a corrupted pickle gets a ValueError naming the
+        # field, not NaN scores or a period the kernels cannot use.  (It
+        # cannot make an untrusted pickle safe: unpickling runs code first.)
+        super().__setstate__(state)
+        fitted = [key for key in self._FITTED if key in self.__dict__]
+        if fitted and len(fitted) != len(self._FITTED):
+            raise ValueError(f"corrupt STLDetector state: fitted attributes {sorted(set(self._FITTED) - set(fitted))} missing")
+        for key in fitted:
+            kind, low, _ = self._FITTED[key]
+            value = self.__dict__[key]
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind) or not np.isfinite(value) or (
+                low is not None and value < low
+            ):
+                raise ValueError(f"corrupt STLDetector state: {key} = {value!r}")
+        self._validate_params()
+
+    def _decompose(self, values):
+        return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter)
 
     def detect(self, series):
         """Decompose ``series``, score every point and place alarms.
@@ -246,45 +286,48 @@ class STLDetector(BaseEstimator):
             here).  All finite.
         """
         check_is_fitted(self)
-        data = prepare_series(series, self.period_)
+        data = self._prepare(series, self.period_)
+        period = self.period_
+        n = data.values.shape[0]
+        score = np.zeros(n)
         if self.mode == "online":
-            trend, seasonal, residual = self._forecast(data)
-            warm = 2 * self.period_
-            score = self._score(data.values, trend, np.r_[np.full(warm, np.nan), residual[warm:]], use_trend=False)
-            score[:warm] = 0.0
+            trend, seasonal, residual = data.values.copy(), np.zeros(n), np.zeros(n)
+            warm = 2 * period
+            for start, stop in data.segments:
+                if stop - start <= warm:
+                    continue
+                part = slice(start, stop)
+                trend[part], seasonal[part], residual[part] = self._forecast(data.values[part])
+                masked = np.r_[np.full(warm, np.nan), residual[start + warm : stop]]
+                score[start + warm : stop] = self._score(data.values[part], trend[part], masked, use_trend=False)[warm:]
         else:
-            trend, seasonal, residual = self._decompose(data)
-            score = self._score(data.values, trend, residual)
-        alarm = np.zeros(score.shape[0], dtype=np.uint8)
-        spacing = self.period_ if self.min_spacing is None else self.min_spacing
-        _alarms.alarm_onsets(score, np.ones_like(score), spacing, alarm)
-        at = data.positions
+            trend, seasonal, residual = decompose_segments(data, self._decompose)
+            for start, stop in data.segments:
+                if stop - start >= 2 * period:
+                    part = slice(start, stop)
+                    score[part] = self._score(data.values[part], trend[part], residual[part])
+        spacing = period if self.min_spacing is None else self.min_spacing
+        alarm = grid_alarms(score, data, spacing)
         columns, _ = decomposition_columns(data, trend, seasonal, residual)
-        columns["is_anomaly"] = score[at] > 1.0
-        columns["score"] = score[at]
-        columns["alarm"] = alarm[at].astype(bool)
-        return pd.DataFrame(columns, index=data.index)
+        columns["is_anomaly"] = (score > 1.0) & data.observed
+        columns["score"] = score
+        return input_frame(data, columns, alarm)
 
-    def _forecast(self, data):
+    def _forecast(self, values):
         """One-period-ahead STL forecasts from a bounded trailing buffer."""
         period = self.period_
-        values = data.values
         n = values.shape[0]
         trend = np.zeros(n)
         seasonal = np.zeros(n)
         # Warm-up: no past model yet.  Its decomposition only seeds the
         # trailing baselines; its points are scored 0 by ``detect``.
-        warm_trend, warm_seasonal, _ = stl_decompose(
-            values[: 2 * period], period, robust=True, outer_iter=self.robust_iter
-        )
+        warm_trend, warm_seasonal, _ = self._decompose(values[: 2 * period])
         trend[: 2 * period] = warm_trend
         seasonal[: 2 * period] = warm_seasonal
         for start in range(2 * period, n, period):
             stop = min(start + period, n)
             past = values[max(0, start - self.history * period) : start]
-            past_trend, past_seasonal, _ = stl_decompose(
-                past, period, robust=True, outer_iter=self.robust_iter
-            )
+            past_trend, past_seasonal, _ = self._decompose(past)
             trend[start:stop] = past_trend[-1]
             seasonal[start:stop] = past_seasonal[-period:][: stop - start]
         return trend, seasonal, values - trend - seasonal

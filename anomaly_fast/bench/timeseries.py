@@ -1,0 +1,241 @@
+"""TSB-AD-style evaluation of the time-series detectors (suite "timeseries").
+
+Threshold-free scores (VUS-PR, AUC-PR, AUC-ROC, with TSB-AD's definitions:
+labels are the points inside NAB's anomaly windows, VUS over buffer lengths
+0..L with L the series' autocorrelation period, 250 thresholds) and alarm
+figures (window recall, false-alarm runs per 1000 points, as ``nab-eval``)
+per NAB group, with the alarm threshold of each detector chosen by
+cross-validation between the two labelled groups (tune on one, report on the
+other, and back): the reported alarm figures are held-out.
+
+Methods: ``window-if`` (:class:`~anomaly_fast.timeseries.WindowDetector`,
+IsolationForest, fitted on the whole series, unsupervised), ``stl``
+(:class:`~anomaly_fast.timeseries.STLDetector` fitted on the first 15%),
+and TSB-AD's own ``Sub-PCA`` and ``IForest`` when the ``TSB_AD`` package is
+importable.  Without ``--data-dir`` it runs on synthetic series.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..cli import HelpFormatter
+from .nab import false_alarm_runs, load_nab, synthetic_cases, window_hits, window_masks
+
+__all__ = ["auc_pr", "auc_roc", "main", "vus_pr"]
+
+THRESHOLDS = {"stl": (4.0, 6.0, 8.0), "window-if": (3.0, 4.0, 6.0)}
+_N_THRESHOLDS = 250
+
+
+def auc_roc(labels, score):
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, score))
+
+
+def auc_pr(labels, score):
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(labels, score))
+
+
+def _ranges(labels):
+    edges = np.diff(np.r_[0, labels.astype(np.int8), 0])
+    return np.column_stack([np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1])
+
+
+def _merge(ranges, window, n):
+    """TSB-AD's ``new_sequence``: ranges widened by window // 2, overlaps merged."""
+    half = window // 2
+    out = []
+    start = max(ranges[0][0] - half, 0)
+    for (a, b), (c, _) in zip(ranges[:-1], ranges[1:]):
+        if b + half < c - half:
+            out.append((start, b + half))
+            start = c - half
+    out.append((start, min(ranges[-1][1] + half, n - 1)))
+    return out
+
+
+def vus_pr(labels, score, window):
+    """Volume under the range-PR surface (TSB-AD's ``RangeAUC_volume_opt``, its VUS-PR).
+
+    Vectorised over the 250 thresholds; equal to TSB-AD's loop (checked in
+    ``benchmarks/timeseries.md``).
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    score = np.asarray(score, dtype=np.float64)
+    n = labels.shape[0]
+    seq = _ranges(labels)
+    P = labels.sum()
+    widest = _merge(seq, window, n)
+    in_widest = np.zeros(n, dtype=bool)
+    for a, b in widest:
+        in_widest[a : b + 1] = True
+    in_seq = labels.astype(bool)
+    thresholds = -np.sort(-score)[np.linspace(0, n - 1, _N_THRESHOLDS).astype(int)]
+    pred = score[None, :] >= thresholds[:, None]  # (thresholds, n)
+    n_pred = pred.sum(axis=1)
+    csum = np.concatenate([np.zeros((pred.shape[0], 1), dtype=np.int64), np.cumsum(pred, axis=1)], axis=1)
+    predf = pred.astype(np.float64)
+    ap = np.zeros(window + 1)
+    for w in range(window + 1):
+        extended = in_seq.astype(np.float64)
+        half = w // 2
+        for s, e in seq:
+            x1 = np.arange(e + 1, min(e + half + 1, n))
+            extended[x1] += np.sqrt(1 - (x1 - e) / w)
+            x2 = np.arange(max(s - half, 0), s)
+            extended[x2] += np.sqrt(1 - (s - x2) / w)
+        extended = np.minimum(extended, 1.0)
+        L = _merge(seq, w, n)
+        existence = np.zeros(pred.shape[0])
+        for a, b in L:
+            existence += (csum[:, b + 1] - csum[:, a]) > 0
+        weights = extended * in_widest
+        tp = predf @ weights
+        n_labels = in_seq[in_widest].sum() + predf @ (weights * ~in_seq)
+        p_new = (P + n_labels) / 2
+        recall = np.minimum(tp / p_new, 1)
+        tpr = recall * existence / len(L)
+        precision = tp / n_pred
+        tpr = np.r_[0.0, tpr]
+        ap[w] = np.dot(tpr[1:] - tpr[:-1], precision)
+    return float(ap.mean())
+
+
+def _labels(case):
+    masks, inside = window_masks(case.series.index, case.windows)
+    return masks, inside
+
+
+def _scores(case, args):
+    """Per-point scores (higher = more anomalous) and seconds of every method."""
+    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+
+    out = {}
+    series = case.series
+    start = time.perf_counter()
+    out["window-if"] = (WindowDetector().fit(series).detect(series)["score"].to_numpy(), time.perf_counter() - start)
+    start = time.perf_counter()
+    period = infer_period(series.index)
+    n_train = max(int(args.train_fraction * len(series)), 2 * period)
+    stl = STLDetector().fit(series.iloc[:n_train])
+    out["stl"] = (stl.detect(series)["score"].to_numpy(), time.perf_counter() - start)
+    try:
+        from TSB_AD.model_wrapper import run_IForest, run_Sub_PCA
+    except ImportError:
+        return out
+    data = series.to_numpy().reshape(-1, 1)
+    start = time.perf_counter()
+    out["tsb-ad Sub-PCA"] = (np.asarray(run_Sub_PCA(data), dtype=float), time.perf_counter() - start)
+    start = time.perf_counter()
+    out["tsb-ad IForest"] = (np.asarray(run_IForest(data), dtype=float), time.perf_counter() - start)
+    return out
+
+
+def _alarms(case, method, threshold, args):
+    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+
+    series = case.series
+    if method == "stl":
+        period = infer_period(series.index)
+        n_train = max(int(args.train_fraction * len(series)), 2 * period)
+        det = STLDetector(threshold=threshold).fit(series.iloc[:n_train])
+    else:
+        det = WindowDetector(threshold=threshold).fit(series)
+    return det.detect(series)["alarm"].to_numpy()
+
+
+def _group(name):
+    return name.split("/")[0]
+
+
+def main(argv=None):
+    from anomaly_fast.timeseries._series import acf_period
+
+    parser = argparse.ArgumentParser(prog="anomaly-fast bench timeseries", description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
+                        "(default: synthetic series)")
+    parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
+    parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
+    args = parser.parse_args(argv)
+
+    cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
+    cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
+    rows = {}
+    alarm_rows = {}
+    for case in cases:
+        masks, inside = _labels(case)
+        labels = inside.astype(int)
+        window = acf_period(case.series.to_numpy())
+        group = _group(case.name)
+        for method, (score, seconds) in _scores(case, args).items():
+            row = rows.setdefault(method, {}).setdefault(group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0))
+            row["vus_pr"].append(vus_pr(labels, score, window))
+            row["auc_pr"].append(auc_pr(labels, score))
+            row["auc_roc"].append(auc_roc(labels, score))
+            row["seconds"] += seconds
+            row["points"] += len(score)
+        for method, thresholds in THRESHOLDS.items():
+            for threshold in thresholds:
+                alarms = _alarms(case, method, threshold, args)
+                cell = alarm_rows.setdefault((method, threshold), {}).setdefault(group, dict(hits=0, windows=0, runs=0, outside=0))
+                cell["hits"] += window_hits(alarms, masks)
+                cell["windows"] += len(masks)
+                cell["runs"] += false_alarm_runs(alarms, inside)
+                cell["outside"] += int((~inside).sum())
+
+    summary = {"scores": {}, "alarms": {}}
+    print(f"{len(cases)} labelled series ({'NAB: ' + str(args.data_dir) if args.data_dir else 'synthetic'})")
+    print(f"{'method':<16}{'group':<24}{'VUS-PR':>8}{'AUC-PR':>8}{'AUC-ROC':>8}{'ms/1000 pts':>12}")
+    for method, groups in rows.items():
+        every = {k: [v for g in groups.values() for v in g[k]] for k in ("vus_pr", "auc_pr", "auc_roc")}
+        seconds = sum(g["seconds"] for g in groups.values())
+        points = sum(g["points"] for g in groups.values())
+        for group, g in list(groups.items()) + [("all", dict(every, seconds=seconds, points=points))]:
+            entry = {k: float(np.mean(g[k])) for k in ("vus_pr", "auc_pr", "auc_roc")}
+            entry["ms_per_1000"] = 1e6 * g["seconds"] / max(g["points"], 1)
+            summary["scores"].setdefault(method, {})[group] = entry
+            print(f"{method:<16}{group:<24}{entry['vus_pr']:>8.3f}{entry['auc_pr']:>8.3f}{entry['auc_roc']:>8.3f}{entry['ms_per_1000']:>12.1f}")
+
+    def rate(cell):
+        recall = cell["hits"] / max(cell["windows"], 1)
+        return recall, 1000 * cell["runs"] / max(cell["outside"], 1)
+
+    groups = sorted({g for by in alarm_rows.values() for g in by})
+    print("\nalarms, threshold chosen on the other group (max recall at <= 1.0 false runs / 1000, "
+          "else fewest false runs), reported on this one:")
+    for method, thresholds in THRESHOLDS.items():
+        for test in groups:
+            tune = [g for g in groups if g != test]
+            if not tune:
+                continue
+
+            def tuned_key(th):
+                cells = [alarm_rows[(method, th)][g] for g in tune]
+                total = {k: sum(c[k] for c in cells) for k in cells[0]}
+                recall, fa = rate(total)
+                return (fa <= 1.0, recall if fa <= 1.0 else -fa)
+
+            best = max(thresholds, key=tuned_key)
+            recall, fa = rate(alarm_rows[(method, best)][test])
+            summary["alarms"].setdefault(method, {})[test] = dict(threshold=best, recall=recall, false_runs_per_1000=fa)
+            print(f"{method:<12} test {test:<24} threshold {best:<5} recall {recall:.2f}  false runs/1000 {fa:.2f}")
+        for th in thresholds:  # the full table, for transparency (in-sample per threshold)
+            for g in groups:
+                recall, fa = rate(alarm_rows[(method, th)][g])
+                summary["alarms"].setdefault(method, {}).setdefault("by_threshold", {}).setdefault(str(th), {})[g] = [recall, fa]
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
