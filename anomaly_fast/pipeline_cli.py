@@ -173,22 +173,93 @@ def _score_rows(model, X, chunk=LARGE):
     return np.concatenate(scores), np.concatenate(flags).astype(int)
 
 
+def _write_scored_partition(part, path):
+    """Write one scored partition (index kept) as a Parquet file; its rows."""
+    part.to_parquet(path, index=True)
+    return len(part)
+
+
+def _cli_scores(part):
+    """A scored partition with score's output columns: is_outlier (0/1)
+    instead of predict."""
+    part = part.copy()
+    part["is_outlier"] = (part.pop("predict") == -1).astype(int)
+    return part
+
+
+def _finite_rows(part, columns):
+    return part[np.isfinite(part[list(columns)].to_numpy(dtype=np.float64)).all(axis=1)]
+
+
+def _score_dask(args, model, meta):
+    """``score --dask``: score a Parquet folder/glob on a Dask cluster, one
+    Parquet file of scores per input partition in the output folder."""
+    try:
+        import dask
+        import dask.dataframe as dd
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as exc:
+        raise ValueError(f"--dask needs dask.distributed (pip install 'anomaly_fast[dask]'): {exc}") from None
+    from .scale_out import DaskScorer
+
+    if not args.output:
+        raise ValueError("--dask writes a folder of Parquet files: give it with -o FOLDER")
+    out = Path(args.output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"output {out} exists and is not an empty folder")
+    if not any(ch in args.data for ch in "*?[") and not Path(args.data).exists():
+        raise ValueError(f"no such file or folder: {args.data}")
+    cluster = None
+    if args.dask == "local":
+        cluster = LocalCluster(dashboard_address=":0")
+        client = Client(cluster, set_as_default=False)
+    else:
+        client = Client(args.dask, set_as_default=False)
+    try:
+        ddf = dd.read_parquet(args.data)
+        names = meta.get("feature_names") or [str(c) for c in ddf.columns if str(c) not in METADATA_COLUMNS]
+        if args.dropna:
+            ddf = ddf.map_partitions(_finite_rows, names, meta=ddf._meta)
+        frame = DaskScorer(model, client).score_frame(ddf, ("anomaly_score", "predict"), columns=names)
+        frame = frame.map_partitions(_cli_scores, meta=_cli_scores(frame._meta))
+        out.mkdir(parents=True, exist_ok=True)
+        writes = [dask.delayed(_write_scored_partition)(part, str(out / f"part.{i:05d}.parquet"))
+                  for i, part in enumerate(frame.to_delayed())]
+        futures = client.compute(writes)
+        rows = sum(f.result() for f in progress(as_completed(futures), total=len(futures), desc="partitions"))
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    _note("score", f"wrote {rows:,} rows in {len(futures)} Parquet files to {out}")
+    return 0
+
+
 def score_main(argv=None):
     parser = argparse.ArgumentParser(
         prog="anomaly-fast score", formatter_class=HelpFormatter,
         description="Score a CSV/Parquet file with a registered model; writes CSV with the metadata columns "
                     "(entity_id, timestamp, event_id when present), anomaly_score (in [0, 1], higher = more "
-                    "anomalous) and is_outlier (the model's predict == -1).")
+                    "anomalous) and is_outlier (the model's predict == -1).  With --dask, DATA is a Parquet "
+                    "folder or glob scored on a Dask cluster and -o a folder receiving one Parquet file per "
+                    "partition (the index and metadata columns kept).")
     parser.add_argument("model", help="model registry folder or one version's folder")
-    parser.add_argument("data", help="CSV or Parquet file with the model's feature columns")
+    parser.add_argument("data", help="CSV or Parquet file with the model's feature columns (with --dask: a "
+                                     "Parquet folder or glob)")
     add_model_version_option(parser)
-    parser.add_argument("-o", "--output", help="output CSV (default: stdout)")
+    parser.add_argument("-o", "--output", help="output CSV (default: stdout); with --dask an output folder (required)")
     parser.add_argument("--dropna", action="store_true",
                         help="skip rows with missing or infinite values (the output then has a 'row' column: "
-                             "the row's 0-based position in the input)")
+                             "the row's 0-based position in the input; with --dask the index tells the rows)")
+    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="SCHEDULER_ADDRESS",
+                        help="score on Dask (pip install 'anomaly_fast[dask]'): the scheduler at "
+                             "SCHEDULER_ADDRESS (e.g. tcp://host:8786), or a local cluster when no address "
+                             "is given (default: no Dask)")
     args = parser.parse_args(argv)
     try:
         model, meta = load_registered(args.model, model_version_arg(args, "score"))
+        if args.dask is not None:
+            return _score_dask(args, model, meta)
         df = read_table(args.data)
         names = meta.get("feature_names")
         X, _, kept = _feature_frame(df, names, args.dropna)
@@ -202,7 +273,7 @@ def score_main(argv=None):
                 _note("score", f"skipped {int((~kept).sum())} rows with missing or infinite values")
         out["anomaly_score"] = scores
         out["is_outlier"] = flags
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         return _fail("score", exc)
     out.to_csv(args.output if args.output else sys.stdout, index=False)
     return 0
