@@ -58,9 +58,12 @@ def modified_z_score(x, tol=0.0):
     return np.zeros_like(x)
 
 
+EXACT_FIT = 1e-9  # residuals below this fraction of the largest |value| count as exact fits
+
+
 def exact_fit_tolerance(values):
     """Residual size below which STL's fit of ``values`` counts as exact."""
-    return 1e-9 * float(np.max(np.abs(values)))
+    return EXACT_FIT * float(np.max(np.abs(values)))
 
 
 def decomposition_columns(data, trend, seasonal, residual):
