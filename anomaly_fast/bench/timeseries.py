@@ -152,6 +152,41 @@ def _alarms(case, method, threshold, args):
     return det.detect(series)["alarm"].to_numpy()
 
 
+def _timed(run):
+    """(wall seconds, CPU seconds of this process) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def speed(cases, train_fraction, stream_points=6000):
+    """Seconds of ``STLDetector`` (fit on the prefix + detect) over all cases and
+    per-point cost of ``update`` (STLDetector, WindowDetector), wall and CPU."""
+    from statsmodels.tsa.seasonal import STL  # noqa: F401  a one-time import (1-2 s), not timed
+
+    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+
+    out = {}
+    points = sum(len(c.series) for c in cases)
+
+    def stl_all():
+        for case in cases:
+            n_train = max(int(train_fraction * len(case.series)), 3 * infer_period(case.series.index))
+            STLDetector().fit(case.series.iloc[:n_train]).detect(case.series)
+
+    wall, cpu = _timed(stl_all)
+    out["stl_detect"] = dict(points=points, wall_s=wall, cpu_s=cpu, cpu_s_per_250k=cpu * 250_000 / points,
+                             wall_s_per_250k=wall * 250_000 / points)
+    longest = max(cases, key=lambda c: len(c.series)).series
+    n_train = max(int(train_fraction * len(longest)), 3 * infer_period(longest.index))
+    items = list(longest.iloc[n_train : n_train + stream_points].items())
+    for name, det in (("stl_update", STLDetector().fit(longest.iloc[:n_train])),
+                      ("window_if_update", WindowDetector().fit(longest.iloc[:n_train]))):
+        wall, cpu = _timed(lambda: [det.update(v, t) for t, v in items])
+        out[name] = dict(points=len(items), wall_us=1e6 * wall / len(items), cpu_us=1e6 * cpu / len(items))
+    return out
+
+
 def _group(name):
     return name.split("/")[0]
 
@@ -165,9 +200,18 @@ def main(argv=None):
                         "(default: synthetic series)")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
+    parser.add_argument("--speed-only", action="store_true", help="only time STLDetector over every series "
+                        "and the per-point update of STLDetector and WindowDetector (default: full evaluation)")
     args = parser.parse_args(argv)
 
     cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
+    if args.speed_only:
+        figures = speed(cases, args.train_fraction)
+        for name, entry in figures.items():
+            print(f"{name:<18}" + "  ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+        return 0
     cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
     rows = {}
     alarm_rows = {}

@@ -38,14 +38,15 @@ class GridStream:
         if timestamp is None or step is None:
             self.last_time = (self.last_time or 0) + 1
             return 1
-        now = pd.Timestamp(timestamp).value
+        now = timestamp.value if type(timestamp) is pd.Timestamp else pd.Timestamp(timestamp).value
         if self.last_time is None:
             self.last_time = now
             return 1
-        cells = int(round((now - self.last_time) / step.value))
+        step = step.value
+        cells = round((now - self.last_time) / step)
         if cells <= 0:
             return 0
-        self.last_time += cells * step.value
+        self.last_time += cells * step
         return cells if cells <= max_gap else -1
 
     def validate_clock(self):

@@ -1,7 +1,6 @@
 """STL residuals turned into alarms one can act on."""
 
 import functools
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -49,6 +48,20 @@ def _trailing(x, window, how, quantile=None):
     return stat.shift(1).to_numpy(dtype=np.float64, copy=True)
 
 
+def _row_nanmedian(matrix):
+    """Median of the finite values of each row (NaN when none), by one sort.
+
+    ``np.nanmedian`` along rows goes through masked arrays (and warns on
+    all-NaN rows); sorting puts NaN last, so row ``i``'s median sits at
+    ``(count - 1) // 2`` and ``count // 2``.
+    """
+    ordered = np.sort(matrix, axis=1)
+    count = np.isfinite(matrix).sum(axis=1)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    high = np.take_along_axis(ordered, np.minimum(count // 2, matrix.shape[1] - 1)[:, None], axis=1)[:, 0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
+
+
 def _same_phase_median(dev, period):
     """Median of ``dev`` at the same phase of earlier cycles (NaN when none)."""
     n = dev.shape[0]
@@ -58,9 +71,7 @@ def _same_phase_median(dev, period):
         for k, lag in enumerate(group):
             if 0 < lag < n:
                 lagged[lag:, k] = dev[: n - lag]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows at the start
-            out = np.fmax(out, np.nanmedian(lagged, axis=1))
+        out = np.fmax(out, _row_nanmedian(lagged))
     return out
 
 
@@ -126,7 +137,8 @@ class STLDetector(BaseEstimator):
         Minimum steps between two alarms; None = one period.
     robust_iter : int >= 1, default=3
         Robust STL outer iterations (statsmodels' default, 15, is ~5x
-        slower).
+        slower); one inner iteration each, as R's ``stl`` (statsmodels: 2,
+        twice the time; residuals 2% apart, see ``benchmarks/timeseries.md``).
     mode : {"batch", "online"}, default="batch"
         "batch" decomposes the whole series passed to ``detect`` at once.
         "online" scores every point from its past only, exactly as
@@ -176,7 +188,7 @@ class STLDetector(BaseEstimator):
     >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 12 steps early
     [400, 538]
     >>> print(round(float(out["score"].iloc[400]), 2))
-    2.28
+    2.29
     """
 
     _parameter_constraints: dict = {
@@ -262,7 +274,7 @@ class STLDetector(BaseEstimator):
         return self
 
     def _decompose(self, values):
-        return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter)
+        return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter, inner_iter=1)
 
     def detect(self, series):
         """Decompose ``series``, score every point and place alarms.
@@ -494,7 +506,7 @@ class _STLStream(GridStream):
             group = np.sort(group[group == group])
             k = group.shape[0]
             if k:
-                median = group[k // 2] if k % 2 else (group[k // 2] + group[k // 2 - 1]) / 2
+                median = (group[(k - 1) // 2] + group[k // 2]) / 2  # as _row_nanmedian
                 best = median if best != best else max(best, median)
         return _SIGMA_PER_MAD * best
 

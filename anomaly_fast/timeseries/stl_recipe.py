@@ -105,16 +105,19 @@ def stl_windows(period, seasonal=7):
     )
 
 
-def stl_decompose(values, period, robust, outer_iter=None, jumps=True):
+def stl_decompose(values, period, robust, outer_iter=None, jumps=True, inner_iter=None):
     """Run statsmodels' STL; returns (trend, seasonal, residual) arrays.
 
     ``jumps=True`` uses R's default LOESS jumps (:func:`stl_windows`): about
     30x faster at period 288, residuals within a few percent of the jump-free
-    fit (measured in ``benchmarks/timeseries.md``).
+    fit (measured in ``benchmarks/timeseries.md``).  ``inner_iter=1`` with
+    ``robust`` is R's ``stl`` default (statsmodels': 2): half the time.
     """
     from statsmodels.tsa.seasonal import STL  # slow to import: only when used
 
     kwargs = {} if outer_iter is None else {"outer_iter": outer_iter}
+    if inner_iter is not None:
+        kwargs["inner_iter"] = inner_iter
     windows = stl_windows(period) if jumps else {}
     result = STL(values, period=period, robust=robust, **windows).fit(**kwargs)
     return (
