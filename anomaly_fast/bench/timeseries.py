@@ -124,9 +124,20 @@ def _scores(case, args):
     out["window-if"] = (WindowDetector().fit(series).detect(series)["score"].to_numpy(), time.perf_counter() - start)
     start = time.perf_counter()
     period = infer_period(series.index)
-    n_train = max(int(args.train_fraction * len(series)), 2 * period)
+    n_train = max(int(args.train_fraction * len(series)), 3 * period)
     stl = STLDetector().fit(series.iloc[:n_train])
     out["stl"] = (stl.detect(series)["score"].to_numpy(), time.perf_counter() - start)
+    start = time.perf_counter()
+    online = STLDetector(mode="online").fit(series.iloc[:n_train]).detect(series)
+    out["stl-online"] = (online["score"].to_numpy(), time.perf_counter() - start)
+    case.online_alarms = online["alarm"].to_numpy()  # default threshold: compared with batch below
+    if not args.no_lstm:
+        from anomaly_fast.timeseries import LSTMDetector
+
+        start = time.perf_counter()
+        n_lstm = int(args.lstm_train_fraction * len(series))
+        lstm = LSTMDetector(random_state=0, progress_bar=False).fit(series.iloc[:n_lstm])
+        out["lstm"] = (lstm.detect(series)["score"].to_numpy(), time.perf_counter() - start)
     try:
         from TSB_AD.model_wrapper import run_IForest, run_Sub_PCA
     except ImportError:
@@ -145,7 +156,7 @@ def _alarms(case, method, threshold, args):
     series = case.series
     if method == "stl":
         period = infer_period(series.index)
-        n_train = max(int(args.train_fraction * len(series)), 2 * period)
+        n_train = max(int(args.train_fraction * len(series)), 3 * period)
         det = STLDetector(threshold=threshold).fit(series.iloc[:n_train])
     else:
         det = WindowDetector(threshold=threshold).fit(series)
@@ -187,6 +198,30 @@ def speed(cases, train_fraction, stream_points=6000):
     return out
 
 
+def _new_cell():
+    return dict(batch_hits=0, online_hits=0, windows=0, batch_runs=0, online_runs=0, outside=0,
+                batch_alarms=0, matched=0)
+
+
+def _online_vs_batch(cell, batch, case, masks, inside):
+    """Pool window recall / false runs of batch and online alarms, and how many batch alarms an
+    online alarm matches within one period."""
+    from anomaly_fast.timeseries import infer_period
+
+    online = case.online_alarms
+    period = infer_period(case.series.index)
+    cell["batch_hits"] += window_hits(batch, masks)
+    cell["online_hits"] += window_hits(online, masks)
+    cell["windows"] += len(masks)
+    cell["batch_runs"] += false_alarm_runs(batch, inside)
+    cell["online_runs"] += false_alarm_runs(online, inside)
+    cell["outside"] += int((~inside).sum())
+    where = np.flatnonzero(online)
+    for t in np.flatnonzero(batch):
+        cell["batch_alarms"] += 1
+        cell["matched"] += bool(where.size and np.min(np.abs(where - t)) <= period)
+
+
 def _group(name):
     return name.split("/")[0]
 
@@ -199,6 +234,8 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
                         "(default: synthetic series)")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
+    parser.add_argument("--lstm-train-fraction", type=float, default=0.3, help="LSTMDetector training prefix")
+    parser.add_argument("--no-lstm", action="store_true", help="skip LSTMDetector (default: run it; needs torch)")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
     parser.add_argument("--speed-only", action="store_true", help="only time STLDetector over every series "
                         "and the per-point update of STLDetector and WindowDetector (default: full evaluation)")
@@ -215,6 +252,7 @@ def main(argv=None):
     cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
     rows = {}
     alarm_rows = {}
+    online_rows = {}
     for case in cases:
         masks, inside = _labels(case)
         labels = inside.astype(int)
@@ -230,6 +268,8 @@ def main(argv=None):
         for method, thresholds in THRESHOLDS.items():
             for threshold in thresholds:
                 alarms = _alarms(case, method, threshold, args)
+                if method == "stl" and threshold == 6.0:  # the default: online vs batch alarms
+                    _online_vs_batch(online_rows.setdefault(group, _new_cell()), alarms, case, masks, inside)
                 cell = alarm_rows.setdefault((method, threshold), {}).setdefault(group, dict(hits=0, windows=0, runs=0, outside=0))
                 cell["hits"] += window_hits(alarms, masks)
                 cell["windows"] += len(masks)
@@ -276,6 +316,18 @@ def main(argv=None):
             for g in groups:
                 recall, fa = rate(alarm_rows[(method, th)][g])
                 summary["alarms"].setdefault(method, {}).setdefault("by_threshold", {}).setdefault(str(th), {})[g] = [recall, fa]
+    print("\nSTLDetector online (update / mode='online') vs batch alarms, default threshold 6:")
+    for group, cell in sorted(online_rows.items()):
+        windows, outside = max(cell["windows"], 1), max(cell["outside"], 1)
+        entry = dict(batch_recall=cell["batch_hits"] / windows, online_recall=cell["online_hits"] / windows,
+                     batch_false_runs_per_1000=1000 * cell["batch_runs"] / outside,
+                     online_false_runs_per_1000=1000 * cell["online_runs"] / outside,
+                     batch_alarms_matched_online=cell["matched"] / max(cell["batch_alarms"], 1))
+        summary.setdefault("online_vs_batch", {})[group] = entry
+        print(f"{group:<24} recall batch {entry['batch_recall']:.2f} online {entry['online_recall']:.2f}  "
+              f"false runs/1000 batch {entry['batch_false_runs_per_1000']:.2f} online "
+              f"{entry['online_false_runs_per_1000']:.2f}  batch alarms with an online one within a period "
+              f"{entry['batch_alarms_matched_online']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0
