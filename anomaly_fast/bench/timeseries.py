@@ -150,6 +150,47 @@ def _scores(case, args):
     return out
 
 
+# Run in the interpreter given by --tsb-ad-python (a virtualenv where TSB-AD 1.5's pins hold: numpy<2);
+# argv: input .npz (one array per series) and output .npz.  Calls TSB-AD's own model_wrapper functions.
+_TSB_AD_RUNNER = """
+import sys, time
+import numpy as np
+from TSB_AD.model_wrapper import run_IForest, run_Sub_PCA
+series = np.load(sys.argv[1])
+warm = np.sin(np.arange(600) / 10.0).reshape(-1, 1)
+run_Sub_PCA(warm), run_IForest(warm)  # lazy imports inside TSB-AD's functions: not timed
+out = {}
+for name in series.files:
+    data = series[name].reshape(-1, 1)
+    for method, run in (("Sub-PCA", run_Sub_PCA), ("IForest", run_IForest)):
+        start = time.perf_counter()
+        score = np.asarray(run(data), dtype=float).ravel()
+        out[name + "|" + method] = score
+        out[name + "|" + method + "|seconds"] = np.array([time.perf_counter() - start])
+np.savez(sys.argv[2], **out)
+"""
+
+
+def tsb_ad_scores(cases, python):
+    """{case name: {"tsb-ad Sub-PCA": (score, seconds), "tsb-ad IForest": ...}} from TSB-AD's own
+    code, run by ``python`` (an interpreter with ``TSB_AD`` importable) in one subprocess."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "series.npz", Path(tmp) / "scores.npz"
+        keys = {f"s{i}": case.name for i, case in enumerate(cases)}
+        np.savez(source, **{key: case.series.to_numpy(dtype=float) for key, case in zip(keys, cases)})
+        subprocess.run([python, "-c", _TSB_AD_RUNNER, str(source), str(target)], check=True)
+        found = np.load(target)
+        out = {}
+        for key, name in keys.items():
+            for method in ("Sub-PCA", "IForest"):
+                score = found[f"{key}|{method}"]
+                out.setdefault(name, {})[f"tsb-ad {method}"] = (score, float(found[f"{key}|{method}|seconds"][0]))
+        return out
+
+
 def _alarms(case, method, threshold, args):
     from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
 
@@ -195,6 +236,16 @@ def speed(cases, train_fraction, stream_points=6000):
                       ("window_if_update", WindowDetector().fit(longest.iloc[:n_train]))):
         wall, cpu = _timed(lambda: [det.update(v, t) for t, v in items])
         out[name] = dict(points=len(items), wall_us=1e6 * wall / len(items), cpu_us=1e6 * cpu / len(items))
+    try:
+        import torch
+    except ImportError:
+        return out
+    from anomaly_fast.timeseries import LSTMDetector
+
+    torch.set_num_threads(2)
+    train = longest.iloc[:4000]
+    wall, cpu = _timed(lambda: LSTMDetector(random_state=0, progress_bar=False).fit(train))
+    out["lstm_fit_4000"] = dict(points=len(train), threads=2, wall_s=wall, cpu_s=cpu)
     return out
 
 
@@ -235,6 +286,9 @@ def main(argv=None):
                         "(default: synthetic series)")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
     parser.add_argument("--lstm-train-fraction", type=float, default=0.3, help="LSTMDetector training prefix")
+    parser.add_argument("--tsb-ad-python", help="a Python interpreter that can import TSB_AD (e.g. a virtualenv "
+                        "with numpy<2 and tsb-ad 1.5): its Sub-PCA and IForest run on the same series in a "
+                        "subprocess (default: only when TSB_AD imports here)")
     parser.add_argument("--no-lstm", action="store_true", help="skip LSTMDetector (default: run it; needs torch)")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
     parser.add_argument("--speed-only", action="store_true", help="only time STLDetector over every series "
@@ -250,15 +304,17 @@ def main(argv=None):
             Path(args.json).write_text(json.dumps(figures, indent=2))
         return 0
     cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
+    peers = tsb_ad_scores(cases, args.tsb_ad_python) if args.tsb_ad_python else {}
     rows = {}
     alarm_rows = {}
     online_rows = {}
     for case in cases:
+        print(f"  {case.name}", file=sys.stderr, flush=True)
         masks, inside = _labels(case)
         labels = inside.astype(int)
         window = acf_period(case.series.to_numpy())
         group = _group(case.name)
-        for method, (score, seconds) in _scores(case, args).items():
+        for method, (score, seconds) in {**_scores(case, args), **peers.get(case.name, {})}.items():
             row = rows.setdefault(method, {}).setdefault(group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0))
             row["vus_pr"].append(vus_pr(labels, score, window))
             row["auc_pr"].append(auc_pr(labels, score))
