@@ -22,32 +22,33 @@ from libc.stdint cimport int64_t, uint8_t
 from _types cimport float64_t, intp_t
 
 
+cdef inline bint _onset(bint flagged, bint observed, intp_t min_spacing, int64_t* state) noexcept nogil:
+    """The rule for one point; ``state`` as laid out above, advanced by one step."""
+    cdef bint alarm = False
+    if flagged:
+        if not state[2]:
+            state[3] = 1
+        if state[3] and observed:
+            state[3] = 0
+            if state[0] - state[1] >= min_spacing:
+                alarm = True
+                state[1] = state[0]
+    state[2] = flagged
+    state[0] += 1
+    return alarm
+
+
 def alarm_onsets(const float64_t[::1] score, const float64_t[::1] limit,
                  const uint8_t[::1] observed, intp_t min_spacing,
                  int64_t[::1] state, uint8_t[::1] alarm):
     """Write 1 into ``alarm[i]`` where a spaced run of ``score > limit`` alarms."""
     cdef intp_t n = score.shape[0]
     cdef intp_t i
-    cdef int64_t t = state[0]
-    cdef int64_t last = state[1]
-    cdef bint previous = state[2] != 0
-    cdef bint armed = state[3] != 0
-    cdef bint flagged
     with nogil:
         for i in range(n):
-            alarm[i] = 0
-            flagged = score[i] > limit[i]
-            if flagged:
-                if not previous:
-                    armed = True
-                if armed and observed[i]:
-                    armed = False
-                    if t - last >= min_spacing:
-                        alarm[i] = 1
-                        last = t
-            previous = flagged
-            t += 1
-        state[0] = t
-        state[1] = last
-        state[2] = previous
-        state[3] = armed
+            alarm[i] = _onset(score[i] > limit[i], observed[i] != 0, min_spacing, &state[0])
+
+
+def alarm_step(float64_t score, bint observed, intp_t min_spacing, int64_t[::1] state):
+    """One point of a stream (limit 1): True when it raises an alarm."""
+    return _onset(score > 1.0, observed, min_spacing, &state[0])

@@ -61,3 +61,17 @@ def test_restored_state_is_validated():
                        ([5, 2, 3, 0], "previous_flagged"), ([5, 2, 0, 7], "armed"), ([0.5, 0, 0, 0], "4 integers")]:
         with pytest.raises(ValueError, match=field):
             AlarmState.restore(bad)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 0.5, 1.0, 1.5, 3.0]), st.booleans()), max_size=150),
+    st.integers(1, 20),
+)
+def test_property_the_one_point_step_alarms_like_the_array_kernel(points, spacing):
+    score = np.array([s for s, _ in points], dtype=np.float64)
+    observed = np.array([o for _, o in points], dtype=bool)
+    one, batch = AlarmState(), AlarmState()
+    stepped = [one.step_one(s, o, spacing) for s, o in zip(score, observed)]
+    assert stepped == batch.step(score, observed, spacing).tolist()
+    np.testing.assert_array_equal(one.array, batch.array)

@@ -124,9 +124,20 @@ def _scores(case, args):
     out["window-if"] = (WindowDetector().fit(series).detect(series)["score"].to_numpy(), time.perf_counter() - start)
     start = time.perf_counter()
     period = infer_period(series.index)
-    n_train = max(int(args.train_fraction * len(series)), 2 * period)
+    n_train = max(int(args.train_fraction * len(series)), 3 * period)
     stl = STLDetector().fit(series.iloc[:n_train])
     out["stl"] = (stl.detect(series)["score"].to_numpy(), time.perf_counter() - start)
+    start = time.perf_counter()
+    online = STLDetector(mode="online").fit(series.iloc[:n_train]).detect(series)
+    out["stl-online"] = (online["score"].to_numpy(), time.perf_counter() - start)
+    case.online_alarms = online["alarm"].to_numpy()  # default threshold: compared with batch below
+    if not args.no_lstm:
+        from anomaly_fast.timeseries import LSTMDetector
+
+        start = time.perf_counter()
+        n_lstm = int(args.lstm_train_fraction * len(series))
+        lstm = LSTMDetector(random_state=0, progress_bar=False).fit(series.iloc[:n_lstm])
+        out["lstm"] = (lstm.detect(series)["score"].to_numpy(), time.perf_counter() - start)
     try:
         from TSB_AD.model_wrapper import run_IForest, run_Sub_PCA
     except ImportError:
@@ -139,17 +150,127 @@ def _scores(case, args):
     return out
 
 
+# Run in the interpreter given by --tsb-ad-python (a virtualenv where TSB-AD 1.5's pins hold: numpy<2);
+# argv: input .npz (one array per series) and output .npz.  Calls TSB-AD's own model_wrapper functions.
+_TSB_AD_RUNNER = """
+import sys, time
+import numpy as np
+from TSB_AD.model_wrapper import run_IForest, run_Sub_PCA
+series = np.load(sys.argv[1])
+warm = np.sin(np.arange(600) / 10.0).reshape(-1, 1)
+run_Sub_PCA(warm), run_IForest(warm)  # lazy imports inside TSB-AD's functions: not timed
+out = {}
+for name in series.files:
+    data = series[name].reshape(-1, 1)
+    for method, run in (("Sub-PCA", run_Sub_PCA), ("IForest", run_IForest)):
+        start = time.perf_counter()
+        score = np.asarray(run(data), dtype=float).ravel()
+        out[name + "|" + method] = score
+        out[name + "|" + method + "|seconds"] = np.array([time.perf_counter() - start])
+np.savez(sys.argv[2], **out)
+"""
+
+
+def tsb_ad_scores(cases, python):
+    """{case name: {"tsb-ad Sub-PCA": (score, seconds), "tsb-ad IForest": ...}} from TSB-AD's own
+    code, run by ``python`` (an interpreter with ``TSB_AD`` importable) in one subprocess."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp) / "series.npz", Path(tmp) / "scores.npz"
+        keys = {f"s{i}": case.name for i, case in enumerate(cases)}
+        np.savez(source, **{key: case.series.to_numpy(dtype=float) for key, case in zip(keys, cases)})
+        subprocess.run([python, "-c", _TSB_AD_RUNNER, str(source), str(target)], check=True)
+        found = np.load(target)
+        out = {}
+        for key, name in keys.items():
+            for method in ("Sub-PCA", "IForest"):
+                score = found[f"{key}|{method}"]
+                out.setdefault(name, {})[f"tsb-ad {method}"] = (score, float(found[f"{key}|{method}|seconds"][0]))
+        return out
+
+
 def _alarms(case, method, threshold, args):
     from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
 
     series = case.series
     if method == "stl":
         period = infer_period(series.index)
-        n_train = max(int(args.train_fraction * len(series)), 2 * period)
+        n_train = max(int(args.train_fraction * len(series)), 3 * period)
         det = STLDetector(threshold=threshold).fit(series.iloc[:n_train])
     else:
         det = WindowDetector(threshold=threshold).fit(series)
     return det.detect(series)["alarm"].to_numpy()
+
+
+def _timed(run):
+    """(wall seconds, CPU seconds of this process) of ``run()``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def speed(cases, train_fraction, stream_points=6000):
+    """Seconds of ``STLDetector`` (fit on the prefix + detect) over all cases and
+    per-point cost of ``update`` (STLDetector, WindowDetector), wall and CPU."""
+    from statsmodels.tsa.seasonal import STL  # noqa: F401  a one-time import (1-2 s), not timed
+
+    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+
+    out = {}
+    points = sum(len(c.series) for c in cases)
+
+    def stl_all():
+        for case in cases:
+            n_train = max(int(train_fraction * len(case.series)), 3 * infer_period(case.series.index))
+            STLDetector().fit(case.series.iloc[:n_train]).detect(case.series)
+
+    wall, cpu = _timed(stl_all)
+    out["stl_detect"] = dict(points=points, wall_s=wall, cpu_s=cpu, cpu_s_per_250k=cpu * 250_000 / points,
+                             wall_s_per_250k=wall * 250_000 / points)
+    longest = max(cases, key=lambda c: len(c.series)).series
+    n_train = max(int(train_fraction * len(longest)), 3 * infer_period(longest.index))
+    items = list(longest.iloc[n_train : n_train + stream_points].items())
+    for name, det in (("stl_update", STLDetector().fit(longest.iloc[:n_train])),
+                      ("window_if_update", WindowDetector().fit(longest.iloc[:n_train]))):
+        wall, cpu = _timed(lambda: [det.update(v, t) for t, v in items])
+        out[name] = dict(points=len(items), wall_us=1e6 * wall / len(items), cpu_us=1e6 * cpu / len(items))
+    try:
+        import torch
+    except ImportError:
+        return out
+    from anomaly_fast.timeseries import LSTMDetector
+
+    torch.set_num_threads(2)
+    train = longest.iloc[:4000]
+    wall, cpu = _timed(lambda: LSTMDetector(random_state=0, progress_bar=False).fit(train))
+    out["lstm_fit_4000"] = dict(points=len(train), threads=2, wall_s=wall, cpu_s=cpu)
+    return out
+
+
+def _new_cell():
+    return dict(batch_hits=0, online_hits=0, windows=0, batch_runs=0, online_runs=0, outside=0,
+                batch_alarms=0, matched=0)
+
+
+def _online_vs_batch(cell, batch, case, masks, inside):
+    """Pool window recall / false runs of batch and online alarms, and how many batch alarms an
+    online alarm matches within one period."""
+    from anomaly_fast.timeseries import infer_period
+
+    online = case.online_alarms
+    period = infer_period(case.series.index)
+    cell["batch_hits"] += window_hits(batch, masks)
+    cell["online_hits"] += window_hits(online, masks)
+    cell["windows"] += len(masks)
+    cell["batch_runs"] += false_alarm_runs(batch, inside)
+    cell["online_runs"] += false_alarm_runs(online, inside)
+    cell["outside"] += int((~inside).sum())
+    where = np.flatnonzero(online)
+    for t in np.flatnonzero(batch):
+        cell["batch_alarms"] += 1
+        cell["matched"] += bool(where.size and np.min(np.abs(where - t)) <= period)
 
 
 def _group(name):
@@ -164,19 +285,36 @@ def main(argv=None):
     parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
                         "(default: synthetic series)")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
+    parser.add_argument("--lstm-train-fraction", type=float, default=0.3, help="LSTMDetector training prefix")
+    parser.add_argument("--tsb-ad-python", help="a Python interpreter that can import TSB_AD (e.g. a virtualenv "
+                        "with numpy<2 and tsb-ad 1.5): its Sub-PCA and IForest run on the same series in a "
+                        "subprocess (default: only when TSB_AD imports here)")
+    parser.add_argument("--no-lstm", action="store_true", help="skip LSTMDetector (default: run it; needs torch)")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
+    parser.add_argument("--speed-only", action="store_true", help="only time STLDetector over every series "
+                        "and the per-point update of STLDetector and WindowDetector (default: full evaluation)")
     args = parser.parse_args(argv)
 
     cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
+    if args.speed_only:
+        figures = speed(cases, args.train_fraction)
+        for name, entry in figures.items():
+            print(f"{name:<18}" + "  ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+        if args.json:
+            Path(args.json).write_text(json.dumps(figures, indent=2))
+        return 0
     cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
+    peers = tsb_ad_scores(cases, args.tsb_ad_python) if args.tsb_ad_python else {}
     rows = {}
     alarm_rows = {}
+    online_rows = {}
     for case in cases:
+        print(f"  {case.name}", file=sys.stderr, flush=True)
         masks, inside = _labels(case)
         labels = inside.astype(int)
         window = acf_period(case.series.to_numpy())
         group = _group(case.name)
-        for method, (score, seconds) in _scores(case, args).items():
+        for method, (score, seconds) in {**_scores(case, args), **peers.get(case.name, {})}.items():
             row = rows.setdefault(method, {}).setdefault(group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0))
             row["vus_pr"].append(vus_pr(labels, score, window))
             row["auc_pr"].append(auc_pr(labels, score))
@@ -186,6 +324,8 @@ def main(argv=None):
         for method, thresholds in THRESHOLDS.items():
             for threshold in thresholds:
                 alarms = _alarms(case, method, threshold, args)
+                if method == "stl" and threshold == 6.0:  # the default: online vs batch alarms
+                    _online_vs_batch(online_rows.setdefault(group, _new_cell()), alarms, case, masks, inside)
                 cell = alarm_rows.setdefault((method, threshold), {}).setdefault(group, dict(hits=0, windows=0, runs=0, outside=0))
                 cell["hits"] += window_hits(alarms, masks)
                 cell["windows"] += len(masks)
@@ -232,6 +372,18 @@ def main(argv=None):
             for g in groups:
                 recall, fa = rate(alarm_rows[(method, th)][g])
                 summary["alarms"].setdefault(method, {}).setdefault("by_threshold", {}).setdefault(str(th), {})[g] = [recall, fa]
+    print("\nSTLDetector online (update / mode='online') vs batch alarms, default threshold 6:")
+    for group, cell in sorted(online_rows.items()):
+        windows, outside = max(cell["windows"], 1), max(cell["outside"], 1)
+        entry = dict(batch_recall=cell["batch_hits"] / windows, online_recall=cell["online_hits"] / windows,
+                     batch_false_runs_per_1000=1000 * cell["batch_runs"] / outside,
+                     online_false_runs_per_1000=1000 * cell["online_runs"] / outside,
+                     batch_alarms_matched_online=cell["matched"] / max(cell["batch_alarms"], 1))
+        summary.setdefault("online_vs_batch", {})[group] = entry
+        print(f"{group:<24} recall batch {entry['batch_recall']:.2f} online {entry['online_recall']:.2f}  "
+              f"false runs/1000 batch {entry['batch_false_runs_per_1000']:.2f} online "
+              f"{entry['online_false_runs_per_1000']:.2f}  batch alarms with an online one within a period "
+              f"{entry['batch_alarms_matched_online']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0

@@ -14,7 +14,6 @@ from .. import _alarms
 __all__ = ["AlarmState", "grid_alarms", "input_frame"]
 
 _NO_ALARM_YET = -(2**62)
-_ONE = np.ones(1)
 
 
 class AlarmState:
@@ -24,9 +23,6 @@ class AlarmState:
 
     def __init__(self, state=None):
         self.array = np.array([0, _NO_ALARM_YET, 0, 0], dtype=np.int64) if state is None else state
-        self._one_score = np.zeros(1)
-        self._one_observed = np.zeros(1, dtype=np.uint8)
-        self._one_alarm = np.zeros(1, dtype=np.uint8)
 
     def step(self, score, observed, min_spacing):
         """Alarms (bool array) of the next cells of the stream."""
@@ -39,11 +35,8 @@ class AlarmState:
         return alarm.view(bool)
 
     def step_one(self, score, observed, min_spacing):
-        """One cell of the stream (the kernel's rule, without array set-up)."""
-        self._one_score[0] = score
-        self._one_observed[0] = observed
-        _alarms.alarm_onsets(self._one_score, _ONE, self._one_observed, int(min_spacing), self.array, self._one_alarm)
-        return bool(self._one_alarm[0])
+        """One cell of the stream (``score > 1`` flags it)."""
+        return _alarms.alarm_step(score, observed, min_spacing, self.array)
 
     @classmethod
     def restore(cls, values):

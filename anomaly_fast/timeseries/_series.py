@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["RegularSeries", "acf_period", "infer_period", "on_input", "prepare_series"]
+__all__ = ["RegularSeries", "acf_period", "infer_period", "on_input", "period_from_step", "prepare_series"]
 
 _DAY = pd.Timedelta(days=1)
 _WEEK = pd.Timedelta(days=7)
@@ -124,10 +124,11 @@ def infer_period(index):
         )
     if len(index) < 2:
         raise ValueError("cannot infer a period from fewer than 2 timestamps")
-    return _period_from_step(median_step(index.as_unit("ns").asi8))
+    return period_from_step(median_step(index.as_unit("ns").asi8))
 
 
-def _period_from_step(step):
+def period_from_step(step):
+    """Steps per day (sub-daily steps) or per week (daily to sub-weekly steps) of a Timedelta step."""
     if step < _DAY:
         period = int(round(_DAY / step))
     elif step < _WEEK:
@@ -253,7 +254,7 @@ def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap
         unique, values, slot = _aggregate(times, input_values, duplicates)
         step = median_step(unique)
         if period is None:
-            period = _period_from_step(step)
+            period = period_from_step(step)
         origin, step_ns, cell_of_slot = _fit_grid(unique, step.value)
         step = pd.Timedelta(int(round(step_ns)), unit="ns")
     else:

@@ -3,10 +3,14 @@
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._alarm_runs import grid_alarms, input_frame
+from ._series import DUPLICATES, on_input, period_from_step, prepare_series
 
 __all__ = ["LSTMDetector"]
 
@@ -22,7 +26,7 @@ def _torch():
 
 
 def _network(n_features, hidden_size, n_layers):
-    """An LSTM over a window followed by a linear read-out of the next step."""
+    """An LSTM over a chunk of steps, with a linear read-out of the step after each one."""
     torch = _torch()
 
     class NextStep(torch.nn.Module):
@@ -31,9 +35,9 @@ def _network(n_features, hidden_size, n_layers):
             self.lstm = torch.nn.LSTM(n_features, hidden_size, n_layers, batch_first=True)
             self.head = torch.nn.Linear(hidden_size, n_features)
 
-        def forward(self, windows):
-            hidden, _ = self.lstm(windows)
-            return self.head(hidden[:, -1, :])
+        def forward(self, steps):
+            hidden, _ = self.lstm(steps)
+            return self.head(hidden)
 
     return NextStep()
 
@@ -41,14 +45,23 @@ def _network(n_features, hidden_size, n_layers):
 class LSTMDetector(OutlierMixin, BaseEstimator):
     """Anomalies as large next-step prediction errors of an LSTM.
 
-    The rows of ``X`` are consecutive time steps (one column per variable;
-    a 1-D array is one variable).  Each column is standardised with the
-    training mean and standard deviation; an LSTM reads the previous
-    ``window`` steps and predicts the next one; a step's error is the mean
-    squared prediction error over the variables.  Train on normal data: the
-    threshold is the ``quantile`` of the training errors.  The first
-    ``window`` steps of any series have no history: their error is 0 (scored
-    as normal).
+    A univariate series (a pandas Series, optionally on a DatetimeIndex, a
+    one-column DataFrame on a DatetimeIndex, or a 1-D array) goes through the
+    input path of every time-series detector: put on a regular grid at the
+    median step, duplicates aggregated, NaN and missing timestamps filled by
+    interpolation and marked, gaps longer than ``max_gap`` steps split the
+    series (no history window crosses them); results come back on the
+    caller's points.  A 2-D array is a multivariate series whose rows are
+    consecutive, evenly spaced steps (one column per variable; validated as
+    scikit-learn does, no NaN).
+
+    Each variable is standardised with the training mean and standard
+    deviation; an LSTM reads the previous ``window`` steps and predicts the
+    next one; a step's error is the mean squared prediction error over the
+    variables.  Train on normal data: the threshold is the ``quantile`` of
+    the training errors.  The first ``window`` steps of a series (and of each
+    piece after a long gap) have no history: their error is 0 (scored as
+    normal).  :meth:`detect` adds alarms (``STLDetector``'s rule).
 
     Runs on CPU with PyTorch (``pip install 'anomaly_fast[deep]'``); torch is
     imported only when the detector is fitted or loaded.
@@ -65,12 +78,21 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
     Parameters
     ----------
     window : int >= 1, default=32
-        Steps of history fed to the LSTM.
-    hidden_size : int >= 1, default=64
-    n_layers : int >= 1, default=2
-    epochs : int >= 1, default=10
-    batch_size : int >= 1, default=64
-    learning_rate : float > 0, default=1e-3
+        Minimum steps of history before a step is predicted.  The LSTM reads
+        chunks of ``4 * window`` steps (starting every ``3 * window``) and
+        predicts the step after each one; a prediction counts once it has
+        ``window`` steps of history, so every step is predicted once, from
+        ``window`` to ``4 * window`` steps of history, in training and
+        scoring alike.  One pass over a chunk gives ``3 * window``
+        predictions (a window-per-prediction LSTM costs ``window`` steps
+        each: ~30x slower to train).
+    hidden_size : int >= 1, default=32
+    n_layers : int >= 1, default=1
+    epochs : int >= 1, default=20
+        Passes over the training series (each from a random chunk offset).
+    batch_size : int >= 1, default=8
+        Chunks per gradient step.
+    learning_rate : float > 0, default=1e-2
         Adam step size.
     quantile : float in (0, 1), default=0.99
         Training-error quantile used as the threshold.
@@ -79,6 +101,11 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         seed (and the same torch thread count) give identical models.
     progress_bar : bool, default=True
         Show a tqdm bar over the training epochs.
+    duplicates : {"mean", "last", "raise"}, default="mean"
+        How values sharing a timestamp are aggregated (univariate input).
+    max_gap : int >= 1 or None, default=None
+        Gaps longer than this many steps split a univariate series; None =
+        ``window``.
 
     Attributes
     ----------
@@ -91,6 +118,9 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
     train_loss_ : list of float
         Mean training loss per epoch.
     n_features_in_ : int
+    period_ : int
+        Steps per cycle (from the DatetimeIndex of the training series;
+        else ``window``): the minimum spacing of two alarms in :meth:`detect`.
 
     Examples
     --------
@@ -117,19 +147,23 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         "quantile": [Interval(Real, 0, 1, closed="neither")],
         "random_state": ["random_state"],
         "progress_bar": ["boolean"],
+        "duplicates": [StrOptions(set(DUPLICATES))],
+        "max_gap": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(
         self,
         window=32,
-        hidden_size=64,
-        n_layers=2,
-        epochs=10,
-        batch_size=64,
-        learning_rate=1e-3,
+        hidden_size=32,
+        n_layers=1,
+        epochs=20,
+        batch_size=8,
+        learning_rate=1e-2,
         quantile=0.99,
         random_state=None,
         progress_bar=True,
+        duplicates="mean",
+        max_gap=None,
     ):
         self.window = window
         self.hidden_size = hidden_size
@@ -140,31 +174,86 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         self.quantile = quantile
         self.random_state = random_state
         self.progress_bar = progress_bar
+        self.duplicates = duplicates
+        self.max_gap = max_gap
 
     # ------------------------------------------------------------------ input
+    @staticmethod
+    def _is_series(X):
+        if isinstance(X, pd.Series):
+            return True
+        if isinstance(X, pd.DataFrame):
+            return isinstance(X.index, pd.DatetimeIndex) and X.shape[1] == 1
+        return np.asarray(X).ndim == 1
+
+    def _grid(self, X):
+        """A univariate series on the shared input path (a RegularSeries)."""
+        period = self.window + 1  # the shortest useful piece: one history window and a target
+        return prepare_series(X, max(period, 2), min_cycles=1, duplicates=self.duplicates,
+                              max_gap=self.window if self.max_gap is None else self.max_gap)
+
     def _validate(self, X, reset):
-        array = np.asarray(X)
-        if array.ndim == 1:
-            if not reset and getattr(self, "n_features_in_", 1) != 1:
+        """(standardisable 2-D grid values, RegularSeries or None)."""
+        if self._is_series(X):
+            if not reset and self.n_features_in_ != 1:
                 raise ValueError(
                     f"X is 1-D but the detector was fitted on {self.n_features_in_} features; "
                     f"Reshape your data to (n_samples, {self.n_features_in_})"
                 )
-            X = array.reshape(-1, 1)
-        return validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=np.float64,
-            ensure_min_samples=self.window + 1,
-        )
+            data = self._grid(X)
+            if reset:
+                self.n_features_in_ = 1
+            return data.values.reshape(-1, 1), data
+        X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_min_samples=self.window + 1)
+        return X, None
 
-    def _windows(self, Z):
-        """All (history, next step) pairs of a standardised series, as tensors."""
+    def _chunks(self, segments, offset=0):
+        """Chunks ``(start, n_inputs)`` covering the scored steps of every segment.
+
+        A chunk reads ``4 * window`` steps (fewer at a segment's end) and
+        predicts the step after each; only predictions with at least
+        ``window`` steps of history count, so chunks start every ``3 *
+        window`` steps and every step from ``window`` on is predicted once.
+        """
+        w = self.window
+        out = []
+        for a, b in segments:
+            for start in range(a + offset, b - w, 3 * w):
+                out.append((start, min(4 * w, b - 1 - start)))
+        return out
+
+    def _run(self, model, T, chunks):
+        """Predictions (with at least ``window`` steps of history) and their targets, per batch of equal chunks."""
         torch = _torch()
-        series = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
-        history = series.unfold(0, self.window, 1)[:-1].transpose(1, 2).contiguous()
-        return history, series[self.window :]
+        w = self.window
+        starts = torch.tensor([start for start, _ in chunks])
+        m = chunks[0][1]
+        steps = torch.arange(m + 1)
+        block = T[starts[:, None] + steps]  # (chunks, m + 1, features)
+        return model(block[:, :-1])[:, w - 1 :], block[:, w:]
+
+    @staticmethod
+    def _batches(chunks):
+        """Chunks grouped by length (full chunks together, each shorter one alone)."""
+        groups = {}
+        for chunk in chunks:
+            groups.setdefault(chunk[1], []).append(chunk)
+        return list(groups.values())
+
+    def _predict_errors(self, Z, segments):
+        """Per-step mean squared errors (0 without ``window`` steps of history)."""
+        torch = _torch()
+        T = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
+        errors = np.zeros(Z.shape[0])
+        with torch.no_grad():
+            for group in self._batches(self._chunks(segments)):
+                for part in range(0, len(group), 256):
+                    chunks = group[part : part + 256]
+                    prediction, target = self._run(self._model, T, chunks)
+                    found = ((prediction - target) ** 2).mean(dim=2).double().numpy()
+                    for (start, m), row in zip(chunks, found):
+                        errors[start + self.window : start + m + 1] = row
+        return errors
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -185,11 +274,19 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         torch = _torch()
         from tqdm.auto import tqdm
 
-        X = self._validate(X, reset=True)
+        X, data = self._validate(X, reset=True)
         self.mean_ = X.mean(axis=0)
         scale = X.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
-        history, target = self._windows((X - self.mean_) / self.scale_)
+        self.period_ = self.window
+        if data is not None and data.step is not None:
+            try:
+                self.period_ = period_from_step(data.step)
+            except ValueError:  # weekly or coarser steps: no natural cycle
+                pass
+        Z = (X - self.mean_) / self.scale_
+        segments = [(0, Z.shape[0])] if data is None else [tuple(seg) for seg in data.segments.tolist()]
+        T = torch.from_numpy(np.ascontiguousarray(Z, dtype=np.float32))
 
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with torch.random.fork_rng(devices=[]):
@@ -197,46 +294,69 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
             model = _network(self.n_features_in_, self.hidden_size, self.n_layers)
         generator = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
-        loss_fn = torch.nn.MSELoss()
-        n_windows = history.shape[0]
         self.train_loss_ = []
         model.train()
         for _ in tqdm(range(self.epochs), desc="LSTMDetector", unit="epoch", disable=not self.progress_bar):
-            order = torch.randperm(n_windows, generator=generator)
-            total = 0.0
-            for start in range(0, n_windows, self.batch_size):
-                batch = order[start : start + self.batch_size]
+            offset = int(torch.randint(3 * self.window, (1,), generator=generator))
+            chunks = self._chunks(segments, offset) or self._chunks(segments)
+            batches = []
+            for group in self._batches(chunks):
+                order = torch.randperm(len(group), generator=generator).tolist()
+                batches += [[group[i] for i in order[k : k + self.batch_size]] for k in range(0, len(group), self.batch_size)]
+            total = count = 0.0
+            for k in torch.randperm(len(batches), generator=generator).tolist():
                 optimizer.zero_grad()
-                loss = loss_fn(model(history[batch]), target[batch])
+                prediction, target = self._run(model, T, batches[k])
+                loss = ((prediction - target) ** 2).mean()
                 loss.backward()
                 optimizer.step()
-                total += loss.item() * batch.shape[0]
-            self.train_loss_.append(total / n_windows)
+                total += loss.item() * target.numel()
+                count += target.numel()
+            self.train_loss_.append(total / count)
         model.eval()
         self._model = model
 
-        errors = self._errors(history, target)
+        scored = np.zeros(Z.shape[0], dtype=bool)
+        for a, b in segments:
+            scored[a + self.window : b] = True
+        errors = self._predict_errors(Z, segments)[scored]
         self.error_threshold_ = float(np.quantile(errors, self.quantile))
         self.offset_ = -self.error_threshold_
         return self
 
     # ---------------------------------------------------------------- scoring
-    def _errors(self, history, target):
-        torch = _torch()
-        with torch.no_grad():
-            chunks = [
-                ((self._model(history[s : s + 4096]) - target[s : s + 4096]) ** 2).mean(dim=1)
-                for s in range(0, history.shape[0], 4096)
-            ]
-        return torch.cat(chunks).double().numpy()
+    def _grid_errors(self, X):
+        """Per-grid-step errors (0 without a full history) and the RegularSeries (or None)."""
+        check_is_fitted(self)
+        X, data = self._validate(X, reset=False)
+        segments = [(0, X.shape[0])] if data is None else [tuple(seg) for seg in data.segments.tolist()]
+        return self._predict_errors((X - self.mean_) / self.scale_, segments), data
 
     def prediction_error(self, X):
         """Mean squared standardised next-step error of each step (0 for the
         first ``window`` steps).  Higher = more anomalous."""
-        check_is_fitted(self)
-        X = self._validate(X, reset=False)
-        history, target = self._windows((X - self.mean_) / self.scale_)
-        return np.concatenate([np.zeros(self.window), self._errors(history, target)])
+        errors, data = self._grid_errors(X)
+        return errors if data is None else on_input(data, errors)
+
+    def detect(self, series):
+        """Score every point of a univariate ``series`` and place alarms.
+
+        Returns
+        -------
+        result : pandas.DataFrame
+            On the input's index, columns ``value``, ``error`` (next-step
+            error), ``score`` (``error / error_threshold_``: ``> 1`` flags;
+            higher = more anomalous), ``is_anomaly`` and ``alarm`` (one per
+            run of flagged points at its first observed cell, at most one
+            per ``period_`` steps; a filled cell never alarms on its own).
+        """
+        if not self._is_series(series):
+            raise ValueError("detect takes a univariate series (use prediction_error for 2-D input)")
+        errors, data = self._grid_errors(series)
+        score = errors / max(self.error_threshold_, 1e-12)
+        columns = {"value": data.input_values, "error": errors, "score": score,
+                   "is_anomaly": (score > 1.0) & data.observed}
+        return input_frame(data, columns, grid_alarms(score, data, self.period_))
 
     def score_samples(self, X):
         """``-prediction_error(X)``: lower = more abnormal."""
@@ -257,7 +377,7 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         return 1.0 - np.exp2(-error / max(self.error_threshold_, 1e-12))
 
     # ---------------------------------------------------------- persistence
-    _FITTED = ("mean_", "scale_", "error_threshold_", "offset_", "train_loss_", "n_features_in_")
+    _FITTED = ("mean_", "scale_", "error_threshold_", "offset_", "train_loss_", "n_features_in_", "period_")
 
     def save(self, path):
         """Write parameters, weights and fitted state to ``path`` (torch format)."""

@@ -1,6 +1,6 @@
 """STL residuals turned into alarms one can act on."""
 
-import warnings
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,7 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, prepare_series
-from .stl_recipe import decompose_segments, decomposition_columns, exact_fit_tolerance, stl_decompose
+from ._stream import GridStream, RollingWindow, feed
+from .stl_recipe import EXACT_FIT, decompose_segments, decomposition_columns, exact_fit_tolerance, stl_decompose
 
 __all__ = ["STLDetector"]
 
@@ -20,6 +21,15 @@ _DAILY_LAGS = 5  # same-phase comparison: 1..5 cycles back ...
 _WEEKLY_LAGS = 3  # ... and 7, 14, 21 cycles back (weeks, when the period is a day)
 _PHASE_JITTER = 2  # +- steps around each same-phase lag
 _SCALE_FLOOR = 0.5  # local scales never go below this fraction of the fitted residual scale
+_ONLINE_STL_PERIODS = 4  # online: STL is refitted every period on the last 4 periods
+
+
+def _same_phase_lags(period):
+    """The two groups of same-phase lags: 1..5 cycles back, and 7, 14, 21 cycles back (+- jitter)."""
+    jitter = range(-_PHASE_JITTER, _PHASE_JITTER + 1)
+    daily = [j * period + o for j in range(1, _DAILY_LAGS + 1) for o in jitter]
+    weekly = [7 * j * period + o for j in range(1, _WEEKLY_LAGS + 1) for o in jitter]
+    return daily, weekly
 
 
 def _robust_scale(x):
@@ -38,20 +48,30 @@ def _trailing(x, window, how, quantile=None):
     return stat.shift(1).to_numpy(dtype=np.float64, copy=True)
 
 
+def _row_nanmedian(matrix):
+    """Median of the finite values of each row (NaN when none), by one sort.
+
+    ``np.nanmedian`` along rows goes through masked arrays (and warns on
+    all-NaN rows); sorting puts NaN last, so row ``i``'s median sits at
+    ``(count - 1) // 2`` and ``count // 2``.
+    """
+    ordered = np.sort(matrix, axis=1)
+    count = np.isfinite(matrix).sum(axis=1)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[:, None] // 2, axis=1)[:, 0]
+    high = np.take_along_axis(ordered, np.minimum(count // 2, matrix.shape[1] - 1)[:, None], axis=1)[:, 0]
+    return np.where(count > 0, (low + high) / 2, np.nan)
+
+
 def _same_phase_median(dev, period):
     """Median of ``dev`` at the same phase of earlier cycles (NaN when none)."""
     n = dev.shape[0]
-    lags = [j * period + o for j in range(1, _DAILY_LAGS + 1) for o in range(-_PHASE_JITTER, _PHASE_JITTER + 1)]
-    weekly = [7 * j * period + o for j in range(1, _WEEKLY_LAGS + 1) for o in range(-_PHASE_JITTER, _PHASE_JITTER + 1)]
     out = np.full(n, np.nan)
-    for group in (lags, weekly):
+    for group in _same_phase_lags(period):
         lagged = np.full((n, len(group)), np.nan)
         for k, lag in enumerate(group):
             if 0 < lag < n:
                 lagged[lag:, k] = dev[: n - lag]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows at the start
-            out = np.fmax(out, np.nanmedian(lagged, axis=1))
+        out = np.fmax(out, _row_nanmedian(lagged))
     return out
 
 
@@ -112,25 +132,30 @@ class STLDetector(BaseEstimator):
     novelty_ratio : float >= 0, default=1.5
         0 disables the novelty limit.
     history : int >= 1, default=7
-        Periods of past scores used by the novelty limit (and, online, the
-        length of the STL buffer).
+        Periods of past scores used by the novelty limit.
     min_spacing : int >= 1 or None, default=None
         Minimum steps between two alarms; None = one period.
     robust_iter : int >= 1, default=3
         Robust STL outer iterations (statsmodels' default, 15, is ~5x
-        slower).
+        slower); one inner iteration each, as R's ``stl`` (statsmodels: 2,
+        twice the time; residuals 2% apart, see ``benchmarks/timeseries.md``).
     mode : {"batch", "online"}, default="batch"
         "batch" decomposes the whole series passed to ``detect`` at once.
-        "online" scores every point from its past only: STL is refitted
-        every ``period`` steps on the last ``history`` periods (a bounded
-        buffer), and the next period is forecast as the last fitted trend
-        value plus the seasonal value one cycle earlier; ``trend`` and
-        ``seasonal`` hold that forecast and ``residual`` the forecast error.
-        The trend channel is off (a shift shows up in the forecast error,
-        whose baseline only looks back), and local scales never go below
-        the forecast-error scale learnt in ``fit`` (which then needs three
-        periods).  The first two periods have no past model: they are
-        decomposed together and scored 0.
+        "online" scores every point from its past only, exactly as
+        :meth:`update` does point by point: STL is refitted every ``period``
+        steps on the last 4 periods (a bounded buffer), and the next period
+        is forecast as the last fitted trend value plus the seasonal value
+        one cycle earlier; ``trend`` and ``seasonal`` hold that forecast and
+        ``residual`` the forecast error.  The trend channel is off (a shift
+        shows up in the forecast error, whose baseline only looks back), and
+        local scales never go below the forecast-error scale learnt in
+        ``fit``.  The first two periods (after a start or a long gap) have no
+        past model: they are decomposed together and scored 0.
+    duplicates : {"mean", "last", "raise"}, default="mean"
+        How values sharing a timestamp are aggregated.
+    max_gap : int >= 1 or None, default=None
+        Gaps longer than this many steps split the series (and restart a
+        stream); None = one period.
 
     Attributes
     ----------
@@ -139,6 +164,12 @@ class STLDetector(BaseEstimator):
     residual_scale_ : float
         Robust scale of the training residuals (online mode: of the
         training forecast errors).
+    forecast_scale_ : float or None
+        Robust scale of the training one-period-ahead forecast errors (the
+        floor of online scales); None when the training series is shorter
+        than three periods, and then :meth:`update` raises.
+    step_ : pandas.Timedelta or None
+        Grid step of the training series (used by :meth:`update`).
     trend_change_center_, trend_change_scale_ : float
         Median and robust scale of the training one-period trend changes.
     n_train_ : int
@@ -157,7 +188,7 @@ class STLDetector(BaseEstimator):
     >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 12 steps early
     [400, 538]
     >>> print(round(float(out["score"].iloc[400]), 2))
-    2.28
+    2.29
     """
 
     _parameter_constraints: dict = {
@@ -230,13 +261,16 @@ class STLDetector(BaseEstimator):
         values = data.values[start:stop]
         trend, _, residual = self._decompose(values)
         change = trend[data.period :] - trend[: -data.period]
-        if online:  # the scale of one-period-ahead forecast errors
-            _, _, residual = self._forecast(values)
-            residual = residual[2 * data.period :]
-        self.residual_scale_ = _robust_scale(residual)
+        self.forecast_scale_ = None
+        if values.shape[0] >= 3 * data.period:  # the scale of one-period-ahead forecast errors
+            _, _, errors = self._forecast(values)
+            self.forecast_scale_ = _robust_scale(errors[2 * data.period :])
+        self.residual_scale_ = self.forecast_scale_ if online else _robust_scale(residual)
         self.trend_change_center_ = float(np.median(change))
         self.trend_change_scale_ = _robust_scale(change)
         self.n_train_ = data.values.shape[0]
+        self.step_ = data.step
+        self.__dict__.pop("_stream", None)
         return self
 
     # Fitted attributes and what a restored pickle must hold for each.
@@ -266,7 +300,7 @@ class STLDetector(BaseEstimator):
         self._validate_params()
 
     def _decompose(self, values):
-        return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter)
+        return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter, inner_iter=1)
 
     def detect(self, series):
         """Decompose ``series``, score every point and place alarms.
@@ -313,6 +347,76 @@ class STLDetector(BaseEstimator):
         columns["score"] = score
         return input_frame(data, columns, alarm)
 
+    # ---------------------------------------------------------------- stream
+    def update(self, value, timestamp=None):
+        """Take the next point of a stream; return its ``score`` (``> 1`` flags).
+
+        Scores as ``mode="online"`` does (whatever ``mode`` is): from the
+        past only, STL refitted every period on the last 4 periods, so a
+        stream fed point by point gets the scores and alarms of
+        ``detect`` of an online detector on the same series (to floating
+        point).  Points are put on the training grid as they come: a
+        timestamp in the cell of the previous point updates nothing (its
+        score is the cell's); missing cells up to ``max_gap`` are filled by
+        interpolation (marked: they never alarm on their own); a longer gap
+        restarts the stream (two periods of warm-up, scored 0).  NaN values
+        are skipped (score NaN).  After the call, ``alarm_detected`` tells
+        whether this point raised an alarm.  Memory is bounded: 4 periods
+        of values, 21 periods of deviations, ``history`` periods of scores.
+
+        Score convention: ``score`` >= 0, **higher = more anomalous**.
+        """
+        stream = self.__dict__.get("_stream")
+        if stream is None:
+            check_is_fitted(self)
+            if self.forecast_scale_ is None:
+                raise ValueError("update needs a detector fitted on at least 3 periods (no forecast-error scale)")
+            stream = self._stream = _STLStream(self.period_, self.history)
+        max_gap = self.period_ if self.max_gap is None else self.max_gap
+        spacing = self.period_ if self.min_spacing is None else self.min_spacing
+        score, self.alarm_detected = feed(stream, self._push, value, timestamp, self.step_, max_gap, spacing)
+        return score
+
+    def reset_stream(self):
+        """Forget the stream (the fitted model is kept)."""
+        self.__dict__.pop("_stream", None)
+        return self
+
+    def _push(self, stream, value, observed):
+        """Score one grid cell of the stream: ``_forecast`` and ``_score`` for one point."""
+        period = self.period_
+        t = stream.count
+        warm = 2 * period
+        if t >= warm and (t - warm) % period == 0:  # refit on the last 4 periods
+            trend, seasonal, _ = self._decompose(stream.past())
+            stream.trend, stream.seasonal = float(trend[-1]), seasonal[-period:].copy()
+        stream.remember(value)
+        residual = value - stream.trend - stream.seasonal[(t - warm) % period] if t >= warm else float("nan")
+        center = stream.residuals.median()
+        deviation = abs(residual - (residual if center != center else center))
+        phase = stream.same_phase(t)
+        scale = max((x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, self.forecast_scale_) if x == x))
+        scale = max(scale, EXACT_FIT * stream.largest, 1e-300)
+        residual_score = deviation / scale if deviation == deviation else 0.0
+        limit = self.threshold
+        if self.novelty_ratio > 0:
+            recent = stream.scores.quantile(self.novelty_quantile)
+            limit = max(limit, self.novelty_ratio * (recent if recent == recent else 0.0))
+        stream.residuals.push(residual)
+        stream.deviations.push(deviation)
+        stream.record_deviation(t, deviation)
+        stream.scores.push(residual_score)
+        stream.count = t + 1
+        return residual_score / limit if t >= warm else 0.0
+
+    def __setstate__(self, state):
+        stream = state.get("_stream")
+        if stream is not None:
+            if not isinstance(stream, _STLStream):
+                raise ValueError("field '_stream' must be an STL stream")
+            stream.validate(state.get("period_"), state.get("history"))
+        self.__dict__.update(state)
+
     def _forecast(self, values):
         """One-period-ahead STL forecasts from a bounded trailing buffer."""
         period = self.period_
@@ -326,7 +430,7 @@ class STLDetector(BaseEstimator):
         seasonal[: 2 * period] = warm_seasonal
         for start in range(2 * period, n, period):
             stop = min(start + period, n)
-            past = values[max(0, start - self.history * period) : start]
+            past = values[max(0, start - _ONLINE_STL_PERIODS * period) : start]
             past_trend, past_seasonal, _ = self._decompose(past)
             trend[start:stop] = past_trend[-1]
             seasonal[start:stop] = past_seasonal[-period:][: stop - start]
@@ -335,7 +439,11 @@ class STLDetector(BaseEstimator):
     def _score(self, values, trend, residual, use_trend=True):
         """Combined score on the regular grid: ``score > 1`` flags a point."""
         period = self.period_
-        tiny = max(exact_fit_tolerance(values), 1e-300)
+        online = self.mode == "online"
+        if online:  # causal: the largest value so far
+            tiny = np.maximum(EXACT_FIT * np.maximum.accumulate(np.abs(values)), 1e-300)
+        else:
+            tiny = max(exact_fit_tolerance(values), 1e-300)
 
         center = _trailing(residual, max(3, period // 4), "median")
         center[0] = residual[0]
@@ -343,7 +451,7 @@ class STLDetector(BaseEstimator):
         deviation = np.abs(residual - center)
         local = _SIGMA_PER_MAD * _trailing(deviation, 2 * period, "median")
         phase = _SIGMA_PER_MAD * _same_phase_median(deviation, period)
-        floor = self.residual_scale_ if self.mode == "online" else _SCALE_FLOOR * self.residual_scale_
+        floor = self.forecast_scale_ if online else _SCALE_FLOOR * self.residual_scale_
         scale = np.fmax(np.fmax(local, phase), floor)
         scale = np.fmax(np.nan_to_num(scale, nan=0.0), tiny)
         residual_score = np.nan_to_num(deviation / scale, nan=0.0)
@@ -360,3 +468,96 @@ class STLDetector(BaseEstimator):
             trend_score = np.abs(change - self.trend_change_center_) / max(self.trend_change_scale_, tiny)
             score = np.fmax(score, trend_score / self.trend_threshold)
         return score
+
+
+@functools.lru_cache(maxsize=8)
+def _lag_array(period):
+    """The same-phase lags of :func:`_same_phase_lags` as one array, and where the weekly ones start."""
+    daily, weekly = _same_phase_lags(period)
+    return np.array(daily + weekly, dtype=np.intp), len(daily)
+
+
+class _STLStream(GridStream):
+    """Bounded online state of one :class:`STLDetector` stream.
+
+    ``values`` is a ring of the last 4 periods (STL's refit buffer);
+    ``trend``/``seasonal`` the forecast of the current period; three
+    :class:`RollingWindow` hold the trailing residuals (baseline), deviations
+    (local scale) and residual scores (novelty limit); ``deviation_ring``
+    the deviations of the last 21 periods (+ jitter) for the same-phase
+    scale.  ``count`` is the number of grid cells since the (re)start.
+    """
+
+    def __init__(self, period, history):
+        self.period = period
+        self.history = history
+        self.reset()
+
+    def reset(self):
+        super().reset()
+        period = self.period
+        self.count = 0
+        self.values = np.zeros(_ONLINE_STL_PERIODS * period)
+        self.trend = 0.0
+        self.seasonal = np.zeros(period)
+        self.largest = 0.0  # largest |value| since the (re)start: the exact-fit tolerance
+        self.residuals = RollingWindow(max(3, period // 4))
+        self.deviations = RollingWindow(2 * period)
+        self.scores = RollingWindow(self.history * period)
+        daily, weekly = _same_phase_lags(period)
+        self.deviation_ring = np.full(max(weekly) + 1, np.nan)
+
+    def remember(self, value):
+        self.values[self.count % self.values.shape[0]] = value
+        self.largest = max(self.largest, abs(value))
+
+    def past(self):
+        """The buffered values, oldest first."""
+        n, size = self.count, self.values.shape[0]
+        if n <= size:
+            return self.values[:n].copy()
+        head = n % size
+        return np.concatenate([self.values[head:], self.values[:head]])
+
+    def record_deviation(self, t, deviation):
+        self.deviation_ring[t % self.deviation_ring.shape[0]] = deviation
+
+    def same_phase(self, t):
+        """1.4826 x the larger of the two same-phase medians at time ``t`` (NaN when none)."""
+        ring = self.deviation_ring
+        lags, split = _lag_array(self.period)
+        found = ring[(t - lags) % ring.shape[0]]
+        best = float("nan")
+        for group in (found[:split], found[split:]):
+            group = np.sort(group[group == group])
+            k = group.shape[0]
+            if k:
+                median = (group[(k - 1) // 2] + group[k // 2]) / 2  # as _row_nanmedian
+                best = median if best != best else max(best, median)
+        return _SIGMA_PER_MAD * best
+
+    def validate(self, period, history):
+        """Check a restored stream (ValueError names the field)."""
+        if not isinstance(period, int) or self.period != period:
+            raise ValueError(f"stream field 'period' ({self.period!r}) does not match the model's period_ ({period!r})")
+        if self.history != history:
+            raise ValueError(f"stream field 'history' ({self.history!r}) does not match the model's ({history!r})")
+        if not isinstance(self.count, int) or self.count < 0:
+            raise ValueError(f"stream field 'count' must be an int >= 0, got {self.count!r}")
+        arrays = {"values": _ONLINE_STL_PERIODS * period, "seasonal": period,
+                  "deviation_ring": max(_same_phase_lags(period)[1]) + 1}
+        for name, size in arrays.items():
+            array = getattr(self, name, None)
+            if not isinstance(array, np.ndarray) or array.dtype != np.float64 or array.shape != (size,):
+                raise ValueError(f"stream field {name!r} must be a float64 array of {size} values")
+            if np.isinf(array).any() or (name != "deviation_ring" and np.isnan(array).any()):
+                raise ValueError(f"stream field {name!r} holds non-finite values")
+        for name in ("trend", "largest"):
+            if not (isinstance(getattr(self, name), float) and np.isfinite(getattr(self, name))):
+                raise ValueError(f"stream field {name!r} must be a finite float")
+        sizes = {"residuals": max(3, period // 4), "deviations": 2 * period, "scores": history * period}
+        for name, size in sizes.items():
+            window = getattr(self, name, None)
+            if not isinstance(window, RollingWindow) or window.size != size:
+                raise ValueError(f"stream field {name!r} must be a rolling window of {size} values")
+        self.validate_clock()

@@ -58,9 +58,12 @@ def modified_z_score(x, tol=0.0):
     return np.zeros_like(x)
 
 
+EXACT_FIT = 1e-9  # residuals below this fraction of the largest |value| count as exact fits
+
+
 def exact_fit_tolerance(values):
     """Residual size below which STL's fit of ``values`` counts as exact."""
-    return 1e-9 * float(np.max(np.abs(values)))
+    return EXACT_FIT * float(np.max(np.abs(values)))
 
 
 def decomposition_columns(data, trend, seasonal, residual):
@@ -102,16 +105,19 @@ def stl_windows(period, seasonal=7):
     )
 
 
-def stl_decompose(values, period, robust, outer_iter=None, jumps=True):
+def stl_decompose(values, period, robust, outer_iter=None, jumps=True, inner_iter=None):
     """Run statsmodels' STL; returns (trend, seasonal, residual) arrays.
 
     ``jumps=True`` uses R's default LOESS jumps (:func:`stl_windows`): about
     30x faster at period 288, residuals within a few percent of the jump-free
-    fit (measured in ``benchmarks/timeseries.md``).
+    fit (measured in ``benchmarks/timeseries.md``).  ``inner_iter=1`` with
+    ``robust`` is R's ``stl`` default (statsmodels': 2): half the time.
     """
     from statsmodels.tsa.seasonal import STL  # slow to import: only when used
 
     kwargs = {} if outer_iter is None else {"outer_iter": outer_iter}
+    if inner_iter is not None:
+        kwargs["inner_iter"] = inner_iter
     windows = stl_windows(period) if jumps else {}
     result = STL(values, period=period, robust=robust, **windows).fit(**kwargs)
     return (

@@ -9,8 +9,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._forest import BaseIsolationForest
 from ..isolation_forest import IsolationForest
-from ._alarm_runs import AlarmState, grid_alarms, input_frame
+from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, acf_period, infer_period, prepare_series
+from ._stream import GridStream, feed
 
 __all__ = ["WindowDetector"]
 
@@ -222,31 +223,14 @@ class WindowDetector(BaseEstimator):
         if stream is None:
             check_is_fitted(self)
             stream = self._stream = _Stream(self.window_)
-        self.alarm_detected = False
-        value = float(value)
-        if not np.isfinite(value):
-            return float("nan")
-        cells = stream.advance(timestamp, self.step_, self.period_ if self.max_gap is None else self.max_gap)
-        if cells == 0:
-            return stream.last_score
-        if cells < 0:  # a long gap: restart
-            stream.reset()
-            cells = 1
-        fills = np.interp(np.arange(1, cells), [0, cells], [stream.last_value, value]) if cells > 1 else ()
-        for filled in fills:
-            self._push(stream, filled, observed=False)
-        self.alarm_detected = self._push(stream, value, observed=True)
-        return stream.last_score
+        max_gap = self.period_ if self.max_gap is None else self.max_gap
+        score, self.alarm_detected = feed(stream, self._push, value, timestamp, self.step_, max_gap, self._spacing())
+        return score
 
     def _push(self, stream, value, observed):
         row = stream.push(value)
-        if row is None:
-            raw = self.center_
-        else:
-            raw = self._score_row(row)
-        score = (raw - self.center_) / self.scale_ / self.threshold
-        stream.last_score = score
-        return stream.alarms.step_one(score, observed, self._spacing())
+        raw = self.center_ if row is None else self._score_row(row)
+        return (raw - self.center_) / self.scale_ / self.threshold
 
     def _score_row(self, row):
         est = self.estimator_
@@ -272,7 +256,7 @@ class WindowDetector(BaseEstimator):
         self.__dict__.update(state)
 
 
-class _Stream:
+class _Stream(GridStream):
     """Bounded online state of one stream: the last ``window`` grid values."""
 
     def __init__(self, window):
@@ -282,40 +266,18 @@ class _Stream:
         self.reset()
 
     def reset(self):
+        super().reset()
         self.filled = 0  # grid values seen since the (re)start, capped at window
         self.head = 0  # next slot in the ring
-        self.last_time = None  # grid time of the previous cell (ns) or cell count
-        self.last_value = 0.0
-        self.last_score = 0.0
-        self.alarms = AlarmState()
-
-    def advance(self, timestamp, step, max_gap):
-        """Cells from the previous point to ``timestamp``: 0 (same cell), 1..max_gap, or -1 (restart)."""
-        if timestamp is None or step is None:
-            self.last_time = (self.last_time or 0) + 1
-            return 1
-        import pandas as pd
-
-        now = pd.Timestamp(timestamp).value
-        if self.last_time is None:
-            self.last_time = now
-            return 1
-        cells = int(round((now - self.last_time) / step.value))
-        if cells <= 0:
-            return 0
-        self.last_time += cells * step.value
-        return cells if cells <= max_gap else -1
 
     def push(self, value):
+        """The window ending at ``value``, or None while fewer than ``window`` values were seen."""
         w = self.window
         self.buffer[self.head] = value
         self.buffer[self.head + w] = value
         self.head = (self.head + 1) % w
         self.filled = min(self.filled + 1, w)
-        self.last_value = value
-        if self.filled < w:
-            return None
-        return self.buffer[self.head : self.head + w]
+        return self.buffer[self.head : self.head + w] if self.filled == w else None
 
     def validate(self, window):
         """Check a restored stream before any kernel reads it (ValueError names the field)."""
@@ -330,6 +292,4 @@ class _Stream:
             raise ValueError(f"stream field 'head' must be an int in [0, {window}), got {self.head!r}")
         if not (isinstance(self.filled, int) and 0 <= self.filled <= window):
             raise ValueError(f"stream field 'filled' must be an int in [0, {window}], got {self.filled!r}")
-        if not isinstance(self.alarms, AlarmState):
-            raise ValueError("stream field 'alarms' must be an AlarmState")
-        self.alarms = AlarmState.restore(self.alarms.array)
+        self.validate_clock()

@@ -33,6 +33,9 @@ def test_command_on_synthetic_series(tmp_path):
     out = tmp_path / "summary.json"
     assert timeseries.main(["--json", str(out)]) == 0
     summary = json.loads(out.read_text())
-    assert set(summary["scores"]) >= {"window-if", "stl"}
-    for method in ("window-if", "stl"):
+    assert set(summary["scores"]) >= {"window-if", "stl", "stl-online", "lstm"}
+    assert set(summary["online_vs_batch"]) and all(
+        0 <= v["batch_alarms_matched_online"] <= 1 for v in summary["online_vs_batch"].values()
+    )
+    for method in ("window-if", "stl", "stl-online", "lstm"):
         assert 0 <= summary["scores"][method]["all"]["vus_pr"] <= 1

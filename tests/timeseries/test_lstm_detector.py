@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from anomaly_fast.timeseries import LSTMDetector  # noqa: E402
 
-SMALL = dict(window=12, hidden_size=8, n_layers=1, epochs=2, batch_size=32, learning_rate=1e-2, progress_bar=False)
+SMALL = dict(window=12, hidden_size=8, n_layers=1, epochs=2, batch_size=2, learning_rate=1e-2, progress_bar=False)
 
 
 def wave(n=300, seed=0):
@@ -98,10 +98,11 @@ def test_progress_bar(capsys):
 @pytest.mark.parametrize(
     "X, error, match",
     [
-        (np.r_[wave(50), np.nan], ValueError, "NaN"),
-        (np.r_[wave(50), np.inf], ValueError, "infinity"),
-        (wave(10), ValueError, "minimum of 13"),
-        (np.array(["a"] * 30), ValueError, "float"),
+        (np.full(50, np.nan), ValueError, "only NaN"),
+        (np.r_[wave(50), np.inf], ValueError, "infinite"),
+        (wave(10), ValueError, "13 steps"),
+        (np.array(["a"] * 30), TypeError, "numbers"),
+        (np.c_[wave(50), wave(50)] * np.r_[np.ones(99), np.nan].reshape(50, 2), ValueError, "NaN"),
     ],
 )
 def test_input_errors(X, error, match):
@@ -166,3 +167,48 @@ def test_finds_level_shift_and_flat_line(trained):
     assert np.mean((flagged >= 200) & (flagged < 240)) > 0.7
     error = trained.prediction_error(flat)
     assert error[200:240].mean() > 10 * error[100:140].mean()
+
+
+# ------------------------------------------------- the shared series input path
+import pandas as pd  # noqa: E402
+
+
+def timed(values, start="2024-01-01", freq="h"):
+    return pd.Series(values, index=pd.date_range(start, periods=len(values), freq=freq))
+
+
+def test_a_timestamped_series_with_nan_duplicates_and_jitter_is_accepted(fitted):
+    y = timed(wave(seed=1))
+    y.iloc[200] += 4.0
+    y.iloc[50:55] = np.nan
+    y.index = y.index + pd.to_timedelta(np.where(np.arange(300) % 7 == 3, 3, 0), unit="min")
+    doubled = pd.concat([y, y.iloc[[120]]])
+    out = fitted.detect(doubled)
+    assert out.index.equals(doubled.index)
+    assert list(out.columns) == ["value", "error", "score", "is_anomaly", "alarm"]
+    assert np.isfinite(out["score"]).all()
+    assert np.flatnonzero(out["alarm"].to_numpy()).tolist()[0] == 200
+    assert not out["is_anomaly"].iloc[50:55].any()  # filled cells never flag on their own
+    assert out["error"].iloc[-1] == out["error"].iloc[120]  # the duplicate reads its cell
+    np.testing.assert_array_equal(fitted.prediction_error(doubled), out["error"].to_numpy())
+
+
+def test_the_same_series_as_array_and_on_timestamps_scores_the_same(fitted):
+    y = wave(seed=2)
+    np.testing.assert_allclose(fitted.prediction_error(timed(y)), fitted.prediction_error(y), rtol=1e-6)
+
+
+def test_a_gap_longer_than_max_gap_restarts_the_history(fitted):
+    y = timed(wave(seed=1))
+    later = timed(wave(seed=3), start="2024-03-01")
+    error = fitted.prediction_error(pd.concat([y, later]))
+    assert (error[300 : 300 + fitted.window] == 0).all()  # no history window crosses the gap
+    assert (error[300 + fitted.window :] > 0).all()
+
+
+def test_fit_on_timestamps_learns_the_alarm_spacing():
+    det = LSTMDetector(random_state=0, **SMALL).fit(timed(wave(), freq="5min"))
+    assert det.period_ == 288
+    assert LSTMDetector(random_state=0, **SMALL).fit(wave()).period_ == SMALL["window"]
+    with pytest.raises(ValueError, match="univariate"):
+        det.detect(np.c_[wave(), wave()])
