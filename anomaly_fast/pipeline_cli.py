@@ -4,6 +4,7 @@ lines on stdin."""
 
 import argparse
 import json
+import math
 import sqlite3
 import sys
 import time
@@ -316,9 +317,12 @@ def _event(line, names):
     return point, meta
 
 
-def _summary(stats, malformed, threshold, stderr):
+_clock = time.monotonic  # the stream's progress clock (a test replaces it)
+
+
+def _summary(stats, malformed, threshold, stderr, key="summary"):
     summary = dict(stats, malformed=malformed, threshold=threshold)
-    print(json.dumps({"summary": summary}), file=stderr, flush=True)
+    print(json.dumps({key: summary}), file=stderr, flush=True)
 
 
 def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
@@ -345,7 +349,11 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     parser.add_argument("--busy-timeout", type=float, default=5.0,
                         help="seconds to wait for another process writing the store before giving up")
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
+    parser.add_argument("--progress-every", type=float, default=60.0,
+                        help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)')
     args = parser.parse_args(argv)
+    if args.progress_every < 0:
+        parser.error("--progress-every must be >= 0")
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -373,7 +381,11 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
         return code
     malformed = 0
     code = 0
+    next_progress = _clock() + args.progress_every if args.progress_every > 0 else math.inf
     for number, line in enumerate(stdin, start=1):
+        if _clock() >= next_progress:  # checked per line: a quiet stream reports at its next event
+            _summary(pipe.stats, malformed, pipe.threshold, stderr, key="progress")
+            next_progress = _clock() + args.progress_every
         if not line.strip():
             continue
         try:

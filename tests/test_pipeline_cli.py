@@ -226,3 +226,33 @@ def test_stream_millisecond_timestamps(registry):
              for i in range(5)]
     _, alerts, summary, _ = run_stream(["--model", str(registry), "--timestamp-unit", "ms"], "\n".join(lines) + "\n")
     assert [a["timestamp"] for a in alerts] == [1_700_000_000.0] and summary["suppressed"] == 4
+
+
+class _SlowLines:
+    """stdin whose lines arrive with a (monkeypatched) clock moving 1 s per line."""
+
+    def __init__(self, text, clock):
+        self.lines, self.clock = text.splitlines(keepends=True), clock
+
+    def __iter__(self):
+        for line in self.lines:
+            self.clock[0] += 1.0
+            yield line
+
+
+def test_stream_reports_its_counters_on_stderr_every_progress_interval(registry, rng, monkeypatch):
+    import anomaly_fast.pipeline_cli as cli_module
+
+    clock = [0.0]
+    monkeypatch.setattr(cli_module, "_clock", lambda: clock[0])
+    err = io.StringIO()
+    code = stream_main(["--model", str(registry), "--progress-every", "10"],
+                       stdin=_SlowLines(events(rng, 35), clock), stdout=io.StringIO(), stderr=err)
+    assert code == 0
+    progress = [json.loads(line)["progress"] for line in err.getvalue().splitlines() if line.startswith('{"progress"')]
+    assert [p["events"] for p in progress] == [9, 19, 29]  # one line per 10 s, counting the events before it
+    assert json.loads(err.getvalue().splitlines()[-1])["summary"]["events"] == 35
+    err = io.StringIO()
+    stream_main(["--model", str(registry), "--progress-every", "0"],
+                stdin=_SlowLines(events(rng, 35), clock), stdout=io.StringIO(), stderr=err)
+    assert '"progress"' not in err.getvalue()
