@@ -10,9 +10,15 @@ other, and back): the reported alarm figures are held-out.
 
 Methods: ``window-if`` (:class:`~anomaly_fast.timeseries.WindowDetector`,
 IsolationForest, fitted on the whole series, unsupervised), ``stl``
-(:class:`~anomaly_fast.timeseries.STLDetector` fitted on the first 15%),
-and TSB-AD's own ``Sub-PCA`` and ``IForest`` when the ``TSB_AD`` package is
-importable.  Without ``--data-dir`` it runs on synthetic series.
+(:class:`~anomaly_fast.timeseries.STLDetector` fitted on the first 15%, at
+least 3 periods), ``stl-online`` (the same with ``mode="online"``, i.e.
+``update`` point by point; its alarms are compared with batch mode's),
+``lstm`` (:class:`~anomaly_fast.timeseries.LSTMDetector` trained on the first
+30%), and TSB-AD's own ``Sub-PCA`` and ``IForest``, run by the interpreter
+given with ``--tsb-ad-python`` (a virtualenv where TSB-AD's ``numpy<2`` pin
+holds) or in-process when ``TSB_AD`` imports.  ``--speed-only`` times
+STLDetector over every series and the per-point ``update`` costs.  Without
+``--data-dir`` it runs on synthetic series.
 """
 
 import argparse

@@ -212,3 +212,14 @@ def test_fit_on_timestamps_learns_the_alarm_spacing():
     assert LSTMDetector(random_state=0, **SMALL).fit(wave()).period_ == SMALL["window"]
     with pytest.raises(ValueError, match="univariate"):
         det.detect(np.c_[wave(), wave()])
+
+
+def test_fit_and_scoring_leave_the_callers_torch_thread_count_alone():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        det = LSTMDetector(random_state=0, **SMALL).fit(wave())
+        det.prediction_error(wave())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
