@@ -13,17 +13,17 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_is_fitted,
     validate_data,
 )
 
 from . import _isolation
 from ._checks import all_finite
+from ._sklearn_compat import Interval, RealNotInt, StrOptions, check_sample_weight
+from ._sklearn_compat import fit_context as _fit_context
 
 __all__ = ["average_path_length"]
 
@@ -214,9 +214,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         empty = np.empty(0, dtype=np.float64)
         if sample_weight is None:
             return empty, empty
-        w = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
-        )
+        w = check_sample_weight(sample_weight, X, dtype=np.float64, non_negative=True)
         w = np.ascontiguousarray(w)
         if np.all(w == w[0]):
             return empty, empty

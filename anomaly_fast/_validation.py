@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checks import all_finite
+from ._sklearn_compat import validate_estimator_params
 
 __all__ = ["check_state_fields", "scoring_input"]
 
@@ -55,7 +56,7 @@ def check_state_fields(cls, state, fitted, optional=("feature_names_in_", "_skle
         raise ValueError(f"{name} state lacks parameters {missing}")
     probe = cls(**{key: state[key] for key in params})
     try:
-        probe._validate_params()
+        validate_estimator_params(probe)
     except ValueError as exc:
         raise ValueError(f"{name} state: {exc}") from None
     present = [key for key in fitted if key in state]

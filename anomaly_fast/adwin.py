@@ -5,9 +5,9 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
 
 from ._adwin import MAX_ABS_VALUE, AdaptiveWindow
+from ._sklearn_compat import Interval, validate_estimator_params
 
 __all__ = ["ADWIN"]
 
@@ -252,7 +252,7 @@ class ADWIN(AdaptiveWindow, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
+        validate_estimator_params(self)
         self._configure(
             float(self.delta),
             int(self.clock),
@@ -306,7 +306,7 @@ class ADWIN(AdaptiveWindow, BaseEstimator):
         params, kernel = _check_state(state)
         probe = type(self).__new__(type(self))  # the parameters, checked before anything changes
         probe.__dict__.update(params)
-        probe._validate_params()
+        validate_estimator_params(probe)
         self._restore(kernel)
         self.__dict__.update(params)
 

@@ -6,13 +6,14 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import effective_n_jobs
 from scipy.special import ndtr
-from sklearn.base import OutlierMixin, _fit_context, clone
+from sklearn.base import OutlierMixin, clone
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._forest import BaseIsolationForest
+from ._sklearn_compat import BaseComposition as _BaseComposition
+from ._sklearn_compat import Interval, StrOptions
+from ._sklearn_compat import fit_context as _fit_context
 from ._validation import check_state_fields, scoring_input
 from .isolation_forest import IsolationForest
 from .local_outlier_factor import LocalOutlierFactor, uniform_rows

@@ -3,10 +3,10 @@
 from numbers import Integral
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _isolation
 from ._forest import BaseIsolationForest, compact_trees
+from ._sklearn_compat import Interval, StrOptions
 
 __all__ = ["ExtendedIsolationForest"]
 

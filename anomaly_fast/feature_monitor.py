@@ -8,9 +8,9 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval
 
 from ._adwin import MAX_ABS_VALUE
+from ._sklearn_compat import Interval, validate_estimator_params
 from .adwin import ADWIN
 
 __all__ = ["DriftEvent", "FeatureMonitor"]
@@ -52,7 +52,7 @@ def _check_state(state):
         raise _bad("", f"has missing keys {missing} and unknown keys {unknown}")
     probe = FeatureMonitor.__new__(FeatureMonitor)
     probe.__dict__.update({k: state[k] for k in _PARAM_NAMES})
-    probe._validate_params()
+    validate_estimator_params(probe)
     names = state["names_"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise _bad("names_", "must be a non-empty list of str")
@@ -216,7 +216,7 @@ class FeatureMonitor(BaseEstimator):
             return self._reset()
 
     def _reset(self):
-        self._validate_params()
+        validate_estimator_params(self)
         self.names_ = [str(f) for f in self.feature_names]
         d = len(self.names_)
         if d == 0:

@@ -10,9 +10,9 @@ import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
-from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._hst import NODE_DTYPE, HalfSpaceForest, all_finite
+from ._sklearn_compat import Interval, StrOptions, validate_estimator_params
 
 __all__ = ["HalfSpaceTrees"]
 
@@ -283,7 +283,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
+        validate_estimator_params(self)
         n_bytes = int(self.n_trees) * (2 ** (int(self.height) + 1) - 1) * _NODE_BYTES
         if n_bytes > _MAX_NODE_BYTES:
             raise ValueError(
@@ -543,7 +543,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         attrs, kernel = _check_state(state)
         probe = type(self).__new__(type(self))  # the parameters, checked before anything changes
         probe.__dict__.update(attrs)
-        probe._validate_params()
+        validate_estimator_params(probe)
         probe._check_limits()
         self._configure(*attrs["_config"])
         self._load_nodes(*kernel)

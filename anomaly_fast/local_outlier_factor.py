@@ -7,13 +7,14 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.validation import validate_data
 
 from . import _lof
 from ._forest import _chunks
+from ._sklearn_compat import Interval, RealNotInt, StrOptions
+from ._sklearn_compat import fit_context as _fit_context
 from ._validation import check_state_fields, scoring_input
 
 __all__ = ["LocalOutlierFactor"]

@@ -14,14 +14,14 @@ from datetime import datetime, timezone
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import (
+from sklearn.utils.validation import check_is_fitted
+
+from ._sklearn_compat import (
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import check_is_fitted
-
 from .alert_store import AlertStore, event_key, open_store
 from .ensemble import apply_calibration, fit_calibration
 from .feature_monitor import FeatureMonitor

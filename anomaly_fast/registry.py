@@ -31,7 +31,14 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from ._forest_format import FORMAT, READABLE_FORMATS, STATE_KEYS, array_dtype, array_names
+from ._forest_format import (
+    FORMAT,
+    READABLE_FORMATS,
+    STATE_KEYS,
+    array_dtype,
+    array_names,
+)
+from ._sklearn_compat import validate_estimator_params
 from .extended_isolation_forest import ExtendedIsolationForest
 from .isolation_forest import IsolationForest
 
@@ -266,7 +273,7 @@ def _check_params(cls, params):
             f"corrupt forest state: params has unknown keys {sorted(map(str, set(params) - expected))} "
             f"or misses {sorted(expected - set(params))}"
         )
-    cls(**params)._validate_params()
+    validate_estimator_params(cls(**params))
     return params
 
 

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .pipeline_cli import METADATA_COLUMNS  # never features (entity_id, timestamp, event_id)
+from .pipeline_cli import (
+    METADATA_COLUMNS,  # never features (entity_id, timestamp, event_id)
+)
 
 __all__ = ["DaskScorer", "METHODS", "default_sample_rows", "fit_dask", "sample_dask", "spark_score_function"]
 

@@ -11,7 +11,6 @@ It prints tables and writes every measurement to a JSON file (--out).
 """
 
 import argparse
-import json
 import os
 import pickle
 import platform

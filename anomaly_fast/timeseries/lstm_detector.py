@@ -5,11 +5,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
+from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._sklearn_compat import Interval, StrOptions
+from .._sklearn_compat import fit_context as _fit_context
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, on_input, period_from_step, prepare_series
 

@@ -5,14 +5,21 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._sklearn_compat import Interval, StrOptions, validate_estimator_params
+from .._sklearn_compat import fit_context as _fit_context
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, prepare_series
 from ._stream import GridStream, RollingWindow, feed
-from .stl_recipe import EXACT_FIT, decompose_segments, decomposition_columns, exact_fit_tolerance, stl_decompose
+from .stl_recipe import (
+    EXACT_FIT,
+    decompose_segments,
+    decomposition_columns,
+    exact_fit_tolerance,
+    stl_decompose,
+)
 
 __all__ = ["STLDetector"]
 
@@ -286,6 +293,11 @@ class STLDetector(BaseEstimator):
         # Restore check: a corrupted pickle gets a ValueError naming the
         # field, not NaN scores or a period the kernels cannot use.  (It
         # cannot make an untrusted pickle safe: unpickling runs code first.)
+        stream = state.get("_stream")
+        if stream is not None:
+            if not isinstance(stream, _STLStream):
+                raise ValueError("field '_stream' must be an STL stream")
+            stream.validate(state.get("period_"), state.get("history"))
         super().__setstate__(state)
         fitted = [key for key in self._FITTED if key in self.__dict__]
         if fitted and len(fitted) != len(self._FITTED):
@@ -297,7 +309,7 @@ class STLDetector(BaseEstimator):
                 low is not None and value < low
             ):
                 raise ValueError(f"corrupt STLDetector state: {key} = {value!r}")
-        self._validate_params()
+        validate_estimator_params(self)
 
     def _decompose(self, values):
         return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter, inner_iter=1)
@@ -408,14 +420,6 @@ class STLDetector(BaseEstimator):
         stream.scores.push(residual_score)
         stream.count = t + 1
         return residual_score / limit if t >= warm else 0.0
-
-    def __setstate__(self, state):
-        stream = state.get("_stream")
-        if stream is not None:
-            if not isinstance(stream, _STLStream):
-                raise ValueError("field '_stream' must be an STL stream")
-            stream.validate(state.get("period_"), state.get("history"))
-        self.__dict__.update(state)
 
     def _forecast(self, values):
         """One-period-ahead STL forecasts from a bounded trailing buffer."""

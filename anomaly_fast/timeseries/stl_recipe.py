@@ -4,8 +4,8 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
+from .._sklearn_compat import Interval, StrOptions, validate_params
 from ._alarm_runs import input_frame
 from ._series import DUPLICATES, prepare_series
 

@@ -3,11 +3,12 @@
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .._forest import BaseIsolationForest
+from .._sklearn_compat import HasMethods, Interval, StrOptions
+from .._sklearn_compat import fit_context as _fit_context
 from ..isolation_forest import IsolationForest
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, acf_period, infer_period, prepare_series

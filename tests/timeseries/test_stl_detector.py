@@ -300,3 +300,14 @@ def test_a_bad_rolling_window_in_the_state_is_a_value_error(series):
     det._stream.deviations.head = 10**6
     with pytest.raises(ValueError, match="head"):
         pickle.loads(pickle.dumps(det))
+
+
+@pytest.mark.parametrize(
+    "field, bad", [("period_", -3), ("residual_scale_", float("nan")), ("n_train_", "12")]
+)
+def test_a_bad_restored_fitted_attribute_is_a_value_error_naming_it(series, field, bad):
+    det = STLDetector().fit(series.iloc[: 24 * 10])
+    state = det.__getstate__()
+    state[field] = bad
+    with pytest.raises(ValueError, match=field):
+        STLDetector.__new__(STLDetector).__setstate__(state)
