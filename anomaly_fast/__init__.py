@@ -2,33 +2,44 @@
 
 Compiled Isolation Forest and Extended Isolation Forest kernels behind
 drop-in scikit-learn estimators.
+
+The public names below are imported on first use (PEP 562), so
+``import anomaly_fast`` (and the command line) does not pay for
+scikit-learn, pandas or statsmodels until a name that needs them is used.
 """
 
-from ._forest import average_path_length
-from .adwin import ADWIN
-from .ensemble import AnomalyEnsemble
-from .extended_isolation_forest import ExtendedIsolationForest
-from .half_space_trees import HalfSpaceTrees
-from .isolation_forest import IsolationForest
-from .local_outlier_factor import LocalOutlierFactor
-from .pipeline import AnomalyAlert, AnomalyPipeline
-from .registry import ModelRegistry
-from .timeseries import LSTMDetector, STLDetector, stl_anomaly_detection
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ADWIN",
-    "AnomalyAlert",
-    "AnomalyEnsemble",
-    "AnomalyPipeline",
-    "average_path_length",
-    "ExtendedIsolationForest",
-    "HalfSpaceTrees",
-    "IsolationForest",
-    "LocalOutlierFactor",
-    "LSTMDetector",
-    "ModelRegistry",
-    "stl_anomaly_detection",
-    "STLDetector",
-]
+# public name -> the module that defines it (see ARCHITECTURE.md for the layers)
+_EXPORTS = {
+    "ADWIN": ".adwin",
+    "AnomalyAlert": ".pipeline",
+    "AnomalyEnsemble": ".ensemble",
+    "AnomalyPipeline": ".pipeline",
+    "average_path_length": ".forest",
+    "ExtendedIsolationForest": ".forest",
+    "HalfSpaceTrees": ".half_space_trees",
+    "IsolationForest": ".forest",
+    "LocalOutlierFactor": ".local_outlier_factor",
+    "LSTMDetector": ".timeseries",
+    "ModelRegistry": ".pipeline.registry",
+    "stl_anomaly_detection": ".timeseries",
+    "STLDetector": ".timeseries",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

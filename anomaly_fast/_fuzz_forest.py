@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .extended_isolation_forest import ExtendedIsolationForest
-from .isolation_forest import IsolationForest
-from .registry import load_model, save_model
+from .forest.extended_isolation_forest import ExtendedIsolationForest
+from .forest.isolation_forest import IsolationForest
+from .pipeline.registry import load_model, save_model
 
 __all__ = [
     "folder_eif", "folder_if", "pickle_eif", "pickle_if", "state_eif", "state_if",
@@ -341,7 +341,7 @@ def _pickle_target(cls, case):
 
 
 def _kernel_arrays(model):
-    from ._forest_format import KINDS
+    from .forest.format import KINDS
 
     return KINDS[model._forest_kind]["arrays"]
 

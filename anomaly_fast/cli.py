@@ -24,9 +24,9 @@ __all__ = ["COMMANDS", "DEPRECATED", "HelpFormatter", "existing_folder", "main",
 COMMANDS = {
     "bench": ("anomaly_fast.bench", "benchmarks against scikit-learn, isotree and river: "
               "anomaly-fast bench [SUITE] (forest by default; anomaly-fast bench --help lists the suites)"),
-    "fit": ("anomaly_fast.pipeline_cli:fit_main", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
-    "score": ("anomaly_fast.pipeline_cli:score_main", "score a CSV or Parquet file with a registered model (CSV out)"),
-    "stream": ("anomaly_fast.pipeline_cli:stream_main", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
+    "fit": ("anomaly_fast.pipeline.cli:fit_main", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
+    "score": ("anomaly_fast.pipeline.cli:score_main", "score a CSV or Parquet file with a registered model (CSV out)"),
+    "stream": ("anomaly_fast.pipeline.cli:stream_main", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
     # deprecated names of benchmark suites, kept for one release (see DEPRECATED)
     "bench-streaming": ("anomaly_fast.bench.streaming", "= anomaly-fast bench streaming"),
     "bench-pipeline": ("anomaly_fast.bench.pipeline", "= anomaly-fast bench pipeline"),

@@ -10,12 +10,12 @@ from sklearn.base import OutlierMixin, clone
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._forest import BaseIsolationForest
+from .forest.base import BaseIsolationForest
 from ._sklearn_compat import BaseComposition as _BaseComposition
 from ._sklearn_compat import Interval, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
 from ._validation import check_state_fields, scoring_input
-from .isolation_forest import IsolationForest
+from .forest.isolation_forest import IsolationForest
 from .local_outlier_factor import LocalOutlierFactor, uniform_rows
 
 __all__ = ["AnomalyEnsemble"]

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .pipeline_cli import (
+from .pipeline.cli import (
     METADATA_COLUMNS,  # never features (entity_id, timestamp, event_id)
 )
 
@@ -52,7 +52,7 @@ def _derived_scores(model, X, methods):
     -score_samples``, ``decision_function = score_samples - offset_``,
     ``predict = -1 where decision_function < 0``); each method is called
     otherwise.  The derived values are bit-identical to the methods'."""
-    from ._forest import BaseIsolationForest
+    from .forest.base import BaseIsolationForest
     from .ensemble import AnomalyEnsemble
 
     if len(methods) == 1 or not isinstance(model, (BaseIsolationForest, AnomalyEnsemble)):

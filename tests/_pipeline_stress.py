@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from anomaly_fast import AnomalyPipeline, IsolationForest
-from anomaly_fast.alert_store import SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 
 POINTS = np.array([[0.0, 0.0], [2.5, 2.5], [3.0, 3.0], [40.0, -40.0], [np.nan, 0.0]])
 TIERS = {"warning": 0.7, "critical": 0.72, "emergency": 0.75}

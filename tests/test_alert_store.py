@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from anomaly_fast import AnomalyPipeline, IsolationForest
-from anomaly_fast.alert_store import (
+from anomaly_fast.pipeline.alert_store import (
     SCHEMA_VERSION,
     AlertStore,
     MemoryAlertStore,
@@ -180,7 +180,7 @@ def _write_v1_store(path):
     """A store as the previous release wrote it: no schema_migrations,
     threshold changes stamped with wall-clock time, keys "id:<event_id>" and
     "<entity>@<timestamp>"."""
-    from anomaly_fast.alert_store import _SCHEMA_V1
+    from anomaly_fast.pipeline.alert_store import _SCHEMA_V1
 
     conn = sqlite3.connect(path)
     conn.executescript(_SCHEMA_V1)
@@ -239,7 +239,7 @@ def test_retention_by_rows_and_by_age_in_batches(tmp_path):
 
 
 def test_the_pipeline_applies_retention_as_alerts_come(tmp_path, monkeypatch):
-    from anomaly_fast import pipeline as pipeline_module
+    from anomaly_fast.pipeline import orchestration as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "_RETENTION_EVERY", 5)
     model = IsolationForest(random_state=0).fit(np.random.RandomState(0).normal(size=(300, 2)))

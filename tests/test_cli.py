@@ -17,7 +17,7 @@ import pytest
 import anomaly_fast
 from anomaly_fast import cli
 from anomaly_fast.bench import SUITES
-from anomaly_fast.pipeline_cli import fit_main, score_main
+from anomaly_fast.pipeline.cli import fit_main, score_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -217,7 +217,7 @@ def test_score_dropna_skips_rows_with_missing_values_and_keeps_their_positions(r
 
 
 def test_score_model_version_option_and_its_deprecated_alias(registry, tmp_path, capsys):
-    from anomaly_fast.registry import ModelRegistry
+    from anomaly_fast.pipeline.registry import ModelRegistry
 
     version = ModelRegistry(registry).list_versions()[-1]["version"]
     data = str(tmp_path / "train.csv")
@@ -230,8 +230,8 @@ def test_score_model_version_option_and_its_deprecated_alias(registry, tmp_path,
 
 
 def test_score_of_a_large_file_is_chunked_without_changing_the_scores(registry, rng):
-    from anomaly_fast.pipeline_cli import _score_rows
-    from anomaly_fast.registry import ModelRegistry
+    from anomaly_fast.pipeline.cli import _score_rows
+    from anomaly_fast.pipeline.registry import ModelRegistry
 
     model = ModelRegistry(registry).load()
     X = rng.normal(size=(1000, 3))

@@ -236,7 +236,7 @@ def parquet_folder(table, tmp_path):
 
 
 def test_score_dask_writes_one_parquet_file_of_scores_per_partition(client, parquet_folder, tmp_path, capsys):
-    from anomaly_fast.pipeline_cli import fit_main, score_main
+    from anomaly_fast.pipeline.cli import fit_main, score_main
 
     folder, df = parquet_folder
     df.to_csv(tmp_path / "train.csv", index=False)
@@ -262,8 +262,8 @@ def test_score_dask_writes_one_parquet_file_of_scores_per_partition(client, parq
 
 def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_rows(client, parquet_folder,
                                                                                      tmp_path, capsys):
-    from anomaly_fast.pipeline_cli import score_main
-    from anomaly_fast.registry import ModelRegistry
+    from anomaly_fast.pipeline.cli import score_main
+    from anomaly_fast.pipeline.registry import ModelRegistry
 
     folder, df = parquet_folder
     holes = df.iloc[:1_000].copy()
@@ -287,8 +287,8 @@ def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_
 
 
 def test_score_dask_needs_an_output_folder(tmp_path, capsys):
-    from anomaly_fast.pipeline_cli import score_main
-    from anomaly_fast.registry import ModelRegistry
+    from anomaly_fast.pipeline.cli import score_main
+    from anomaly_fast.pipeline.registry import ModelRegistry
 
     X = np.random.RandomState(0).normal(size=(50, 2))
     ModelRegistry(tmp_path / "m").save(IsolationForest(n_estimators=5).fit(X), X)

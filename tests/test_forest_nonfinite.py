@@ -179,7 +179,7 @@ def test_training_rows_with_nan_reach_the_leaves_that_counted_them(seed):
     """With max_samples = n every tree is grown on all rows: walking them with
     the stored NaN sides lands exactly the leaf sizes the leaf values encode,
     so fit and scoring route NaN the same way."""
-    from anomaly_fast._forest import average_path_length
+    from anomaly_fast.forest.base import average_path_length
 
     X = _with_missing(np.random.RandomState(seed).normal(size=(60, 3)), seed, 0.3)
     model = IsolationForest(n_estimators=3, max_samples=60, random_state=seed).fit(X)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 
 from anomaly_fast import AnomalyAlert, AnomalyPipeline, IsolationForest
-from anomaly_fast.alert_store import MemoryAlertStore, SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import MemoryAlertStore, SQLiteAlertStore
 from anomaly_fast.pipeline import event_key, parse_timestamp
 
 # Points with known scores under the fixture model (pinned below).
@@ -107,7 +107,7 @@ def test_alert_fields(model):
 
 
 def test_default_model_version_is_content_derived(model):
-    from anomaly_fast.registry import model_version
+    from anomaly_fast.pipeline.registry import model_version
 
     assert make(model).model_version == model_version(model)
 

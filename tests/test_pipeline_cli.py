@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_fast.alert_store import SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 from anomaly_fast.cli import COMMANDS
 from anomaly_fast.cli import main as cli_main
-from anomaly_fast.pipeline_cli import fit_main, score_main, stream_main
+from anomaly_fast.pipeline.cli import fit_main, score_main, stream_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def test_fit_and_score(registry, tmp_path, capsys):
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores.columns) == ["entity_id", "anomaly_score", "is_outlier"]
     assert len(scores) == 1000 and scores["anomaly_score"].between(0, 1).all()
-    from anomaly_fast.registry import ModelRegistry
+    from anomaly_fast.pipeline.registry import ModelRegistry
 
     reg = ModelRegistry(registry)
     meta = reg.metadata()
@@ -241,7 +241,7 @@ class _SlowLines:
 
 
 def test_stream_reports_its_counters_on_stderr_every_progress_interval(registry, rng, monkeypatch):
-    import anomaly_fast.pipeline_cli as cli_module
+    import anomaly_fast.pipeline.cli as cli_module
 
     clock = [0.0]
     monkeypatch.setattr(cli_module, "_clock", lambda: clock[0])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from anomaly_fast._fuzz import run_cases
-from anomaly_fast.alert_store import SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))

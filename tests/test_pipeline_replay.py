@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from anomaly_fast import AnomalyPipeline, IsolationForest
-from anomaly_fast.alert_store import SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))

@@ -6,7 +6,7 @@ import pytest
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 
 from anomaly_fast import ExtendedIsolationForest, IsolationForest, ModelRegistry
-from anomaly_fast.registry import data_fingerprint, load_model, model_version, save_model
+from anomaly_fast.pipeline.registry import data_fingerprint, load_model, model_version, save_model
 
 
 @pytest.fixture

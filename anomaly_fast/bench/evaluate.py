@@ -26,8 +26,8 @@ from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
 from ..cli import HelpFormatter, progress
 from ._data import RESULTS, adbench_root, load_adbench_file, write_json
-from ..extended_isolation_forest import ExtendedIsolationForest
-from ..isolation_forest import IsolationForest
+from ..forest.extended_isolation_forest import ExtendedIsolationForest
+from ..forest.isolation_forest import IsolationForest
 
 __all__ = ["main"]
 

@@ -73,7 +73,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     from sklearn.ensemble import IsolationForest as SkIsolationForest
 
-    from ..isolation_forest import IsolationForest
+    from ..forest.isolation_forest import IsolationForest
     from ..pipeline import AnomalyPipeline
 
     train, events, source = load_rows(args.data_dir, args.dataset, args.n_train, args.n_events, args.n_features, args.seed)

@@ -277,7 +277,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the Parquet data")
     parser.add_argument("--output", default=f"{RESULTS}/scale_out.json", help="results file (JSON)")
     args = parser.parse_args(argv)
-    from ..isolation_forest import IsolationForest
+    from ..forest.isolation_forest import IsolationForest
     from ..scale_out import fit_dask, sample_dask
 
     scratch = Path(args.scratch) if args.scratch else Path(tempfile.mkdtemp(prefix="af-scale-out-"))

@@ -20,10 +20,10 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from . import _isolation
-from ._checks import all_finite
-from ._sklearn_compat import Interval, RealNotInt, StrOptions, check_sample_weight
-from ._sklearn_compat import fit_context as _fit_context
+from .. import _isolation
+from .._checks import all_finite
+from .._sklearn_compat import Interval, RealNotInt, StrOptions, check_sample_weight
+from .._sklearn_compat import fit_context as _fit_context
 
 __all__ = ["average_path_length"]
 
@@ -170,7 +170,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         """The fitted model as plain numpy arrays and a JSON-able dict, enough
         for :meth:`_import` to rebuild it without pickle (used by
         :mod:`anomaly_fast.registry` and by pickling)."""
-        from ._forest_format import export_forest
+        from .format import export_forest
 
         check_is_fitted(self)
         return export_forest(self)
@@ -181,14 +181,14 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         output of :meth:`_export`, after the structural checks of
         :func:`anomaly_fast._forest_format.check_forest` (a ``ValueError``
         naming the bad field)."""
-        from ._forest_format import FORMAT, import_forest
+        from .format import FORMAT, import_forest
 
         return import_forest(cls(**params), arrays, state, fmt or FORMAT)
 
     def __getstate__(self):
         # The kernel object is replaced by its checked array format, so that
         # unpickling rebuilds the scoring layout only from checked arrays.
-        from ._forest_format import FORMAT
+        from .format import FORMAT
 
         state = dict(super().__getstate__())  # may be self.__dict__ itself
         if state.pop("_forest", None) is not None:
@@ -199,7 +199,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
-        from ._forest_format import import_forest, pickled_forest
+        from .format import import_forest, pickled_forest
 
         state = dict(state)
         saved = pickled_forest(self._forest_kind, state)  # popped from state, not yet checked

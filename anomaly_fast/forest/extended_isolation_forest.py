@@ -4,9 +4,9 @@ from numbers import Integral
 
 import numpy as np
 
-from . import _isolation
-from ._forest import BaseIsolationForest, compact_trees
-from ._sklearn_compat import Interval, StrOptions
+from .. import _isolation
+from .base import BaseIsolationForest, compact_trees
+from .._sklearn_compat import Interval, StrOptions
 
 __all__ = ["ExtendedIsolationForest"]
 

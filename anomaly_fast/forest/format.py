@@ -64,8 +64,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from . import _isolation
-from ._forest import average_path_length, max_depth_for
+from .. import _isolation
+from .base import average_path_length, max_depth_for
 
 __all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 

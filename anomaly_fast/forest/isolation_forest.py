@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from . import _isolation
-from ._forest import BaseIsolationForest, compact_trees
+from .. import _isolation
+from .base import BaseIsolationForest, compact_trees
 
 __all__ = ["IsolationForest"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import HelpFormatter, progress
+from ..cli import HelpFormatter, progress
 
 __all__ = ["add_model_version_option", "fit_main", "load_registered", "model_version_arg", "read_table",
            "score_main", "stream_main"]
@@ -131,8 +131,8 @@ def fit_main(argv=None):
     parser.add_argument("--columns", help="comma-separated feature columns (default: every other column)")
     parser.add_argument("--dropna", action="store_true", help="skip rows with missing or infinite values")
     args = parser.parse_args(argv)
-    from .extended_isolation_forest import ExtendedIsolationForest
-    from .isolation_forest import IsolationForest
+    from ..forest.extended_isolation_forest import ExtendedIsolationForest
+    from ..forest.isolation_forest import IsolationForest
     from .registry import ModelRegistry
 
     try:
@@ -201,7 +201,7 @@ def _score_dask(args, model, meta):
         from distributed import Client, LocalCluster, as_completed
     except ImportError as exc:
         raise ValueError(f"--dask needs dask.distributed (pip install 'anomaly_fast[dask]'): {exc}") from None
-    from .scale_out import DaskScorer
+    from ..scale_out import DaskScorer
 
     if not args.output:
         raise ValueError("--dask writes a folder of Parquet files: give it with -o FOLDER")
@@ -358,7 +358,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     from .alert_store import SQLiteAlertStore
-    from .pipeline import STAT_KEYS, AnomalyPipeline
+    from .orchestration import STAT_KEYS, AnomalyPipeline
 
     try:
         model, meta = load_registered(args.model, model_version_arg(args, "stream", stderr))

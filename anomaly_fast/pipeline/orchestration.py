@@ -16,15 +16,15 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._sklearn_compat import (
+from .._sklearn_compat import (
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
 from .alert_store import AlertStore, event_key, open_store
-from .ensemble import apply_calibration, fit_calibration
-from .feature_monitor import FeatureMonitor
+from ..ensemble import apply_calibration, fit_calibration
+from ..feature_monitor import FeatureMonitor
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 

@@ -31,16 +31,16 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from ._forest_format import (
+from ..forest.format import (
     FORMAT,
     READABLE_FORMATS,
     STATE_KEYS,
     array_dtype,
     array_names,
 )
-from ._sklearn_compat import validate_estimator_params
-from .extended_isolation_forest import ExtendedIsolationForest
-from .isolation_forest import IsolationForest
+from .._sklearn_compat import validate_estimator_params
+from ..forest.extended_isolation_forest import ExtendedIsolationForest
+from ..forest.isolation_forest import IsolationForest
 
 __all__ = ["ModelRegistry", "data_fingerprint", "load_model", "model_version", "save_model"]
 

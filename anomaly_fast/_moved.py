@@ -1,0 +1,50 @@
+"""Module ``__getattr__`` for the old module paths of issue 12's layout.
+
+A module that moved (``anomaly_fast.isolation_forest`` is now
+``anomaly_fast.forest.isolation_forest``) leaves a shim at its old path
+for one release: looking a name up on it returns the object from the new
+home with a ``DeprecationWarning``.  Old pickles and joblib files name
+their classes by the old path, and unpickling looks them up this way, so
+they still load.
+"""
+
+import importlib
+import warnings
+
+
+def moved_module(old, new):
+    """Return ``(__getattr__, __dir__)`` for the shim left at ``old``.
+
+    Parameters
+    ----------
+    old : str
+        The deprecated module path (the shim's ``__name__``).
+    new : str
+        Where the module lives now.
+
+    Examples
+    --------
+    >>> getattr_, dir_ = moved_module("anomaly_fast.old", "anomaly_fast.forest.format")
+    >>> "FORMAT" in dir_()
+    True
+    """
+
+    def __getattr__(name):
+        if name.startswith("__"):  # module protocol lookups (__path__, __test__, ...): not moved names
+            raise AttributeError(f"module {old!r} has no attribute {name!r}")
+        module = importlib.import_module(new)
+        try:
+            value = getattr(module, name)
+        except AttributeError:
+            raise AttributeError(f"module {old!r} (now {new!r}) has no attribute {name!r}") from None
+        warnings.warn(
+            f"{old} is deprecated and will be removed in the next release: import {name} from {new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+
+    def __dir__():
+        return sorted(name for name in vars(importlib.import_module(new)) if not name.startswith("__"))
+
+    return __getattr__, __dir__
