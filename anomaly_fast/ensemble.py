@@ -5,12 +5,19 @@ from numbers import Integral, Real
 
 import numpy as np
 from joblib import effective_n_jobs
-from scipy.special import ndtr
 from sklearn.base import OutlierMixin, clone
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .forest.base import BaseIsolationForest
+from ._scores import (  # noqa: F401 - the calibration names were defined here: still importable from here
+    _OWN_DETECTORS,
+    COMBINATIONS,
+    NORMALIZATIONS,
+    apply_calibration,
+    combine_scores,
+    fit_calibration,
+    raw_anomaly_scores,
+)
 from ._sklearn_compat import BaseComposition as _BaseComposition
 from ._sklearn_compat import Interval, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
@@ -20,138 +27,12 @@ from .local_outlier_factor import LocalOutlierFactor, uniform_rows
 
 __all__ = ["AnomalyEnsemble"]
 
-NORMALIZATIONS = ("rank", "zscore", "minmax")
-COMBINATIONS = ("mean", "max", "median", "aom", "moa")
-MAD_TO_SIGMA = 1.482602218505602  # 1 / Phi^-1(3/4): MAD of a normal -> its sigma
-MEAN_ABS_TO_SIGMA = 1.2533141373155003  # sqrt(pi / 2): mean |x - mu| -> sigma
 AUTO_CONTAMINATION = 0.1  # "auto" flags the top 10% of training rows
 _MIN_ROWS_PER_THREAD = 1024  # smaller batches score their detectors serially
 # Training rows the calibrations and offset_ are fitted on (all rows below it,
 # a uniform sample above): fit time stops growing with n beyond the members'
 # own fits, and a rank calibration resolves 1/10,000.
 CALIBRATION_ROWS = 10_000
-# Our own detectors take validated C-contiguous float64 arrays through their
-# private _score_samples (sklearn convention): no second validation per call.
-_OWN_DETECTORS = (BaseIsolationForest, LocalOutlierFactor)
-
-
-# -- calibration helpers (module level, tested on their own) -------------------
-def fit_calibration(train_scores, normalization):
-    """Fit the map from raw anomaly scores (higher = more anomalous) to [0, 1].
-
-    Parameters
-    ----------
-    train_scores : ndarray of shape (n_samples,)
-        Finite raw scores of the training rows, higher = more anomalous.
-    normalization : {"rank", "zscore", "minmax"}
-        ``"rank"``: empirical CDF of the training scores.  ``"zscore"``:
-        robust z-score ``(s - median) / (1.4826 MAD)`` squashed to [0, 1] by
-        the standard normal CDF (MAD = 0 falls back to 1.2533 x the mean
-        absolute deviation from the median; both 0 means constant training
-        scores, and any score above / at / below them maps to 1 / 0.5 / 0).
-        ``"minmax"``: ``(s - min) / (max - min)`` clipped to [0, 1] (a
-        constant training score maps anything above it to 1, else 0).
-
-    Returns
-    -------
-    dict
-        Parameters for :func:`apply_calibration`.
-    """
-    s = np.asarray(train_scores, dtype=np.float64)
-    if normalization == "rank":
-        return {"kind": "rank", "sorted": np.sort(s)}
-    if normalization == "zscore":
-        center = float(np.median(s))
-        deviation = np.abs(s - center)
-        scale = MAD_TO_SIGMA * float(np.median(deviation))
-        if scale == 0.0:
-            scale = MEAN_ABS_TO_SIGMA * float(np.mean(deviation))
-        return {"kind": "zscore", "center": center, "scale": scale}
-    if normalization == "minmax":
-        return {"kind": "minmax", "low": float(s.min()), "high": float(s.max())}
-    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
-
-
-def apply_calibration(calibration, scores):
-    """Map raw scores (higher = more anomalous) to [0, 1] with a calibration
-    from :func:`fit_calibration`.  Every row is mapped on its own, so a row's
-    value never depends on the other rows of the batch."""
-    s = scores if type(scores) is np.ndarray and scores.dtype == np.float64 else np.asarray(scores, dtype=np.float64)
-    kind = calibration["kind"]
-    if kind == "rank":
-        reference = calibration["sorted"]
-        return reference.searchsorted(s, side="right") / float(reference.shape[0])
-    if kind == "zscore":
-        center, scale = calibration["center"], calibration["scale"]
-        if scale == 0.0:
-            return np.where(s > center, 1.0, np.where(s < center, 0.0, 0.5))
-        return ndtr((s - center) / scale)
-    low, high = calibration["low"], calibration["high"]
-    if high == low:
-        return (s > high).astype(np.float64)
-    return np.clip((s - low) / (high - low), 0.0, 1.0)
-
-
-def combine_scores(components, combination, weights=None, groups=None):
-    """Combine per-detector scores in [0, 1] into one score per row.
-
-    Parameters
-    ----------
-    components : list of ndarray of shape (n_samples,)
-        One normalized score array per detector.
-    combination : {"mean", "max", "median", "aom", "moa"}
-        ``"mean"`` (weighted by ``weights`` when given), ``"max"``,
-        ``"median"``, ``"aom"`` (average over groups of the maximum inside
-        each group) and ``"moa"`` (maximum over groups of the mean inside each
-        group).
-    weights : ndarray of shape (n_detectors,), optional
-        Non-negative weights for ``"mean"``.
-    groups : list of list of int, optional
-        Detector indices of each group for ``"aom"`` / ``"moa"``; None puts
-        every detector in its own group.
-
-    Returns
-    -------
-    ndarray of shape (n_samples,)
-        Row by row, independent of the other rows.
-    """
-    if combination == "mean":
-        if weights is None:
-            return _mean(components)
-        total = components[0] * weights[0]
-        for w, c in zip(weights[1:], components[1:]):
-            total = total + w * c
-        return total / float(np.sum(weights))
-    if combination == "max":
-        return np.maximum.reduce(components)
-    if combination == "median":
-        return np.median(np.stack(components, axis=1), axis=1)
-    if groups is None:
-        groups = [[j] for j in range(len(components))]
-    if combination == "aom":
-        return _mean([np.maximum.reduce([components[j] for j in g]) for g in groups])
-    if combination == "moa":
-        return np.maximum.reduce([_mean([components[j] for j in g]) for g in groups])
-    raise ValueError(f"combination must be one of {COMBINATIONS}, got {combination!r}")
-
-
-def _mean(arrays):
-    total = arrays[0]
-    for a in arrays[1:]:
-        total = total + a
-    return total / float(len(arrays))
-
-
-def raw_anomaly_scores(estimator, X):
-    """Scores of a fitted outlier detector, **higher = more anomalous**:
-    ``-score_samples(X)`` when it has ``score_samples``, else
-    ``-decision_function(X)``.  anomaly_fast's own detectors score validated
-    C-contiguous float64 ``X`` without validating it again."""
-    if isinstance(estimator, _OWN_DETECTORS):
-        return -estimator._score_samples(X)
-    if hasattr(estimator, "score_samples"):
-        return -np.asarray(estimator.score_samples(X), dtype=np.float64)
-    return -np.asarray(estimator.decision_function(X), dtype=np.float64)
 
 
 def training_anomaly_scores(estimator, X, rows, scores=None):

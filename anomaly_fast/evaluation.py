@@ -11,6 +11,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score, silhouette_score
 
+from ._scores import anomaly_scores
+
 __all__ = [
     "anomaly_silhouette",
     "evaluate_detector",
@@ -291,18 +293,6 @@ def plot_score_histogram(scores, threshold=None, labels=None, bins=50, ax=None):
     return ax
 
 
-def _anomaly_scores_of(estimator, X):
-    if hasattr(estimator, "anomaly_score"):
-        return np.asarray(estimator.anomaly_score(X), dtype=np.float64)
-    if hasattr(estimator, "score_samples"):
-        return -np.asarray(estimator.score_samples(X), dtype=np.float64)
-    if hasattr(estimator, "decision_function"):
-        return -np.asarray(estimator.decision_function(X), dtype=np.float64)
-    raise TypeError(
-        f"{type(estimator).__name__} has none of anomaly_score, score_samples, decision_function"
-    )
-
-
 def _top_k_set(scores, k):
     # stable sort on -score: ties at the cut go to the earlier rows
     return set(np.argsort(-scores, kind="stable")[:k].tolist())
@@ -355,7 +345,7 @@ def stability(estimator_factory, X, seeds=(0, 1, 2, 3, 4), top_k=None):
     runs = []
     for seed in seeds:
         est = estimator_factory(seed).fit(X)
-        runs.append(_check_scores(_anomaly_scores_of(est, X), "detector scores"))
+        runs.append(_check_scores(anomaly_scores(est, X), "detector scores"))
     tops = [_top_k_set(r, k) for r in runs]
     jaccard, rho = [], []
     for a, b in combinations(range(len(runs)), 2):

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from .. import ExtendedIsolationForest, IsolationForest
+from .._scores import negated_scores
 from ..cli import HelpFormatter, progress
 from ._data import RESULTS, adbench_file, adbench_root, load_adbench_file, write_json
 
@@ -95,8 +96,8 @@ def peers(d, seed=0, extended=False):
 def anomaly_scores(name, model, X):
     """Higher = more anomalous, whatever the library."""
     if name == "isotree":
-        return model.predict(X)
-    return -model.score_samples(X)
+        return model.predict(X)  # isotree's predict is its anomaly score
+    return negated_scores(model, X)
 
 
 # -- timing ---------------------------------------------------------------------

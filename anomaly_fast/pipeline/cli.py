@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._scores import anomaly_scores
 from ..cli import HelpFormatter, progress
 
 __all__ = ["add_model_version_option", "fit_main", "load_registered", "model_version_arg", "read_table",
@@ -164,7 +165,9 @@ def fit_main(argv=None):
 def _score_rows(model, X, chunk=LARGE):
     """(anomaly scores in [0, 1], higher = more anomalous; is-outlier flags),
     scored in chunks of ``chunk`` rows behind a progress bar."""
-    score = model.anomaly_score if hasattr(model, "anomaly_score") else (lambda rows: -model.score_samples(rows))
+    def score(rows):
+        return anomaly_scores(model, rows)
+
     starts = range(0, X.shape[0], chunk)
     scores, flags = [], []
     for s in progress(starts, total=len(starts), desc="scoring") if len(starts) > 1 else starts:

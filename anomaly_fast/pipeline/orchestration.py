@@ -1,5 +1,8 @@
-"""From scores to alerts people can act on: thresholds, tiers, suppression by
-event time, escalation, feedback, feature monitoring and durable storage."""
+"""The alert pipeline: from a fitted detector's scores to durable,
+de-duplicated alerts (scoring, the write transaction with idempotency,
+suppression and escalation, feedback, feature monitoring, restore from the
+store).  The pieces it composes live beside it: :mod:`.events`,
+:mod:`.threshold`, :mod:`.suppression`, :mod:`.alert_store`."""
 
 import copy
 import hashlib
@@ -8,182 +11,34 @@ import os
 import threading
 import time
 import warnings
-from bisect import bisect_left, bisect_right
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .._scores import calibrated_unit_scores, fit_calibration, unit_scores
 from .._sklearn_compat import (
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
-from .alert_store import AlertStore, event_key, open_store
-from ..ensemble import apply_calibration, fit_calibration
 from ..feature_monitor import FeatureMonitor
+from . import suppression
+from .alert_store import AlertStore, event_key, open_store
+from .events import METADATA_KEYS, TIMESTAMP_UNITS, AnomalyAlert, BatchMetadata, id_value, number, parse_timestamp
+from .threshold import ThresholdTimeline, feedback_step
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 
 DEFAULT_TIERS = {"warning": 0.7, "critical": 0.8, "emergency": 0.9}
 DEFAULT_THRESHOLD = 0.7
-TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 _MS_LOOKALIKE = 1e11  # seconds since the epoch beyond year 5138: probably milliseconds
 _RETENTION_EVERY = 1024  # alerts between retention passes
-_METADATA_KEYS = ("entity_id", "timestamp", "event_id")
 STAT_KEYS = (
     "events", "unscorable", "unscorable_missing", "unscorable_score", "below_threshold",
     "alerts", "escalations", "suppressed", "duplicates", "drift_events",
 )
-
-
-@dataclass(frozen=True)
-class AnomalyAlert:
-    """One alert.
-
-    Attributes
-    ----------
-    alert_id : str
-        Deterministic id: a hash of the model version and the event key, so
-        the same event scored by the same model always gets the same id.
-    timestamp : float
-        Event time (seconds since the epoch, UTC).
-    entity_id : str
-    score : float
-        Anomaly score in [0, 1], **higher = more anomalous**.
-    tier : str
-        Severity band of ``score`` (see ``AnomalyPipeline.tiers``).
-    threshold : float
-        The threshold in force at the event's time.
-    features : dict
-        Feature name -> value of the scored point.
-    detector : str
-        Class name of the detector.
-    model_version : str or None
-    context : dict
-        ``reason`` (``"new"`` or ``"escalation"``), for an escalation the
-        previous tier and alert id, and the caller's extra metadata.
-    event_key : str
-        The idempotency key of the event (see
-        :func:`~anomaly_fast.alert_store.event_key`: the entity with its
-        ``event_id`` if given, else with the exact timestamp and a digest of
-        the feature values).
-    """
-
-    alert_id: str
-    timestamp: float
-    entity_id: str
-    score: float
-    tier: str
-    threshold: float
-    features: dict
-    detector: str
-    model_version: str
-    context: dict = field(default_factory=dict)
-    event_key: str = ""
-
-    def to_dict(self):
-        return asdict(self)
-
-
-def parse_timestamp(value, default, unit="s"):
-    """Seconds since the epoch from a number or numeric string (in ``unit``:
-    ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``), an ISO-8601 string (naive =
-    UTC), a datetime or a ``numpy.datetime64``; ``None`` -> ``default``."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        raise TypeError("timestamp must be a number, an ISO-8601 string or a datetime, got bool")
-    factor = TIMESTAMP_UNITS[unit]
-    try:
-        if isinstance(value, (int, float, np.integer, np.floating)):
-            ts = float(value) / factor
-        elif isinstance(value, str):
-            try:
-                ts = float(value) / factor
-            except ValueError:
-                try:
-                    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-                except ValueError:
-                    raise ValueError(f"timestamp {value!r} is neither a number nor ISO-8601") from None
-                ts = _datetime_seconds(dt)
-        elif isinstance(value, datetime):
-            ts = _datetime_seconds(value)
-        elif isinstance(value, np.datetime64):
-            if np.isnat(value):
-                raise ValueError("timestamp is NaT")
-            ts = float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
-        else:
-            raise TypeError(
-                f"timestamp must be a number, an ISO-8601 string or a datetime, got {type(value).__name__}"
-            )
-    except OverflowError:
-        raise ValueError(f"timestamp {str(value)[:40]}... is too large for a float") from None
-    if not math.isfinite(ts):
-        raise ValueError(f"timestamp must be finite, got {value!r}")
-    return ts
-
-
-def _datetime_seconds(dt):
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
-
-
-def _id_value(value, name):
-    """An entity or event id as str: a str or number per event (NumPy
-    scalars accepted); containers (a pandas Series, a list) are refused."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (str, int, float)):
-        return str(value)
-    raise TypeError(f"{name} must be a string or a number per event, got {type(value).__name__}")
-
-
-class _Thresholds:
-    """The threshold in force at each event time.
-
-    Mirrors the store's threshold changes ordered by ``(event_time, seq)``;
-    a change is in force for events strictly later than its ``event_time``
-    (the stream's event-time watermark when it was made), so replaying a
-    stream judges every event with the threshold it met the first time.
-    """
-
-    def __init__(self):
-        self._keys = []  # (event_time, seq), sorted
-        self._values = []
-        self._stamps = []
-        self.last_seq = 0
-
-    def __len__(self):
-        return len(self._values)
-
-    def add(self, changes):
-        for seq, event_time, value in changes:
-            i = bisect_right(self._keys, (event_time, seq))
-            self._keys.insert(i, (event_time, seq))
-            self._values.insert(i, float(value))
-            self.last_seq = max(self.last_seq, seq)
-        self._stamps = [k[0] for k in self._keys]
-        self._stamp_array = np.array(self._stamps, dtype=np.float64)
-        self._value_array = np.array(self._values, dtype=np.float64)
-
-    def current(self):
-        return self._values[-1]
-
-    def at(self, t):
-        if t > self._stamps[-1]:
-            return self._values[-1]
-        return self._values[max(bisect_left(self._stamps, t) - 1, 0)]
-
-    def at_many(self, ts):
-        if len(self._values) == 1 or ts.min() > self._stamps[-1]:
-            return self._values[-1]
-        index = np.searchsorted(self._stamp_array, ts, side="left") - 1
-        return self._value_array[np.maximum(index, 0)]
 
 
 class _MonitorUndo:
@@ -466,7 +321,7 @@ class AnomalyPipeline:
         self.stats = dict.fromkeys(STAT_KEYS, 0)
         self._watermark = -math.inf  # latest event time seen (committed calls)
         self._alerts_since_retention = 0
-        self._thresholds = _Thresholds()
+        self._thresholds = ThresholdTimeline()
         self._restore(None if threshold is None else float(threshold))
 
     # -- set-up ---------------------------------------------------------------------
@@ -489,7 +344,7 @@ class AnomalyPipeline:
     def _make_scorer(self, detector, reference):
         if hasattr(detector, "anomaly_score"):
             self._raw_one = lambda X: float(detector.anomaly_score(X)[0])
-            return lambda X: _unit_scores(detector.anomaly_score(X))
+            return lambda X: unit_scores(detector.anomaly_score(X))
         if reference is None or isinstance(reference, dict):
             raise ValueError(
                 f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
@@ -497,8 +352,8 @@ class AnomalyPipeline:
             )
         R = np.asarray(reference, dtype=np.float64)
         calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-        self._raw_one = lambda X: float(_calibrated_scores(calibration, detector.score_samples(X))[0])
-        return lambda X: _calibrated_scores(calibration, detector.score_samples(X))
+        self._raw_one = lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])
+        return lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))
 
     def _restore(self, threshold):
         """Threshold history from the store; an explicit ``threshold`` that
@@ -546,7 +401,7 @@ class AnomalyPipeline:
                 j = self._feature_index.get(str(name))
                 if j is None:
                     raise ValueError(f"unknown feature {name!r}; expected {self.feature_names}")
-                x[j] = _number(value, name)
+                x[j] = number(value, name)
             return x
         x = np.asarray(point)
         if x.dtype.kind not in "biuf":
@@ -586,10 +441,10 @@ class AnomalyPipeline:
 
     def _ids(self, md):
         """(entity, event_id or None) of one event's metadata, validated."""
-        entity = _id_value(md.get("entity_id", "default"), "entity_id")
+        entity = id_value(md.get("entity_id", "default"), "entity_id")
         event_id = md.get("event_id")
         if event_id is not None:
-            event_id = _id_value(event_id, "event_id")
+            event_id = id_value(event_id, "event_id")
         limit = self.store.max_id_length
         for name, value in (("entity_id", entity), ("event_id", event_id)):
             if value is not None and len(value) > limit:
@@ -638,9 +493,9 @@ class AnomalyPipeline:
         ts = self._event_time(metadata.get("timestamp"), time.time())
         entity, event_id = metadata.get("entity_id"), metadata.get("event_id")
         if not isinstance(entity, (str, int, float)) and entity is not None:  # refuse a pandas Series, a list
-            _id_value(entity, "entity_id")
+            id_value(entity, "entity_id")
         if not isinstance(event_id, (str, int, float)) and event_id is not None:
-            _id_value(event_id, "event_id")
+            id_value(event_id, "event_id")
         X = x.reshape(1, -1)
         with self._lock:
             if self._closed:
@@ -702,7 +557,7 @@ class AnomalyPipeline:
         n = X.shape[0]
         if n == 0:
             return []
-        meta = _BatchMetadata(metadata, n, time.time(), self.timestamp_unit)
+        meta = BatchMetadata(metadata, n, time.time(), self.timestamp_unit)
         ts = meta.timestamps
         self._check_unit(float(ts.max()))
         with self._lock:
@@ -751,10 +606,11 @@ class AnomalyPipeline:
                     continue
                 tier = self._tier(score)
                 state = store.latest_alert(entity, ts)
-                context = {k: v for k, v in md.items() if k not in _METADATA_KEYS}
-                if state is None or ts - state[0] >= self.suppression_window:
+                context = {k: v for k, v in md.items() if k not in METADATA_KEYS}
+                decision = suppression.decide(state, ts, tier, self.suppression_window, self._tier_rank)
+                if decision == suppression.NEW:
                     context["reason"] = "new"
-                elif self._tier_rank[tier] > self._tier_rank.get(state[1], -1):
+                elif decision == suppression.ESCALATION:
                     context.update(reason="escalation", escalated_from=state[1], previous_alert_id=state[2])
                     counts["escalations"] += 1
                 else:
@@ -855,17 +711,10 @@ class AnomalyPipeline:
                 n = len(labels)
                 current = self._thresholds.current()
                 if n >= self.min_feedback:
-                    precision = sum(labels.values()) / n
-                    error = self.target_precision - precision
-                    step = math.copysign(min(self.threshold_step, abs(error) / 2.0), error)
-                    low, high = self.threshold_bounds
-                    new = min(high, max(low, current + step))
-                    if new != current:
-                        direction = "below" if error > 0 else "above"
-                        reason = (
-                            f"precision {precision:.3f} over the last {n} labelled alerts is {direction} "
-                            f"the target {self.target_precision:.3f}"
-                        )
+                    new, reason = feedback_step(
+                        current, labels, self.target_precision, self.threshold_step, self.threshold_bounds
+                    )
+                    if reason is not None:
                         stored = store.event_time_watermark()
                         stamp = max(self._watermark, -math.inf if stored is None else stored)
                         self._record_threshold(current, new, reason, stamp)
@@ -913,110 +762,3 @@ class AnomalyPipeline:
             if not self._closed:
                 self._closed = True
                 self.store.close()
-
-
-def _unit_scores(raw):
-    """Scores clipped to [0, 1]; NaN where the detector gave NaN or +-inf
-    (such an event is unscorable, never an alert)."""
-    scores = np.asarray(raw, dtype=np.float64)
-    finite = np.isfinite(scores)
-    if finite.all():
-        return np.clip(scores, 0.0, 1.0)
-    return np.where(finite, np.clip(scores, 0.0, 1.0), np.nan)
-
-
-def _calibrated_scores(calibration, score_samples):
-    """``score_samples`` (lower = more abnormal) mapped to [0, 1]; NaN where
-    it was NaN or +-inf (the rank calibration would map those to 0 or 1)."""
-    raw = -np.asarray(score_samples, dtype=np.float64)
-    scores = apply_calibration(calibration, raw)
-    finite = np.isfinite(raw)
-    return scores if finite.all() else np.where(finite, scores, np.nan)
-
-
-def _number(value, name):
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"feature {name!r} must be a number, got {type(value).__name__}")
-    try:
-        return float(value)
-    except OverflowError:
-        raise ValueError(f"feature {name!r} is too large for a float") from None
-
-
-def _column(value, key, n):
-    """``value`` as a per-row column (list or 1-D array) of length n, or
-    None when it is one value shared by every row."""
-    if isinstance(value, (str, bytes, dict)):
-        return None
-    if hasattr(value, "to_numpy") and not isinstance(value, np.ndarray):  # pandas Series / Index / arrays
-        value = value.to_numpy()
-    if isinstance(value, np.ndarray):
-        if value.ndim == 0:
-            return None
-        if value.ndim != 1:
-            raise ValueError(f"metadata[{key!r}] must be one-dimensional, got shape {value.shape}")
-    elif not isinstance(value, (list, tuple)):
-        return None
-    if len(value) != n:
-        raise ValueError(f"metadata[{key!r}] has {len(value)} values for {n} events")
-    return value
-
-
-class _BatchMetadata:
-    """Per-row metadata of a batch: the timestamps of every row (parsed at
-    once) and the other fields of a row on demand."""
-
-    def __init__(self, metadata, n, now, unit):
-        self.rows = None
-        self.columns = {}
-        self.shared = {}
-        if metadata is None:
-            metadata = {}
-        if hasattr(metadata, "columns") and hasattr(metadata, "iloc"):  # a pandas DataFrame
-            metadata = {str(c): metadata[c] for c in metadata.columns}
-        if isinstance(metadata, dict):
-            for key, value in metadata.items():
-                column = _column(value, key, n)
-                if column is None:
-                    self.shared[key] = value.item() if isinstance(value, np.ndarray) else value
-                else:
-                    self.columns[key] = column
-        elif isinstance(metadata, (list, tuple)):
-            if len(metadata) != n:
-                raise ValueError(f"metadata has {len(metadata)} entries for {n} events")
-            if not all(isinstance(m, dict) for m in metadata):
-                raise TypeError("metadata entries must be dicts")
-            self.rows = metadata
-        else:
-            raise TypeError(f"metadata must be a dict, a DataFrame or a list of dicts, got {type(metadata).__name__}")
-        self.timestamps = self._timestamps(n, now, unit)
-
-    def _timestamps(self, n, now, unit):
-        if self.rows is not None:
-            return np.array([parse_timestamp(r.get("timestamp"), now, unit) for r in self.rows], dtype=np.float64)
-        column = self.columns.get("timestamp")
-        if column is None:
-            return np.full(n, parse_timestamp(self.shared.get("timestamp"), now, unit))
-        arr = np.asarray(column)
-        if arr.dtype.kind == "M":
-            if np.isnat(arr).any():
-                raise ValueError("metadata timestamps must not be NaT")
-            return arr.astype("datetime64[ns]").astype(np.int64) / 1e9
-        if arr.dtype.kind in "iuf":
-            arr = arr.astype(np.float64) / TIMESTAMP_UNITS[unit]
-            if not np.isfinite(arr).all():
-                raise ValueError("metadata timestamps must be finite")
-            return arr
-        return np.array([parse_timestamp(v, now, unit) for v in column], dtype=np.float64)
-
-    def row(self, i):
-        if self.rows is not None:
-            return self.rows[i]
-        out = dict(self.shared)
-        for key, column in self.columns.items():
-            value = column[i]
-            out[key] = value.item() if isinstance(value, np.generic) else value
-        out["timestamp"] = float(self.timestamps[i])
-        return out
