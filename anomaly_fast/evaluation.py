@@ -1,7 +1,10 @@
 """Evaluation of anomaly detectors: with labels and without.
 
 Every function here takes anomaly scores with **higher = more anomalous**
-(``anomaly_score(X)``, or ``-score_samples(X)`` of a scikit-learn detector).
+(``anomaly_score(X)``, or ``-score_samples(X)`` of a scikit-learn detector;
+:mod:`anomaly_fast._scores` converts).  Time series with labelled anomaly
+windows (NAB) are judged by :func:`window_hits` (windows with at least one
+alarm) and :func:`false_alarm_runs` (runs of alarms outside every window).
 """
 
 from itertools import combinations
@@ -16,10 +19,13 @@ from ._scores import anomaly_scores
 __all__ = [
     "anomaly_silhouette",
     "evaluate_detector",
+    "false_alarm_runs",
     "plot_score_histogram",
     "precision_at_k",
     "score_distribution_report",
     "stability",
+    "window_hits",
+    "window_masks",
 ]
 
 
@@ -397,3 +403,64 @@ def anomaly_silhouette(X, flags, metric="euclidean", sample_size=None, random_st
     return float(
         silhouette_score(X, f, metric=metric, sample_size=sample_size, random_state=random_state)
     )
+
+
+# -- alarms against labelled windows (NAB) ----------------------------------------
+def window_masks(index, windows):
+    """Boolean masks of ``index`` inside each labelled window, and their union.
+
+    Parameters
+    ----------
+    index : pandas.DatetimeIndex or array-like of timestamps
+    windows : list of (start, end)
+        Inclusive window bounds (anything ``pandas.Timestamp`` reads).
+
+    Returns
+    -------
+    masks : list of ndarray of bool
+        One mask per window.
+    inside : ndarray of bool
+        Points inside any window.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> index = pd.date_range("2024-01-01", periods=6, freq="h")
+    >>> masks, inside = window_masks(index, [(index[1], index[2])])
+    >>> inside.tolist()
+    [False, True, True, False, False, False]
+    """
+    import pandas as pd
+
+    masks = [np.asarray((index >= pd.Timestamp(a)) & (index <= pd.Timestamp(b)), dtype=bool) for a, b in windows]
+    inside = np.zeros(len(index), dtype=bool)
+    for mask in masks:
+        inside |= mask
+    return masks, inside
+
+
+def window_hits(alarms, masks):
+    """Number of labelled windows holding at least one alarm.
+
+    Examples
+    --------
+    >>> window_hits([0, 1, 0, 0], [np.array([1, 1, 0, 0], bool), np.array([0, 0, 1, 1], bool)])
+    1
+    """
+    alarms = np.asarray(alarms, dtype=bool)
+    return int(sum(bool(alarms[mask].any()) for mask in masks))
+
+
+def false_alarm_runs(alarms, inside):
+    """Runs of consecutive alarmed points outside every window (each run is
+    one false alarm, however long).
+
+    Examples
+    --------
+    >>> false_alarm_runs([1, 1, 0, 1, 1, 0], [0, 0, 0, 0, 1, 0])
+    2
+    """
+    outside = np.asarray(alarms, dtype=bool) & ~np.asarray(inside, dtype=bool)
+    if outside.size == 0:
+        return 0
+    return int(outside[0]) + int(np.count_nonzero(outside[1:] & ~outside[:-1]))

@@ -11,7 +11,7 @@ from sklearn.base import clone
 
 import anomaly_fast.adwin as adwin_module
 from anomaly_fast import ADWIN
-from anomaly_fast.bench.streaming import river_adwin_run, synthetic_stream
+from _streams import river_adwin_run, synthetic_stream
 
 pytest.importorskip("river.drift")
 

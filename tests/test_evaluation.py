@@ -3,6 +3,7 @@
 from itertools import permutations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -13,10 +14,13 @@ from anomaly_fast import IsolationForest
 from anomaly_fast.evaluation import (
     anomaly_silhouette,
     evaluate_detector,
+    false_alarm_runs,
     plot_score_histogram,
     precision_at_k,
     score_distribution_report,
     stability,
+    window_hits,
+    window_masks,
 )
 
 
@@ -250,3 +254,14 @@ def test_silhouette_errors():
         anomaly_silhouette(X, np.ones(5))
     with pytest.raises(ValueError, match="one value per row"):
         anomaly_silhouette(X, [1, -1])
+
+
+def test_nab_window_metrics_by_hand():
+    index = pd.date_range("2024-01-01", periods=10, freq="h")
+    masks, inside = window_masks(index, [(index[2], index[3]), (index[7], index[8])])
+    alarms = np.array([1, 1, 0, 0, 1, 0, 1, 1, 0, 1], dtype=bool)
+    assert window_hits(alarms, masks) == 1  # only the second window holds an alarm
+    # runs outside: [0, 1], [4], [6] (7 is inside), [9]
+    assert false_alarm_runs(alarms, inside) == 4
+    assert false_alarm_runs(np.zeros(10, bool), inside) == 0
+    assert false_alarm_runs(np.ones(10, bool), np.zeros(10, bool)) == 1

@@ -37,7 +37,7 @@ from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..forest.isolation_forest import IsolationForest
 from ..local_outlier_factor import LocalOutlierFactor
 from ._data import adbench_file, load_adbench_file
-from .pipeline import percentiles_us, time_calls
+from ._timing import percentiles_us, time_calls, timed
 
 __all__ = ["main"]
 
@@ -93,12 +93,6 @@ def seed_ensemble(seed):
          ("lof", SkLocalOutlierFactor(novelty=True, algorithm="kd_tree"))],
         random_state=seed,
     )
-
-
-def timed(func):
-    start = time.perf_counter()
-    out = func()
-    return out, time.perf_counter() - start
 
 
 def section_latency(args, out):

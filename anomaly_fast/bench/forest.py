@@ -15,13 +15,13 @@ import os
 import pickle
 import platform
 import sys
-import time
 
 import numpy as np
 
 from .. import ExtendedIsolationForest, IsolationForest
 from .._scores import negated_scores
 from ..cli import HelpFormatter, progress
+from ._timing import best_time, latency
 from ._data import RESULTS, adbench_file, adbench_root, load_adbench_file, write_json
 
 __all__ = ["main"]
@@ -101,27 +101,6 @@ def anomaly_scores(name, model, X):
 
 
 # -- timing ---------------------------------------------------------------------
-
-
-def best_time(fn, repeat):
-    """Minimum wall time of ``repeat`` calls (seconds) and the last result."""
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
-def latency(fn, n_calls):
-    """p50 and p99 of single-call wall times, in microseconds."""
-    fn()  # warm up
-    times = np.empty(n_calls)
-    for i in range(n_calls):
-        t0 = time.perf_counter()
-        fn()
-        times[i] = time.perf_counter() - t0
-    return float(np.percentile(times, 50) * 1e6), float(np.percentile(times, 99) * 1e6)
 
 
 def speed_suite(dataset, repeat, extended=False, single_row=True):

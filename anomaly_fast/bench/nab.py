@@ -35,9 +35,10 @@ import numpy as np
 import pandas as pd
 
 from ..cli import HelpFormatter, existing_folder, progress
+from ..evaluation import false_alarm_runs, window_hits, window_masks
 from ._data import RESULTS, write_json
 
-__all__ = ["Case", "false_alarm_runs", "load_nab", "main", "synthetic_cases", "window_hits"]
+__all__ = ["Case", "load_nab", "main", "synthetic_cases"]
 
 METHODS = ("textbook", "stl", "stl-online", "lstm")
 
@@ -49,29 +50,6 @@ class Case:
     name: str
     series: pd.Series  # values on a DatetimeIndex
     windows: list  # [(start, end)] timestamps, inclusive
-
-
-def window_masks(index, windows):
-    """Boolean mask of ``index`` inside each window, and their union."""
-    masks = [(index >= pd.Timestamp(a)) & (index <= pd.Timestamp(b)) for a, b in windows]
-    inside = np.zeros(len(index), dtype=bool)
-    for mask in masks:
-        inside |= mask
-    return masks, inside
-
-
-def window_hits(alarms, masks):
-    """Number of windows holding at least one alarm."""
-    alarms = np.asarray(alarms, dtype=bool)
-    return int(sum(bool(alarms[mask].any()) for mask in masks))
-
-
-def false_alarm_runs(alarms, inside):
-    """Runs of consecutive alarmed points outside every window."""
-    outside = np.asarray(alarms, dtype=bool) & ~np.asarray(inside, dtype=bool)
-    if outside.size == 0:
-        return 0
-    return int(outside[0]) + int(np.count_nonzero(outside[1:] & ~outside[:-1]))
 
 
 def load_nab(data_dir):
@@ -116,16 +94,9 @@ def synthetic_cases(seed=0, weeks=6):
     return cases
 
 
-def _alarm_onsets(score, spacing):
-    from anomaly_fast.timeseries._alarm_runs import AlarmState
-
-    score = np.asarray(score, dtype=np.float64)
-    return AlarmState().step(score, np.ones(score.shape[0], dtype=bool), spacing)
-
-
 def run_methods(case, methods, args):
     """Alarms of each method on one case: {method: (alarms, seconds)}."""
-    from anomaly_fast.timeseries import STLDetector, infer_period, stl_anomaly_detection
+    from anomaly_fast.timeseries import STLDetector, alarm_onsets, infer_period, stl_anomaly_detection
 
     out = {}
     series = case.series
@@ -156,7 +127,7 @@ def run_methods(case, methods, args):
         seconds = time.perf_counter() - start
         out["lstm"] = (error > lstm.error_threshold_, seconds)
         period = infer_period(series.index)
-        out["lstm+alarms"] = (_alarm_onsets(error / lstm.error_threshold_, period), seconds)
+        out["lstm+alarms"] = (alarm_onsets(error / lstm.error_threshold_, period), seconds)
     return out
 
 

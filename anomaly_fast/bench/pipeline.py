@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._data import adbench_file, load_adbench_file
+from ._timing import percentiles_us, time_calls
 
 __all__ = ["main"]
 
@@ -34,20 +35,6 @@ def load_rows(data_dir, dataset, n_train, n_events, n_features, seed):
     train = X[:n_train]
     events = X[rng.randint(0, X.shape[0], n_events)]  # events drawn with replacement
     return train, events, f"{path.stem} ({X.shape[0]} rows, {X.shape[1]} features)"
-
-
-def percentiles_us(times):
-    return np.percentile(times, 50) * 1e6, np.percentile(times, 99) * 1e6
-
-
-def time_calls(func, rows, n):
-    times = np.empty(n)
-    for i in range(n):
-        row = rows[i % rows.shape[0]]
-        start = time.perf_counter()
-        func(row, i)
-        times[i] = time.perf_counter() - start
-    return times
 
 
 def build_parser():

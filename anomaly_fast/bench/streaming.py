@@ -79,7 +79,7 @@ def _table(title, header, rows):
 def synthetic_stream(kind, rng, n):
     """2n values of a test stream (``rng``: a numpy Generator): a drift half
     way (mean shift, Bernoulli rate change, gradual drift, variance change,
-    integer shift) or none (constant).  Shared with the ADWIN tests."""
+    integer shift) or none (constant).  tests/_streams.py has the tests' own copy."""
     if kind == "mean_shift":
         return np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.3, 3), 1, n)])
     if kind == "bernoulli":

@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import HelpFormatter
-from .nab import false_alarm_runs, load_nab, synthetic_cases, window_hits, window_masks
+from ._timing import wall_and_cpu
+from ..evaluation import false_alarm_runs, window_hits, window_masks
+from .nab import load_nab, synthetic_cases
 
 __all__ = ["auc_pr", "auc_roc", "main", "vus_pr"]
 
@@ -210,13 +212,6 @@ def _alarms(case, method, threshold, args):
     return det.detect(series)["alarm"].to_numpy()
 
 
-def _timed(run):
-    """(wall seconds, CPU seconds of this process) of ``run()``."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    run()
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def speed(cases, train_fraction, stream_points=6000):
     """Seconds of ``STLDetector`` (fit on the prefix + detect) over all cases and
     per-point cost of ``update`` (STLDetector, WindowDetector), wall and CPU."""
@@ -232,7 +227,7 @@ def speed(cases, train_fraction, stream_points=6000):
             n_train = max(int(train_fraction * len(case.series)), 3 * infer_period(case.series.index))
             STLDetector().fit(case.series.iloc[:n_train]).detect(case.series)
 
-    wall, cpu = _timed(stl_all)
+    wall, cpu = wall_and_cpu(stl_all)
     out["stl_detect"] = dict(points=points, wall_s=wall, cpu_s=cpu, cpu_s_per_250k=cpu * 250_000 / points,
                              wall_s_per_250k=wall * 250_000 / points)
     longest = max(cases, key=lambda c: len(c.series)).series
@@ -240,7 +235,7 @@ def speed(cases, train_fraction, stream_points=6000):
     items = list(longest.iloc[n_train : n_train + stream_points].items())
     for name, det in (("stl_update", STLDetector().fit(longest.iloc[:n_train])),
                       ("window_if_update", WindowDetector().fit(longest.iloc[:n_train]))):
-        wall, cpu = _timed(lambda: [det.update(v, t) for t, v in items])
+        wall, cpu = wall_and_cpu(lambda: [det.update(v, t) for t, v in items])
         out[name] = dict(points=len(items), wall_us=1e6 * wall / len(items), cpu_us=1e6 * cpu / len(items))
     try:
         import torch
@@ -250,7 +245,7 @@ def speed(cases, train_fraction, stream_points=6000):
 
     torch.set_num_threads(2)
     train = longest.iloc[:4000]
-    wall, cpu = _timed(lambda: LSTMDetector(random_state=0, progress_bar=False).fit(train))
+    wall, cpu = wall_and_cpu(lambda: LSTMDetector(random_state=0, progress_bar=False).fit(train))
     out["lstm_fit_4000"] = dict(points=len(train), threads=2, wall_s=wall, cpu_s=cpu)
     return out
 

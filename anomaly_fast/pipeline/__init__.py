@@ -11,7 +11,7 @@
 - :mod:`.cli`: the ``fit`` / ``score`` / ``stream`` commands
 """
 
-from .orchestration import (
+from .orchestration import (  # noqa: F401 - the names the module anomaly_fast.pipeline had
     DEFAULT_THRESHOLD,
     DEFAULT_TIERS,
     STAT_KEYS,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .. import _alarms
 
-__all__ = ["AlarmState", "grid_alarms", "input_frame"]
+__all__ = ["AlarmState", "alarm_onsets", "grid_alarms", "input_frame"]
 
 _NO_ALARM_YET = -(2**62)
 
@@ -53,6 +53,21 @@ class AlarmState:
             if array[k] not in (0, 1):
                 raise ValueError(f"alarm_state field {cls.FIELDS[k]!r} must be 0 or 1, got {array[k]}")
         return cls(array)
+
+
+def alarm_onsets(score, min_spacing):
+    """Alarms of one regular stream of scores, with the alarm spacing of the
+    time-series detectors: a point is flagged when ``score > 1``; one alarm
+    per run of flagged points, at its first point, at most one per
+    ``min_spacing`` points.
+
+    Examples
+    --------
+    >>> alarm_onsets([0.5, 1.5, 2.0, 0.1, 1.2, 0.3, 3.0], 3).tolist()
+    [False, True, False, False, True, False, False]
+    """
+    score = np.asarray(score, dtype=np.float64)
+    return AlarmState().step(score, np.ones(score.shape[0], dtype=bool), min_spacing)
 
 
 def grid_alarms(score, data, min_spacing):
