@@ -33,9 +33,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from .pipeline.cli import (
-    METADATA_COLUMNS,  # never features (entity_id, timestamp, event_id)
-)
+from .pipeline.events import METADATA_KEYS as METADATA_COLUMNS  # never features (entity_id, timestamp, event_id)
 
 __all__ = ["DaskScorer", "METHODS", "default_sample_rows", "fit_dask", "sample_dask", "spark_score_function"]
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from .._scores import anomaly_scores
 from ..cli import HelpFormatter, progress
+from .events import METADATA_KEYS as METADATA_COLUMNS  # never features
 
 __all__ = ["add_model_version_option", "fit_main", "load_registered", "model_version_arg", "read_table",
            "score_main", "stream_main"]
 
-METADATA_COLUMNS = ("entity_id", "timestamp", "event_id")
 MODELS = ("iforest", "eif")
 LARGE = 100_000  # rows from which fit reports its steps on stderr and score shows a progress bar
 
