@@ -11,9 +11,9 @@ a model that loads but scores out of range (a failure).
 Targets, for ``IsolationForest`` (``_if``) and ``ExtendedIsolationForest``
 (``_eif``):
 
-* ``folder_*``: a model folder written by :func:`~anomaly_fast.registry.save_model`
+* ``folder_*``: a model folder written by :func:`~anomaly_fast.pipeline.registry.save_model`
   with ``meta.json`` fields and ``model.npz`` arrays mutated, or its bytes
-  truncated / overwritten, then :func:`~anomaly_fast.registry.load_model`;
+  truncated / overwritten, then :func:`~anomaly_fast.pipeline.registry.load_model`;
 * ``state_*``: the ``_export`` arrays and state mutated, then ``_import``;
 * ``pickle_*``: the pickled state mutated (the current format, or the legacy
   one holding the kernel object), or the pickle's bytes truncated, then

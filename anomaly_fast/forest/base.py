@@ -1,7 +1,7 @@
 """Shared machinery of the isolation-forest estimators.
 
-The estimators in :mod:`anomaly_fast.isolation_forest` and
-:mod:`anomaly_fast.extended_isolation_forest` differ only in the kernel that
+The estimators in :mod:`anomaly_fast.forest.isolation_forest` and
+:mod:`anomaly_fast.forest.extended_isolation_forest` differ only in the kernel that
 builds and walks their trees.  This module validates input once, draws one
 seed per tree, spreads trees (fit) or row chunks (scoring) over threads, and
 implements scikit-learn's score conventions on top of the kernels.
@@ -162,7 +162,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _check_extra_params(self, n_features):
         """Subclass parameter checks that need the data's shape."""
 
-    # Which tree format of :mod:`anomaly_fast._forest_format` (the arrays,
+    # Which tree format of :mod:`anomaly_fast.forest.format` (the arrays,
     # their dtypes and checks) the subclass's kernel uses.
     _forest_kind = None
 
@@ -179,7 +179,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _import(cls, params, arrays, state, fmt=None):
         """Rebuild a model from ``get_params()``-style ``params`` and the
         output of :meth:`_export`, after the structural checks of
-        :func:`anomaly_fast._forest_format.check_forest` (a ``ValueError``
+        :func:`anomaly_fast.forest.format.check_forest` (a ``ValueError``
         naming the bad field)."""
         from .format import FORMAT, import_forest
 

@@ -91,7 +91,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
     before they were accepted.
 
     Pickles and registry folders are checked structurally when loaded
-    (:mod:`anomaly_fast._forest_format`): corrupted state gets a
+    (:mod:`anomaly_fast.forest.format`): corrupted state gets a
     ``ValueError`` naming the field.  This cannot make an untrusted pickle
     safe; use :class:`~anomaly_fast.ModelRegistry`'s non-pickle format for
     models from untrusted sources.

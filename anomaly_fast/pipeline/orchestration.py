@@ -131,7 +131,7 @@ class AnomalyPipeline:
         or above the threshold but below every band gets the lowest tier.
     store : None, str/Path, or an AlertStore, default=None
         ``None``: a bounded in-memory buffer (``buffer_size`` alerts);
-        a path: a :class:`~anomaly_fast.alert_store.SQLiteAlertStore` (WAL)
+        a path: a :class:`~anomaly_fast.pipeline.alert_store.SQLiteAlertStore` (WAL)
         where every alert is committed before it is returned and from which
         threshold and feedback state are restored on restart.
     model_version : str, default=None

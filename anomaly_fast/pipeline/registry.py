@@ -5,7 +5,7 @@ loading a model never executes code from the file; any other estimator falls
 back to joblib (pickle) with a warning.
 
 What loading guarantees: a forest folder is checked structurally before a
-kernel sees it (:mod:`anomaly_fast._forest_format`): a corrupted, truncated
+kernel sees it (:mod:`anomaly_fast.forest.format`): a corrupted, truncated
 or hand-edited file gets a ``ValueError`` naming the bad field, never a
 crash, a hang or NaN/inf/out-of-range scores.  These checks cannot make an
 untrusted *pickle* safe (``allow_pickle=True``, or ``pickle.load`` of an
@@ -383,7 +383,7 @@ def load_model(path, allow_pickle=False):
     """Load a model saved by :func:`save_model` from the folder ``path``.
 
     Forest files are never unpickled: ``meta.json`` and ``model.npz`` are
-    checked structurally (:mod:`anomaly_fast._forest_format`: exact keys,
+    checked structurally (:mod:`anomaly_fast.forest.format`: exact keys,
     dtypes and shapes, indices in range, acyclic trees, stored depths equal
     to walked depths, finite leaf values and recomputed denominator) before a
     kernel sees them, and symlinked files are refused.  A corrupted,
