@@ -35,6 +35,13 @@ __all__ = list(_EXPORTS)
 def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
+        # `anomaly_fast.timeseries` after a bare `import anomaly_fast`: the subpackage, imported now
+        if not name.startswith("__"):
+            try:
+                return importlib.import_module(f".{name}", __name__)
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value  # later look-ups skip this function

@@ -78,3 +78,12 @@ def test_import_anomaly_fast_does_not_import_scikit_learn():
     code = "import sys, anomaly_fast; print(sorted(m for m in ('sklearn', 'pandas', 'scipy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_submodules_are_reachable_as_attributes_after_a_bare_import():
+    code = (
+        "import anomaly_fast as af; print(af.timeseries.STLDetector.__name__, af.evaluation.window_hits.__name__, "
+        "af.pipeline.AnomalyPipeline.__name__, hasattr(af, 'no_such_module'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["STLDetector", "window_hits", "AnomalyPipeline", "False"]
