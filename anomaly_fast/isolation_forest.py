@@ -3,4 +3,4 @@
 
 from ._moved import moved_module
 
-__getattr__, __dir__ = moved_module(__name__, "anomaly_fast.forest.isolation_forest")
+__getattr__ = moved_module(__name__, "anomaly_fast.forest.isolation_forest")
