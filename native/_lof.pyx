@@ -12,13 +12,12 @@
 # and 2i + 2); node i owns the points start[i]..end[i]-1, contiguous in every
 # row of ``columns``.  Nodes >= first_leaf are leaves; ``lower``/``upper``
 # (n_nodes x d) are each node's bounding box, all a search needs to prune.
-# Brute force is the same layout with no nodes (identity order).  Stored by
-# feature, eight consecutive points are compared with a query side by side:
-# eight independent sums, each over the features in order (the arithmetic of
-# scikit-learn's trees, so the distances are bit for bit theirs), which the
-# compiler keeps in vector registers.  On Gaussian data with 8-10 features a
-# k-d tree still visits 30-80 % of the points for k = 20, so this throughput
-# is what sets the speed.
+# Brute force is the same layout with no nodes (identity order).  The search
+# itself (distances, pruning, the k-best heap) is C in _knn.h: stored by
+# feature, eight consecutive points are compared with a query side by side,
+# each sum over the features in order (the arithmetic of scikit-learn's
+# trees, so the distances are bit for bit theirs), and a block of eight is
+# dropped as soon as all its partial sums exceed the k-th best so far.
 #
 # A point is named by its position in tree order; among neighbours at exactly
 # the same distance the smaller position wins, so results do not depend on
