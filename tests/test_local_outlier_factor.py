@@ -168,9 +168,10 @@ def test_kd_tree_and_brute_force_give_identical_scores(data):
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
-def test_n_jobs_does_not_change_results(seed, algorithm):
+@pytest.mark.parametrize("d", [3, 10])
+def test_n_jobs_does_not_change_results(seed, algorithm, d):
     rng = np.random.RandomState(seed)
-    X, X_new = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    X, X_new = rng.normal(size=(3000, d)), rng.normal(size=(3000, d))
     one = LocalOutlierFactor(max_samples=None, algorithm=algorithm, n_jobs=1).fit(X)
     two = LocalOutlierFactor(max_samples=None, algorithm=algorithm, n_jobs=2).fit(X)
     np.testing.assert_array_equal(one.negative_outlier_factor_, two.negative_outlier_factor_)

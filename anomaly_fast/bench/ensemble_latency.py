@@ -39,9 +39,9 @@ import time
 
 import numpy as np
 
+from .. import _lof
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..isolation_forest import IsolationForest
-from .. import _lof
 from ..local_outlier_factor import LocalOutlierFactor
 from ._data import adbench_file, load_adbench_file
 from .pipeline import percentiles_us, time_calls
