@@ -12,13 +12,12 @@
 # and 2i + 2); node i owns the points start[i]..end[i]-1, contiguous in every
 # row of ``columns``.  Nodes >= first_leaf are leaves; ``lower``/``upper``
 # (n_nodes x d) are each node's bounding box, all a search needs to prune.
-# Brute force is the same layout with no nodes (identity order).  Stored by
-# feature, eight consecutive points are compared with a query side by side:
-# eight independent sums, each over the features in order (the arithmetic of
-# scikit-learn's trees, so the distances are bit for bit theirs), which the
-# compiler keeps in vector registers.  On Gaussian data with 8-10 features a
-# k-d tree still visits 30-80 % of the points for k = 20, so this throughput
-# is what sets the speed.
+# Brute force is the same layout with no nodes (identity order).  The search
+# itself (distances, pruning, the k-best heap) is C in _knn.h: stored by
+# feature, eight consecutive points are compared with a query side by side,
+# each sum over the features in order (the arithmetic of scikit-learn's
+# trees, so the distances are bit for bit theirs), and a block of eight is
+# dropped as soon as all its partial sums exceed the k-th best so far.
 #
 # A point is named by its position in tree order; among neighbours at exactly
 # the same distance the smaller position wins, so results do not depend on
@@ -28,20 +27,38 @@
 # distances only at the end, as in scikit-learn's trees.
 import numpy as np
 
-from libc.math cimport sqrt, pow, fabs, floor, log2, INFINITY
+from libc.math cimport floor, log2, INFINITY
 from libc.stdlib cimport malloc, free
-from cpython.pyport cimport PY_SSIZE_T_MAX
 
 from _types cimport float64_t, intp_t
 
-cdef enum:
-    BLOCK = 8  # points whose distances to a query are computed side by side
-
-cdef enum:
-    METRIC_EUCLIDEAN = 0  # minkowski p = 2
-    METRIC_MANHATTAN = 1  # minkowski p = 1
-    METRIC_CHEBYSHEV = 2  # minkowski p = inf
-    METRIC_MINKOWSKI = 3  # any other p >= 1
+cdef extern from "_knn.h" nogil:
+    enum:
+        BLOCK "AF_KNN_BLOCK"
+        METRIC_EUCLIDEAN "AF_KNN_EUCLIDEAN"
+        METRIC_MANHATTAN "AF_KNN_MANHATTAN"
+        METRIC_CHEBYSHEV "AF_KNN_CHEBYSHEV"
+        METRIC_MINKOWSKI "AF_KNN_MINKOWSKI"
+    ctypedef struct Index "af_knn_index":
+        const float64_t* columns
+        const intp_t* start
+        const intp_t* end
+        const float64_t* lower
+        const float64_t* upper
+        intp_t n
+        intp_t d
+        intp_t n_nodes
+        intp_t first_leaf
+        int metric
+        float64_t p
+    ctypedef struct Scratch "af_knn_scratch":
+        float64_t* heap_dist
+        intp_t* heap_pos
+        intp_t* stack_node
+        float64_t* stack_bound
+        float64_t* query
+    void knn "af_knn"(const Index* ix, Scratch* s, intp_t k, const float64_t* q, intp_t skip)
+    int af_knn_use_simd(int wanted)
 
 METRICS = {"euclidean": METRIC_EUCLIDEAN, "manhattan": METRIC_MANHATTAN,
            "chebyshev": METRIC_CHEBYSHEV, "minkowski": METRIC_MINKOWSKI}
@@ -49,254 +66,16 @@ METRICS = {"euclidean": METRIC_EUCLIDEAN, "manhattan": METRIC_MANHATTAN,
 # scikit-learn adds this to the mean reachability distance before inverting
 # it (duplicates would otherwise give an infinite density).
 cdef float64_t LRD_EPSILON = 1e-10
-cdef intp_t NO_POINT = PY_SSIZE_T_MAX  # position of an empty heap slot
+
+SIMD = bool(af_knn_use_simd(1))  # the AVX2 copy of the search, where the CPU has it
 
 
-cdef struct Index:
-    const float64_t* columns # d x n fitted points by feature (column-major), tree order
-    const intp_t* start      # node i owns points[start[i]:end[i]] (NULL: brute force)
-    const intp_t* end
-    const float64_t* lower   # n_nodes x d: per-node minimum of each coordinate
-    const float64_t* upper   # n_nodes x d: per-node maximum
-    intp_t n                 # fitted points
-    intp_t d                 # features
-    intp_t n_nodes           # 0 for brute force
-    intp_t first_leaf        # nodes >= first_leaf are leaves
-    int metric               # METRIC_*
-    float64_t p              # Minkowski power (METRIC_MINKOWSKI only)
-
-
-cdef struct Scratch:
-    float64_t* heap_dist     # k reduced distances (max-heap), then sorted distances
-    intp_t* heap_pos         # their positions
-    intp_t* stack_node       # pending nodes of a tree search
-    float64_t* stack_bound   # their reduced lower bounds
-    float64_t* query         # d coordinates of a fitted point used as query
-
-
-# --------------------------------------------------------------------------
-# Distances
-# --------------------------------------------------------------------------
-
-cdef inline float64_t rdist(const Index* ix, const float64_t* q, intp_t j) noexcept nogil:
-    """Reduced distance from q to point j: monotone in the distance, cheaper
-    to compute (for p = 2 the sum of squares, as scikit-learn's trees)."""
-    cdef intp_t f
-    cdef const float64_t* c = ix.columns + j
-    cdef float64_t acc = 0.0, t
-    if ix.metric == METRIC_EUCLIDEAN:
-        for f in range(ix.d):
-            t = q[f] - c[f * ix.n]
-            acc += t * t
-    elif ix.metric == METRIC_MANHATTAN:
-        for f in range(ix.d):
-            acc += fabs(q[f] - c[f * ix.n])
-    elif ix.metric == METRIC_CHEBYSHEV:
-        for f in range(ix.d):
-            t = fabs(q[f] - c[f * ix.n])
-            if t > acc:
-                acc = t
-    else:
-        for f in range(ix.d):
-            acc += pow(fabs(q[f] - c[f * ix.n]), ix.p)
-    return acc
-
-
-cdef inline float64_t rdist_to_dist(const Index* ix, float64_t r) noexcept nogil:
-    if ix.metric == METRIC_EUCLIDEAN:
-        return sqrt(r)
-    if ix.metric == METRIC_MINKOWSKI:
-        return pow(r, 1.0 / ix.p)
-    return r
-
-
-cdef inline float64_t min_rdist_node(const Index* ix, intp_t node,
-                                     const float64_t* q) noexcept nogil:
-    """Reduced distance from q to the bounding box of a node (a lower bound
-    on the reduced distance to any of its points)."""
-    cdef const float64_t* lo = ix.lower + node * ix.d
-    cdef const float64_t* hi = ix.upper + node * ix.d
-    cdef intp_t f
-    cdef float64_t acc = 0.0, t
-    for f in range(ix.d):
-        t = lo[f] - q[f]
-        if t < 0.0:
-            t = q[f] - hi[f]
-            if t < 0.0:
-                t = 0.0
-        if ix.metric == METRIC_EUCLIDEAN:
-            acc += t * t
-        elif ix.metric == METRIC_MANHATTAN:
-            acc += t
-        elif ix.metric == METRIC_CHEBYSHEV:
-            if t > acc:
-                acc = t
-        else:
-            acc += pow(t, ix.p)
-    return acc
-
-
-# --------------------------------------------------------------------------
-# The k best candidates: a max-heap on (reduced distance, position)
-# --------------------------------------------------------------------------
-
-cdef inline bint worse(float64_t da, intp_t ia, float64_t db, intp_t ib) noexcept nogil:
-    """(da, ia) comes after (db, ib) in neighbour order."""
-    return da > db or (da == db and ia > ib)
-
-
-cdef inline void heap_reset(Scratch* s, intp_t k) noexcept nogil:
-    cdef intp_t j
-    for j in range(k):
-        s.heap_dist[j] = INFINITY
-        s.heap_pos[j] = NO_POINT
-
-
-cdef inline void heap_offer(Scratch* s, intp_t k, float64_t r, intp_t pos) noexcept nogil:
-    """Keep (r, pos) if it beats the worst of the k kept; sift down."""
-    cdef float64_t* hd = s.heap_dist
-    cdef intp_t* hp = s.heap_pos
-    cdef intp_t t = 0, child
-    if not worse(hd[0], hp[0], r, pos):
-        return
-    while True:
-        child = 2 * t + 1
-        if child >= k:
-            break
-        if child + 1 < k and worse(hd[child + 1], hp[child + 1], hd[child], hp[child]):
-            child += 1
-        if not worse(hd[child], hp[child], r, pos):
-            break
-        hd[t] = hd[child]
-        hp[t] = hp[child]
-        t = child
-    hd[t] = r
-    hp[t] = pos
-
-
-cdef inline void heap_sort_to_distances(const Index* ix, Scratch* s, intp_t k) noexcept nogil:
-    """Sort the kept candidates into neighbour order (insertion sort: k is
-    small) and turn reduced distances into distances."""
-    cdef float64_t* hd = s.heap_dist
-    cdef intp_t* hp = s.heap_pos
-    cdef intp_t a, b
-    cdef float64_t dv
-    cdef intp_t pv
-    for a in range(1, k):
-        dv = hd[a]
-        pv = hp[a]
-        b = a - 1
-        while b >= 0 and worse(hd[b], hp[b], dv, pv):
-            hd[b + 1] = hd[b]
-            hp[b + 1] = hp[b]
-            b -= 1
-        hd[b + 1] = dv
-        hp[b + 1] = pv
-    for a in range(k):
-        hd[a] = rdist_to_dist(ix, hd[a])
-
-
-# --------------------------------------------------------------------------
-# k-nearest-neighbour search
-# --------------------------------------------------------------------------
-
-cdef inline void block_rdist(const Index* ix, const float64_t* q, intp_t j,
-                             float64_t* acc) noexcept nogil:
-    """Reduced distances from q to the BLOCK points j..j+BLOCK-1: one
-    independent sum per point, each over the features in order (the same
-    arithmetic as :func:`rdist`), with the points side by side so the
-    compiler keeps the sums in vector registers."""
-    cdef intp_t f, b
-    cdef const float64_t* col
-    cdef float64_t qf, t
-    for b in range(BLOCK):
-        acc[b] = 0.0
-    if ix.metric == METRIC_EUCLIDEAN:
-        for f in range(ix.d):
-            qf = q[f]
-            col = ix.columns + f * ix.n + j
-            for b in range(BLOCK):
-                t = qf - col[b]
-                acc[b] += t * t
-    elif ix.metric == METRIC_MANHATTAN:
-        for f in range(ix.d):
-            qf = q[f]
-            col = ix.columns + f * ix.n + j
-            for b in range(BLOCK):
-                acc[b] += fabs(qf - col[b])
-    elif ix.metric == METRIC_CHEBYSHEV:
-        for f in range(ix.d):
-            qf = q[f]
-            col = ix.columns + f * ix.n + j
-            for b in range(BLOCK):
-                t = fabs(qf - col[b])
-                if t > acc[b]:
-                    acc[b] = t
-    else:
-        for b in range(BLOCK):
-            acc[b] = rdist(ix, q, j + b)
-
-
-cdef inline void scan(const Index* ix, Scratch* s, intp_t k, const float64_t* q,
-                      intp_t begin, intp_t stop, intp_t skip) noexcept nogil:
-    """Offer the points begin..stop-1 (except ``skip``) to the heap."""
-    cdef intp_t j = begin, b, width
-    cdef float64_t r
-    cdef float64_t acc[BLOCK]
-    # a last, partial block reads (and ignores) the points after it, if any
-    while j < stop and j + BLOCK <= ix.n:
-        block_rdist(ix, q, j, acc)
-        width = stop - j if stop - j < BLOCK else BLOCK
-        for b in range(width):
-            if acc[b] <= s.heap_dist[0] and j + b != skip:
-                heap_offer(s, k, acc[b], j + b)
-        j += BLOCK
-    while j < stop:
-        if j != skip:
-            r = rdist(ix, q, j)
-            if r <= s.heap_dist[0]:
-                heap_offer(s, k, r, j)
-        j += 1
-
-
-cdef void knn(const Index* ix, Scratch* s, intp_t k, const float64_t* q,
-              intp_t skip) noexcept nogil:
-    """The k nearest fitted points to q, except position ``skip`` (-1: none),
-    into s.heap_dist (distances, ascending) / s.heap_pos."""
-    cdef intp_t top = 0, node, left
-    cdef float64_t bound, b_left, b_right
-    heap_reset(s, k)
-    if ix.n_nodes == 0:
-        scan(ix, s, k, q, 0, ix.n, skip)
-        heap_sort_to_distances(ix, s, k)
-        return
-    s.stack_node[0] = 0
-    s.stack_bound[0] = min_rdist_node(ix, 0, q)
-    top = 1
-    while top > 0:
-        top -= 1
-        node = s.stack_node[top]
-        bound = s.stack_bound[top]
-        if bound > s.heap_dist[0]:  # equal may still win on position
-            continue
-        if node >= ix.first_leaf:
-            scan(ix, s, k, q, ix.start[node], ix.end[node], skip)
-            continue
-        left = 2 * node + 1
-        b_left = min_rdist_node(ix, left, q)
-        b_right = min_rdist_node(ix, left + 1, q)
-        if b_left <= b_right:  # the nearer child is popped first
-            s.stack_node[top] = left + 1
-            s.stack_bound[top] = b_right
-            s.stack_node[top + 1] = left
-            s.stack_bound[top + 1] = b_left
-        else:
-            s.stack_node[top] = left
-            s.stack_bound[top] = b_left
-            s.stack_node[top + 1] = left + 1
-            s.stack_bound[top + 1] = b_right
-        top += 2
-    heap_sort_to_distances(ix, s, k)
+def use_simd(bint wanted):
+    """Search with the AVX2 copy of the kernel (when the CPU has it) or the
+    portable one; both give bit-identical results.  Returns whether AVX2 is
+    now used.  For tests and benchmarks: it switches every search in the
+    process."""
+    return bool(af_knn_use_simd(wanted))
 
 
 cdef intp_t tree_levels(intp_t n_nodes) noexcept nogil:

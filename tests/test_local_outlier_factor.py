@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.neighbors import LocalOutlierFactor as SkLocalOutlierFactor
 
-from anomaly_fast import LocalOutlierFactor
+from anomaly_fast import LocalOutlierFactor, _lof
 from anomaly_fast.local_outlier_factor import anomaly_from_lof, check_state
 
 RTOL = 1e-9
@@ -97,6 +97,59 @@ def test_a_row_with_more_duplicates_than_neighbours_is_as_scikit_learn(seed):
     assert np.all(np.isfinite(ours.negative_outlier_factor_))
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 200),
+    d=st.integers(1, 13),
+    k=st.integers(1, 25),
+    n_copies=st.lists(st.integers(0, 8), max_size=8),
+    metric=st.sampled_from([("euclidean", 2), ("manhattan", 1), ("chebyshev", 2), ("minkowski", 3.5)]),
+    algorithm=st.sampled_from(["kd_tree", "brute"]),
+    leaf_size=st.integers(1, 70),
+)
+def test_wider_data_and_every_metric_equal_scikit_learn(seed, n, d, k, n_copies, metric, algorithm, leaf_size):
+    # up to 13 features: the compiled search compares 8 rows x 4 features at a
+    # time and abandons a block of rows after an even number of features, so
+    # the widths around 4, 8 and odd counts are the ones to cover
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d))
+    copies = [np.repeat(X[i % n : i % n + 1], c, axis=0) for i, c in enumerate(n_copies)]
+    X = rng.permutation(np.vstack([X, *copies]))
+    X_new = np.vstack([rng.normal(size=(10, d)) * 2.0, X[: min(5, len(X))]])
+    params = {"n_neighbors": k, "metric": metric[0], "p": metric[1]}
+    ours = our_lof(X, algorithm=algorithm, leaf_size=leaf_size, **params)
+    assert_same_scores(ours, sklearn_lof(X, **params), X_new)
+
+
+def test_many_rows_and_features_equal_scikit_learn():
+    # deep trees, blocks abandoned early and neighbours found in far leaves
+    rng = np.random.RandomState(3)
+    X, X_new = rng.normal(size=(3000, 10)), rng.normal(size=(500, 10)) * 1.3
+    for algorithm in ("kd_tree", "brute"):
+        assert_same_scores(our_lof(X, algorithm=algorithm, leaf_size=16), sklearn_lof(X), X_new)
+
+
+@pytest.mark.skipif(not _lof.SIMD, reason="no AVX2 on this CPU: only the portable search exists")
+@pytest.mark.parametrize("metric", ["euclidean", "manhattan", "chebyshev", "minkowski"])
+def test_avx2_and_portable_search_give_identical_results(metric):
+    rng = np.random.RandomState(5)
+    X = np.vstack([rng.normal(size=(700, 9)), np.zeros((30, 9))])
+    X_new = rng.normal(size=(100, 9))
+    results = []
+    try:
+        for simd in (True, False):
+            assert _lof.use_simd(simd) == simd
+            for algorithm in ("kd_tree", "brute"):
+                lof = our_lof(X, algorithm=algorithm, metric=metric, p=3.0, leaf_size=20)
+                results.append((lof.negative_outlier_factor_, lof.score_samples(X_new)))
+    finally:
+        _lof.use_simd(True)
+    for factors, scores in results[1:]:
+        np.testing.assert_array_equal(factors, results[0][0])
+        np.testing.assert_array_equal(scores, results[0][1])
+
+
 # -- consistency -----------------------------------------------------------------------
 def test_one_row_scores_equal_the_batch(data):
     X, X_new = data
@@ -115,9 +168,10 @@ def test_kd_tree_and_brute_force_give_identical_scores(data):
 
 
 @pytest.mark.parametrize("algorithm", ["kd_tree", "brute"])
-def test_n_jobs_does_not_change_results(seed, algorithm):
+@pytest.mark.parametrize("d", [3, 10])
+def test_n_jobs_does_not_change_results(seed, algorithm, d):
     rng = np.random.RandomState(seed)
-    X, X_new = rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3))
+    X, X_new = rng.normal(size=(3000, d)), rng.normal(size=(3000, d))
     one = LocalOutlierFactor(max_samples=None, algorithm=algorithm, n_jobs=1).fit(X)
     two = LocalOutlierFactor(max_samples=None, algorithm=algorithm, n_jobs=2).fit(X)
     np.testing.assert_array_equal(one.negative_outlier_factor_, two.negative_outlier_factor_)

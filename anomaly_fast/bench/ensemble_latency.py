@@ -15,6 +15,12 @@ Sections (``--sections``, comma-separated; default all):
   every row (``max_samples=None``) against scikit-learn's
   ``LocalOutlierFactor(novelty=True)`` (same scores), and the default
   ensemble against scikit-learn's LOF alone.
+- ``lof-full``: the LOF member on every row (``max_samples=None``), fit +
+  score of ``--big`` x 10, against scikit-learn's
+  ``LocalOutlierFactor(novelty=True)`` (its default algorithm), each with
+  n_jobs=1 and 2, ``--repeats`` alternating repeats (best and median), and
+  where our time goes (tree build, the training rows' neighbours, densities,
+  scoring).
 - ``fit-1m``: fit of the default ensemble on 1,000,000 x 10 rows.
 - ``crossover``: k-d tree against brute force (one-row query, fit) by n x d,
   which ``algorithm="auto"`` follows.
@@ -33,6 +39,7 @@ import time
 
 import numpy as np
 
+from .. import _lof
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..forest.isolation_forest import IsolationForest
 from ..local_outlier_factor import LocalOutlierFactor
@@ -41,7 +48,7 @@ from ._timing import percentiles_us, time_calls, timed
 
 __all__ = ["main"]
 
-SECTIONS = ("latency", "consistency", "throughput", "fit-1m", "crossover", "pipeline")
+SECTIONS = ("latency", "consistency", "throughput", "lof-full", "fit-1m", "crossover", "pipeline")
 
 
 def load_rows(data_dir, dataset, n_train, n_query, n_features, seed):
@@ -164,6 +171,65 @@ def section_throughput(args, out):
               f"({(sk_fit + sk_score) / (fit_s + score_s):.1f}x sklearn's LOF alone)", file=out)
 
 
+def section_lof_full(args, out):
+    from sklearn.neighbors import LocalOutlierFactor as SkLocalOutlierFactor
+
+    rng = np.random.RandomState(args.seed)
+    X, Q = rng.normal(size=(args.big, 10)), rng.normal(size=(args.big, 10))
+    print(f"\n[lof-full] fit + score of {args.big} x 10 (synthetic N(0, 1)), {args.big} new rows; "
+          f"{args.repeats} alternating repeats", file=out)
+    models = {}
+    for n_jobs in (1, 2):
+        models[f"peer: sklearn LocalOutlierFactor(novelty=True, n_jobs={n_jobs})"] = (
+            lambda n_jobs=n_jobs: SkLocalOutlierFactor(novelty=True, n_jobs=n_jobs))
+        models[f"LocalOutlierFactor(max_samples=None, n_jobs={n_jobs})"] = (
+            lambda n_jobs=n_jobs: LocalOutlierFactor(max_samples=None, n_jobs=n_jobs))
+    times = {name: [] for name in models}
+    scores = {}
+    for _ in range(args.repeats):
+        for name, make in models.items():
+            start = time.perf_counter()
+            scores[name] = make().fit(X).score_samples(Q)
+            times[name].append(time.perf_counter() - start)
+    print(f"  {'':<58}{'best s':>8}{'median s':>10}{'vs sklearn (best / median)':>30}", file=out)
+    for name, t in times.items():
+        n_jobs = name[-2]
+        peer = times[f"peer: sklearn LocalOutlierFactor(novelty=True, n_jobs={n_jobs})"]
+        ratio = "" if name.startswith("peer") else (
+            f"{min(peer) / min(t):.1f}x / {np.median(peer) / np.median(t):.1f}x")
+        print(f"  {name:<58}{min(t):>8.2f}{np.median(t):>10.2f}{ratio:>30}", file=out)
+    sk = scores["peer: sklearn LocalOutlierFactor(novelty=True, n_jobs=1)"]
+    ours = scores["LocalOutlierFactor(max_samples=None, n_jobs=1)"]
+    method, profile = lof_profile(X, Q)
+    print(f"  max relative score difference {np.max(np.abs(ours - sk) / np.abs(sk)):.1e}; our search: "
+          f"{method} ({'AVX2' if _lof.SIMD else 'portable'} kernel)", file=out)
+    for name, seconds in profile.items():
+        print(f"  profile, one thread: {name:<40}{seconds:>8.2f} s", file=out)
+
+
+def lof_profile(X, Q):
+    """The search algorithm="auto" picks, and the seconds of each step of
+    LocalOutlierFactor(max_samples=None, algorithm="kd_tree") fit + score on
+    one thread (the steps of ``_build_index``, then scoring)."""
+    lof = LocalOutlierFactor(max_samples=None)
+    (order, start, end), build = timed(lambda: _lof.build_kd_tree(X, _lof.kd_tree_levels(X.shape[0], lof.leaf_size)))
+    points = X[order]
+    lower, upper = np.empty((start.shape[0], X.shape[1])), np.empty((start.shape[0], X.shape[1]))
+    _, bounds = timed(lambda: _lof.node_bounds(points, start, end, lower, upper))
+    columns = np.ascontiguousarray(points.T)
+    k, m, empty = lof.n_neighbors, X.shape[0], np.empty(0)
+    search = _lof.LOFIndex(columns, start, end, lower, upper, _lof.METRICS["euclidean"], 2.0, k, empty, empty)
+    dist, pos = np.empty((m, k)), np.empty((m, k), dtype=np.intp)
+    _, neighbours = timed(lambda: search.training_neighbors(0, m, dist, pos))
+    lrd, factors = np.empty(m), np.empty(m)
+    _, densities = timed(lambda: (_lof.reachability_densities(dist, pos, lrd), _lof.outlier_factors(pos, lrd, factors)))
+    model = LocalOutlierFactor(max_samples=None, algorithm="kd_tree").fit(X)
+    _, score = timed(lambda: model.score_samples(Q))
+    method = LocalOutlierFactor(max_samples=None).fit(X)._fit_method
+    return method, {"k-d tree build and bounds": build + bounds, "neighbours of the training rows": neighbours,
+            "densities and training scores": densities, f"scoring {Q.shape[0]} new rows": score}
+
+
 def section_fit_1m(args, out):
     X = np.random.RandomState(args.seed).normal(size=(1_000_000, 10))
     print("\n[fit-1m] AnomalyEnsemble().fit on 1,000,000 x 10 (synthetic N(0, 1))", file=out)
@@ -229,6 +295,7 @@ def build_parser():
     p.add_argument("--n-train", default="5000,100000", help="training rows for the latency section")
     p.add_argument("--calls", type=int, default=5000, help="one-row calls timed per detector")
     p.add_argument("--big", type=int, default=30000, help="rows of the throughput section")
+    p.add_argument("--repeats", type=int, default=3, help="alternating repeats of the lof-full section")
     p.add_argument("--max-sklearn-rows", type=int, default=10000, help="largest --n-train for the sklearn peers")
     p.add_argument("--crossover-n", default="1000,4096,30000", help="training rows of the crossover section")
     p.add_argument("--crossover-d", default="2,4,8,12,16,24,32", help="features of the crossover section")
