@@ -11,9 +11,9 @@ over all series).  Methods:
 - ``stl``: :class:`~anomaly_fast.timeseries.STLDetector`, fitted on and run
   over the whole series (unsupervised, like the textbook recipe); alarms =
   ``alarm``.
-- ``stl-online``: ``STLDetector(mode="online")`` fitted on the first
-  ``--train-fraction`` of each series (at least three periods), then every
-  point scored from its past only.
+- ``stl-online``: ``STLDetector(mode="online")`` (the default mode) fitted
+  on the first ``--train-fraction`` of each series (at least three periods),
+  then every point scored from its past only.
 - ``lstm``: :class:`~anomaly_fast.timeseries.LSTMDetector` trained on the
   first ``--train-fraction`` of each series (NAB's probationary period);
   alarms = ``predict == -1``.  ``lstm+alarms`` passes the same errors through

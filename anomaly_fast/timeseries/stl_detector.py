@@ -1,6 +1,7 @@
 """STL residuals turned into alarms one can act on."""
 
 import functools
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,6 +30,11 @@ _WEEKLY_LAGS = 3  # ... and 7, 14, 21 cycles back (weeks, when the period is a d
 _PHASE_JITTER = 2  # +- steps around each same-phase lag
 _SCALE_FLOOR = 0.5  # local scales never go below this fraction of the fitted residual scale
 _ONLINE_STL_PERIODS = 4  # online: STL is refitted every period on the last 4 periods
+_FORECAST_START = 2  # online: the first forecast is made after 2 periods ...
+_ALARM_START = 3  # ... and scores count from 3 periods on (one period of forecast errors as context)
+_BATCH_CONTEXT = 2  # batch: scores count from 2 periods on (the local scale's window)
+_MIN_TREND_CHANGES = 3  # online trend channel: fewer training forecast-trend changes leave it off
+_TREND_QUIET = _ONLINE_STL_PERIODS  # ... and counts only when no flagged point is in the refit buffer
 
 
 def _same_phase_lags(period):
@@ -87,41 +93,53 @@ class STLDetector(BaseEstimator):
 
     The textbook recipe (:func:`~anomaly_fast.timeseries.stl_anomaly_detection`)
     thresholds a global z-score of STL residuals and raises an alarm run every
-    few dozen points on real data.  This detector scores the same residuals
-    against their *context* and aggregates flagged points into alarms:
+    few dozen points on real data.  This detector scores each point against
+    its *context* and aggregates flagged points into alarms.  By default
+    (``mode="online"``) everything is causal, so ``detect`` on a series and
+    :meth:`update` fed the same points give the same scores and alarms:
 
-    1. **Robust STL** (``robust_iter`` outer iterations) gives trend,
-       seasonal and residual.
-    2. **Local baseline**: each residual is compared with the median of the
-       previous ``period // 4`` residuals, so after a level shift the
-       deviation decays instead of staying high.
+    1. **Forecast**: every period, robust STL (``robust_iter`` outer
+       iterations) is fitted on the last 4 periods; the next period's
+       seasonal values are the same-phase medians of the detrended buffer,
+       its level the median of the last period's deseasonalised values
+       (medians, so a spike or a flat stretch is not forecast again one
+       period later).  The first forecast is made after 2 periods.
+    2. **Local baseline**: each deseasonalised value is compared with the
+       median of the previous ``period // 4`` ones, so after a level shift
+       the deviation decays instead of staying high.
     3. **Context scale**: the deviation is divided by the largest of the
        local scale (MAD over the previous two periods), the same-phase scale
        (median deviation 1..5 and 7, 14, 21 cycles back, +-2 steps; absorbs
        systematic misfit such as sharp daily edges, and weekly effects when
-       the period is a day), and half the residual scale learnt in ``fit``
-       (so a quiet stretch cannot make noise look huge; never a division by 0).
+       the period is a day), and half the forecast-error scale learnt in
+       ``fit`` (so a quiet stretch cannot make noise look huge; never a
+       division by 0).
     4. **Novelty**: the residual limit is ``max(threshold, novelty_ratio *
        q)``, ``q`` the ``novelty_quantile`` of the scores over the previous
        ``history`` periods: spikes that recur every day stop alarming.
-    5. **Level shifts**: the one-period change of the trend,
-       ``trend[t] - trend[t - period]``, is z-scored with the centre and
-       scale learnt in ``fit`` and compared with ``trend_threshold``.
+    5. **Level changes**: the change of the forecast level from one period
+       to the next is z-scored with the centre and scale of those changes
+       over the training series and compared with ``trend_threshold``; it
+       counts only while no flagged point is in the 4-period refit buffer
+       (a level shift flagged at its onset is not flagged again while the
+       forecast settles).  Off when the training series gives fewer than
+       3 such changes (shorter than 6 periods).
     6. **Alarms**: a point is flagged when either channel exceeds its limit
        (``score > 1``); an alarm is raised at the first point of a run of
-       flagged points, at most once every ``min_spacing`` steps.
+       flagged points, at most once every ``min_spacing`` steps.  Scores
+       count from 3 periods after a start (or a long gap) on.
 
-    Everything after STL uses only past points; in batch mode STL itself is a batch
-    smoother and sees the whole series passed to ``detect``, so its trend
-    starts moving up to half a trend window *before* a level shift and the
-    trend channel can alarm that early.
+    ``mode="batch"`` is the earlier, non-causal variant: STL of the whole
+    series passed to ``detect`` (a centred smoother: its trend starts
+    moving up to half a trend window *before* a level shift), steps 2-6 on
+    its residuals and its trend, scores from 2 periods on.  Its alarms are
+    not those of :meth:`update`.
 
     Score convention: ``score`` >= 0, **higher = more anomalous**, ``score >
     1`` flags the point.
 
-    The defaults were chosen on the NAB series of ``anomaly-fast nab-eval``
-    (window recall 0.80 at 0.78 false-alarm runs per 1000 points there), so
-    that figure is in-sample, not a held-out estimate.
+    Held-out alarm figures on the shared NAB series (threshold chosen on one
+    group, reported on the other) are in ``benchmarks/timeseries.md``.
 
     Parameters
     ----------
@@ -129,7 +147,7 @@ class STLDetector(BaseEstimator):
         Steps per seasonal cycle; None infers it from the DatetimeIndex of
         the series passed to ``fit`` (a day for sub-daily data, a week for
         daily data).
-    threshold : float > 0, default=6.0
+    threshold : float > 0, default=4.0
         Minimum residual deviation, in robust standard deviations.
     trend_threshold : float > 0, default=4.0
         Limit on the z-scored one-period trend change.
@@ -146,18 +164,14 @@ class STLDetector(BaseEstimator):
         Robust STL outer iterations (statsmodels' default, 15, is ~5x
         slower); one inner iteration each, as R's ``stl`` (statsmodels: 2,
         twice the time; residuals 2% apart, see ``benchmarks/timeseries.md``).
-    mode : {"batch", "online"}, default="batch"
-        "batch" decomposes the whole series passed to ``detect`` at once.
+    mode : {"online", "batch"}, default="online"
         "online" scores every point from its past only, exactly as
-        :meth:`update` does point by point: STL is refitted every ``period``
-        steps on the last 4 periods (a bounded buffer), and the next period
-        is forecast as the last fitted trend value plus the seasonal value
-        one cycle earlier; ``trend`` and ``seasonal`` hold that forecast and
-        ``residual`` the forecast error.  The trend channel is off (a shift
-        shows up in the forecast error, whose baseline only looks back), and
-        local scales never go below the forecast-error scale learnt in
-        ``fit``.  The first two periods (after a start or a long gap) have no
-        past model: they are decomposed together and scored 0.
+        :meth:`update` does point by point (steps 1-6 above); ``trend`` and
+        ``seasonal`` hold the forecast and ``residual`` the forecast error.
+        The first two periods (after a start or a long gap) have no past
+        model: they are decomposed together; the first three are scored 0.
+        Needs at least 3 training periods.  "batch" decomposes the whole
+        series passed to ``detect`` at once (see above).
     duplicates : {"mean", "last", "raise"}, default="mean"
         How values sharing a timestamp are aggregated.
     max_gap : int >= 1 or None, default=None
@@ -172,9 +186,14 @@ class STLDetector(BaseEstimator):
         Robust scale of the training residuals (online mode: of the
         training forecast errors).
     forecast_scale_ : float or None
-        Robust scale of the training one-period-ahead forecast errors (the
-        floor of online scales); None when the training series is shorter
-        than three periods, and then :meth:`update` raises.
+        Robust scale of the training one-period-ahead forecast errors (half
+        of it is the floor of online scales); None when the training series
+        is shorter than three periods, and then :meth:`update` raises.
+    forecast_trend_center_, forecast_trend_scale_ : float or None
+        Median and robust scale of the period-to-period changes of the
+        forecast level over the training series (online trend channel);
+        None when the training series gives fewer than 3 such changes
+        (shorter than 6 periods): the online trend channel is then off.
     step_ : pandas.Timedelta or None
         Grid step of the training series (used by :meth:`update`).
     trend_change_center_, trend_change_scale_ : float
@@ -191,11 +210,21 @@ class STLDetector(BaseEstimator):
     >>> y = 10 + 3 * np.sin(2 * np.pi * t / 24) + 0.3 * rng.normal(size=t.size)
     >>> y[400] += 5.0                      # a spike
     >>> y[550:] += 4.0                     # a level shift
-    >>> out = STLDetector(period=24).fit(y[:300]).detect(y)
-    >>> np.flatnonzero(out["alarm"]).tolist()      # the shift is seen 12 steps early
-    [400, 538]
+    >>> det = STLDetector(period=24).fit(y[:300])
+    >>> out = det.detect(y)
+    >>> np.flatnonzero(out["alarm"]).tolist()
+    [400, 550]
     >>> print(round(float(out["score"].iloc[400]), 2))
-    2.29
+    2.04
+    >>> online = []                        # a stream, point by point: the same alarms
+    >>> for value in y:
+    ...     score = det.update(value)
+    ...     online.append(det.alarm_detected)
+    >>> np.flatnonzero(online).tolist()
+    [400, 550]
+    >>> centred = STLDetector(period=24, mode="batch").fit(y[:300]).detect(y)
+    >>> np.flatnonzero(centred["alarm"]).tolist()  # centred STL sees the shift 12 steps early
+    [400, 538]
     """
 
     _parameter_constraints: dict = {
@@ -215,14 +244,14 @@ class STLDetector(BaseEstimator):
     def __init__(
         self,
         period=None,
-        threshold=6.0,
+        threshold=4.0,
         trend_threshold=4.0,
         novelty_quantile=0.99,
         novelty_ratio=1.5,
         history=7,
         min_spacing=None,
         robust_iter=3,
-        mode="batch",
+        mode="online",
         duplicates="mean",
         max_gap=None,
     ):
@@ -269,9 +298,15 @@ class STLDetector(BaseEstimator):
         trend, _, residual = self._decompose(values)
         change = trend[data.period :] - trend[: -data.period]
         self.forecast_scale_ = None
-        if values.shape[0] >= 3 * data.period:  # the scale of one-period-ahead forecast errors
-            _, _, errors = self._forecast(values)
-            self.forecast_scale_ = _robust_scale(errors[2 * data.period :])
+        self.forecast_trend_center_ = self.forecast_trend_scale_ = None
+        period = data.period
+        if values.shape[0] >= 3 * period:  # the scale of one-period-ahead forecast errors
+            forecast, _, errors = self._forecast(values)
+            self.forecast_scale_ = _robust_scale(errors[_FORECAST_START * period :])
+            blocks = forecast[_FORECAST_START * period :: period]  # one forecast level per period
+            if blocks.shape[0] > _MIN_TREND_CHANGES:
+                self.forecast_trend_center_ = float(np.median(np.diff(blocks)))
+                self.forecast_trend_scale_ = _robust_scale(np.diff(blocks))
         self.residual_scale_ = self.forecast_scale_ if online else _robust_scale(residual)
         self.trend_change_center_ = float(np.median(change))
         self.trend_change_scale_ = _robust_scale(change)
@@ -298,6 +333,9 @@ class STLDetector(BaseEstimator):
             if not isinstance(stream, _STLStream):
                 raise ValueError("field '_stream' must be an STL stream")
             stream.validate(state.get("period_"), state.get("history"))
+        if "forecast_scale_" in state:  # pickled before the online trend channel: it stays off
+            state.setdefault("forecast_trend_center_", None)
+            state.setdefault("forecast_trend_scale_", None)
         super().__setstate__(state)
         fitted = [key for key in self._FITTED if key in self.__dict__]
         if fitted and len(fitted) != len(self._FITTED):
@@ -338,14 +376,26 @@ class STLDetector(BaseEstimator):
         score = np.zeros(n)
         if self.mode == "online":
             trend, seasonal, residual = data.values.copy(), np.zeros(n), np.zeros(n)
-            warm = 2 * period
+            warm = _FORECAST_START * period
+            skipped = sum(stop - start for start, stop in data.segments if stop - start <= _ALARM_START * period)
+            if skipped:
+                warnings.warn(
+                    f"{skipped} grid steps lie in segments shorter than three periods (between gaps longer "
+                    f"than max_gap); they are not scored (online mode: three periods of warm-up)",
+                    UserWarning,
+                    stacklevel=2,
+                )
             for start, stop in data.segments:
                 if stop - start <= warm:
                     continue
                 part = slice(start, stop)
                 trend[part], seasonal[part], residual[part] = self._forecast(data.values[part])
-                masked = np.r_[np.full(warm, np.nan), residual[start + warm : stop]]
-                score[start + warm : stop] = self._score(data.values[part], trend[part], masked, use_trend=False)[warm:]
+                # The residual channel compares the deseasonalised value with its
+                # trailing median (the local level): the forecast level, which
+                # jumps at each refit, cancels out of that difference.
+                level = data.values[start + warm : stop] - seasonal[start + warm : stop]
+                masked = np.r_[np.full(warm, np.nan), level]
+                score[part] = self._score(data.values[part], trend[part], masked)
         else:
             trend, seasonal, residual = decompose_segments(data, self._decompose)
             for start, stop in data.segments:
@@ -371,7 +421,7 @@ class STLDetector(BaseEstimator):
         timestamp in the cell of the previous point updates nothing (its
         score is the cell's); missing cells up to ``max_gap`` are filled by
         interpolation (marked: they never alarm on their own); a longer gap
-        restarts the stream (two periods of warm-up, scored 0).  NaN values
+        restarts the stream (three periods of warm-up, scored 0).  NaN values
         are skipped (score NaN).  After the call, ``alarm_detected`` tells
         whether this point raised an alarm.  Memory is bounded: 4 periods
         of values, 21 periods of deviations, ``history`` periods of scores.
@@ -398,16 +448,21 @@ class STLDetector(BaseEstimator):
         """Score one grid cell of the stream: ``_forecast`` and ``_score`` for one point."""
         period = self.period_
         t = stream.count
-        warm = 2 * period
+        warm = _FORECAST_START * period
         if t >= warm and (t - warm) % period == 0:  # refit on the last 4 periods
-            trend, seasonal, _ = self._decompose(stream.past())
-            stream.trend, stream.seasonal = float(trend[-1]), seasonal[-period:].copy()
+            if t >= _ALARM_START * period:  # see ``_score``
+                stream.quiet = 0 if stream.block_flagged else stream.quiet + 1
+            stream.block_flagged = False
+            stream.previous_trend = stream.trend
+            level, stream.seasonal = self._next_period(stream.past())
+            stream.trend = float(level)
         stream.remember(value)
-        residual = value - stream.trend - stream.seasonal[(t - warm) % period] if t >= warm else float("nan")
+        residual = value - stream.seasonal[(t - warm) % period] if t >= warm else float("nan")  # as ``detect``
         center = stream.residuals.median()
         deviation = abs(residual - (residual if center != center else center))
         phase = stream.same_phase(t)
-        scale = max((x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, self.forecast_scale_) if x == x))
+        floor = _SCALE_FLOOR * self.forecast_scale_
+        scale = max((x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, floor) if x == x))
         scale = max(scale, EXACT_FIT * stream.largest, 1e-300)
         residual_score = deviation / scale if deviation == deviation else 0.0
         limit = self.threshold
@@ -419,7 +474,30 @@ class STLDetector(BaseEstimator):
         stream.record_deviation(t, deviation)
         stream.scores.push(residual_score)
         stream.count = t + 1
-        return residual_score / limit if t >= warm else 0.0
+        if t < _ALARM_START * period:
+            return 0.0
+        score = residual_score / limit
+        if self.forecast_trend_scale_ is not None and stream.quiet >= _TREND_QUIET:
+            tiny = max(EXACT_FIT * stream.largest, 1e-300)
+            deviation = abs(stream.trend - stream.previous_trend - self.forecast_trend_center_)
+            score = max(score, deviation / max(self.forecast_trend_scale_, tiny) / self.trend_threshold)
+        stream.block_flagged = stream.block_flagged or bool(score > 1.0)
+        return score
+
+    def _next_period(self, past):
+        """Forecast level and seasonal values of the period after ``past`` (whole periods).
+
+        Seasonal: the same-phase median of ``past - trend`` (robust STL's
+        trend) over the buffered cycles; level: the median of the last
+        period's deseasonalised values.  STL's own seasonal and trend at
+        the end of a short buffer follow the last cycle, so a spike or a
+        flat stretch there would come back one period later as a forecast
+        error; these medians do not.
+        """
+        period = self.period_
+        trend, _, _ = self._decompose(past)
+        seasonal = np.median((past - trend).reshape(-1, period), axis=0)
+        return float(np.median(past[-period:] - seasonal)), seasonal
 
     def _forecast(self, values):
         """One-period-ahead STL forecasts from a bounded trailing buffer."""
@@ -435,12 +513,11 @@ class STLDetector(BaseEstimator):
         for start in range(2 * period, n, period):
             stop = min(start + period, n)
             past = values[max(0, start - _ONLINE_STL_PERIODS * period) : start]
-            past_trend, past_seasonal, _ = self._decompose(past)
-            trend[start:stop] = past_trend[-1]
-            seasonal[start:stop] = past_seasonal[-period:][: stop - start]
+            trend[start:stop], next_seasonal = self._next_period(past)
+            seasonal[start:stop] = next_seasonal[: stop - start]
         return trend, seasonal, values - trend - seasonal
 
-    def _score(self, values, trend, residual, use_trend=True):
+    def _score(self, values, trend, residual):
         """Combined score on the regular grid: ``score > 1`` flags a point."""
         period = self.period_
         online = self.mode == "online"
@@ -455,7 +532,7 @@ class STLDetector(BaseEstimator):
         deviation = np.abs(residual - center)
         local = _SIGMA_PER_MAD * _trailing(deviation, 2 * period, "median")
         phase = _SIGMA_PER_MAD * _same_phase_median(deviation, period)
-        floor = self.forecast_scale_ if online else _SCALE_FLOOR * self.residual_scale_
+        floor = _SCALE_FLOOR * (self.forecast_scale_ if online else self.residual_scale_)
         scale = np.fmax(np.fmax(local, phase), floor)
         scale = np.fmax(np.nan_to_num(scale, nan=0.0), tiny)
         residual_score = np.nan_to_num(deviation / scale, nan=0.0)
@@ -466,11 +543,36 @@ class STLDetector(BaseEstimator):
             limit = np.fmax(limit, self.novelty_ratio * np.nan_to_num(recent, nan=0.0))
 
         score = residual_score / limit
-        if use_trend:
+        # Trend channel: the one-period change of the trend (batch: STL's
+        # smoothed trend; online: the forecast level, one value per period).
+        center, spread = self.trend_change_center_, self.trend_change_scale_
+        if online:
+            center, spread = self.forecast_trend_center_, self.forecast_trend_scale_
+        trend_score = None
+        if spread is not None and not online:
             change = np.zeros_like(trend)
             change[period:] = trend[period:] - trend[:-period]
-            trend_score = np.abs(change - self.trend_change_center_) / max(self.trend_change_scale_, tiny)
-            score = np.fmax(score, trend_score / self.trend_threshold)
+            trend_score = np.abs(change - center) / np.maximum(spread, tiny) / self.trend_threshold
+            trend_score[:period] = 0.0  # no change to measure yet
+        if not online:
+            score = score if trend_score is None else np.fmax(score, trend_score)
+            score[: _BATCH_CONTEXT * period] = 0.0  # the local scale's window is not filled yet
+            return score
+        score[: _ALARM_START * period] = 0.0
+        if spread is not None:
+            # Online trend channel, one value per period: the change of the
+            # forecast level, z-scored with the training changes.  A level
+            # change within two periods of a flagged point is that event's
+            # (a level shift flagged at its onset is not flagged again while
+            # the level settles), so the channel counts only after two quiet
+            # periods.
+            quiet = _TREND_QUIET
+            for start in range(_ALARM_START * period, score.shape[0], period):
+                block = slice(start, start + period)
+                if quiet >= _TREND_QUIET:
+                    deviation = abs(trend[start] - trend[start - period] - center)
+                    score[block] = np.fmax(score[block], deviation / np.maximum(spread, tiny[block]) / self.trend_threshold)
+                quiet = 0 if (score[block] > 1.0).any() else quiet + 1
         return score
 
 
@@ -503,6 +605,9 @@ class _STLStream(GridStream):
         self.count = 0
         self.values = np.zeros(_ONLINE_STL_PERIODS * period)
         self.trend = 0.0
+        self.previous_trend = 0.0  # the forecast level of the period before
+        self.block_flagged = False  # a point of the current period was flagged
+        self.quiet = _TREND_QUIET  # periods since the last one holding a flagged point
         self.seasonal = np.zeros(period)
         self.largest = 0.0  # largest |value| since the (re)start: the exact-fit tolerance
         self.residuals = RollingWindow(max(3, period // 4))
@@ -556,8 +661,13 @@ class _STLStream(GridStream):
                 raise ValueError(f"stream field {name!r} must be a float64 array of {size} values")
             if np.isinf(array).any() or (name != "deviation_ring" and np.isnan(array).any()):
                 raise ValueError(f"stream field {name!r} holds non-finite values")
-        for name in ("trend", "largest"):
-            if not (isinstance(getattr(self, name), float) and np.isfinite(getattr(self, name))):
+        if not isinstance(getattr(self, "block_flagged", None), bool):
+            raise ValueError("stream field 'block_flagged' must be a bool")
+        quiet = getattr(self, "quiet", None)
+        if not isinstance(quiet, int) or isinstance(quiet, bool) or quiet < 0:
+            raise ValueError(f"stream field 'quiet' must be an int >= 0, got {quiet!r}")
+        for name in ("trend", "previous_trend", "largest"):
+            if not (isinstance(getattr(self, name, None), float) and np.isfinite(getattr(self, name))):
                 raise ValueError(f"stream field {name!r} must be a finite float")
         sizes = {"residuals": max(3, period // 4), "deviations": 2 * period, "scores": history * period}
         for name, size in sizes.items():

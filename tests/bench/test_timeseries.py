@@ -33,9 +33,10 @@ def test_command_on_synthetic_series(tmp_path):
     out = tmp_path / "summary.json"
     assert timeseries.main(["--json", str(out)]) == 0
     summary = json.loads(out.read_text())
-    assert set(summary["scores"]) >= {"window-if", "stl", "stl-online", "lstm"}
-    assert set(summary["online_vs_batch"]) and all(
-        0 <= v["batch_alarms_matched_online"] <= 1 for v in summary["online_vs_batch"].values()
-    )
-    for method in ("window-if", "stl", "stl-online", "lstm"):
+    assert set(summary["scores"]) >= {"window-if", "stl", "stl-centred", "lstm"}
+    assert set(summary["online_vs_batch"]) == {"stl", "stl-centred"}
+    for group, v in summary["online_vs_batch"]["stl"].items():  # detect and update share one causal model
+        assert v["batch_alarms_matched_online"] == 1.0 and v["batch_recall"] == v["online_recall"], group
+    assert all(0 <= v["batch_alarms_matched_online"] <= 1 for v in summary["online_vs_batch"]["stl-centred"].values())
+    for method in ("window-if", "stl", "stl-centred", "lstm"):
         assert 0 <= summary["scores"][method]["all"]["vus_pr"] <= 1

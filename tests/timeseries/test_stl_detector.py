@@ -77,9 +77,39 @@ def test_regression_numbers(fitted, series):
     y = series.copy()
     y.iloc[600] += 6.0
     out = fitted.detect(y)
-    assert fitted.residual_scale_ == pytest.approx(0.31808, abs=1e-4)
-    assert out["score"].iloc[600] == pytest.approx(2.1063, abs=1e-3)
+    assert fitted.residual_scale_ == fitted.forecast_scale_ == pytest.approx(0.60099, abs=1e-4)
+    assert out["score"].iloc[600] == pytest.approx(2.0382, abs=1e-3)
     assert int(out["is_anomaly"].sum()) == 1
+    batch = STLDetector(mode="batch").fit(series.iloc[: 24 * 10])
+    assert batch.residual_scale_ == pytest.approx(0.31808, abs=1e-4)
+    assert batch.detect(y)["score"].iloc[600] == pytest.approx(2.3641, abs=1e-3)
+
+
+@pytest.mark.parametrize("change", ["spike", "shift"])
+def test_batch_mode_centred_stl_finds_a_spike_and_a_shift(series, change):
+    y = series.copy()
+    if change == "spike":
+        y.iloc[600] += 6.0
+    else:
+        y.iloc[600:] += 5.0
+    found = alarms(STLDetector(mode="batch").fit(series.iloc[: 24 * 10]).detect(y))
+    assert len(found) == 1 and abs(found[0] - 600) <= 12  # centred STL may lead a shift by half a window
+
+
+def test_a_slow_drift_is_flagged_by_the_online_trend_channel(series):
+    y = series.copy()
+    y.iloc[600:] += 0.05 * np.arange(len(y) - 600)  # 1.2 per day: no single point stands out
+    det = STLDetector().fit(series.iloc[: 24 * 10])
+    assert det.forecast_trend_scale_ is not None
+    found = alarms(det.detect(y))
+    assert len(found) == 1 and 600 < found[0] <= 600 + 5 * 24
+    det.forecast_trend_scale_ = det.forecast_trend_center_ = None  # the channel off: the drift goes unseen
+    assert alarms(det.detect(y)) == []
+
+
+def test_the_online_trend_channel_needs_six_training_periods(series):
+    assert STLDetector().fit(series.iloc[: 24 * 5]).forecast_trend_scale_ is None
+    assert STLDetector().fit(series.iloc[: 24 * 7]).forecast_trend_scale_ is not None
 
 
 def test_constant_and_noiseless_series_are_finite_and_quiet():
@@ -181,7 +211,7 @@ def test_a_gap_longer_than_max_gap_restarts_the_detector(fitted, series):
     assert np.isfinite(out["score"]).all()
     assert alarms(out) == []
     short = pd.concat([series, seasonal(n=24, seed=3, start="2024-03-01")])
-    with pytest.warns(UserWarning, match="shorter than two periods"):
+    with pytest.warns(UserWarning, match="shorter than three periods"):
         out = fitted.detect(short)
     assert (out["score"].iloc[-24:] == 0).all()
 
@@ -190,7 +220,9 @@ def test_shorter_than_two_periods_is_a_clear_error(fitted, series):
     with pytest.raises(ValueError, match="at least 2 periods"):
         fitted.detect(series.iloc[:47])
     with pytest.raises(ValueError, match="at least 2 periods"):
-        STLDetector().fit(series.iloc[:30])
+        STLDetector(mode="batch").fit(series.iloc[:30])
+    with pytest.raises(ValueError, match="at least 3 periods"):  # online (default): 3 periods to learn from
+        STLDetector().fit(series.iloc[:60])
 
 
 # ------------------------------------------------------------------ update()
@@ -243,7 +275,7 @@ def test_update_restarts_after_a_long_gap(series):
 
 
 def test_update_needs_three_training_periods(series):
-    det = STLDetector().fit(series.iloc[:60])
+    det = STLDetector(mode="batch").fit(series.iloc[:60])
     assert det.forecast_scale_ is None
     with pytest.raises(ValueError, match="at least 3 periods"):
         det.update(1.0, series.index[0])
@@ -279,6 +311,9 @@ def test_pickled_online_state_resumes_identically(series, messy):
         ("seasonal", np.full(24, np.inf), "seasonal"),
         ("deviation_ring", np.zeros(7), "deviation_ring"),
         ("trend", float("nan"), "trend"),
+        ("previous_trend", None, "previous_trend"),
+        ("quiet", -1, "quiet"),
+        ("block_flagged", 1, "block_flagged"),
         ("period", 12, "period"),
         ("scores", None, "scores"),
         ("last_value", "x", "last_value"),
