@@ -5,14 +5,13 @@ drop-in scikit-learn estimators.
 """
 
 from ._forest import average_path_length
-from .adwin import ADWIN
 from .ensemble import AnomalyEnsemble
 from .extended_isolation_forest import ExtendedIsolationForest
-from .half_space_trees import HalfSpaceTrees
 from .isolation_forest import IsolationForest
 from .local_outlier_factor import LocalOutlierFactor
 from .pipeline import AnomalyAlert, AnomalyPipeline
 from .registry import ModelRegistry
+from .streaming import ADWIN, HalfSpaceTrees
 from .timeseries import LSTMDetector, STLDetector, stl_anomaly_detection
 
 __version__ = "0.1.0"

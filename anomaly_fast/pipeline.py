@@ -24,7 +24,7 @@ from ._sklearn_compat import (
 )
 from .alert_store import AlertStore, event_key, open_store
 from .ensemble import apply_calibration, fit_calibration
-from .feature_monitor import FeatureMonitor
+from .streaming.feature_monitor import FeatureMonitor
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 
@@ -283,7 +283,7 @@ class AnomalyPipeline:
         Recorded on every alert; None -> ``registry.model_version(detector)``
         (content-derived) when it can be computed.
     monitor_features : bool, default=True
-        Feed every point to a :class:`~anomaly_fast.feature_monitor.FeatureMonitor`
+        Feed every point to a :class:`~anomaly_fast.streaming.FeatureMonitor`
         (ADWIN drift per feature, missing and out-of-range rates).
     feature_names : list of str, default=None
         Names of the features (default: the detector's ``feature_names_in_``

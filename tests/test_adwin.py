@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
-import anomaly_fast.adwin as adwin_module
+import anomaly_fast.streaming.adwin as adwin_module
 from anomaly_fast import ADWIN
 from anomaly_fast.bench.streaming import river_adwin_run, synthetic_stream
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-import anomaly_fast.half_space_trees as hst_module
+import anomaly_fast.streaming.half_space_trees as hst_module
 from anomaly_fast import HalfSpaceTrees
 
 river_anomaly = pytest.importorskip("river.anomaly")

@@ -6,8 +6,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._adwin import MAX_ABS_VALUE, AdaptiveWindow
-from ._sklearn_compat import Interval, validate_estimator_params
+from .._adwin import MAX_ABS_VALUE, AdaptiveWindow
+from .._sklearn_compat import Interval, validate_estimator_params
 
 __all__ = ["ADWIN"]
 

@@ -9,8 +9,8 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from ._adwin import MAX_ABS_VALUE
-from ._sklearn_compat import Interval, validate_estimator_params
+from .._adwin import MAX_ABS_VALUE
+from .._sklearn_compat import Interval, validate_estimator_params
 from .adwin import ADWIN
 
 __all__ = ["DriftEvent", "FeatureMonitor"]
@@ -171,7 +171,7 @@ class FeatureMonitor(BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-    >>> from anomaly_fast.feature_monitor import FeatureMonitor
+    >>> from anomaly_fast.streaming import FeatureMonitor
     >>> rng = np.random.RandomState(0)
     >>> train = rng.normal(size=(1000, 2))
     >>> stream = rng.normal(size=(3000, 2))

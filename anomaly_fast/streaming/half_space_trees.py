@@ -11,8 +11,8 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
-from ._hst import NODE_DTYPE, HalfSpaceForest, all_finite
-from ._sklearn_compat import Interval, StrOptions, validate_estimator_params
+from .._hst import NODE_DTYPE, HalfSpaceForest, all_finite
+from .._sklearn_compat import Interval, StrOptions, validate_estimator_params
 
 __all__ = ["HalfSpaceTrees"]
 
