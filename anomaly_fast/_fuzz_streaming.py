@@ -209,9 +209,9 @@ def half_space_trees(case):
         model.__setstate__(state)
     except ValueError:
         return "ValueError"
-    d = model.n_features_ or d
+    d = model.n_features_in_ or d
     X = np.random.default_rng(case).random((200, d)) * 1.4 - 0.2
-    names = model.feature_names_ if model.feature_names_ is not None else list(range(d))
+    names = model.feature_names_in_ if model.feature_names_in_ is not None else list(range(d))
     for row in X[:40]:
         model.score_one(row)
         model.learn_one(row)

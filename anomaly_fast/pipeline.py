@@ -473,16 +473,13 @@ class AnomalyPipeline:
     @staticmethod
     def _n_features(detector, feature_names, reference):
         n = getattr(detector, "n_features_in_", None)
-        if n is None:  # streaming models (HalfSpaceTrees) name it n_features_
-            n = getattr(detector, "n_features_", None)
         if n is None and feature_names is not None:
             n = len(feature_names)
         if n is None and reference is not None and not isinstance(reference, dict):
             n = np.asarray(reference).shape[1]
         if n is None:
             raise ValueError(
-                "cannot tell the number of features: the detector has no n_features_in_ "
-                "(or n_features_); pass feature_names"
+                "cannot tell the number of features: the detector has no n_features_in_; pass feature_names"
             )
         return int(n)
 

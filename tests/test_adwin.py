@@ -237,7 +237,7 @@ def test_pickle_right_after_detection():
 
 
 def _full_state(det):
-    state = det._state()
+    state = det._core._state()
     return (state["scalars"], state["bucket_count"].tolist(), state["bucket_total"].tolist(),
             state["bucket_m2"].tolist())
 

@@ -68,3 +68,71 @@ def test_pickles_written_before_the_move_load_and_score_as_before():
     assert again["hst"].score_many(probe).tolist() == hst.score_many(probe).tolist()
     assert again["adwin"].width == adwin.width
     assert again["feature_monitor"].feature_report() == monitor.feature_report()
+
+
+# -- a Python model holding a compiled core ------------------------------------------
+
+
+def test_the_per_call_methods_are_the_cores_own_compiled_methods():
+    # no Python frame between the caller and the kernel (see benchmarks/streaming.md)
+    import inspect
+
+    adwin, hst = ADWIN(), HalfSpaceTrees()
+    for model, name in ((adwin, "update"), (hst, "learn_one"), (hst, "score_one")):
+        method = getattr(model, name)
+        assert method.__self__ is model._core
+        assert not inspect.isfunction(method.__func__)  # compiled, not Python
+
+
+def test_the_class_methods_give_the_same_results_as_the_bound_ones():
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 2))
+    a = HalfSpaceTrees(n_trees=3, height=3, window_size=10, limits=[(0, 1), (0, 1)], seed=1)
+    b = HalfSpaceTrees(n_trees=3, height=3, window_size=10, limits=[(0, 1), (0, 1)], seed=1)
+    for x in X:
+        assert HalfSpaceTrees.score_one(a, x) == b.score_one(x)
+        HalfSpaceTrees.learn_one(a, x)
+        b.learn_one(x)
+    assert ADWIN.update(ADWIN(), 1.0) is ADWIN().update(1.0) is False
+
+
+def test_a_model_is_freed_as_soon_as_it_is_dropped():
+    # the core reaches the model's slow path through a weak reference: no
+    # cycle, so the nodes are freed without waiting for the cyclic collector
+    import gc
+    import weakref
+
+    gc.disable()
+    try:
+        model = HalfSpaceTrees(n_trees=2, height=2, window_size=5)
+        model.learn_one({"a": 1.0})  # the slow path, through the core
+        ref = weakref.ref(model)
+        del model
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
+def test_a_bound_method_outliving_its_model_says_so_on_the_slow_path():
+    learn = HalfSpaceTrees(n_trees=2, height=2, window_size=5).learn_one
+    with pytest.raises(RuntimeError, match="no longer exists"):
+        learn({"a": 1.0})
+
+
+def test_the_old_attribute_names_of_half_space_trees_warn_and_agree():
+    model = HalfSpaceTrees(n_trees=2, height=2, window_size=5)
+    model.learn_one({"b": 1.0, "a": 2.0})
+    with pytest.warns(FutureWarning, match="n_features_in_"):
+        assert model.n_features_ == model.n_features_in_ == 2
+    with pytest.warns(FutureWarning, match="feature_names_in_"):
+        assert model.feature_names_ == model.feature_names_in_ == ["a", "b"]
+
+
+def test_a_pickle_holds_parameters_fitted_attributes_and_the_core_state_only():
+    model = HalfSpaceTrees(n_trees=2, height=2, window_size=5)
+    model.learn_one(np.array([1.0, 2.0]))
+    state = model.__getstate__()
+    assert set(state) == {"params", "kernel"}
+    assert "_core" not in state["params"] and "learn_one" not in state["params"]
+    adwin_state = ADWIN().__getstate__()
+    assert set(adwin_state["params"]) == {"delta", "clock", "max_buckets", "min_window_length", "grace_period"}

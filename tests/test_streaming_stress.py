@@ -80,7 +80,7 @@ for n_jobs, limits in ((1, [(0, 1)] * 3), (2, [(0, 1)] * 3), (2, None)):
     [th.join() for th in threads]
     _check_state(model.__getstate__())  # masses add up, counters in range
     total = sum(learned)
-    assert model._window_index * 300 + model._n_seen_in_window == total, (model._window_index, total)
+    assert model._core._window_index * 300 + model._core._n_seen_in_window == total, (model._core._window_index, total)
     reference, latest = model.mass_profile()
     assert (latest[:, 0] == total % 300).all() and (reference[:, 0] == 300).all()
 print("ok")

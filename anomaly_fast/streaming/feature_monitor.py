@@ -393,7 +393,7 @@ class FeatureMonitor(BaseEstimator):
             adwin = self._adwins[j]
             pos = 0
             while pos < len(values):  # stop at each detection to report the mean then
-                hit = adwin._update_many(values[pos:], True)
+                hit = adwin._core._update_many(values[pos:], True)
                 if not len(hit):
                     break
                 i = pos + int(hit[0])

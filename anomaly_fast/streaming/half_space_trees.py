@@ -1,8 +1,8 @@
 """Half-Space Trees streaming anomaly detector with compiled trees."""
 
-import copyreg
 import random
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
@@ -11,7 +11,8 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
-from .._hst import NODE_DTYPE, HalfSpaceForest, all_finite
+from .._checks import all_finite
+from .._hst import NODE_DTYPE, HalfSpaceForest
 from .._sklearn_compat import Interval, StrOptions, validate_estimator_params
 
 __all__ = ["HalfSpaceTrees"]
@@ -20,7 +21,8 @@ _NODE_BYTES = 32
 _MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
 _MAX_NODE_BYTES = 8 * 2**30  # refuse forests above 8 GiB of nodes
 _PARAM_NAMES = ("n_trees", "height", "window_size", "limits", "seed", "score_rule", "n_jobs")
-_FITTED_NAMES = ("_config", "feature_names_", "n_features_", "limits_", "_first_window", "_n_held")
+_FITTED_NAMES = ("_config", "feature_names_in_", "n_features_in_", "limits_", "_first_window", "_n_held")
+_OLD_NAMES = {"feature_names_": "feature_names_in_", "n_features_": "n_features_in_"}
 _INTS = (int, np.integer)
 
 
@@ -112,25 +114,25 @@ def _check_state(state):
     window = _int(kernel[1], "window", 0, 2**62)
     count = _int(kernel[2], "count", 0, window_size - 1)
     n_features = _int(kernel[3], "n_features", 0, 2**31 - 1)
-    n_features_ = attrs["n_features_"]
-    if n_features_ is None:
+    n_features_in_ = attrs["n_features_in_"]
+    if n_features_in_ is None:
         if n_features != 0:
-            raise _bad("n_features", "must be 0 while n_features_ is None")
-    elif _int(n_features_, "n_features_", 1, 2**31 - 1) != n_features:
-        raise _bad("n_features_", f"must equal the kernel's n_features={n_features}, got {n_features_!r}")
+            raise _bad("n_features", "must be 0 while n_features_in_ is None")
+    elif _int(n_features_in_, "n_features_in_", 1, 2**31 - 1) != n_features:
+        raise _bad("n_features_in_", f"must equal the kernel's n_features={n_features}, got {n_features_in_!r}")
     built = isinstance(nodes, np.ndarray) and nodes.ndim == 2 and len(nodes) > 0
     if built and n_features == 0:
         raise _bad("n_features", "must be >= 1 once the trees are drawn")
     _check_nodes(nodes, n_trees, height, window_size, window, count, n_features)
-    names = attrs["feature_names_"]
+    names = attrs["feature_names_in_"]
     if names is not None:
         if not isinstance(names, list) or len(names) != n_features:
-            raise _bad("feature_names_", f"must be None or a list of n_features={n_features} names")
+            raise _bad("feature_names_in_", f"must be None or a list of n_features={n_features} names")
         try:
             if len(set(names)) != len(names):
-                raise _bad("feature_names_", "must be distinct")
+                raise _bad("feature_names_in_", "must be distinct")
         except TypeError:
-            raise _bad("feature_names_", "must be hashable") from None
+            raise _bad("feature_names_in_", "must be hashable") from None
     limits_ = attrs["limits_"]
     if limits_ is not None and not (
         type(limits_) is np.ndarray and limits_.dtype == np.float64 and limits_.shape == (n_features, 2)
@@ -151,7 +153,7 @@ def _check_state(state):
     return attrs, kernel
 
 
-class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
+class HalfSpaceTrees(BaseEstimator):
     """Half-Space Trees (Tan, Ting & Liu 2011) for streaming anomaly
     detection, compiled, with river's API plus batch entry points.
 
@@ -201,11 +203,14 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
 
     Attributes
     ----------
-    feature_names_ : list or None
+    feature_names_in_ : list or None
         Feature names in the order used internally (sorted keys of the first
-        dict; ``None`` for array input).
-    n_features_ : int or None
-        Number of features, once the first point has been seen.
+        dict; ``None`` for array input).  Named as in scikit-learn; the old
+        name ``feature_names_`` still works for one release (with a
+        ``FutureWarning``).
+    n_features_in_ : int or None
+        Number of features, once the first point has been seen (old name
+        ``n_features_``, as above).
     limits_ : ndarray of shape (n_features, 2) or None
         The limits the trees were drawn in, once they are drawn.
 
@@ -226,7 +231,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
     pickle safe to load.
 
     Input may be a dict (feature name -> value) or a 1-D numpy array in the
-    order of ``feature_names_``; a finite C-contiguous float64 array, and a
+    order of ``feature_names_in_``; a finite C-contiguous float64 array, and a
     dict with exactly the model's keys and finite float or int values, take
     a compiled fast path (``learn_one(x)`` right after ``score_one(x)`` of
     the same values also reuses the score's walks).  Missing or unknown features, a wrong length, NaN or
@@ -273,7 +278,17 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self.seed = seed
         self.score_rule = score_rule
         self.n_jobs = n_jobs
+        self._bind(HalfSpaceForest())
         self.reset()
+
+    def _bind(self, core):
+        # learn_one/score_one are the core's own methods, bound to the model:
+        # a Python method around them would add a frame to every call.  Input
+        # they cannot take comes back to _learn_other/_score_other below.
+        self._core = core
+        core._set_owner(self)
+        self.learn_one = core.learn_one
+        self.score_one = core.score_one
 
     def reset(self):
         """Forget the trees and everything learned (and apply any parameter
@@ -293,9 +308,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         self._check_limits()
         self._config = (int(self.n_trees), int(self.height), int(self.window_size),
                         self.score_rule == "path")
-        self._configure(*self._config)
-        self.feature_names_ = None
-        self.n_features_ = None
+        self._core._configure(*self._config)
+        self.feature_names_in_ = None
+        self.n_features_in_ = None
         self.limits_ = None
         self._first_window = None  # rows held until the limits are known
         self._n_held = 0
@@ -316,15 +331,15 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
 
     # -- input -----------------------------------------------------------------
     def _set_features(self, names, n_features):
-        if self.n_features_ is None:
-            self.feature_names_ = names
-            self.n_features_ = n_features
-            self._set_key_order(tuple(names) if names is not None else tuple(range(n_features)))
+        if self.n_features_in_ is None:
+            self.feature_names_in_ = names
+            self.n_features_in_ = n_features
+            self._core._set_key_order(tuple(names) if names is not None else tuple(range(n_features)))
 
     def _row(self, x, caller):
         """One point as a finite float64 vector in the internal feature order."""
         if isinstance(x, dict):
-            if self.n_features_ is None:
+            if self.n_features_in_ is None:
                 try:
                     names = sorted(x)
                 except TypeError:
@@ -332,9 +347,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 if not names:
                     raise ValueError(f"HalfSpaceTrees.{caller}: x is an empty dict")
                 self._set_features(names, len(names))
-            names = self.feature_names_
+            names = self.feature_names_in_
             if names is None:
-                names = range(self.n_features_)
+                names = range(self.n_features_in_)
             try:
                 row = np.array([x[k] for k in names], dtype=np.float64)
                 if len(x) != len(names):
@@ -357,9 +372,9 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             if arr.shape[0] == 0:
                 raise ValueError(f"HalfSpaceTrees.{caller}: x is empty")
             self._set_features(None, arr.shape[0])
-            if arr.shape[0] != self.n_features_:
+            if arr.shape[0] != self.n_features_in_:
                 raise ValueError(
-                    f"HalfSpaceTrees.{caller}: x has {arr.shape[0]} features, expected {self.n_features_}"
+                    f"HalfSpaceTrees.{caller}: x has {arr.shape[0]} features, expected {self.n_features_in_}"
                 )
             row = np.ascontiguousarray(arr, dtype=np.float64)
         if not all_finite(row):
@@ -368,25 +383,25 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
 
     def _matrix(self, X, caller):
         """A batch as a C-contiguous finite float64 matrix in feature order."""
-        if hasattr(X, "columns") and self.feature_names_ is not None:
-            missing = [k for k in self.feature_names_ if k not in X.columns]
+        if hasattr(X, "columns") and self.feature_names_in_ is not None:
+            missing = [k for k in self.feature_names_in_ if k not in X.columns]
             if missing:
                 raise ValueError(f"HalfSpaceTrees.{caller}: X lacks the features {missing}")
-            X = X[self.feature_names_]
+            X = X[self.feature_names_in_]
         X = check_array(X, dtype=np.float64, order="C", input_name="X",
                         estimator=f"HalfSpaceTrees.{caller}")
         self._set_features(None, X.shape[1])
-        if X.shape[1] != self.n_features_:
+        if X.shape[1] != self.n_features_in_:
             raise ValueError(
-                f"HalfSpaceTrees.{caller}: X has {X.shape[1]} features, expected {self.n_features_}"
+                f"HalfSpaceTrees.{caller}: X has {X.shape[1]} features, expected {self.n_features_in_}"
             )
         return X
 
     # -- the first window ----------------------------------------------------------
     def _resolve_limits(self):
-        d = self.n_features_
+        d = self.n_features_in_
         if isinstance(self.limits, dict):
-            names = self.feature_names_ if self.feature_names_ is not None else list(range(d))
+            names = self.feature_names_in_ if self.feature_names_in_ is not None else list(range(d))
             missing = [k for k in names if k not in self.limits]
             if missing:
                 raise ValueError(f"HalfSpaceTrees: limits lacks the features {missing}")
@@ -402,24 +417,24 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         # Python's Mersenne Twister, drawn in river's order: for limits (0, 1)
         # the trees are river's for the same seed.
         uniform = random.Random(None if self.seed is None else int(self.seed)).random
-        self._build(uniform, np.ascontiguousarray(lim[:, 0]), np.ascontiguousarray(lim[:, 1]))
+        self._core._build(uniform, np.ascontiguousarray(lim[:, 0]), np.ascontiguousarray(lim[:, 1]))
 
     def _hold(self, X):
         """Take rows of X into the first window while the limits are unknown;
         return the rows left over once the trees are drawn."""
-        if self._is_built:
+        if self._core._is_built:
             return X
         with self._first_window_lock:  # one thread draws the trees
             return self._hold_locked(X)
 
     def _hold_locked(self, X):
-        if self._is_built:
+        if self._core._is_built:
             return X
         if self.limits is not None:
             self._draw_trees(self._resolve_limits())
             return X
         if self._first_window is None:
-            self._first_window = np.empty((int(self.window_size), self.n_features_))
+            self._first_window = np.empty((int(self.window_size), self.n_features_in_))
         k = min(len(X), len(self._first_window) - self._n_held)
         self._first_window[self._n_held:self._n_held + k] = X[:k]
         self._n_held += k
@@ -430,23 +445,71 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
                 lim += [-0.5, 0.5]
             self._draw_trees(lim)
             self._first_window, self._n_held = None, 0
-            self._learn_many(held)
+            self._core._learn_many(held)
         return X[k:]
 
-    # -- river-style API (fast paths in the compiled base class) -------------------
+    # -- river-style API (fast paths in the compiled core) ------------------------
     def _learn_other(self, x):
         row = self._row(x, "learn_one")
-        if self._is_built or len(self._hold(row[None, :])):
-            self._learn_row(row)
+        if self._core._is_built or len(self._hold(row[None, :])):
+            self._core._learn_row(row)
 
     def _score_other(self, x):
         row = self._row(x, "score_one")
-        return self._score_row(row) if self._is_built else 0.0
+        return self._core._score_row(row) if self._core._is_built else 0.0
 
-    # learn_one(x) and score_one(x) are inherited from HalfSpaceForest: a
-    # finite float64 row of the right length, or a dict with exactly the
-    # model's keys and finite float/int values, never leaves compiled code;
-    # any other input comes back to the two methods above.
+    # learn_one(x) and score_one(x) are bound to the core's methods (see
+    # _bind): a finite float64 row of the right length, or a dict with
+    # exactly the model's keys and finite float/int values, never leaves
+    # compiled code; any other input comes back to the two methods above.
+    # The methods below document them (and serve calls through the class).
+    def learn_one(self, x):
+        """Learn one point.
+
+        Parameters
+        ----------
+        x : dict or ndarray of shape (n_features,)
+            Feature name -> value, or the values in the order of
+            ``feature_names_in_``; finite numbers.
+        """
+        return self._core.learn_one(x)
+
+    def score_one(self, x):
+        """Anomaly score of one point with the current model, without
+        learning it.
+
+        Parameters
+        ----------
+        x : dict or ndarray of shape (n_features,)
+            As for :meth:`learn_one`.
+
+        Returns
+        -------
+        float
+            In [0, 1], higher = more anomalous; 0.0 during the first window.
+        """
+        return self._core.score_one(x)
+
+    def mass_profile(self):
+        """Reference and latest masses of every node, each an int array of
+        shape (n_trees, 2**(height + 1) - 1) in heap order (node i has
+        children 2i + 1 and 2i + 2).  The reference mass counts the points of
+        the last complete window, the latest mass those of the current one."""
+        return self._core.mass_profile()
+
+    @property
+    def feature_names_(self):
+        """Deprecated alias of ``feature_names_in_`` (removed in the next release)."""
+        warnings.warn("HalfSpaceTrees.feature_names_ is now feature_names_in_ (as in scikit-learn); "
+                      "the old name goes away in the next release", FutureWarning, stacklevel=2)
+        return self.feature_names_in_
+
+    @property
+    def n_features_(self):
+        """Deprecated alias of ``n_features_in_`` (removed in the next release)."""
+        warnings.warn("HalfSpaceTrees.n_features_ is now n_features_in_ (as in scikit-learn); "
+                      "the old name goes away in the next release", FutureWarning, stacklevel=2)
+        return self.n_features_in_
 
     # -- batch API ---------------------------------------------------------------
     def _batch(self, X, learn, score):
@@ -454,28 +517,28 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
         threads when the batch is large enough (the kernel drops the GIL)."""
         n = len(X)
         n_threads = min(effective_n_jobs(self.n_jobs), int(self.n_trees), n // _MIN_ROWS_PER_THREAD)
-        if n_threads <= 1 or not self._exact_sums:
+        if n_threads <= 1 or not self._core._exact_sums:
             if learn and score:
-                return self._score_learn_many(X)
+                return self._core._score_learn_many(X)
             if score:
-                return self._score_many(X)
-            self._learn_many(X)
+                return self._core._score_many(X)
+            self._core._learn_many(X)
             return None
         bounds = np.linspace(0, int(self.n_trees), n_threads + 1).astype(int)
         raws = [np.zeros(n if score else 1) for _ in range(n_threads)]
-        self._begin_threads(learn)  # see "Threads" in native/_hst.pyx
+        self._core._begin_threads(learn)  # see "Threads" in native/_hst.pyx
         try:
             with ThreadPoolExecutor(n_threads) as pool:
-                jobs = [pool.submit(self._run_tree_range, X, int(a), int(b), learn, score, raw)
+                jobs = [pool.submit(self._core._run_tree_range, X, int(a), int(b), learn, score, raw)
                         for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
                 for job in jobs:
                     job.result()
             raw = raws[0]
             for other in raws[1:]:
                 raw += other  # integers below 2**53: exact, as one thread would sum them
-            self._finish_batch(n, learn, score, raw)
+            self._core._finish_batch(n, learn, score, raw)
         finally:
-            self._end_threads(learn)
+            self._core._end_threads(learn)
         return raw if score else None
 
     def learn_many(self, X):
@@ -504,7 +567,7 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             In [0, 1], higher = more anomalous; 0.0 during the first window.
         """
         X = self._matrix(X, "score_many")
-        if not self._is_built:
+        if not self._core._is_built:
             return np.zeros(len(X))
         return self._batch(X, learn=False, score=True)
 
@@ -533,26 +596,31 @@ class HalfSpaceTrees(HalfSpaceForest, BaseEstimator):
             scores[n - len(rest):] = self._batch(rest, learn=True, score=True)
         return scores
 
-    # -- pickling --------------------------------------------------------------
+    # -- pickling: the parameters and fitted attributes, and the core's state,
+    # validated before the core sees it --------------------------------------------
     def __getstate__(self):
-        kernel = (self._node_array(), self._window_index, self._n_seen_in_window, self.n_features_ or 0)
-        params = {k: v for k, v in self.__dict__.items() if k != "_first_window_lock"}
-        return {"params": params, "kernel": kernel}
+        kernel = (self._core._node_array(), self._core._window_index, self._core._n_seen_in_window,
+                  self.n_features_in_ or 0)
+        return {"params": {k: self.__dict__[k] for k in _PARAM_NAMES + _FITTED_NAMES}, "kernel": kernel}
 
     def __setstate__(self, state):
+        if isinstance(state, dict) and isinstance(state.get("params"), dict):
+            # pickles from before 0.2 name two fitted attributes without "_in"
+            params = state["params"]
+            renamed = {old: new for old, new in _OLD_NAMES.items() if old in params and new not in params}
+            if renamed:
+                state = {**state, "params": {renamed.get(k, k): v for k, v in params.items()}}
         attrs, kernel = _check_state(state)
         probe = type(self).__new__(type(self))  # the parameters, checked before anything changes
         probe.__dict__.update(attrs)
         validate_estimator_params(probe)
         probe._check_limits()
-        self._configure(*attrs["_config"])
-        self._load_nodes(*kernel)
+        core = HalfSpaceForest()
+        core._configure(*attrs["_config"])
+        core._load_nodes(*kernel)
+        if attrs["n_features_in_"] is not None:
+            names = attrs["feature_names_in_"]
+            core._set_key_order(tuple(names) if names is not None else tuple(range(attrs["n_features_in_"])))
         self.__dict__.update(attrs)
         self._first_window_lock = threading.Lock()
-        if self.n_features_ is not None:
-            names = self.feature_names_
-            self._set_key_order(tuple(names) if names is not None else tuple(range(self.n_features_)))
-
-    def __reduce__(self):
-        return copyreg.__newobj__, (type(self),), self.__getstate__()
-
+        self._bind(core)
