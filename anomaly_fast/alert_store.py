@@ -221,7 +221,7 @@ class AlertStore(ABC):
         store's retention, in batches; returns the number of rows deleted."""
         return 0
 
-    def close(self):
+    def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
         pass
 
 

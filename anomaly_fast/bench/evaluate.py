@@ -22,12 +22,12 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 
+from ..cli import HelpFormatter, progress
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
-from ..cli import HelpFormatter, progress
-from ._data import RESULTS, adbench_root, load_adbench_file, write_json
 from ..extended_isolation_forest import ExtendedIsolationForest
 from ..isolation_forest import IsolationForest
+from ._data import RESULTS, adbench_root, load_adbench_file, write_json
 
 __all__ = ["main"]
 

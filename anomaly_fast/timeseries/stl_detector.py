@@ -407,7 +407,7 @@ class STLDetector(BaseEstimator):
         center = stream.residuals.median()
         deviation = abs(residual - (residual if center != center else center))
         phase = stream.same_phase(t)
-        scale = max((x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, self.forecast_scale_) if x == x))
+        scale = max(x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, self.forecast_scale_) if x == x)
         scale = max(scale, EXACT_FIT * stream.largest, 1e-300)
         residual_score = deviation / scale if deviation == deviation else 0.0
         limit = self.threshold
