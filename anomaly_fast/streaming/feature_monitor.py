@@ -1,12 +1,17 @@
 """Per-feature drift (ADWIN) and data-quality checks on a stream of rows."""
 
+from __future__ import annotations
+
 import math
 import threading
 import warnings
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator
 
 from .._adwin import MAX_ABS_VALUE
@@ -122,7 +127,7 @@ class DriftEvent:
     value: float
     detail: str
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -194,13 +199,13 @@ class FeatureMonitor(BaseEstimator):
 
     def __init__(
         self,
-        feature_names,
-        reference=None,
-        delta=0.002,
-        quality_window=1000,
-        max_nan_rate=0.01,
-        max_out_of_range_rate=0.05,
-    ):
+        feature_names: Sequence[Hashable],
+        reference: npt.ArrayLike | Mapping[str, Sequence[float | None]] | None = None,
+        delta: float = 0.002,
+        quality_window: int = 1000,
+        max_nan_rate: float = 0.01,
+        max_out_of_range_rate: float = 0.05,
+    ) -> None:
         self.feature_names = feature_names
         self.reference = reference
         self.delta = delta
@@ -210,7 +215,7 @@ class FeatureMonitor(BaseEstimator):
         self._lock = threading.Lock()
         self.reset()
 
-    def reset(self):
+    def reset(self) -> FeatureMonitor:
         """Forget everything seen (and apply changed parameters)."""
         with self._lock:
             return self._reset()
@@ -275,23 +280,23 @@ class FeatureMonitor(BaseEstimator):
         return low, high
 
     # -- pickling: the lock is not pickled; a loaded state is validated ----------
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         state = dict(super().__getstate__())
         state.pop("_lock", None)
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         state = _check_state(state)
         super().__setstate__(state)
         self._derive_scaling()
         self._lock = threading.Lock()
 
     @property
-    def n_features(self):
+    def n_features(self) -> int:
         return len(self.names_)
 
     # -- one row ----------------------------------------------------------------
-    def update(self, row, timestamp):
+    def update(self, row: npt.ArrayLike, timestamp: float) -> list[DriftEvent]:
         """Feed one row (a sequence of floats, NaN = missing) observed at
         ``timestamp``; returns the list of :class:`DriftEvent` it triggered."""
         with self._lock:
@@ -363,7 +368,7 @@ class FeatureMonitor(BaseEstimator):
         return events
 
     # -- many rows --------------------------------------------------------------
-    def update_many(self, X, timestamps):
+    def update_many(self, X: npt.ArrayLike, timestamps: npt.ArrayLike) -> list[DriftEvent]:
         """Feed the rows of ``X`` (n, n_features) in order, as :meth:`update`
         on each, with compiled ADWIN loops; returns the events in row order."""
         with self._lock:
@@ -419,7 +424,7 @@ class FeatureMonitor(BaseEstimator):
         return [e for _, _, e in events]
 
     # -- report -----------------------------------------------------------------
-    def feature_report(self):
+    def feature_report(self) -> list[dict[str, Any]]:
         """One dict per feature: counts of rows seen, missing and
         out-of-range values (lifetime, closed quality windows plus the open
         one), ADWIN window width and mean, drifts detected, time of the last

@@ -1,12 +1,17 @@
 """Half-Space Trees streaming anomaly detector with compiled trees."""
 
+from __future__ import annotations
+
 import random
 import threading
 import warnings
+from collections.abc import Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
@@ -16,6 +21,9 @@ from .._hst import NODE_DTYPE, HalfSpaceForest
 from .._sklearn_compat import Interval, StrOptions, validate_estimator_params
 
 __all__ = ["HalfSpaceTrees"]
+
+# one point: feature name -> value, or the values in feature order
+Point = Mapping[Hashable, float] | npt.ArrayLike
 
 _NODE_BYTES = 32
 _MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
@@ -269,8 +277,16 @@ class HalfSpaceTrees(BaseEstimator):
                    None],  # joblib's convention: 0 has no meaning
     }
 
-    def __init__(self, n_trees=10, height=8, window_size=250, limits=None, seed=None,
-                 score_rule="path", n_jobs=None):
+    def __init__(
+        self,
+        n_trees: int = 10,
+        height: int = 8,
+        window_size: int = 250,
+        limits: Mapping[Hashable, tuple[float, float]] | npt.ArrayLike | None = None,
+        seed: int | None = None,
+        score_rule: Literal["path", "terminal"] = "path",
+        n_jobs: int | None = None,
+    ) -> None:
         self.n_trees = n_trees
         self.height = height
         self.window_size = window_size
@@ -281,7 +297,7 @@ class HalfSpaceTrees(BaseEstimator):
         self._bind(HalfSpaceForest())
         self.reset()
 
-    def _bind(self, core):
+    def _bind(self, core: HalfSpaceForest) -> None:
         # learn_one/score_one are the core's own methods, bound to the model:
         # a Python method around them would add a frame to every call.  Input
         # they cannot take comes back to _learn_other/_score_other below.
@@ -290,7 +306,7 @@ class HalfSpaceTrees(BaseEstimator):
         self.learn_one = core.learn_one
         self.score_one = core.score_one
 
-    def reset(self):
+    def reset(self) -> HalfSpaceTrees:
         """Forget the trees and everything learned (and apply any parameter
         changed with ``set_params``).
 
@@ -463,7 +479,7 @@ class HalfSpaceTrees(BaseEstimator):
     # exactly the model's keys and finite float/int values, never leaves
     # compiled code; any other input comes back to the two methods above.
     # The methods below document them (and serve calls through the class).
-    def learn_one(self, x):
+    def learn_one(self, x: Point) -> None:
         """Learn one point.
 
         Parameters
@@ -474,7 +490,7 @@ class HalfSpaceTrees(BaseEstimator):
         """
         return self._core.learn_one(x)
 
-    def score_one(self, x):
+    def score_one(self, x: Point) -> float:
         """Anomaly score of one point with the current model, without
         learning it.
 
@@ -490,7 +506,7 @@ class HalfSpaceTrees(BaseEstimator):
         """
         return self._core.score_one(x)
 
-    def mass_profile(self):
+    def mass_profile(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         """Reference and latest masses of every node, each an int array of
         shape (n_trees, 2**(height + 1) - 1) in heap order (node i has
         children 2i + 1 and 2i + 2).  The reference mass counts the points of
@@ -498,14 +514,14 @@ class HalfSpaceTrees(BaseEstimator):
         return self._core.mass_profile()
 
     @property
-    def feature_names_(self):
+    def feature_names_(self) -> list[Hashable] | None:
         """Deprecated alias of ``feature_names_in_`` (removed in the next release)."""
         warnings.warn("HalfSpaceTrees.feature_names_ is now feature_names_in_ (as in scikit-learn); "
                       "the old name goes away in the next release", FutureWarning, stacklevel=2)
         return self.feature_names_in_
 
     @property
-    def n_features_(self):
+    def n_features_(self) -> int | None:
         """Deprecated alias of ``n_features_in_`` (removed in the next release)."""
         warnings.warn("HalfSpaceTrees.n_features_ is now n_features_in_ (as in scikit-learn); "
                       "the old name goes away in the next release", FutureWarning, stacklevel=2)
@@ -541,7 +557,7 @@ class HalfSpaceTrees(BaseEstimator):
             self._core._end_threads(learn)
         return raw if score else None
 
-    def learn_many(self, X):
+    def learn_many(self, X: npt.ArrayLike) -> HalfSpaceTrees:
         """Learn the rows of X in order (as ``learn_one`` on each).
 
         Parameters
@@ -557,7 +573,7 @@ class HalfSpaceTrees(BaseEstimator):
             self._batch(X, learn=True, score=False)
         return self
 
-    def score_many(self, X):
+    def score_many(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Anomaly scores of the rows of X with the current model, without
         learning them.
 
@@ -571,14 +587,14 @@ class HalfSpaceTrees(BaseEstimator):
             return np.zeros(len(X))
         return self._batch(X, learn=False, score=True)
 
-    def anomaly_score(self, X):
+    def anomaly_score(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """The same as :meth:`score_many` (in [0, 1], higher = more
         anomalous), under the name the rest of anomaly_fast uses, so a
         trained model can serve as an :class:`~anomaly_fast.AnomalyPipeline`
         detector (scoring does not learn)."""
         return self.score_many(X)
 
-    def score_learn_many(self, X):
+    def score_learn_many(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Score each row with the model as it stands, then learn it: the
         same as ``score_one`` followed by ``learn_one`` on each row in turn
         (prequential evaluation), with the loop in compiled code.
@@ -598,12 +614,12 @@ class HalfSpaceTrees(BaseEstimator):
 
     # -- pickling: the parameters and fitted attributes, and the core's state,
     # validated before the core sees it --------------------------------------------
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         kernel = (self._core._node_array(), self._core._window_index, self._core._n_seen_in_window,
                   self.n_features_in_ or 0)
         return {"params": {k: self.__dict__[k] for k in _PARAM_NAMES + _FITTED_NAMES}, "kernel": kernel}
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, Any]) -> None:
         if isinstance(state, dict) and isinstance(state.get("params"), dict):
             # pickles from before 0.2 name two fitted attributes without "_in"
             params = state["params"]
