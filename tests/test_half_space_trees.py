@@ -105,8 +105,9 @@ def test_regression_numbers():
 def test_batch_equals_one_by_one(limits, score_rule, seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(0.5, 0.3, size=(900, 3))
-    make = lambda: HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed,  # noqa: E731
-                                  score_rule=score_rule)
+    def make():
+        return HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed, score_rule=score_rule)
+
     batch = make()
     scores = batch.score_learn_many(X)
     arrays, dicts = make(), make()
