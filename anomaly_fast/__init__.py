@@ -14,13 +14,13 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it (see ARCHITECTURE.md for the layers)
 _EXPORTS = {
-    "ADWIN": ".adwin",
+    "ADWIN": ".streaming",
     "AnomalyAlert": ".pipeline",
     "AnomalyEnsemble": ".ensemble",
     "AnomalyPipeline": ".pipeline",
     "average_path_length": ".forest",
     "ExtendedIsolationForest": ".forest",
-    "HalfSpaceTrees": ".half_space_trees",
+    "HalfSpaceTrees": ".streaming",
     "IsolationForest": ".forest",
     "LocalOutlierFactor": ".local_outlier_factor",
     "LSTMDetector": ".timeseries",

@@ -203,7 +203,7 @@ def _worker_main(target):
         case = int(line)
         try:
             outcome = str(func(case))
-        except Exception as exc:  # reported, not raised: the parent decides
+        except Exception as exc:  # noqa: BLE001 - reported, not raised: the parent decides
             outcome = f"error: {type(exc).__name__}: {exc}"[:300]
         out.write(json.dumps({"case": case, "outcome": outcome}) + "\n")
         out.flush()

@@ -149,7 +149,7 @@ def _stream(rng, n):
 
 
 def _adwin_source(case):
-    from .adwin import ADWIN
+    from .streaming.adwin import ADWIN
 
     rng = np.random.default_rng(case % 97)
     params = dict(clock=int(rng.choice([1, 4, 32])), max_buckets=int(rng.choice([1, 2, 5])),
@@ -161,7 +161,7 @@ def _adwin_source(case):
 
 def adwin(case):
     """Fuzz target: a mutated ADWIN state."""
-    from .adwin import ADWIN, _check_state
+    from .streaming.adwin import ADWIN, _check_state
 
     rng = random.Random(case)
     state = mutate(_adwin_source(case).__getstate__(), rng, 1 + (case % 3 == 0) + (case % 7 == 0))
@@ -180,7 +180,7 @@ def adwin(case):
 
 
 def _hst_source(case):
-    from .half_space_trees import HalfSpaceTrees
+    from .streaming.half_space_trees import HalfSpaceTrees
 
     rng = np.random.default_rng(case % 89)
     d = int(rng.integers(1, 5))
@@ -199,7 +199,7 @@ def _hst_source(case):
 
 def half_space_trees(case):
     """Fuzz target: a mutated HalfSpaceTrees state."""
-    from .half_space_trees import HalfSpaceTrees, _check_state
+    from .streaming.half_space_trees import HalfSpaceTrees, _check_state
 
     rng = random.Random(case)
     source, d = _hst_source(case)
@@ -209,9 +209,9 @@ def half_space_trees(case):
         model.__setstate__(state)
     except ValueError:
         return "ValueError"
-    d = model.n_features_ or d
+    d = model.n_features_in_ or d
     X = np.random.default_rng(case).random((200, d)) * 1.4 - 0.2
-    names = model.feature_names_ if model.feature_names_ is not None else list(range(d))
+    names = model.feature_names_in_ if model.feature_names_in_ is not None else list(range(d))
     for row in X[:40]:
         model.score_one(row)
         model.learn_one(row)
@@ -225,7 +225,7 @@ def half_space_trees(case):
 
 
 def _monitor_source(case):
-    from .feature_monitor import FeatureMonitor
+    from .streaming.feature_monitor import FeatureMonitor
 
     rng = np.random.default_rng(case % 53)
     d = int(rng.integers(1, 4))
@@ -240,7 +240,7 @@ def _monitor_source(case):
 
 def feature_monitor(case):
     """Fuzz target: a mutated FeatureMonitor state (its ADWINs included)."""
-    from .feature_monitor import FeatureMonitor, _check_state
+    from .streaming.feature_monitor import FeatureMonitor, _check_state
 
     rng = random.Random(case)
     source, d = _monitor_source(case)
@@ -251,7 +251,7 @@ def feature_monitor(case):
     try:
         adwins = state.get("_adwins")
         if isinstance(adwins, tuple):
-            from .adwin import ADWIN
+            from .streaming.adwin import ADWIN
 
             restored = []
             for a in adwins:

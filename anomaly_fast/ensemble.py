@@ -519,7 +519,7 @@ def check_ensemble_state(state):
             raise ValueError(f"AnomalyEnsemble state: estimators_ entry {name!r} has {est.n_features_in_} features, not {n_features}")
         try:
             check_is_fitted(est)
-        except Exception:  # NotFittedError, or a detector check_is_fitted cannot inspect
+        except Exception:  # noqa: BLE001 - NotFittedError, or a detector check_is_fitted cannot inspect
             raise ValueError(f"AnomalyEnsemble state: estimators_ entry {name!r} is not fitted") from None
     calibrations = state["calibrations_"]
     if not isinstance(calibrations, list) or len(calibrations) != len(names):

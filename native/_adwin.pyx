@@ -30,7 +30,9 @@
 # would quadruple the cost of update.)  Not safe on a free-threaded build.
 #
 # The class validates nothing beyond the range of the values: parameters and
-# restored states are checked by the Python class that derives from it.
+# restored states are checked by the Python class that holds it
+# (``anomaly_fast.streaming.ADWIN``), which binds ``update`` as its own method
+# (no Python frame per call).
 import numpy as np
 
 from libc.math cimport fabs, log, sqrt, ldexp
@@ -96,7 +98,8 @@ cdef inline bint _surely_no_cut(float64_t u0, float64_t n0, float64_t u1, float6
 
 
 cdef class AdaptiveWindow:
-    """Compiled state of an ADWIN detector (see :class:`anomaly_fast.ADWIN`)."""
+    """Compiled core of an ADWIN detector (held by :class:`anomaly_fast.ADWIN`,
+    which validates)."""
 
     cdef float64_t _delta          # confidence of the cut test
     cdef int64_t _clock            # a cut check runs every ``clock`` updates
@@ -544,7 +547,7 @@ cdef class AdaptiveWindow:
 
     def _restore(self, state):
         """Inverse of ``_state``, for a state the caller has validated
-        (``anomaly_fast.adwin._check_state``)."""
+        (``anomaly_fast.streaming.adwin._check_state``)."""
         cdef const intp_t[::1] counts = np.ascontiguousarray(state["bucket_count"], dtype=np.intp)
         cdef const float64_t[::1] totals = np.ascontiguousarray(state["bucket_total"], dtype=np.float64)
         cdef const float64_t[::1] m2s = np.ascontiguousarray(state["bucket_m2"], dtype=np.float64)

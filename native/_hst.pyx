@@ -32,14 +32,18 @@
 # while another thread learns reads counts mid-update: a valid score of a
 # model between two states, never a crash.  Not safe on a free-threaded build.
 #
-# The class validates nothing: the Python class that derives from it checks
-# parameters, input and restored states before calling the ``_``-prefixed
-# entry points (which check only that a row's length matches the trees, so
-# a race between threads can never make a walk read past a row); the
-# ``learn_one``/``score_one`` fast paths accept only a finite float64 1-D
-# array of the right length and hand anything else to Python methods of the
-# derived class (``_learn_other`` / ``_score_other``).
+# The class validates nothing: the Python class that holds it
+# (``anomaly_fast.streaming.HalfSpaceTrees``) checks parameters, input and
+# restored states before calling the ``_``-prefixed entry points (which check
+# only that a row's length matches the trees, so a race between threads can
+# never make a walk read past a row).  The ``learn_one``/``score_one`` fast
+# paths accept only a finite float64 1-D array (or a dict with exactly the
+# model's keys) of the right length; the model binds them as its own methods,
+# so a call pays for no Python frame, and they hand anything else to the
+# model's validating slow path (``_learn_other`` / ``_score_other``), reached
+# through a weak reference so that model and core form no reference cycle.
 import time
+import weakref
 
 import numpy as np
 cimport numpy as cnp
@@ -249,18 +253,9 @@ cdef inline void _walk_lanes(HSTNode** trees, const float64_t** rows, intp_t n_l
                     prefetch(trees[b] + 2 * node[b])
 
 
-def all_finite(const float64_t[::1] x):
-    """True when no entry of x is NaN or infinite."""
-    cdef intp_t i
-    for i in range(x.shape[0]):
-        if not isfinite(x[i]):
-            return False
-    return True
-
-
 cdef class HalfSpaceForest:
-    """Compiled state of a Half-Space Trees model (see
-    :class:`anomaly_fast.HalfSpaceTrees`)."""
+    """Compiled core of a Half-Space Trees model (held by
+    :class:`anomaly_fast.HalfSpaceTrees`, which validates)."""
 
     cdef HSTNode* _nodes          # n_trees * nodes_per_tree nodes
     cdef intp_t _n_trees          # trees in the forest
@@ -281,6 +276,7 @@ cdef class HalfSpaceForest:
     cdef bint _path_valid         # _path holds the walks of _path_point in the current trees
     cdef int _readers             # sections running without the GIL (scoring or a threaded batch)
     cdef int _writers             # multi-threaded learning batches in progress
+    cdef object _owner            # weak reference to the model whose slow path takes other input
 
     def __cinit__(self):
         self._nodes = NULL
@@ -291,6 +287,7 @@ cdef class HalfSpaceForest:
         self._path_valid = False
         self._readers = 0
         self._writers = 0
+        self._owner = None
 
     def __dealloc__(self):
         free(self._nodes)
@@ -727,13 +724,24 @@ cdef class HalfSpaceForest:
             return self._dict_row(x)
         return self._fast_row(x)
 
+    def _set_owner(self, owner):
+        """The model whose ``_learn_other``/``_score_other`` take the points
+        the fast paths below cannot (kept as a weak reference)."""
+        self._owner = weakref.ref(owner)
+
+    cdef object _slow_path(self):
+        cdef object owner = self._owner() if self._owner is not None else None
+        if owner is None:
+            raise RuntimeError("HalfSpaceTrees: the model this method belongs to no longer exists")
+        return owner
+
     def learn_one(self, x):
         """Learn one point: a dict (feature name -> value) or a 1-D array."""
         if self._writers:
             self._wait(False)
         cdef const float64_t* p = self._point(x)
         if p == NULL:
-            return self._learn_other(x)
+            return self._slow_path()._learn_other(x)
         self._learn_point(p)
 
     def score_one(self, x):
@@ -741,7 +749,7 @@ cdef class HalfSpaceForest:
         during the first window."""
         cdef const float64_t* p = self._point(x)
         if p == NULL:
-            return self._score_other(x)
+            return self._slow_path()._score_other(x)
         return self._score_point(p)
 
     def _learn_row(self, const float64_t[::1] x):
@@ -781,7 +789,7 @@ cdef class HalfSpaceForest:
 
     def _load_nodes(self, nodes, int64_t window, int32_t count, intp_t n_features):
         """Inverse of ``_node_array`` (plus the window position), for nodes the
-        caller has validated (``anomaly_fast.half_space_trees._check_state``)."""
+        caller has validated (``anomaly_fast.streaming.half_space_trees._check_state``)."""
         cdef cnp.ndarray flat = np.ascontiguousarray(nodes, dtype=NODE_DTYPE).reshape(-1)
         cdef intp_t n = flat.shape[0]
         cdef void* mem = NULL

@@ -216,7 +216,7 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
     return (s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
             and s.columns != NULL
-            and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
+            and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.sd != NULL and s.features != NULL
             and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL)
 
 

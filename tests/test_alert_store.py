@@ -20,7 +20,7 @@ from anomaly_fast.pipeline.alert_store import (
     StoreBusyError,
     event_key,
 )
-from anomaly_fast.feature_monitor import DriftEvent
+from anomaly_fast.streaming.feature_monitor import DriftEvent
 
 
 def alert(i, entity="a", ts=None):

@@ -108,7 +108,7 @@ def test_range_intercept_splits_between_the_extreme_projections(standardize):
                                      standardize=standardize, random_state=0).fit(X)
     sides = _split_sides(ranged, X)
     assert len(sides) > 100
-    for n_left, n_right, offset, lo, hi in sides:
+    for n_left, _n_right, offset, lo, hi in sides:
         assert lo <= offset <= hi
         assert n_left >= 1
     box = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), standardize=standardize,

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from anomaly_fast.feature_monitor import DriftEvent, FeatureMonitor
+from anomaly_fast.streaming.feature_monitor import DriftEvent, FeatureMonitor
 
 
 @pytest.fixture

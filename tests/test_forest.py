@@ -10,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
-from anomaly_fast import ExtendedIsolationForest, IsolationForest, average_path_length
-from anomaly_fast import _isolation
+from anomaly_fast import ExtendedIsolationForest, IsolationForest, _isolation, average_path_length
 
 ESTIMATORS = [IsolationForest, ExtendedIsolationForest]
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-import anomaly_fast.half_space_trees as hst_module
+import anomaly_fast.streaming.half_space_trees as hst_module
 from anomaly_fast import HalfSpaceTrees
 
 river_anomaly = pytest.importorskip("river.anomaly")
@@ -105,8 +105,9 @@ def test_regression_numbers():
 def test_batch_equals_one_by_one(limits, score_rule, seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(0.5, 0.3, size=(900, 3))
-    make = lambda: HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed,  # noqa: E731
-                                  score_rule=score_rule)
+    def make():
+        return HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed, score_rule=score_rule)
+
     batch = make()
     scores = batch.score_learn_many(X)
     arrays, dicts = make(), make()
@@ -186,7 +187,7 @@ def test_learned_limits_and_values_outside(seed):
     model.learn_many(X)
     np.testing.assert_array_equal(model.limits_[:, 0], [X[:100, 0].min(), 7.0])
     np.testing.assert_array_equal(model.limits_[:, 1], [X[:100, 0].max(), 7.0])
-    nodes = model._node_array()
+    nodes = model._core._node_array()
     assert np.all(nodes["feature"][:, 1:16] == 0)
     far = model.score_many(np.array([[1e6, -1e6], [-1e6, 1e6]]))
     assert np.all((far >= 0) & (far <= 1))
@@ -218,7 +219,7 @@ def test_pickle_round_trip(cut, limits, seed):
 def test_dict_input_and_features(seed):
     model = HalfSpaceTrees(n_trees=2, height=3, window_size=5, seed=0)
     model.learn_one({"b": 0.2, "a": 0.1})
-    assert model.feature_names_ == ["a", "b"] and model.n_features_ == 2
+    assert model.feature_names_in_ == ["a", "b"] and model.n_features_in_ == 2
     with pytest.raises(ValueError, match="missing \\['b'\\]"):
         model.learn_one({"a": 0.1})
     with pytest.raises(ValueError, match="unknown \\['c'\\]"):
@@ -260,7 +261,7 @@ def test_dict_fast_path_values_and_fallbacks(seed):
     for row in X:
         by_dict.learn_one(dict(zip(names, row.tolist())))
         by_array.learn_one(np.array([row[1], row[2], row[0]]))
-    assert by_dict.feature_names_ == ["a", "m", "z"]
+    assert by_dict.feature_names_in_ == ["a", "m", "z"]
     copy = pickle.loads(pickle.dumps(by_dict))
     for x, arr in [({"a": 1, "m": 0, "z": True}, [1.0, 0.0, 1.0]),
                    ({"a": np.float64(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75]),
@@ -400,7 +401,7 @@ def test_reset_and_clone(seed):
     model = HalfSpaceTrees(n_trees=3, height=4, window_size=50, seed=4)
     first = model.score_learn_many(X)
     model.reset()
-    assert model.n_features_ is None and model.limits_ is None
+    assert model.n_features_in_ is None and model.limits_ is None
     assert np.array_equal(model.score_learn_many(X), first)
     assert np.array_equal(clone(model).score_learn_many(X), first)
 
@@ -414,7 +415,7 @@ def test_threads_give_identical_results(seed):
     one.learn_many(X)
     two.learn_many(X)
     assert all(np.array_equal(a, b) for a, b in zip(one.mass_profile(), two.mass_profile()))
-    assert one._window_index == two._window_index == 2 * 5000 // 300
+    assert one._core._window_index == two._core._window_index == 2 * 5000 // 300
 
 
 def test_anomaly_score_is_score_many_and_serves_a_pipeline():
@@ -478,7 +479,7 @@ BAD_HST_FIELDS = [
     ("bad height", _param("_config", (4, 31, 50, True)), "height"),
     ("config not matching nodes", _param("_config", (4, 5, 50, True)), "nodes must have shape"),
     ("bad parameter", _param("n_trees", 0), "n_trees"),
-    ("feature names", _param("feature_names_", ["a", "a", "b"]), "distinct"),
+    ("feature names", _param("feature_names_in_", ["a", "a", "b"]), "distinct"),
 ]
 
 

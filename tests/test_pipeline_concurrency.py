@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from anomaly_fast._fuzz import run_cases
 from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 

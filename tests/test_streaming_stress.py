@@ -12,7 +12,7 @@ ADWIN_SCRIPT = """
 import threading
 import numpy as np
 from anomaly_fast import ADWIN
-from anomaly_fast.adwin import _check_state
+from anomaly_fast.streaming.adwin import _check_state
 
 for clock in (10**9, 32, 1):  # never / sometimes / always checked
     det = ADWIN(clock=clock, max_buckets=3)
@@ -43,7 +43,7 @@ HST_SCRIPT = """
 import threading
 import numpy as np
 from anomaly_fast import HalfSpaceTrees
-from anomaly_fast.half_space_trees import _check_state
+from anomaly_fast.streaming.half_space_trees import _check_state
 
 for n_jobs, limits in ((1, [(0, 1)] * 3), (2, [(0, 1)] * 3), (2, None)):
     model = HalfSpaceTrees(n_trees=6, height=6, window_size=300, limits=limits, seed=1, n_jobs=n_jobs)
@@ -80,7 +80,7 @@ for n_jobs, limits in ((1, [(0, 1)] * 3), (2, [(0, 1)] * 3), (2, None)):
     [th.join() for th in threads]
     _check_state(model.__getstate__())  # masses add up, counters in range
     total = sum(learned)
-    assert model._window_index * 300 + model._n_seen_in_window == total, (model._window_index, total)
+    assert model._core._window_index * 300 + model._core._n_seen_in_window == total, (model._core._window_index, total)
     reference, latest = model.mass_profile()
     assert (latest[:, 0] == total % 300).all() and (reference[:, 0] == 300).all()
 print("ok")
@@ -89,7 +89,7 @@ print("ok")
 MONITOR_SCRIPT = """
 import threading
 import numpy as np
-from anomaly_fast.feature_monitor import FeatureMonitor, _check_state
+from anomaly_fast.streaming.feature_monitor import FeatureMonitor, _check_state
 
 rng = np.random.default_rng(0)
 monitor = FeatureMonitor(["a", "b", "c"], reference=rng.normal(size=(500, 3)), quality_window=97)

@@ -22,6 +22,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.neighbors import LocalOutlierFactor
 from sklearn.preprocessing import StandardScaler
 
+from ..cli import HelpFormatter, progress
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
 from ..cli import HelpFormatter, progress

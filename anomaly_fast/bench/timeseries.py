@@ -64,7 +64,7 @@ def _merge(ranges, window, n):
     half = window // 2
     out = []
     start = max(ranges[0][0] - half, 0)
-    for (a, b), (c, _) in zip(ranges[:-1], ranges[1:]):
+    for (_, b), (c, _) in zip(ranges[:-1], ranges[1:]):
         if b + half < c - half:
             out.append((start, b + half))
             start = c - half

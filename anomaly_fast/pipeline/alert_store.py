@@ -221,7 +221,7 @@ class AlertStore(ABC):
         store's retention, in batches; returns the number of rows deleted."""
         return 0
 
-    def close(self):
+    def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
         pass
 
 
@@ -480,7 +480,7 @@ class SQLiteAlertStore(AlertStore):
         with self._lock:
             return [tuple(r) for r in self._conn.execute("SELECT * FROM schema_migrations ORDER BY version")]
 
-    def close(self):
+    def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
         with self._lock:
             self._conn.close()
 

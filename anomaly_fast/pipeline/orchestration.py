@@ -23,7 +23,7 @@ from .._sklearn_compat import (
     StrOptions,
     validate_parameter_constraints,
 )
-from ..feature_monitor import FeatureMonitor
+from ..streaming.feature_monitor import FeatureMonitor
 from . import suppression
 from .alert_store import AlertStore, event_key, open_store
 from .events import METADATA_KEYS, TIMESTAMP_UNITS, AnomalyAlert, BatchMetadata, id_value, number, parse_timestamp
@@ -138,7 +138,7 @@ class AnomalyPipeline:
         Recorded on every alert; None -> ``registry.model_version(detector)``
         (content-derived) when it can be computed.
     monitor_features : bool, default=True
-        Feed every point to a :class:`~anomaly_fast.feature_monitor.FeatureMonitor`
+        Feed every point to a :class:`~anomaly_fast.streaming.FeatureMonitor`
         (ADWIN drift per feature, missing and out-of-range rates).
     feature_names : list of str, default=None
         Names of the features (default: the detector's ``feature_names_in_``
@@ -328,16 +328,13 @@ class AnomalyPipeline:
     @staticmethod
     def _n_features(detector, feature_names, reference):
         n = getattr(detector, "n_features_in_", None)
-        if n is None:  # streaming models (HalfSpaceTrees) name it n_features_
-            n = getattr(detector, "n_features_", None)
         if n is None and feature_names is not None:
             n = len(feature_names)
         if n is None and reference is not None and not isinstance(reference, dict):
             n = np.asarray(reference).shape[1]
         if n is None:
             raise ValueError(
-                "cannot tell the number of features: the detector has no n_features_in_ "
-                "(or n_features_); pass feature_names"
+                "cannot tell the number of features: the detector has no n_features_in_; pass feature_names"
             )
         return int(n)
 

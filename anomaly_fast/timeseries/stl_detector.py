@@ -462,7 +462,7 @@ class STLDetector(BaseEstimator):
         deviation = abs(residual - (residual if center != center else center))
         phase = stream.same_phase(t)
         floor = _SCALE_FLOOR * self.forecast_scale_
-        scale = max((x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, floor) if x == x))
+        scale = max(x for x in (_SIGMA_PER_MAD * stream.deviations.median(), phase, floor) if x == x)
         scale = max(scale, EXACT_FIT * stream.largest, 1e-300)
         residual_score = deviation / scale if deviation == deviation else 0.0
         limit = self.threshold

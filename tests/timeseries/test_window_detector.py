@@ -7,8 +7,6 @@ import pytest
 from anomaly_fast import HalfSpaceTrees
 from anomaly_fast.timeseries import WindowDetector
 
-from conftest import seasonal
-
 
 @pytest.fixture
 def spiky(series):

@@ -1,0 +1,134 @@
+"""Stub of the compiled module anomaly_fast._isolation: Isolation forest kernels (native/_isolation.pyx): tree building and scoring.
+
+Kept in step with the .pyx by tests/test_stubs.py (same public names).
+"""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+AXIS_NODE_DTYPE: np.dtype[np.void]
+HYPERPLANE_NODE_DTYPE: np.dtype[np.void]
+
+def build_axis_trees(
+    X: npt.NDArray[np.floating[Any]],
+    seeds: npt.NDArray[np.uint64],
+    max_samples: int,
+    bootstrap: bool,
+    weights: npt.NDArray[np.float64],
+    cum_weights: npt.NDArray[np.float64],
+    max_features: int,
+    max_depth: int,
+    nodes: npt.NDArray[Any],
+    values: npt.NDArray[np.float64],
+    missing: npt.NDArray[np.uint8],
+    n_nodes: npt.NDArray[np.int32],
+    depths: npt.NDArray[np.int32],
+) -> Any: ...
+def block_rows_for(n_features: int) -> int: ...
+def order_keys(values: npt.NDArray[np.float64]) -> Any: ...
+def scoring_links(nodes: Any, block_rows: int) -> Any: ...
+def heap_layout(
+    nodes: Any,
+    values: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64],
+    depths: npt.NDArray[np.int32],
+    block_rows: int,
+) -> Any: ...
+def build_hyperplane_trees(
+    X: npt.NDArray[np.floating[Any]],
+    seeds: npt.NDArray[np.uint64],
+    max_samples: int,
+    bootstrap: bool,
+    weights: npt.NDArray[np.float64],
+    cum_weights: npt.NDArray[np.float64],
+    max_features: int,
+    n_terms: int,
+    standardize: bool,
+    range_intercept: bool,
+    max_depth: int,
+    nodes: npt.NDArray[Any],
+    values: npt.NDArray[np.float64],
+    normals: npt.NDArray[np.float64],
+    terms: npt.NDArray[np.int32],
+    n_nodes: npt.NDArray[np.int32],
+    depths: npt.NDArray[np.int32],
+) -> Any: ...
+
+class AxisForest:
+    @property
+    def nodes(self) -> Any: ...
+    @property
+    def values(self) -> Any: ...
+    @property
+    def missing(self) -> Any: ...
+    @property
+    def offsets(self) -> Any: ...
+    @property
+    def depths(self) -> Any: ...
+    @property
+    def denominator(self) -> float: ...
+    @property
+    def block_rows(self) -> int: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def ready(self) -> bool: ...
+    def __init__(
+        self,
+        nodes: Any,
+        values: Any,
+        offsets: Any,
+        depths: Any,
+        denominator: float,
+        n_features: int,
+        trusted: bool = ...,
+        missing: Any = ...,
+    ) -> None: ...
+    @property
+    def n_trees(self) -> int: ...
+    @property
+    def layout(self) -> str: ...
+    def score_samples(self, X: Any, out: npt.NDArray[np.float64], has_missing: bool = ...) -> Any: ...
+
+class HyperplaneForest:
+    @property
+    def nodes(self) -> Any: ...
+    @property
+    def values(self) -> Any: ...
+    @property
+    def normals(self) -> Any: ...
+    @property
+    def terms(self) -> Any: ...
+    @property
+    def offsets(self) -> Any: ...
+    @property
+    def depths(self) -> Any: ...
+    @property
+    def denominator(self) -> float: ...
+    @property
+    def n_features(self) -> int: ...
+    @property
+    def dense(self) -> bool: ...
+    @property
+    def ready(self) -> bool: ...
+    def __init__(
+        self,
+        nodes: Any,
+        values: Any,
+        normals: Any,
+        terms: Any,
+        offsets: Any,
+        depths: Any,
+        denominator: float,
+        n_features: int,
+        trusted: bool = ...,
+    ) -> None: ...
+    @property
+    def n_trees(self) -> int: ...
+    def score_samples(self, X: Any, out: npt.NDArray[np.float64]) -> Any: ...
+
+def compact_rows(arr: Any, n_nodes: npt.NDArray[np.int32]) -> Any: ...
+def dense_weights(normals: npt.NDArray[np.float64], terms: npt.NDArray[np.int32], n_features: int) -> Any: ...
+def c_average_path_length(n: int) -> float: ...
