@@ -5,7 +5,7 @@ from numbers import Integral
 import numpy as np
 
 from . import _isolation
-from ._forest import BaseIsolationForest, compact_trees
+from ._forest import BaseIsolationForest, compact_trees, kernel_input
 from ._sklearn_compat import Interval, StrOptions
 
 __all__ = ["ExtendedIsolationForest"]
@@ -167,6 +167,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
         self.extension_level_ = level
 
     _forest_kind = "hyperplane"
+    _allow_missing = True
 
     def _tree_width(self, max_samples, max_depth):
         # A hyperplane may leave one child empty, so a node of n points can
@@ -181,10 +182,12 @@ class ExtendedIsolationForest(BaseIsolationForest):
             "values": np.empty((n_trees, width), dtype=np.float64),
             "normals": np.empty((n_trees, width, k), dtype=np.float64),
             "terms": np.empty((n_trees, width, k), dtype=np.int32),
+            "fills": np.empty((n_trees, width, k), dtype=np.float64),
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
         n_trees, width, k = arrays["normals"][rows].shape
+        X, csr = kernel_input(X)
         _isolation.build_hyperplane_trees(
             X,
             seeds,
@@ -200,22 +203,26 @@ class ExtendedIsolationForest(BaseIsolationForest):
             arrays["values"][rows],
             arrays["normals"][rows].reshape(n_trees, width * k),
             arrays["terms"][rows].reshape(n_trees, width * k),
+            arrays["fills"][rows].reshape(n_trees, width * k),
             n_nodes,
             depths,
+            csr,
         )
 
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:
-            old = (
-                previous.offsets,
-                {
-                    "nodes": previous.nodes,
-                    "values": previous.values,
-                    "normals": previous.normals,
-                    "terms": previous.terms,
-                },
-            )
+            old_arrays = {
+                "nodes": previous.nodes,
+                "values": previous.values,
+                "normals": previous.normals,
+                "terms": previous.terms,
+            }
+            if previous.fills is None:  # saved before fills: the forest stays without
+                arrays = {key: value for key, value in arrays.items() if key != "fills"}
+            else:
+                old_arrays["fills"] = previous.fills
+            old = (previous.offsets, old_arrays)
             depths = np.concatenate([previous.depths, depths])
         flat, offsets = compact_trees(arrays, n_nodes, old)
         return _isolation.HyperplaneForest(
@@ -228,4 +235,5 @@ class ExtendedIsolationForest(BaseIsolationForest):
             self._denominator(len(offsets)),
             self.n_features_in_,
             trusted=True,  # built by the kernel
+            fills=flat.get("fills"),
         )

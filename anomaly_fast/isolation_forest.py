@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _isolation
-from ._forest import BaseIsolationForest, compact_trees
+from ._forest import BaseIsolationForest, compact_trees, kernel_input
 
 __all__ = ["IsolationForest"]
 
@@ -126,6 +126,7 @@ class IsolationForest(BaseIsolationForest):
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
+        X, csr = kernel_input(X)
         _isolation.build_axis_trees(
             X,
             seeds,
@@ -139,6 +140,7 @@ class IsolationForest(BaseIsolationForest):
             arrays["missing"][rows],
             n_nodes,
             depths,
+            csr,
         )
 
     def _make_forest(self, arrays, n_nodes, depths, previous):
