@@ -21,7 +21,7 @@
 import numpy as np
 
 from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
 
@@ -937,31 +937,105 @@ cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
     return 0
 
 
+cdef enum:
+    WALK_GROUP = 8  # rows walked through a tree together by _walk_group
+
+
+cdef inline void _walk_group(const AxisNode* nodes, const float64_t* values,
+                             const uint8_t* missing, const int64_t* offsets,
+                             const int32_t* depths, intp_t n_trees, const float64_t* cells,
+                             intp_t row_stride, intp_t feature_stride, intp_t nb,
+                             float64_t* acc) noexcept nogil:
+    """acc[g] = sum over trees, in tree order, of the path length of row g
+    (feature f of row g at cells[g * row_stride + f * feature_stride]), for
+    nb <= WALK_GROUP rows that may hold NaN: the compact nodes are walked
+    ``depths[t]`` steps by all rows together (a leaf holds still: its
+    threshold is +inf, and a NaN there stays too); a NaN goes to the side
+    ``missing`` stores for its node.  The same leaves, summed in the same
+    order, as the NaN-free layouts: the same scores."""
+    cdef intp_t t, level, g, base, node, left
+    cdef intp_t idx[WALK_GROUP]
+    cdef float64_t v
+    cdef const AxisNode* tree
+    for g in range(nb):
+        acc[g] = 0.0
+    for t in range(n_trees):
+        base = offsets[t]
+        tree = nodes + base
+        for g in range(nb):
+            idx[g] = 0
+        for level in range(depths[t]):
+            for g in range(nb):
+                # branch-free: right when v > threshold, or when v is NaN at
+                # an internal node whose missing values go right
+                node = idx[g]
+                left = tree[node].left
+                v = cells[g * row_stride + tree[node].feature * feature_stride]
+                idx[g] = left + ((v > tree[node].threshold)
+                                 | ((v != v) & (left != node) & (missing[base + node] == 0)))
+        for g in range(nb):
+            acc[g] += values[base + idx[g]]
+
+
 cdef void _axis_score_missing(const AxisNode* nodes, const float64_t* values,
                               const uint8_t* missing, const int64_t* offsets,
-                              intp_t n_trees, const floating_t* X, intp_t n_rows,
-                              intp_t n_cols, float64_t denominator,
+                              const int32_t* depths, intp_t n_trees, const float64_t* X,
+                              intp_t n_rows, intp_t n_cols, float64_t denominator,
                               float64_t* out) noexcept nogil:
-    """score_samples for rows that may hold NaN: a plain walk of the compact
-    nodes, a NaN going to the side ``missing`` stores for its node.  Used
-    only for batches holding NaN; the layouts above stay NaN-free."""
-    cdef intp_t r, t, node, base
-    cdef float64_t acc, v
-    cdef const floating_t* row
-    for r in range(n_rows):
-        row = X + r * n_cols
-        acc = 0.0
-        for t in range(n_trees):
-            base = offsets[t]
-            node = 0
-            while nodes[base + node].left != node:
-                v = row[nodes[base + node].feature]
-                if v != v:
-                    node = nodes[base + node].left + 1 - missing[base + node]
-                else:
-                    node = nodes[base + node].left + (v > nodes[base + node].threshold)
-            acc += values[base + node]
-        out[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+    """score_samples for dense rows that may hold NaN (_walk_group on
+    WALK_GROUP rows at a time).  Used only for batches holding NaN; the
+    layouts above stay NaN-free."""
+    cdef intp_t r0, nb, g
+    cdef float64_t acc[WALK_GROUP]
+    r0 = 0
+    while r0 < n_rows:
+        nb = min(<intp_t>WALK_GROUP, n_rows - r0)
+        if nb == WALK_GROUP:  # a constant group size: the walk unrolls
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, X + r0 * n_cols,
+                        n_cols, 1, WALK_GROUP, acc)
+        else:
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, X + r0 * n_cols,
+                        n_cols, 1, nb, acc)
+        for g in range(nb):
+            out[r0 + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
+
+
+cdef int _axis_score_csr(const AxisNode* nodes, const float64_t* values,
+                         const uint8_t* missing, const int64_t* offsets,
+                         const int32_t* depths, intp_t n_trees, const CSRRows* X,
+                         intp_t start, intp_t stop, float64_t denominator,
+                         float64_t* out) noexcept nogil:
+    """score_samples of CSR rows start..stop, without densifying them: the
+    stored entries of a group of WALK_GROUP rows are scattered into a zeroed
+    block, feature-major (block[f * WALK_GROUP + g]: one feature of the
+    group shares a cache line), walked by _walk_group, and cleared
+    afterwards.  The same scores as the dense rows bit for bit.  Returns -1
+    when out of memory."""
+    cdef intp_t d = X.n_cols, r0, nb, g, p
+    cdef float64_t acc[WALK_GROUP]
+    cdef float64_t* block = <float64_t*>calloc(WALK_GROUP * d, sizeof(float64_t))
+    if block == NULL:
+        return -1
+    r0 = start
+    while r0 < stop:
+        nb = min(<intp_t>WALK_GROUP, stop - r0)
+        for g in range(nb):
+            for p in range(X.indptr[r0 + g], X.indptr[r0 + g + 1]):
+                block[X.indices[p] * WALK_GROUP + g] = X.data[p]
+        if nb == WALK_GROUP:  # a constant group size: the walk unrolls
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, block, 1, WALK_GROUP,
+                        WALK_GROUP, acc)
+        else:
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, block, 1, WALK_GROUP,
+                        nb, acc)
+        for g in range(nb):
+            out[r0 - start + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+            for p in range(X.indptr[r0 + g], X.indptr[r0 + g + 1]):
+                block[X.indices[p] * WALK_GROUP + g] = 0.0
+        r0 += nb
+    free(block)
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -1021,6 +1095,31 @@ cdef float64_t _robust_dot(const float64_t* w, const int32_t* terms, intp_t k,
                 v = fills[j]
             _robust_add(w[j] * v, &finite, &signs)
     return _robust_result(finite, signs)
+
+
+cdef inline float64_t _filled_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                                  const floating_t* x, const float64_t* fills) noexcept nogil:
+    """dot(w, x) with each missing (NaN) coordinate replaced by its
+    ``fills`` value, products added in feature order: _robust_dot's result
+    for a row without infinities (up to the sign of a zero), without its
+    branches.  ``terms`` NULL: dense, as _robust_dot."""
+    cdef float64_t dot = 0.0, v
+    cdef intp_t j
+    for j in range(k):
+        v = x[j if terms == NULL else terms[j]]
+        dot = dot + w[j] * (v if v == v else fills[j])
+    return dot
+
+
+cdef inline float64_t _nonfinite_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                                     const floating_t* x, const float64_t* fills) noexcept nogil:
+    """A hyperplane's projection of a row whose plain dot product is not
+    finite: the filled dot when that is finite (the row only misses
+    values), else _robust_dot (infinities)."""
+    cdef float64_t dot = _filled_dot(w, terms, k, x, fills)
+    if isfinite(dot):
+        return dot
+    return _robust_dot(w, terms, k, x, fills)
 
 
 cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
@@ -1317,10 +1416,10 @@ cdef float64_t _hyperplane_path_sum_one_row(
                 else:
                     dot = _sparse_dot(weights + base * k, terms + base * k, row, k)
                 if not isfinite(dot):
-                    dot = (_robust_dot(weights + base * width, NULL, n_cols, row,
-                                       fills + base * width) if dense else
-                           _robust_dot(weights + base * k, terms + base * k, k, row,
-                                       fills + base * k))
+                    dot = (_nonfinite_dot(weights + base * width, NULL, n_cols, row,
+                                          fills + base * width) if dense else
+                           _nonfinite_dot(weights + base * k, terms + base * k, k, row,
+                                          fills + base * k))
                 idx[g] = nodes[base].left + (dot > nodes[base].offset)
         for g in range(min(4, n_trees - t)):
             total += values[bases[g] + idx[g]]
@@ -1393,10 +1492,10 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
                             dots[g] = dots[g] + wg[g][f] * rows[g][tg[g][f]]
                 for g in range(HYPERPLANE_GROUP):
                     if not isfinite(dots[g]):
-                        dots[g] = (_robust_dot(wg[g], NULL, n_cols, rows[g],
-                                               fills + (base + idx[g]) * width) if dense else
-                                   _robust_dot(wg[g], tg[g], k, rows[g],
-                                               fills + (base + idx[g]) * k))
+                        dots[g] = (_nonfinite_dot(wg[g], NULL, n_cols, rows[g],
+                                                  fills + (base + idx[g]) * width) if dense else
+                                   _nonfinite_dot(wg[g], tg[g], k, rows[g],
+                                                  fills + (base + idx[g]) * k))
                     idx[g] = tree[idx[g]].left + (dots[g] > tree[idx[g]].offset)
             for g in range(HYPERPLANE_GROUP):
                 acc[g] += values[base + idx[g]]
@@ -1492,7 +1591,7 @@ cdef class AxisForest:
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if has_missing:  # rare: float32 is widened (exactly) rather than compiled twice
-            self._score_missing(np.ascontiguousarray(X, dtype=np.float64), out)
+            self._score_split(np.ascontiguousarray(X, dtype=np.float64), np.asarray(out))
             return
         if X.dtype == np.float32:
             status = self._score_f32(X, out)
@@ -1517,6 +1616,23 @@ cdef class AxisForest:
                                      self.block_rows, self.denominator, &out[0])
         return status
 
+    def _score_split(self, X, out):
+        """Rows of float64 ``X`` without NaN through the NaN-free layout, the
+        others through the missing-aware walk: the same leaves either way."""
+        nan_rows = np.isnan(X).any(axis=1)
+        if nan_rows.all():
+            self._score_missing(X, out)
+            return
+        clean = np.flatnonzero(~nan_rows)
+        part = np.empty(clean.shape[0])
+        if self._score_f64(np.ascontiguousarray(X[clean]), part) != 0:
+            raise MemoryError("not enough memory to score")
+        out[clean] = part
+        dirty = np.flatnonzero(nan_rows)
+        part = np.empty(dirty.shape[0])
+        self._score_missing(np.ascontiguousarray(X[dirty]), part)
+        out[dirty] = part
+
     cdef void _score_missing(self, const double[:, ::1] X, float64_t[::1] out):
         cdef const AxisNode[::1] nodes = self.nodes
         cdef const float64_t[::1] values = self.values
@@ -1525,7 +1641,8 @@ cdef class AxisForest:
         if X.shape[0] > 0 and offsets.shape[0] > 0:
             with nogil:
                 _axis_score_missing(&nodes[0], &values[0], &missing[0], &offsets[0],
-                                    offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
+                                    self._f.depths, offsets.shape[0], &X[0, 0], X.shape[0],
+                                    X.shape[1],
                                     self.denominator, &out[0])
 
 
@@ -1533,47 +1650,23 @@ cdef class AxisForest:
                   bint has_missing=False):
         """score_samples of rows ``start:stop`` of a canonical CSR matrix
         ``csr`` = (data, indices, indptr, n_cols) into ``out`` (stop - start
-        values): blocks of rows are densified into scratch and walked as
-        dense rows, so the scores equal the dense matrix's bit for bit."""
+        values), equal bit for bit to the dense matrix's scores (see
+        _axis_score_csr; ``has_missing`` is not needed: NaN is checked per
+        step)."""
         cdef CSRRows X
         cdef int status = 0
-        cdef intp_t r0, nb, block = _csr_block_rows(csr[3])
-        cdef float64_t* dense
-        cdef const AxisNode* nodes = NULL
-        cdef const float64_t* values = NULL
-        cdef const uint8_t* missing = NULL
-        cdef const AxisNode[::1] nv
-        cdef const float64_t[::1] vv
-        cdef const uint8_t[::1] mv
+        cdef const AxisNode[::1] nodes = self.nodes
+        cdef const float64_t[::1] values = self.values
+        cdef const uint8_t[::1] missing = self.missing
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         _csr_view(csr, &X)
         if stop <= start or self._f.n_trees == 0:
             return
-        if has_missing:
-            nv = self.nodes
-            vv = self.values
-            mv = self.missing
-            nodes = &nv[0]
-            values = &vv[0]
-            missing = &mv[0]
         with nogil:
-            dense = <float64_t*>malloc(block * X.n_cols * sizeof(float64_t))
-            if dense == NULL:
-                status = -1
-            r0 = start
-            while status == 0 and r0 < stop:
-                nb = min(block, stop - r0)
-                _densify_rows(&X, r0, nb, dense)
-                if has_missing:
-                    _axis_score_missing(nodes, values, missing, self._f.offsets,
-                                        self._f.n_trees, <const float64_t*>dense, nb,
-                                        X.n_cols, self.denominator, &out[r0 - start])
-                else:
-                    status = _axis_score(&self._f, <const float64_t*>dense, nb, X.n_cols,
-                                         self.block_rows, self.denominator, &out[r0 - start])
-                r0 += nb
-            free(dense)
+            status = _axis_score_csr(&nodes[0], &values[0], &missing[0], self._f.offsets,
+                                     self._f.depths, self._f.n_trees, &X, start, stop,
+                                     self.denominator, &out[0])
         if status != 0:
             raise MemoryError("not enough memory to score")
 
