@@ -94,7 +94,7 @@ class IsolationForest(BaseIsolationForest):
     missing values go to is a coin flip (a split that leaves a side empty
     makes the node a leaf); where it held none, a NaN met when scoring goes
     to the child that received more training rows, ties to the right.  Each
-    node stores that side (format ``anomaly_fast.forest/2``); data without
+    node stores that side (format ``anomaly_fast.forest/2`` and later); data without
     NaN is scored by the same kernels as before.
     Sparse input (``*_matrix`` and ``*_array``, any format; CSC for ``fit``
     and CSR for scoring avoid nothing: one conversion to CSR is made) gives
