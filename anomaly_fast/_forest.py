@@ -91,17 +91,30 @@ class SparseRows:
     __slots__ = ("csr", "shape")
 
     def __init__(self, X):
+        if hasattr(X, "check_format"):  # CSR/CSC/BSR: scipy's conversion trusts the indices
+            try:
+                X.check_format(full_check=True)
+            except ValueError as exc:
+                raise ValueError(f"sparse matrix has inconsistent indptr/indices arrays: {exc}") from None
         X = X.tocsr()  # one conversion from CSC or COO; the same object when CSR
         if not X.has_canonical_format:
             X = X.copy()
             X.sum_duplicates()  # also sorts the indices
         self.shape = X.shape
-        self.csr = (
-            np.ascontiguousarray(X.data, dtype=np.float64),  # float32 widens exactly
-            np.ascontiguousarray(X.indices, dtype=np.intp),
-            np.ascontiguousarray(X.indptr, dtype=np.intp),
-            X.shape[1],
-        )
+        data = np.ascontiguousarray(X.data, dtype=np.float64)  # float32 widens exactly
+        indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        # The kernels write at these indices: arrays edited in place after
+        # scipy checked them get a ValueError here, never a bad write.
+        if (
+            indptr.shape != (X.shape[0] + 1,)
+            or indptr[0] != 0
+            or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > min(data.shape[0], indices.shape[0])
+            or (indptr[-1] > 0 and (indices[: indptr[-1]].min() < 0 or indices[: indptr[-1]].max() >= X.shape[1]))
+        ):
+            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
+        self.csr = (data, indices, indptr, X.shape[1])
 
     @property
     def has_nan(self):

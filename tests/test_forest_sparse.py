@@ -107,6 +107,17 @@ def test_sparse_with_int64_indices_and_integer_values_is_read():
     np.testing.assert_array_equal(model.score_samples(big), model.score_samples(X.toarray()))
 
 
+def test_sparse_arrays_edited_out_of_range_get_a_value_error_not_a_crash():
+    X = sp.random(50, 4, density=0.5, format="csr", random_state=0)
+    model = IsolationForest(n_estimators=5, random_state=0).fit(X)
+    bad = X.copy()
+    bad.indices[3] = 10**6  # scipy checked the matrix before this edit
+    with pytest.raises(ValueError, match="indices"):
+        model.score_samples(bad)
+    with pytest.raises(ValueError, match="indices"):
+        IsolationForest().fit(bad)
+
+
 # -- unchanged scores on NaN-free data --------------------------------------------------
 # Computed with main at ccc34a0 (before sparse input and NaN in EIF): the same
 # data, seed and parameters must keep giving these exact numbers.
