@@ -151,12 +151,15 @@ def _mean(arrays):
 
 
 # -- direction: higher = more anomalous ------------------------------------------
-def raw_anomaly_scores(estimator, X):
+def raw_anomaly_scores(estimator, X, has_missing=False):
     """Scores of a fitted outlier detector on its own scale, **higher = more
     anomalous**: ``-score_samples(X)`` when it has ``score_samples``, else
     ``-decision_function(X)``.  anomaly_fast's own detectors score ``X``
     through their private scorer without validating it again: ``X`` must be
-    validated C-contiguous float64 (use :func:`anomaly_scores` otherwise)."""
+    validated C-contiguous float64 (use :func:`anomaly_scores` otherwise;
+    ``has_missing``: X holds NaN, for the forests' missing-aware walk)."""
+    if isinstance(estimator, BaseIsolationForest):
+        return -estimator._score_samples(X, has_missing)
     if isinstance(estimator, _OWN_DETECTORS):
         return -estimator._score_samples(X)
     return negated_scores(estimator, X)

@@ -18,9 +18,10 @@ __all__ = ["check_state_fields", "scoring_input"]
 FAST_PATH_MAX_ROWS = 1024  # larger batches: validate_data's cost is negligible
 
 
-def scoring_input(estimator, X, fitted_attribute):
+def scoring_input(estimator, X, fitted_attribute, allow_nan=False):
     """``X`` checked for scoring by a fitted ``estimator`` (which sets
-    ``fitted_attribute`` in ``fit``), as a C-contiguous float64 array."""
+    ``fitted_attribute`` in ``fit``), as a C-contiguous float64 array;
+    ``allow_nan``: NaN is accepted (+-inf still is not)."""
     if (
         type(X) is np.ndarray
         and X.dtype == np.float64
@@ -34,7 +35,10 @@ def scoring_input(estimator, X, fitted_attribute):
     ):
         return X
     check_is_fitted(estimator)
-    return validate_data(estimator, X, dtype=np.float64, order="C", reset=False)
+    return validate_data(
+        estimator, X, dtype=np.float64, order="C", reset=False,
+        ensure_all_finite="allow-nan" if allow_nan else True,
+    )
 
 
 def check_state_fields(cls, state, fitted, optional=("feature_names_in_", "_sklearn_version")):

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import OutlierMixin, clone
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._scores import (  # noqa: F401 - the calibration names were defined here: still importable from here
@@ -18,6 +18,7 @@ from ._scores import (  # noqa: F401 - the calibration names were defined here: 
     fit_calibration,
     raw_anomaly_scores,
 )
+from ._checks import all_finite
 from ._sklearn_compat import BaseComposition as _BaseComposition
 from ._sklearn_compat import Interval, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
@@ -141,6 +142,19 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         When fit on a DataFrame with string column names.
+    fill_values_ : ndarray of shape (n_features_in_,)
+        Per-feature median of the calibration rows' non-missing values (0.0
+        for a feature with none): the value NaN takes for members that
+        cannot score missing values.
+
+    Notes
+    -----
+    Missing values (NaN) are accepted in ``fit`` and scoring: a member whose
+    ``allow_nan`` tag is true (:class:`~anomaly_fast.IsolationForest`,
+    :class:`~anomaly_fast.ExtendedIsolationForest`) sees them as they are;
+    any other member (the default compiled LocalOutlierFactor, most
+    scikit-learn detectors) sees them replaced by ``fill_values_``, at fit
+    and at scoring alike.  Infinities and sparse input are refused.
 
     Examples
     --------
@@ -282,7 +296,8 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Finite numeric training data, at least 2 rows.
+            Numeric training data, at least 2 rows; NaN (missing values)
+            accepted, +-inf refused (see the class Notes).
         y : Ignored
             Not used, present for API consistency.
 
@@ -293,16 +308,22 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         named = self._named_detectors()
         names = [name for name, _ in named]
         self._weights, self._groups = self._check_combination_params(names)
-        X = validate_data(self, X, dtype=np.float64, order="C", ensure_min_samples=2)
+        X = validate_data(
+            self, X, dtype=np.float64, order="C", ensure_min_samples=2, ensure_all_finite="allow-nan"
+        )
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rows = uniform_rows(seed + 1, X.shape[0], CALIBRATION_ROWS)
         X_rows = X[rows]
+        self.fill_values_ = training_medians(X_rows)
+        has_missing = not all_finite(X)
+        imputed = self._imputed(X, has_missing)
         estimators = [clone(est) for _, est in named]
 
         def fit_one(est):
-            est.fit(X)
-            scores = raw_anomaly_scores(est, X_rows)  # as predict(X_train) scores them
-            return scores, training_anomaly_scores(est, X, rows, scores)
+            Xe = X if takes_nan(est) else imputed
+            est.fit(Xe)
+            scores = raw_anomaly_scores(est, Xe[rows], has_missing)  # as predict(X_train) scores them
+            return scores, training_anomaly_scores(est, Xe, rows, scores)
 
         fitted = self._map(fit_one, estimators, parallel=True)
         for name, (scores, train_scores) in zip(names, fitted):
@@ -335,13 +356,32 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         if not np.all(np.isfinite(scores)):
             raise ValueError(f"detector {name!r} returned non-finite scores")
 
+    def _imputed(self, X, has_missing):
+        """X with its NaN replaced by ``fill_values_`` (X itself when it has
+        none): what members that cannot take missing values see."""
+        if not has_missing:
+            return X
+        fill = getattr(self, "fill_values_", None)
+        if fill is None:
+            raise ValueError(
+                "Input X contains NaN, but this AnomalyEnsemble was fitted before missing "
+                "values were supported; refit it to score rows with NaN."
+            )
+        return np.where(np.isnan(X), fill, X)
+
     # -- scoring --------------------------------------------------------------
     def _components(self, X):
         """Normalized per-detector scores of validated X."""
+        has_missing = not all_finite(X)
+        imputed = self._imputed(X, has_missing)
+
+        def raw_scores(est):
+            return raw_anomaly_scores(est, X if takes_nan(est) else imputed, has_missing)
+
         if X.shape[0] >= _MIN_ROWS_PER_THREAD:
-            raw = self._map(lambda est: raw_anomaly_scores(est, X), self.estimators_, True)
+            raw = self._map(raw_scores, self.estimators_, True)
         else:
-            raw = [raw_anomaly_scores(est, X) for est in self.estimators_]
+            raw = [raw_scores(est) for est in self.estimators_]
         for name, est, scores in zip(self._names, self.estimators_, raw):
             if not isinstance(est, _OWN_DETECTORS):  # ours never return non-finite scores
                 self._check_scores(name, scores, X.shape[0])
@@ -360,7 +400,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
 
     def _anomaly_score(self, X):
         lean = self.__dict__.get("_lean_members")
-        if lean is not None and X.shape[0] < _MIN_ROWS_PER_THREAD:
+        if lean is not None and X.shape[0] < _MIN_ROWS_PER_THREAD and all_finite(X):
             # the arithmetic of raw_anomaly_scores, apply_calibration("rank") and
             # combine_scores("mean") in the same order, without their dispatch
             total = None
@@ -383,7 +423,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._anomaly_score(scoring_input(self, X, "calibrations_"))
+        return self._anomaly_score(scoring_input(self, X, "calibrations_", allow_nan=True))
 
     def score_components(self, X, as_frame=False):
         """Each detector's normalized score in [0, 1] (**higher = more
@@ -401,7 +441,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         dict of str to ndarray of shape (n_samples,), or pandas.DataFrame
         """
         index = getattr(X, "index", None)
-        components = dict(zip(self._names, self._components(scoring_input(self, X, "calibrations_"))))
+        components = dict(zip(self._names, self._components(scoring_input(self, X, "calibrations_", allow_nan=True))))
         if not as_frame:
             return components
         try:
@@ -473,12 +513,36 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True
         tags.input_tags.sparse = False
         return tags
 
 
 _FITTED = ("estimators_", "_names", "calibrations_", "offset_", "n_features_in_")
+# fitted too, but absent from pickles of releases before missing values
+_FITTED_SINCE_MISSING = ("fill_values_",)
+
+
+def takes_nan(estimator):
+    """Whether a fitted ensemble member scores NaN itself (its
+    ``allow_nan`` tag); members that do not see NaN imputed."""
+    try:
+        return bool(get_tags(estimator).input_tags.allow_nan)
+    except Exception:  # a member without scikit-learn tags
+        return False
+
+
+def training_medians(X):
+    """Per-feature median of the non-missing values of ``X`` (0.0 for a
+    feature with none): the fill of missing values for members that cannot
+    take NaN."""
+    out = np.zeros(X.shape[1])
+    if X.shape[0] == 0:
+        return out
+    present = ~np.isnan(X).all(axis=0)
+    if present.any():
+        out[present] = np.nanmedian(X[:, present], axis=0)
+    return out
 _CALIBRATION_KEYS = {"rank": {"kind", "sorted"}, "zscore": {"kind", "center", "scale"}, "minmax": {"kind", "low", "high"}}
 
 
@@ -492,7 +556,10 @@ def check_ensemble_state(state):
     pickles are checked by their classes when they are restored (before this
     runs).  Derived fields (named_estimators_, threshold_, weights and groups)
     are not in the state: they are recomputed.  Returns (weights, groups)."""
-    probe, fitted = check_state_fields(AnomalyEnsemble, state, _FITTED)
+    probe, fitted = check_state_fields(
+        AnomalyEnsemble, state, _FITTED,
+        optional=("feature_names_in_", "_sklearn_version") + _FITTED_SINCE_MISSING,
+    )
     try:
         templates = probe._named_detectors()
         names = [name for name, _ in templates]
@@ -542,6 +609,12 @@ def check_ensemble_state(state):
             raise ValueError(f"{where}: low and high must be finite, low <= high")
     if not (_finite_number(state["offset_"]) and -1.0 <= state["offset_"] <= 0.0):
         raise ValueError(f"AnomalyEnsemble state: offset_ must be a finite number in [-1, 0], got {state['offset_']!r}")
+    fill = state.get("fill_values_")
+    if fill is not None and not (
+        isinstance(fill, np.ndarray) and fill.dtype == np.float64 and fill.shape == (n_features,)
+        and np.isfinite(fill).all()
+    ):
+        raise ValueError(f"AnomalyEnsemble state: fill_values_ must be {n_features} finite float64 values")
     feature_names = state.get("feature_names_in_")
     if feature_names is not None and not (
         isinstance(feature_names, np.ndarray) and feature_names.shape == (n_features,)

@@ -21,7 +21,7 @@
 import numpy as np
 
 from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
 
@@ -193,6 +193,8 @@ cdef struct BuildScratch:
     float64_t* lo       # per-feature minimum in the current node
     float64_t* hi       # per-feature maximum in the current node
     float64_t* sd       # per-feature standard deviation in the current node
+    float64_t* mean     # per-feature mean of the node's finite values (a missing value's fill)
+    int32_t* position   # per data feature: its index among the tree's features, or -1 (CSR gather)
     int32_t* features   # features this tree may split on (first n_tree_features)
     unsigned char* has_missing  # per tree feature: the subsample holds a NaN in it
     int32_t* candidates # scratch list of candidate features in a node
@@ -210,14 +212,17 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.lo = <float64_t*>malloc(d * sizeof(float64_t))
     s.hi = <float64_t*>malloc(d * sizeof(float64_t))
     s.sd = <float64_t*>malloc(d * sizeof(float64_t))
+    s.mean = <float64_t*>malloc(d * sizeof(float64_t))
+    s.position = <int32_t*>malloc(d * sizeof(int32_t))
     s.features = <int32_t*>malloc(d * sizeof(int32_t))
     s.has_missing = <unsigned char*>malloc(d + 1)
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
     return (s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
             and s.columns != NULL
-            and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.sd != NULL and s.features != NULL
-            and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL)
+            and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
+            and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL
+            and s.sd != NULL and s.mean != NULL and s.position != NULL)
 
 
 cdef void _scratch_free(BuildScratch* s) noexcept nogil:
@@ -230,6 +235,8 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.lo)
     free(s.hi)
     free(s.sd)
+    free(s.mean)
+    free(s.position)
     free(s.features)
     free(s.has_missing)
     free(s.candidates)
@@ -252,6 +259,81 @@ cdef void _gather(const floating_t[:, ::1] X, BuildScratch* s, intp_t m,
                 s.has_missing[j] = 1
     for i in range(m):
         s.order[i] = i
+
+
+# --------------------------------------------------------------------------
+# Sparse input (CSR rows).  A CSR matrix in canonical form (sorted, no
+# duplicate entries) stands for the dense matrix with zeros elsewhere: fit
+# gathers the subsample's rows from it into the same column-major buffer as
+# the dense path, and scoring densifies a few rows at a time into a scratch
+# block that the dense kernels then walk, so sparse and dense input give the
+# same trees and the same scores bit for bit.
+# --------------------------------------------------------------------------
+
+cdef struct CSRRows:
+    const float64_t* data   # non-zero values (explicit NaN/inf kept)
+    const intp_t* indices   # column of each value, ascending within a row
+    const intp_t* indptr    # row r owns data[indptr[r]:indptr[r + 1]]
+    intp_t n_rows           # rows of the matrix
+    intp_t n_cols           # columns of the matrix
+
+
+cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
+                      intp_t n_tree_features) noexcept nogil:
+    """_gather for CSR input: the subsample's allowed features, zeros
+    where the matrix stores nothing."""
+    cdef intp_t i, j, p
+    cdef int32_t pos
+    cdef float64_t v
+    for j in range(X.n_cols):
+        s.position[j] = -1
+    for j in range(n_tree_features):
+        s.position[s.features[j]] = <int32_t>j
+        s.has_missing[j] = 0
+    memset(s.columns, 0, m * n_tree_features * sizeof(float64_t))
+    for i in range(m):
+        for p in range(X.indptr[s.rows[i]], X.indptr[s.rows[i] + 1]):
+            pos = s.position[X.indices[p]]
+            if pos >= 0:
+                v = X.data[p]
+                s.columns[pos * m + i] = v
+                if v != v:
+                    s.has_missing[pos] = 1
+    for i in range(m):
+        s.order[i] = i
+
+
+cdef void _densify_rows(const CSRRows* X, intp_t r0, intp_t nb, float64_t* out) noexcept nogil:
+    """Rows r0 .. r0 + nb of X as a dense C-contiguous block (nb, n_cols)."""
+    cdef intp_t r, p
+    cdef float64_t* row
+    memset(out, 0, nb * X.n_cols * sizeof(float64_t))
+    for r in range(nb):
+        row = out + r * X.n_cols
+        for p in range(X.indptr[r0 + r], X.indptr[r0 + r + 1]):
+            row[X.indices[p]] = X.data[p]
+
+
+cdef bint _csr_view(object csr, CSRRows* out) except False:
+    """Fill ``out`` from a (data float64, indices intp, indptr intp, n_cols)
+    tuple of C-contiguous arrays; the arrays must outlive ``out``."""
+    cdef const float64_t[::1] data = csr[0]
+    cdef const intp_t[::1] indices = csr[1]
+    cdef const intp_t[::1] indptr = csr[2]
+    out.data = &data[0] if data.shape[0] > 0 else NULL
+    out.indices = &indices[0] if indices.shape[0] > 0 else NULL
+    out.indptr = &indptr[0]
+    out.n_rows = indptr.shape[0] - 1
+    out.n_cols = csr[3]
+    return True
+
+
+cdef enum:
+    CSR_BLOCK_VALUES = 32768  # values per densified block of CSR rows (256 KiB)
+
+
+cdef intp_t _csr_block_rows(intp_t n_cols) noexcept nogil:
+    return max(1, min(4096, CSR_BLOCK_VALUES // max(n_cols, 1)))
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
@@ -371,7 +453,7 @@ cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node
     values[node] = depth + average_path_length(size)
 
 
-cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
+cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint64_t seed, intp_t m,
                            bint bootstrap, const float64_t* weights,
                            const float64_t* cum_weights, intp_t n_tree_features,
                            intp_t max_depth, intp_t capacity,
@@ -389,11 +471,16 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
     cdef intp_t n_missing = 0  # NaN in the chosen feature in this node
     cdef bint missing_left
 
+    if csr != NULL:
+        n = csr.n_rows
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
                s.table_size, s.proj)
-    _gather(X, s, m, n_tree_features)
+    if csr != NULL:
+        _gather_csr(csr, s, m, n_tree_features)
+    else:
+        _gather(X, s, m, n_tree_features)
 
     _push(s.stack, &top, 0, 0, m, 0)  # the root holds the whole subsample
     while top > 0:
@@ -477,7 +564,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
                      intp_t max_features,
                      intp_t max_depth, AxisNode[:, ::1] nodes,
                      float64_t[:, ::1] values, uint8_t[:, ::1] missing,
-                     int32_t[::1] n_nodes, int32_t[::1] depths):
+                     int32_t[::1] n_nodes, int32_t[::1] depths, csr=None):
     """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
     Rows are drawn uniformly, or proportionally to ``weights`` when it is not
     empty (``cum_weights`` its cumulative sum).
@@ -487,12 +574,19 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     NaN in the node's feature goes left (scikit-learn 1.9's rule: a side
     drawn at random where the node held NaN at fit, else the side that
     received more rows, ties to the right), 0 when it goes right or at a leaf.
+    ``csr``: (data, indices, indptr, n_cols) of a canonical CSR matrix read
+    instead of ``X`` (then an empty (0, n_cols) array), see _gather_csr.
     """
     cdef BuildScratch s
     cdef intp_t t
     cdef bint ok
     cdef const float64_t* w = NULL
     cdef const float64_t* cw = NULL
+    cdef CSRRows rows_csr
+    cdef const CSRRows* c = NULL
+    if csr is not None:
+        _csr_view(csr, &rows_csr)
+        c = &rows_csr
     if weights.shape[0] > 0:  # empty arrays mean "no sample weights"
         w = &weights[0]
         cw = &cum_weights[0]
@@ -500,7 +594,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
         if ok:
             for t in range(seeds.shape[0]):
-                _build_axis_tree(X, seeds[t], max_samples, bootstrap, w, cw, max_features,
+                _build_axis_tree(X, c, seeds[t], max_samples, bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
                                  &missing[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)
@@ -843,31 +937,157 @@ cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
     return 0
 
 
+cdef enum:
+    WALK_GROUP = 8  # rows walked through a tree together by _walk_group
+
+
+cdef inline void _walk_group(const AxisNode* nodes, const float64_t* values,
+                             const uint8_t* missing, const int64_t* offsets,
+                             const int32_t* depths, intp_t n_trees, const float64_t* cells,
+                             intp_t row_stride, intp_t feature_stride, intp_t nb,
+                             float64_t* acc) noexcept nogil:
+    """acc[g] = sum over trees, in tree order, of the path length of row g
+    (feature f of row g at cells[g * row_stride + f * feature_stride]), for
+    nb <= WALK_GROUP rows that may hold NaN: the compact nodes are walked
+    ``depths[t]`` steps by all rows together (a leaf holds still: its
+    threshold is +inf, and a NaN there stays too); a NaN goes to the side
+    ``missing`` stores for its node.  The same leaves, summed in the same
+    order, as the NaN-free layouts: the same scores."""
+    cdef intp_t t, level, g, base, node, left
+    cdef intp_t idx[WALK_GROUP]
+    cdef float64_t v
+    cdef const AxisNode* tree
+    for g in range(nb):
+        acc[g] = 0.0
+    for t in range(n_trees):
+        base = offsets[t]
+        tree = nodes + base
+        for g in range(nb):
+            idx[g] = 0
+        for level in range(depths[t]):
+            for g in range(nb):
+                # branch-free: right when v > threshold, or when v is NaN at
+                # an internal node whose missing values go right
+                node = idx[g]
+                left = tree[node].left
+                v = cells[g * row_stride + tree[node].feature * feature_stride]
+                idx[g] = left + ((v > tree[node].threshold)
+                                 | ((v != v) & (left != node) & (missing[base + node] == 0)))
+        for g in range(nb):
+            acc[g] += values[base + idx[g]]
+
+
 cdef void _axis_score_missing(const AxisNode* nodes, const float64_t* values,
                               const uint8_t* missing, const int64_t* offsets,
-                              intp_t n_trees, const floating_t* X, intp_t n_rows,
-                              intp_t n_cols, float64_t denominator,
+                              const int32_t* depths, intp_t n_trees, const float64_t* X,
+                              intp_t n_rows, intp_t n_cols, float64_t denominator,
                               float64_t* out) noexcept nogil:
-    """score_samples for rows that may hold NaN: a plain walk of the compact
-    nodes, a NaN going to the side ``missing`` stores for its node.  Used
-    only for batches holding NaN; the layouts above stay NaN-free."""
-    cdef intp_t r, t, node, base
-    cdef float64_t acc, v
-    cdef const floating_t* row
-    for r in range(n_rows):
-        row = X + r * n_cols
-        acc = 0.0
-        for t in range(n_trees):
-            base = offsets[t]
-            node = 0
-            while nodes[base + node].left != node:
-                v = row[nodes[base + node].feature]
-                if v != v:
-                    node = nodes[base + node].left + 1 - missing[base + node]
+    """score_samples for dense rows that may hold NaN (_walk_group on
+    WALK_GROUP rows at a time).  Used only for batches holding NaN; the
+    layouts above stay NaN-free."""
+    cdef intp_t r0, nb, g
+    cdef float64_t acc[WALK_GROUP]
+    r0 = 0
+    while r0 < n_rows:
+        nb = min(<intp_t>WALK_GROUP, n_rows - r0)
+        if nb == WALK_GROUP:  # a constant group size: the walk unrolls
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, X + r0 * n_cols,
+                        n_cols, 1, WALK_GROUP, acc)
+        else:
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, X + r0 * n_cols,
+                        n_cols, 1, nb, acc)
+        for g in range(nb):
+            out[r0 + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
+
+
+cdef int _axis_score_csr_blocks(const AxisScoring* f, const CSRRows* X, intp_t start,
+                                intp_t stop, intp_t block_rows, float64_t denominator,
+                                float64_t* out) noexcept nogil:
+    """score_samples of NaN-free CSR rows start..stop in the dense kernel's
+    layouts: the transposed block is filled with zeros once; each block of
+    rows scatters only its stored entries into it (as order keys in the
+    "heap" layout) and clears them after the walk.  The same walk and sums
+    as _axis_score on the dense rows: the same scores bit for bit.
+    Returns -1 when out of memory."""
+    cdef bint heap = f.regions != NULL
+    cdef intp_t d = X.n_cols, r0, r, nb, t, p, i
+    cdef uint64_t zero = _order_key(0.0) if heap else 0  # +0.0's bits are 0
+    cdef float64_t v
+    cdef uint64_t* block = <uint64_t*>malloc(block_rows * d * sizeof(uint64_t))
+    cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
+    if block == NULL or acc == NULL:
+        free(block)
+        free(acc)
+        return -1
+    for i in range(block_rows * d):
+        block[i] = zero
+    r0 = start
+    while r0 < stop:
+        nb = min(block_rows, stop - r0)
+        for r in range(nb):
+            for p in range(X.indptr[r0 + r], X.indptr[r0 + r + 1]):
+                v = X.data[p]
+                if heap:
+                    block[X.indices[p] * block_rows + r] = _order_key(v)
                 else:
-                    node = nodes[base + node].left + (v > nodes[base + node].threshold)
-            acc += values[base + node]
-        out[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+                    memcpy(&block[X.indices[p] * block_rows + r], &v, 8)
+        if nb < ROW_GROUP:
+            for r in range(nb):
+                acc[r] = _path_sum_one_row(f, <const char*>(block + r))
+        else:
+            for r in range(block_rows):
+                acc[r] = 0.0
+            for t in range(f.n_trees):
+                if heap:
+                    _heap_tree(f, t, block, nb, acc)
+                else:
+                    _links_tree(f, t, block, nb, acc)
+        for r in range(nb):
+            out[r0 - start + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+            for p in range(X.indptr[r0 + r], X.indptr[r0 + r + 1]):
+                block[X.indices[p] * block_rows + r] = zero
+        r0 += nb
+    free(block)
+    free(acc)
+    return 0
+
+
+cdef int _axis_score_csr(const AxisNode* nodes, const float64_t* values,
+                         const uint8_t* missing, const int64_t* offsets,
+                         const int32_t* depths, intp_t n_trees, const CSRRows* X,
+                         intp_t start, intp_t stop, float64_t denominator,
+                         float64_t* out) noexcept nogil:
+    """score_samples of CSR rows start..stop, without densifying them: the
+    stored entries of a group of WALK_GROUP rows are scattered into a zeroed
+    block, feature-major (block[f * WALK_GROUP + g]: one feature of the
+    group shares a cache line), walked by _walk_group, and cleared
+    afterwards.  The same scores as the dense rows bit for bit.  Returns -1
+    when out of memory."""
+    cdef intp_t d = X.n_cols, r0, nb, g, p
+    cdef float64_t acc[WALK_GROUP]
+    cdef float64_t* block = <float64_t*>calloc(WALK_GROUP * d, sizeof(float64_t))
+    if block == NULL:
+        return -1
+    r0 = start
+    while r0 < stop:
+        nb = min(<intp_t>WALK_GROUP, stop - r0)
+        for g in range(nb):
+            for p in range(X.indptr[r0 + g], X.indptr[r0 + g + 1]):
+                block[X.indices[p] * WALK_GROUP + g] = X.data[p]
+        if nb == WALK_GROUP:  # a constant group size: the walk unrolls
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, block, 1, WALK_GROUP,
+                        WALK_GROUP, acc)
+        else:
+            _walk_group(nodes, values, missing, offsets, depths, n_trees, block, 1, WALK_GROUP,
+                        nb, acc)
+        for g in range(nb):
+            out[r0 - start + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+            for p in range(X.indptr[r0 + g], X.indptr[r0 + g + 1]):
+                block[X.indices[p] * WALK_GROUP + g] = 0.0
+        r0 += nb
+    free(block)
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -875,8 +1095,9 @@ cdef void _axis_score_missing(const AxisNode* nodes, const float64_t* values,
 # --------------------------------------------------------------------------
 
 cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
-                                       float64_t* normals, int32_t* terms, intp_t k,
-                                       intp_t node, intp_t depth, intp_t size) noexcept nogil:
+                                       float64_t* normals, int32_t* terms, float64_t* fills,
+                                       intp_t k, intp_t node, intp_t depth,
+                                       intp_t size) noexcept nogil:
     cdef intp_t j
     nodes[node].offset = INFINITY
     nodes[node].left = <int32_t>node
@@ -884,6 +1105,7 @@ cdef inline void _make_hyperplane_leaf(HyperplaneNode* nodes, float64_t* values,
     for j in range(k):
         normals[node * k + j] = 0.0
         terms[node * k + j] = 0
+        fills[node * k + j] = 0.0
     values[node] = depth + average_path_length(size)
 
 
@@ -906,26 +1128,58 @@ cdef inline float64_t _robust_result(float64_t finite, int signs) noexcept nogil
 
 
 cdef float64_t _robust_dot(const float64_t* w, const int32_t* terms, intp_t k,
-                           const floating_t* x) noexcept nogil:
+                           const floating_t* x, const float64_t* fills) noexcept nogil:
     """A hyperplane's dot(w, x) when the plain sum is not finite (x holds an
-    infinity): terms with weight 0 are skipped; when the infinite products
-    all have one sign the result is that infinity (x is beyond the
-    hyperplane on that side), otherwise (+inf and -inf products) the sum of
-    the finite products.  ``terms`` NULL: ``w`` is dense over k features.
-    Products are added in feature order, as when the tree was built."""
-    cdef float64_t finite = 0.0
+    infinity or a NaN): terms with weight 0 are skipped; a missing (NaN)
+    coordinate takes its ``fills`` value (the node's training mean); when the
+    infinite products all have one sign the result is that infinity (x is
+    beyond the hyperplane on that side), otherwise (+inf and -inf products)
+    the sum of the finite products.  ``terms`` NULL: ``w`` and ``fills`` are
+    dense over k features.  Products are added in feature order, as when the
+    tree was built."""
+    cdef float64_t finite = 0.0, v
     cdef int signs = 0
     cdef intp_t j
     for j in range(k):
         if w[j] != 0.0:
-            _robust_add(w[j] * x[j if terms == NULL else terms[j]], &finite, &signs)
+            v = x[j if terms == NULL else terms[j]]
+            if v != v:
+                v = fills[j]
+            _robust_add(w[j] * v, &finite, &signs)
     return _robust_result(finite, signs)
 
 
+cdef inline float64_t _filled_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                                  const floating_t* x, const float64_t* fills) noexcept nogil:
+    """dot(w, x) with each missing (NaN) coordinate replaced by its
+    ``fills`` value, products added in feature order: _robust_dot's result
+    for a row without infinities (up to the sign of a zero), without its
+    branches.  ``terms`` NULL: dense, as _robust_dot."""
+    cdef float64_t dot = 0.0, v
+    cdef intp_t j
+    for j in range(k):
+        v = x[j if terms == NULL else terms[j]]
+        dot = dot + w[j] * (v if v == v else fills[j])
+    return dot
+
+
+cdef inline float64_t _nonfinite_dot(const float64_t* w, const int32_t* terms, intp_t k,
+                                     const floating_t* x, const float64_t* fills) noexcept nogil:
+    """A hyperplane's projection of a row whose plain dot product is not
+    finite: the filled dot when that is finite (the row only misses
+    values), else _robust_dot (infinities)."""
+    cdef float64_t dot = _filled_dot(w, terms, k, x, fills)
+    if isfinite(dot):
+        return dot
+    return _robust_dot(w, terms, k, x, fills)
+
+
 cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
-                      intp_t end, float64_t* lo, float64_t* hi, float64_t* sd) noexcept nogil:
-    """Bounding box and spread of a node's finite values of a feature that
-    holds +-inf: min, max and standard deviation (else max - min, else 1)."""
+                      intp_t end, float64_t* lo, float64_t* hi, float64_t* sd,
+                      float64_t* mean) noexcept nogil:
+    """Bounding box, spread and mean of a node's finite values of a feature
+    that holds +-inf or NaN: min, max, standard deviation (else max - min,
+    else 1) and mean (0 when there is no finite value)."""
     cdef float64_t a = INFINITY, b = -INFINITY, sm = 0.0, sq = 0.0, v
     cdef intp_t i, n = 0
     for i in range(start, end):
@@ -942,6 +1196,7 @@ cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
     lo[0] = a
     hi[0] = b
     sm = sm / n
+    mean[0] = sm
     sd[0] = sqrt(max(sq / n - sm * sm, 0.0))
     if sd[0] <= 0.0:
         sd[0] = b - a
@@ -949,13 +1204,32 @@ cdef void _finite_box(const float64_t* col, const intp_t* order, intp_t start,
         sd[0] = 1.0
 
 
-cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp_t m,
+cdef bint _missing_box(const float64_t* col, const intp_t* order, intp_t start,
+                       intp_t end, float64_t* lo, float64_t* hi, float64_t* sd,
+                       float64_t* mean) noexcept nogil:
+    """The node's box, spread and mean of a feature whose subsample holds
+    NaN, over its non-missing values (finite ones for the box, as
+    _finite_box); True when those values are not all equal (a feature whose
+    non-missing values are all equal stays constant once its missing values
+    take their fill, the mean)."""
+    cdef float64_t a = INFINITY, b = -INFINITY, v
+    cdef intp_t i
+    for i in range(start, end):
+        v = col[order[i]]
+        if v == v:
+            a = v if v < a else a
+            b = v if v > b else b
+    _finite_box(col, order, start, end, lo, hi, sd, mean)
+    return b > a
+
+
+cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint64_t seed, intp_t m,
                                  bint bootstrap, const float64_t* weights,
                                  const float64_t* cum_weights, intp_t n_tree_features,
                                  intp_t k, bint standardize, bint range_intercept,
                                  intp_t max_depth, intp_t capacity, BuildScratch* s,
                                  HyperplaneNode* nodes, float64_t* values,
-                                 float64_t* normals, int32_t* terms,
+                                 float64_t* normals, int32_t* terms, float64_t* fills,
                                  int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
     cdef RandomState rng
     cdef intp_t n = X.shape[0], d = X.shape[1]
@@ -966,11 +1240,16 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
     cdef int signs
     cdef const float64_t* col
 
+    if csr != NULL:
+        n = csr.n_rows
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
                s.table_size, s.proj)
-    _gather(X, s, m, n_tree_features)
+    if csr != NULL:
+        _gather_csr(csr, s, m, n_tree_features)
+    else:
+        _gather(X, s, m, n_tree_features)
 
     _push(s.stack, &top, 0, 0, m, 0)  # the root holds the whole subsample
     while top > 0:
@@ -979,12 +1258,18 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
         if depth > tree_depth:
             tree_depth = depth
         if size <= 1 or depth >= max_depth or next_free + 2 > capacity:
-            _make_hyperplane_leaf(nodes, values, normals, terms, k, node, depth, size)
+            _make_hyperplane_leaf(nodes, values, normals, terms, fills, k, node, depth, size)
             continue
         # Bounding box of the node; the normal uses non-constant features only.
         n_cand = 0
         for j in range(n_tree_features):
             col = s.columns + j * m
+            if s.has_missing[j]:
+                if _missing_box(col, s.order, start, end, &s.lo[j], &s.hi[j], &s.sd[j],
+                                &s.mean[j]):
+                    s.candidates[n_cand] = <int32_t>j
+                    n_cand += 1
+                continue
             s.lo[j] = col[s.order[start]]
             s.hi[j] = s.lo[j]
             lo = s.lo[j]
@@ -1000,16 +1285,17 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             s.lo[j] = lo
             s.hi[j] = hi
             sm = sm / size
+            s.mean[j] = sm
             s.sd[j] = sqrt(max(sq / size - sm * sm, 0.0))
             if s.sd[j] <= 0.0:
                 s.sd[j] = hi - lo
             if hi > lo and (lo == -INFINITY or hi == INFINITY):
-                _finite_box(col, s.order, start, end, &s.lo[j], &s.hi[j], &s.sd[j])
+                _finite_box(col, s.order, start, end, &s.lo[j], &s.hi[j], &s.sd[j], &s.mean[j])
             if hi > lo:
                 s.candidates[n_cand] = <int32_t>j
                 n_cand += 1
         if n_cand == 0:
-            _make_hyperplane_leaf(nodes, values, normals, terms, k, node, depth, size)
+            _make_hyperplane_leaf(nodes, values, normals, terms, fills, k, node, depth, size)
             continue
         n_use = k if k < n_cand else n_cand
         offset = 0.0
@@ -1018,6 +1304,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
         for j in range(k):
             normals[node * k + j] = 0.0
             terms[node * k + j] = 0
+            fills[node * k + j] = 0.0
         for j in range(n_use):
             pick = j + rng_below(&rng, n_cand - j)
             tmp = s.candidates[j]
@@ -1032,6 +1319,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
                 offset += w * (s.lo[f] + rng_uniform(&rng) * (s.hi[f] - s.lo[f]))
             normals[node * k + j] = w
             terms[node * k + j] = s.features[f]
+            fills[node * k + j] = s.mean[f]
         # Order the terms by feature so every dot product (here and when
         # scoring, sparse or dense) adds the same products in the same order.
         for j in range(1, n_use):
@@ -1039,6 +1327,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             while i > 0 and terms[node * k + i - 1] > terms[node * k + i]:
                 terms[node * k + i - 1], terms[node * k + i] = terms[node * k + i], terms[node * k + i - 1]
                 normals[node * k + i - 1], normals[node * k + i] = normals[node * k + i], normals[node * k + i - 1]
+                fills[node * k + i - 1], fills[node * k + i] = fills[node * k + i], fills[node * k + i - 1]
                 s.candidates[i - 1], s.candidates[i] = s.candidates[i], s.candidates[i - 1]
                 i -= 1
         for j in range(n_use):
@@ -1047,12 +1336,14 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, uint64_t seed, intp
             for i in range(start, end):
                 s.proj[s.order[i]] += w * col[s.order[i]]
         for i in range(start, end):
-            if not isfinite(s.proj[s.order[i]]):  # an infinity: _robust_dot's rule
+            if not isfinite(s.proj[s.order[i]]):  # an infinity or a NaN: _robust_dot's rule
                 sm = 0.0
                 signs = 0
                 for j in range(n_use):
-                    _robust_add(normals[node * k + j]
-                                * s.columns[s.candidates[j] * m + s.order[i]], &sm, &signs)
+                    v = s.columns[s.candidates[j] * m + s.order[i]]
+                    if v != v:  # missing: the node's mean
+                        v = fills[node * k + j]
+                    _robust_add(normals[node * k + j] * v, &sm, &signs)
                 s.proj[s.order[i]] = _robust_result(sm, signs)
         if range_intercept:
             # the split value drawn uniformly between the node's smallest and
@@ -1087,20 +1378,29 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
                            intp_t n_terms, bint standardize, bint range_intercept,
                            intp_t max_depth, HyperplaneNode[:, ::1] nodes, float64_t[:, ::1] values,
                            float64_t[:, ::1] normals, int32_t[:, ::1] terms,
-                           int32_t[::1] n_nodes, int32_t[::1] depths):
+                           float64_t[:, ::1] fills,
+                           int32_t[::1] n_nodes, int32_t[::1] depths, csr=None):
     """Build ``len(seeds)`` extended isolation trees whose split normals have at
     most ``n_terms`` non-zero coordinates; tree t goes into row t of the outputs.
     With ``standardize`` each coordinate is divided by the feature's standard
     deviation in the node (scale-free hyperplanes).  The intercept is a point
     drawn uniformly in the node's bounding box, or with ``range_intercept``
     a value drawn uniformly between the node's extreme projections.
-    ``normals``/``terms`` hold ``n_terms`` (weight, feature) pairs per node."""
+    ``normals``/``terms`` hold ``n_terms`` (weight, feature) pairs per node
+    and ``fills`` the value a missing coordinate takes in the projection
+    (the node's mean of the feature's finite training values).  ``csr``: as
+    :func:`build_axis_trees`."""
     cdef BuildScratch s
     cdef intp_t t
     cdef intp_t width = nodes.shape[1]
     cdef bint ok
     cdef const float64_t* w = NULL
     cdef const float64_t* cw = NULL
+    cdef CSRRows rows_csr
+    cdef const CSRRows* c = NULL
+    if csr is not None:
+        _csr_view(csr, &rows_csr)
+        c = &rows_csr
     if weights.shape[0] > 0:  # empty arrays mean "no sample weights"
         w = &weights[0]
         cw = &cum_weights[0]
@@ -1108,12 +1408,13 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
         if ok:
             for t in range(seeds.shape[0]):
-                _build_hyperplane_tree(X, seeds[t], max_samples, bootstrap, w, cw,
+                _build_hyperplane_tree(X, c, seeds[t], max_samples, bootstrap, w, cw,
                                        max_features,
                                        n_terms, standardize, range_intercept, max_depth,
                                        nodes.shape[1], &s, &nodes[t, 0],
                                        &values[t, 0],
-                                       &normals[t, 0], &terms[t, 0], &n_nodes[t], &depths[t])
+                                       &normals[t, 0], &terms[t, 0], &fills[t, 0],
+                                       &n_nodes[t], &depths[t])
         _scratch_free(&s)
     if not ok:
         raise MemoryError("not enough memory to build extended isolation trees")
@@ -1143,6 +1444,7 @@ cdef inline float64_t _sparse_dot(const float64_t* w, const int32_t* terms,
 
 cdef float64_t _hyperplane_path_sum_one_row(
         const HyperplaneNode* nodes, const float64_t* values, const float64_t* weights,
+        const float64_t* fills,
         const int32_t* terms, intp_t k, bint dense, const int64_t* offsets,
         const int32_t* depths, intp_t n_trees, const floating_t* row,
         intp_t n_cols) noexcept nogil:
@@ -1166,8 +1468,10 @@ cdef float64_t _hyperplane_path_sum_one_row(
                 else:
                     dot = _sparse_dot(weights + base * k, terms + base * k, row, k)
                 if not isfinite(dot):
-                    dot = (_robust_dot(weights + base * width, NULL, n_cols, row) if dense else
-                           _robust_dot(weights + base * k, terms + base * k, k, row))
+                    dot = (_nonfinite_dot(weights + base * width, NULL, n_cols, row,
+                                          fills + base * width) if dense else
+                           _nonfinite_dot(weights + base * k, terms + base * k, k, row,
+                                          fills + base * k))
                 idx[g] = nodes[base].left + (dot > nodes[base].offset)
         for g in range(min(4, n_trees - t)):
             total += values[bases[g] + idx[g]]
@@ -1176,7 +1480,8 @@ cdef float64_t _hyperplane_path_sum_one_row(
 
 
 cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values,
-                            const float64_t* weights, const int32_t* terms, intp_t k,
+                            const float64_t* weights, const float64_t* fills,
+                            const int32_t* terms, intp_t k,
                             bint dense, const int64_t* offsets, const int32_t* depths,
                             intp_t n_trees, const floating_t* X, intp_t n_rows,
                             intp_t n_cols, float64_t denominator,
@@ -1204,7 +1509,7 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
             # several at a time instead.
             for g in range(n_rows - r0):
                 acc[g] = _hyperplane_path_sum_one_row(
-                    nodes, values, weights, terms, k, dense, offsets, depths, n_trees,
+                    nodes, values, weights, fills, terms, k, dense, offsets, depths, n_trees,
                     X + (r0 + g) * n_cols, n_cols)
                 out[r0 + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
             break
@@ -1239,8 +1544,10 @@ cdef void _hyperplane_score(const HyperplaneNode* nodes, const float64_t* values
                             dots[g] = dots[g] + wg[g][f] * rows[g][tg[g][f]]
                 for g in range(HYPERPLANE_GROUP):
                     if not isfinite(dots[g]):
-                        dots[g] = (_robust_dot(wg[g], NULL, n_cols, rows[g]) if dense else
-                                   _robust_dot(wg[g], tg[g], k, rows[g]))
+                        dots[g] = (_nonfinite_dot(wg[g], NULL, n_cols, rows[g],
+                                                  fills + (base + idx[g]) * width) if dense else
+                                   _nonfinite_dot(wg[g], tg[g], k, rows[g],
+                                                  fills + (base + idx[g]) * k))
                     idx[g] = tree[idx[g]].left + (dots[g] > tree[idx[g]].offset)
             for g in range(HYPERPLANE_GROUP):
                 acc[g] += values[base + idx[g]]
@@ -1336,7 +1643,7 @@ cdef class AxisForest:
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if has_missing:  # rare: float32 is widened (exactly) rather than compiled twice
-            self._score_missing(np.ascontiguousarray(X, dtype=np.float64), out)
+            self._score_split(np.ascontiguousarray(X, dtype=np.float64), np.asarray(out))
             return
         if X.dtype == np.float32:
             status = self._score_f32(X, out)
@@ -1361,6 +1668,23 @@ cdef class AxisForest:
                                      self.block_rows, self.denominator, &out[0])
         return status
 
+    def _score_split(self, X, out):
+        """Rows of float64 ``X`` without NaN through the NaN-free layout, the
+        others through the missing-aware walk: the same leaves either way."""
+        nan_rows = np.isnan(X).any(axis=1)
+        if nan_rows.all():
+            self._score_missing(X, out)
+            return
+        clean = np.flatnonzero(~nan_rows)
+        part = np.empty(clean.shape[0])
+        if self._score_f64(np.ascontiguousarray(X[clean]), part) != 0:
+            raise MemoryError("not enough memory to score")
+        out[clean] = part
+        dirty = np.flatnonzero(nan_rows)
+        part = np.empty(dirty.shape[0])
+        self._score_missing(np.ascontiguousarray(X[dirty]), part)
+        out[dirty] = part
+
     cdef void _score_missing(self, const double[:, ::1] X, float64_t[::1] out):
         cdef const AxisNode[::1] nodes = self.nodes
         cdef const float64_t[::1] values = self.values
@@ -1369,21 +1693,56 @@ cdef class AxisForest:
         if X.shape[0] > 0 and offsets.shape[0] > 0:
             with nogil:
                 _axis_score_missing(&nodes[0], &values[0], &missing[0], &offsets[0],
-                                    offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1],
+                                    self._f.depths, offsets.shape[0], &X[0, 0], X.shape[0],
+                                    X.shape[1],
                                     self.denominator, &out[0])
+
+
+    def score_csr(self, csr, intp_t start, intp_t stop, float64_t[::1] out,
+                  bint has_missing=False):
+        """score_samples of rows ``start:stop`` of a canonical CSR matrix
+        ``csr`` = (data, indices, indptr, n_cols) into ``out`` (stop - start
+        values), equal bit for bit to the dense matrix's scores: the dense
+        kernel's layout when ``has_missing`` is false
+        (_axis_score_csr_blocks), else the missing-aware walk
+        (_axis_score_csr)."""
+        cdef CSRRows X
+        cdef int status = 0
+        cdef const AxisNode[::1] nodes = self.nodes
+        cdef const float64_t[::1] values = self.values
+        cdef const uint8_t[::1] missing = self.missing
+        if not self.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
+        _csr_view(csr, &X)
+        if stop <= start or self._f.n_trees == 0:
+            return
+        with nogil:
+            if has_missing:
+                status = _axis_score_csr(&nodes[0], &values[0], &missing[0], self._f.offsets,
+                                         self._f.depths, self._f.n_trees, &X, start, stop,
+                                         self.denominator, &out[0])
+            else:
+                status = _axis_score_csr_blocks(&self._f, &X, start, stop, self.block_rows,
+                                                self.denominator, &out[0])
+        if status != 0:
+            raise MemoryError("not enough memory to score")
 
 
 cdef class HyperplaneForest:
     """A fitted forest of hyperplane isolation trees (flat arrays); see
     :class:`AxisForest`.  ``normals``/``terms`` hold ``n_terms`` (weight,
     feature) pairs per node, features ascending.  When the normals use at
-    least half of the features, scoring uses a dense copy of the weights."""
-    cdef readonly object nodes, values, normals, terms, offsets, depths
+    least half of the features, scoring uses a dense copy of the weights.
+    ``fills`` (n_nodes, k): the value a missing coordinate takes (None for a
+    forest saved before missing values were supported: ``missing_ready`` is
+    then False and rows with NaN must not be scored)."""
+    cdef readonly object nodes, values, normals, terms, offsets, depths, fills
     cdef readonly float64_t denominator
     cdef readonly intp_t n_features
     cdef readonly bint dense
     cdef readonly bint ready  # the scoring arrays are built (see AxisForest)
-    cdef object _weights_arr
+    cdef object _weights_arr, _fills_arr
+    cdef const float64_t[::1] _fills
     cdef const HyperplaneNode[::1] _nodes
     cdef const float64_t[::1] _values
     cdef const float64_t[::1] _weights
@@ -1393,11 +1752,12 @@ cdef class HyperplaneForest:
     cdef intp_t _k
 
     def __init__(self, nodes, values, normals, terms, offsets, depths,
-                 float64_t denominator, intp_t n_features, bint trusted=False):
+                 float64_t denominator, intp_t n_features, bint trusted=False, fills=None):
         self.nodes = nodes
         self.values = values
         self.normals = normals
         self.terms = terms
+        self.fills = fills
         self.offsets = offsets
         self.depths = depths
         self.denominator = denominator
@@ -1413,6 +1773,15 @@ cdef class HyperplaneForest:
         else:
             self._weights_arr = np.ascontiguousarray(normals).ravel()
         self._weights = self._weights_arr
+        # without fills (an old forest) NaN rows are refused by the estimator;
+        # the kernel then reads NaN fills, i.e. ignores the coordinate
+        fill_values = (np.full(normals.shape, np.nan) if fills is None
+                       else np.ascontiguousarray(fills, dtype=np.float64))
+        if self.dense:
+            self._fills_arr = dense_weights(fill_values, np.ascontiguousarray(terms), n_features)
+        else:
+            self._fills_arr = fill_values.ravel()
+        self._fills = self._fills_arr
         self._terms = np.ascontiguousarray(terms).ravel()
         self._nodes = nodes
         self._values = values
@@ -1422,13 +1791,20 @@ cdef class HyperplaneForest:
     def __reduce__(self):
         return (HyperplaneForest, (self.nodes, self.values, self.normals, self.terms,
                                    self.offsets, self.depths, self.denominator,
-                                   self.n_features))
+                                   self.n_features, False, self.fills))
+
+    @property
+    def missing_ready(self):
+        """Whether the forest stores fills, i.e. can score rows with NaN."""
+        return self.fills is not None
 
     @property
     def n_trees(self):
         return len(self.offsets)
 
-    def score_samples(self, X, float64_t[::1] out):
+    def score_samples(self, X, float64_t[::1] out, bint has_missing=False):
+        """``has_missing`` is accepted for symmetry with AxisForest: NaN rows
+        take the same kernel (a NaN dot product falls to _robust_dot)."""
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if X.dtype == np.float32:
@@ -1441,6 +1817,7 @@ cdef class HyperplaneForest:
             return
         with nogil:
             _hyperplane_score(&self._nodes[0], &self._values[0], &self._weights[0],
+                              &self._fills[0],
                               &self._terms[0], self._k, self.dense, &self._offsets[0],
                               &self._depths[0], self._offsets.shape[0], &X[0, 0],
                               X.shape[0], X.shape[1], self.denominator, &out[0])
@@ -1450,9 +1827,40 @@ cdef class HyperplaneForest:
             return
         with nogil:
             _hyperplane_score(&self._nodes[0], &self._values[0], &self._weights[0],
+                              &self._fills[0],
                               &self._terms[0], self._k, self.dense, &self._offsets[0],
                               &self._depths[0], self._offsets.shape[0], &X[0, 0],
                               X.shape[0], X.shape[1], self.denominator, &out[0])
+
+
+    def score_csr(self, csr, intp_t start, intp_t stop, float64_t[::1] out,
+                  bint has_missing=False):
+        """As :meth:`AxisForest.score_csr`."""
+        cdef CSRRows X
+        cdef intp_t r0, nb, block = _csr_block_rows(csr[3])
+        cdef float64_t* dense
+        cdef bint failed = False
+        if not self.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
+        _csr_view(csr, &X)
+        if stop <= start:
+            return
+        with nogil:
+            dense = <float64_t*>malloc(block * X.n_cols * sizeof(float64_t))
+            failed = dense == NULL
+            r0 = start
+            while not failed and r0 < stop:
+                nb = min(block, stop - r0)
+                _densify_rows(&X, r0, nb, dense)
+                _hyperplane_score(&self._nodes[0], &self._values[0], &self._weights[0],
+                                  &self._fills[0], &self._terms[0], self._k, self.dense,
+                                  &self._offsets[0], &self._depths[0], self._offsets.shape[0],
+                                  <const float64_t*>dense, nb, X.n_cols, self.denominator,
+                                  &out[r0 - start])
+                r0 += nb
+            free(dense)
+        if failed:
+            raise MemoryError("not enough memory to score")
 
 
 def compact_rows(arr, const int32_t[::1] n_nodes):

@@ -338,8 +338,8 @@ def test_bad_parameters_raise(data, params, error, match):
 def test_bad_input_raises(data):
     X, _ = data
     ens = AnomalyEnsemble(random_state=0).fit(X)
-    with pytest.raises(ValueError, match="NaN"):
-        ens.anomaly_score([[np.nan, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="infinity"):
+        ens.anomaly_score([[np.inf, 0.0, 0.0]])
     with pytest.raises(ValueError, match="infinity"):
         AnomalyEnsemble().fit(np.vstack([X, [[np.inf, 0, 0]]]))
     with pytest.raises(ValueError, match="3 features"):
@@ -350,6 +350,42 @@ def test_bad_input_raises(data):
         ens.anomaly_score([["a", "b", "c"]])
     with pytest.raises(ValueError, match="0 sample"):
         ens.anomaly_score(np.empty((0, 3)))
+
+
+def test_missing_values_reach_forests_as_nan_and_other_members_as_training_medians(data):
+    X, _ = data
+    X = X.copy()
+    X[np.random.RandomState(1).rand(*X.shape) < 0.1] = np.nan
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    assert ens.__sklearn_tags__().input_tags.allow_nan
+    rows = X[:50]
+    medians = np.nanmedian(X, axis=0)  # every row is a calibration row here
+    np.testing.assert_array_equal(ens.fill_values_, medians)
+    forest, lof = ens.estimators_
+    imputed = np.where(np.isnan(rows), medians, rows)
+    components = ens.score_components(rows)
+    np.testing.assert_array_equal(
+        components["iforest"], apply_calibration(ens.calibrations_[0], forest.anomaly_score(rows))
+    )
+    np.testing.assert_array_equal(
+        components["lof"], apply_calibration(ens.calibrations_[1], -lof.score_samples(imputed))
+    )
+    scores = ens.anomaly_score(rows)
+    assert np.isfinite(scores).all()
+    one_by_one = np.concatenate([ens.anomaly_score(rows[i : i + 1]) for i in range(rows.shape[0])])
+    np.testing.assert_array_equal(one_by_one, scores)  # the lean single-row path agrees
+
+
+def test_ensemble_pickled_before_fill_values_refuses_nan_clearly(data):
+    X, _ = data
+    ens = AnomalyEnsemble(random_state=0).fit(X)
+    state = ens.__getstate__()
+    del state["fill_values_"]
+    old = AnomalyEnsemble.__new__(AnomalyEnsemble)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.anomaly_score(X[:5]), ens.anomaly_score(X[:5]))
+    with pytest.raises(ValueError, match="refit"):
+        old.anomaly_score([[np.nan, 0.0, 0.0]])
 
 
 class _NaNDetector:

@@ -321,13 +321,6 @@ def test_wrong_feature_count_and_unfitted(Estimator, rng):
             model.score_samples(bad)
 
 
-def test_sparse_input_rejected_clearly(Estimator):
-    sp = pytest.importorskip("scipy.sparse")
-    X = sp.random(20, 3, density=0.5, format="csr", random_state=0)
-    with pytest.raises(TypeError, match="[Ss]parse"):
-        Estimator().fit(X)
-
-
 @pytest.mark.parametrize(
     "params, match",
     [

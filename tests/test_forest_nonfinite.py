@@ -240,17 +240,6 @@ def test_complex_numbers_and_strings_get_scikit_learns_errors(bad, match):
         IsolationForest().fit(bad)
 
 
-def test_extended_isolation_forest_still_refuses_nan_clearly():
-    X = np.random.RandomState(0).normal(size=(50, 2))
-    X[0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        ExtendedIsolationForest().fit(X)
-    model = ExtendedIsolationForest(random_state=0).fit(np.nan_to_num(X))
-    with pytest.raises(ValueError, match="NaN"):
-        model.score_samples(X[:2])
-    assert not model.__sklearn_tags__().input_tags.allow_nan
-
-
 def test_accuracy_with_missing_values_is_close_to_scikit_learns():
     from sklearn.ensemble import IsolationForest as SklearnIsolationForest
     from sklearn.metrics import roc_auc_score

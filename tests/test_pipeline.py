@@ -268,8 +268,8 @@ def test_sklearn_detector_with_reference(rng):
     assert pipe.process([0.0, 0.0, 0.0], {"entity_id": "a", "timestamp": 1.0}) is None
 
 
-def test_missing_values_are_counted_not_scored(model):
-    pipe = make(model)
+def test_missing_values_are_counted_not_scored_when_asked(model):
+    pipe = make(model, score_missing=False)
     assert pipe.process([math.nan, 1.0], {"entity_id": "a", "timestamp": 0.0}) is None
     assert pipe.process({"x0": 40.0}, {"entity_id": "a", "timestamp": 1.0}) is None  # x1 missing
     alerts = pipe.process_batch(np.array([[np.inf, 0.0], EMERG]), {"entity_id": "a", "timestamp": [2.0, 3.0]})
@@ -385,8 +385,27 @@ def test_drift_events_on_shifted_feature(model, tmp_path, rng):
     again.close()
 
 
+def test_missing_features_are_scored_when_the_detector_takes_them(model):
+    pipe = make(model, threshold=0.0, tiers=None)  # an IsolationForest: allow_nan; every score alerts
+    alone = model.anomaly_score(np.array([[EMERG[0], np.nan]]))[0]
+    alert = pipe.process([EMERG[0], math.nan], {"entity_id": "a", "timestamp": 0.0})
+    assert alert is not None and alert.score == pytest.approx(alone)
+    pipe.process_batch(np.array([[np.inf, 0.0], [np.nan, np.nan]]), {"entity_id": "b", "timestamp": 1.0})
+    assert pipe.stats["unscorable"] == 1 and pipe.stats["unscorable_missing"] == 1  # inf only
+    assert pipe.stats["events"] == 3
+
+
+def test_score_missing_true_needs_a_detector_that_takes_nan(model):
+    from anomaly_fast import LocalOutlierFactor
+
+    lof = LocalOutlierFactor().fit(np.random.RandomState(0).normal(size=(50, 2)))
+    with pytest.raises(ValueError, match="missing values"):
+        AnomalyPipeline(lof, threshold=0.5, score_missing=True)
+    assert AnomalyPipeline(lof, threshold=0.5)._score_nan is False
+
+
 def test_monitoring_off(model):
-    pipe = make(model, monitor_features=False)
+    pipe = make(model, monitor_features=False, score_missing=False)
     pipe.process_batch(np.full((10, 2), np.nan))
     assert pipe.feature_report() == [] and pipe.stats["unscorable"] == 10
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
@@ -80,6 +81,53 @@ def compact_trees(per_tree, n_nodes, previous=None):
         flat = {key: np.concatenate([old[key], flat[key]]) for key in flat}
         starts = np.concatenate([old_offsets, starts + n_old_nodes])
     return flat, starts.astype(np.int64)
+
+
+class SparseRows:
+    """A validated sparse matrix as the kernels read it: canonical CSR
+    arrays (float64 values, intp indices sorted within each row, no
+    duplicate entries) and its shape.  ``csr`` is the tuple the kernels take."""
+
+    __slots__ = ("csr", "shape")
+
+    def __init__(self, X):
+        if hasattr(X, "check_format"):  # CSR/CSC/BSR: scipy's conversion trusts the indices
+            try:
+                X.check_format(full_check=True)
+            except ValueError as exc:
+                raise ValueError(f"sparse matrix has inconsistent indptr/indices arrays: {exc}") from None
+        X = X.tocsr()  # one conversion from CSC or COO; the same object when CSR
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()  # also sorts the indices
+        self.shape = X.shape
+        data = np.ascontiguousarray(X.data, dtype=np.float64)  # float32 widens exactly
+        indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        # The kernels write at these indices: arrays edited in place after
+        # scipy checked them get a ValueError here, never a bad write.
+        if (
+            indptr.shape != (X.shape[0] + 1,)
+            or indptr[0] != 0
+            or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > min(data.shape[0], indices.shape[0])
+            or (indptr[-1] > 0 and (indices[: indptr[-1]].min() < 0 or indices[: indptr[-1]].max() >= X.shape[1]))
+        ):
+            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
+        self.csr = (data, indices, indptr, X.shape[1])
+
+    @property
+    def has_nan(self):
+        return bool(np.isnan(self.csr[0]).any())
+
+
+def kernel_input(X):
+    """``(dense, csr)`` for the build kernels: validated dense ``X`` and
+    None, or for :class:`SparseRows` an empty (0, n_features) array and its
+    CSR arrays."""
+    if isinstance(X, SparseRows):
+        return np.empty((0, X.shape[1])), X.csr
+    return X, None
 
 
 def _chunks(n, n_parts):
@@ -169,7 +217,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _export(self):
         """The fitted model as plain numpy arrays and a JSON-able dict, enough
         for :meth:`_import` to rebuild it without pickle (used by
-        :mod:`anomaly_fast.registry` and by pickling)."""
+        :mod:`anomaly_fast.pipeline.registry` and by pickling)."""
         from .format import export_forest
 
         check_is_fitted(self)
@@ -260,7 +308,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         ----------
         X : array-like of shape (n_samples, n_features)
             Numeric training data (float32 is kept as float32; other
-            numeric types are converted to float64).  Sparse input is rejected.
+            numeric types are converted to float64).  Sparse matrices and
+            arrays of any format are accepted (CSC as scikit-learn; CSR
+            avoids nothing, one conversion to CSR is made either way) and give
+            the same model as the dense matrix (a stored NaN is missing, an
+            absent entry is 0).
             +-inf is accepted: splits are drawn over a node's finite values
             only, so +inf lies beyond every split (right) and -inf before it
             (left).  NaN (missing values) where the estimator supports them
@@ -367,23 +419,34 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
 
     def _validate(self, X, reset):
         """``(X, has_missing)``: X validated to C-contiguous float (None in an
-        object array becomes NaN), and whether it holds NaN.  +-inf are
-        accepted (the kernels route them beyond every finite split); NaN only
-        when the estimator supports missing values."""
+        object array becomes NaN) or to :class:`SparseRows` (sparse input of
+        any format), and whether it holds NaN.
+        +-inf are accepted (the kernels route them beyond every finite
+        split); NaN only when the estimator supports missing values."""
         X = validate_data(
             self,
             X,
-            accept_sparse=False,
+            accept_sparse=["csr", "csc"] if reset else ["csr"],
             dtype=[np.float64, np.float32],
             order="C",
             reset=reset,
             ensure_all_finite=False,
         )
-        has_missing = not all_finite(X) and bool(np.isnan(X).any())
+        if sp.issparse(X):
+            X = SparseRows(X)
+            has_missing = X.has_nan
+        else:
+            has_missing = not all_finite(X) and bool(np.isnan(X).any())
         if has_missing and not self._allow_missing:
             raise ValueError(
                 f"Input X contains NaN. {type(self).__name__} does not accept "
                 "missing values encoded as NaN natively."
+            )
+        if has_missing and not reset and not getattr(self._forest, "missing_ready", True):
+            raise ValueError(
+                f"Input X contains NaN, but this {type(self).__name__} was saved "
+                "before missing values were supported (forest format /2 or "
+                "older); refit it to score rows with NaN."
             )
         return X, has_missing
 
@@ -404,7 +467,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             # free: a core slowed by other work does fewer of them.
             parts = _chunks(n, min(n // _MIN_ROWS_PER_THREAD, _CHUNKS_PER_THREAD * n_threads))
             with ThreadPoolExecutor(n_threads) as pool:
-                list(pool.map(lambda s: self._score_chunk(forest, X[s], out[s], has_missing), parts))
+                list(pool.map(lambda s: self._score_chunk(forest, X, out[s], has_missing, s), parts))
         return out
 
     def score_samples(self, X):
@@ -425,8 +488,15 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         return self._score_samples(*self._validate_for_scoring(X))
 
     @staticmethod
-    def _score_chunk(forest, X, out, has_missing):
-        if has_missing:
+    def _score_chunk(forest, X, out, has_missing, rows=None):
+        """Score rows ``rows`` (a slice; all when None) of validated ``X``
+        into ``out``."""
+        if isinstance(X, SparseRows):
+            rows = rows or slice(0, X.shape[0])
+            forest.score_csr(X.csr, rows.start, rows.stop, out, has_missing)
+        elif rows is not None:
+            BaseIsolationForest._score_chunk(forest, X[rows], out, has_missing)
+        elif has_missing:
             forest.score_samples(X, out, has_missing=True)
         else:
             forest.score_samples(X, out)
@@ -452,5 +522,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self._allow_missing
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
+
+    @property
+    def _max_samples(self):
+        # scikit-learn's private name for max_samples_ (its BaseBagging's),
+        # read by its own test suite
+        return self.max_samples_

@@ -2,7 +2,7 @@
 
 One home for how :class:`~anomaly_fast.IsolationForest` and
 :class:`~anomaly_fast.ExtendedIsolationForest` leave the process and come back:
-the registry's ``model.npz`` + ``meta.json`` (:mod:`anomaly_fast.registry`),
+the registry's ``model.npz`` + ``meta.json`` (:mod:`anomaly_fast.pipeline.registry`),
 the estimators' pickles (``__getstate__``/``__setstate__``) and their
 ``_export``/``_import`` hooks all go through :func:`export_forest` and
 :func:`import_forest`.
@@ -21,13 +21,19 @@ array          dtype                  content
 ``depths``     int32 (n_trees,)       depth of each tree (steps of every walk)
 ``normals``    float64 (n_nodes, k)   hyperplane only: weights, zero padded
 ``terms``      int32 (n_nodes, k)     hyperplane only: features (ascending), 0 padded
+``fills``      float64 (n_nodes, k)   hyperplane only (since /3): the value a missing
+                                      coordinate takes (the node's mean of the
+                                      feature's finite training values), 0 padded
 =============  =====================  ==============================================
 
 A ``/1`` forest (no ``missing`` array; folders and pickles of earlier
 releases) is migrated on load: the direction of each node is derived from
 the leaf sizes its leaf values encode (the side that received more training
 rows, ties to the right: what scikit-learn does for a node that held no
-NaN at fit, which no ``/1`` node did).
+NaN at fit, which no ``/1`` node did).  A ``/1`` or ``/2`` hyperplane forest
+has no ``fills`` (node means cannot be recovered from the tree): it loads and
+scores NaN-free rows as before, and rows with NaN get a ``ValueError`` asking
+for a refit; saved again it is written as ``/3`` without ``fills``.
 
 ``state = {"denominator", "n_features", "fitted": {offset_, max_samples_,
 n_features_in_, _max_features, _max_depth[, extension_level_][,
@@ -69,9 +75,10 @@ from .base import average_path_length, max_depth_for
 
 __all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 
-FORMAT = "anomaly_fast.forest/2"
+FORMAT = "anomaly_fast.forest/3"
+FORMAT_V2 = "anomaly_fast.forest/2"  # no ``fills`` array (hyperplane forests)
 FORMAT_V1 = "anomaly_fast.forest/1"  # no ``missing`` array; migrated on load
-READABLE_FORMATS = (FORMAT, FORMAT_V1)
+READABLE_FORMATS = (FORMAT, FORMAT_V2, FORMAT_V1)
 STATE_KEYS = frozenset({"denominator", "n_features", "fitted"})
 _BASE_FITTED = ("offset_", "max_samples_", "n_features_in_", "_max_features", "_max_depth")
 _INT32_MAX = np.iinfo(np.int32).max
@@ -87,21 +94,23 @@ KINDS = {
     },
     "hyperplane": {
         "node_dtype": _isolation.HYPERPLANE_NODE_DTYPE,
-        "arrays": ("nodes", "values", "normals", "terms", "offsets", "depths"),
+        "arrays": ("nodes", "values", "normals", "terms", "offsets", "depths", "fills"),
         "fitted": _BASE_FITTED + ("extension_level_",),
         "kernel": _isolation.HyperplaneForest,
     },
 }
 _DTYPES = {"values": np.dtype(np.float64), "offsets": np.dtype(np.int64), "depths": np.dtype(np.int32),
-           "normals": np.dtype(np.float64), "terms": np.dtype(np.int32), "missing": np.dtype(np.uint8)}
+           "normals": np.dtype(np.float64), "terms": np.dtype(np.int32), "missing": np.dtype(np.uint8),
+           "fills": np.dtype(np.float64)}
+# Arrays each older format lacks.
+_ADDED_SINCE = {FORMAT_V1: ("missing", "fills"), FORMAT_V2: ("fills",), FORMAT: ()}
 
 
 def array_names(kind, fmt=FORMAT):
     """The arrays a ``kind`` forest of format ``fmt`` holds."""
     if fmt not in READABLE_FORMATS:
         _fail("format", f"{fmt!r} is unknown (readable: {', '.join(READABLE_FORMATS)})")
-    names = KINDS[kind]["arrays"]
-    return tuple(n for n in names if n != "missing") if fmt == FORMAT_V1 else names
+    return tuple(n for n in KINDS[kind]["arrays"] if n not in _ADDED_SINCE[fmt])
 
 
 def array_dtype(kind, name):
@@ -114,7 +123,8 @@ def export_forest(model):
     and a JSON-able dict (see the module docstring)."""
     spec = KINDS[model._forest_kind]
     forest = model._forest
-    arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in spec["arrays"]}
+    arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in spec["arrays"]
+              if getattr(forest, key) is not None}
     fitted = {}
     for key in spec["fitted"]:
         value = getattr(model, key)
@@ -133,7 +143,7 @@ def import_forest(model, arrays, state, fmt=FORMAT):
     for key, value in fitted.items():
         setattr(model, key, value)
     spec = KINDS[model._forest_kind]
-    extra = {"missing": arrays["missing"]} if "missing" in arrays else {}
+    extra = {key: arrays[key] for key in ("missing", "fills") if key in arrays}
     model._forest = spec["kernel"](
         *(arrays[key] for key in array_names(model._forest_kind, FORMAT_V1)),
         denominator, fitted["n_features_in_"], trusted=True, **extra
@@ -208,7 +218,10 @@ def check_fitted(kind, fitted, n_trees=None):
 
 def _check_arrays(kind, arrays, fitted, fmt):
     names = array_names(kind, fmt)
-    _keys("arrays", arrays, names)
+    # a /3 hyperplane forest may lack fills: a /2 one loaded and saved again
+    optional = ("fills",) if "fills" in names else ()
+    _keys("arrays", arrays, [n for n in names if n not in optional], optional)
+    names = tuple(n for n in names if n in arrays)
     for key in names:
         a = arrays[key]
         if not isinstance(a, np.ndarray):
@@ -216,7 +229,7 @@ def _check_arrays(kind, arrays, fitted, fmt):
         expected = array_dtype(kind, key)
         if a.dtype != expected:
             _fail(key, f"has dtype {a.dtype}, expected {expected}")
-        if a.ndim != (2 if key in ("normals", "terms") else 1):
+        if a.ndim != (2 if key in ("normals", "terms", "fills") else 1):
             _fail(key, f"has shape {a.shape}")
     nodes, offsets, depths = arrays["nodes"], arrays["offsets"], arrays["depths"]
     n = nodes.shape[0]
@@ -229,8 +242,8 @@ def _check_arrays(kind, arrays, fitted, fmt):
         _fail("depths", f"has shape {depths.shape}, offsets {offsets.shape}")
     if kind == "hyperplane":
         k = fitted["extension_level_"] + 1
-        for key in ("normals", "terms"):
-            if arrays[key].shape != (n, k):
+        for key in ("normals", "terms", "fills"):
+            if key in names and arrays[key].shape != (n, k):
                 _fail(key, f"has shape {arrays[key].shape}, expected ({n}, extension_level_ + 1 = {k})")
     return {key: np.ascontiguousarray(arrays[key]) for key in names}
 
@@ -316,6 +329,8 @@ def _check_trees(kind, a, fitted):
         _fail("terms", f"hold a feature out of [0, n_features_in_ = {n_features}) or non-zero padding")
     if np.any(used[:, 1:] & (terms[:, 1:] <= terms[:, :-1])):
         _fail("terms", "are not strictly ascending within a node")
+    if "fills" in a and (np.any(np.isnan(a["fills"])) or np.any(a["fills"][~used] != 0.0)):
+        _fail("fills", "hold a NaN or a non-zero padding value")
     return depth
 
 

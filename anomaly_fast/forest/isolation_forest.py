@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _isolation
-from .base import BaseIsolationForest, compact_trees
+from .base import BaseIsolationForest, compact_trees, kernel_input
 
 __all__ = ["IsolationForest"]
 
@@ -68,8 +68,18 @@ class IsolationForest(BaseIsolationForest):
     Notes
     -----
     Not mirrored from scikit-learn: ``estimators_``, ``estimators_samples_``
-    and ``estimators_features_`` (trees are flat arrays, not
-    ``ExtraTreeRegressor`` objects; the seeds and arrays are private).
+    and ``estimators_features_``.  The trees are one flat node array for the
+    whole forest, walked by compiled kernels; scikit-learn's attributes are
+    ``ExtraTreeRegressor`` objects whose ``tree_`` holds per-node training
+    counts, impurities and values.  Code that walks them (explanation
+    libraries such as SHAP's TreeExplainer) recognises scikit-learn's classes
+    by name and reads those arrays, so look-alike objects would either be
+    ignored or need arrays the model does not store (internal node sizes;
+    the rows each tree drew, which only the per-tree seeds could redraw, and
+    the saved format keeps no seeds).  Wrapping every tree in a Python object
+    would also put a Python loop over trees into every caller.  scikit-learn's
+    own ``test_iforest.py`` runs against this class in the test suite; its
+    two ``estimators_`` tests are expected failures for this reason.
     Infinities are accepted (scikit-learn accepts them too, but a node
     holding -inf becomes a leaf there): a split is drawn uniformly over the
     finite values of the node's feature, so +inf always goes right and -inf
@@ -84,9 +94,15 @@ class IsolationForest(BaseIsolationForest):
     missing values go to is a coin flip (a split that leaves a side empty
     makes the node a leaf); where it held none, a NaN met when scoring goes
     to the child that received more training rows, ties to the right.  Each
-    node stores that side (format ``anomaly_fast.forest/2``); data without
+    node stores that side (format ``anomaly_fast.forest/2`` and later); data without
     NaN is scored by the same kernels as before.
-    Sparse input is rejected with a ``TypeError``.  The random streams differ from
+    Sparse input (``*_matrix`` and ``*_array``, any format; CSC for ``fit``
+    and CSR for scoring avoid nothing: one conversion to CSR is made) gives
+    the same model and scores as the dense matrix bit for bit: an absent
+    entry is 0, a stored NaN is missing.  Fitting gathers each tree's rows
+    from the CSR arrays; scoring walks groups of sparse rows through the
+    trees without densifying the matrix, in the same compiled kernels
+    without the GIL, ``n_jobs`` as for dense input.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
 
     Thread safety: ``score_samples``, ``decision_function``, ``predict`` and
@@ -126,6 +142,7 @@ class IsolationForest(BaseIsolationForest):
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
+        X, csr = kernel_input(X)
         _isolation.build_axis_trees(
             X,
             seeds,
@@ -139,6 +156,7 @@ class IsolationForest(BaseIsolationForest):
             arrays["missing"][rows],
             n_nodes,
             depths,
+            csr,
         )
 
     def _make_forest(self, arrays, n_nodes, depths, previous):

@@ -70,6 +70,20 @@ class _MonitorUndo:
         return monitor
 
 
+def _scores_missing(detector, score_missing):
+    """Whether a pipeline scores events with NaN features (its
+    ``score_missing`` parameter resolved against the detector's tags)."""
+    from sklearn.utils import get_tags
+
+    try:
+        takes = bool(get_tags(detector).input_tags.allow_nan)
+    except Exception:  # not a scikit-learn estimator
+        takes = False
+    if score_missing is True and not takes:
+        raise ValueError("score_missing=True, but the detector does not take missing values (allow_nan tag)")
+    return takes if score_missing == "auto" else bool(score_missing)
+
+
 class AnomalyPipeline:
     """Turn a fitted detector's scores into durable, de-duplicated alerts.
 
@@ -172,6 +186,12 @@ class AnomalyPipeline:
         Unit of numeric timestamps (ISO strings and datetimes are
         unambiguous).  With ``"s"``, numeric timestamps beyond 1e11 (year
         5138) raise a warning: they are probably milliseconds.
+    score_missing : bool or "auto", default="auto"
+        Score events with NaN (missing) features: "auto" when the detector
+        takes missing values (its ``allow_nan`` tag: anomaly_fast's forests
+        and ensemble), True to require it (``ValueError`` otherwise), False
+        to count them ``unscorable_missing`` without scoring.  Infinite
+        features are never scored; a NaN score never alerts.
 
     Attributes
     ----------
@@ -232,6 +252,7 @@ class AnomalyPipeline:
         "monitor_options": [dict, None],
         "on_drift": [callable, None],
         "timestamp_unit": [StrOptions(set(TIMESTAMP_UNITS))],
+        "score_missing": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(
@@ -256,6 +277,7 @@ class AnomalyPipeline:
         monitor_options=None,
         on_drift=None,
         timestamp_unit="s",
+        score_missing="auto",
     ):
         params = dict(locals())
         del params["self"]
@@ -308,6 +330,7 @@ class AnomalyPipeline:
                 model_version = None
         self.model_version = model_version
         self.on_drift = on_drift
+        self._score_nan = _scores_missing(detector, score_missing)
         self.monitor = None
         self._monitor_undo = None
         if monitor_features:
@@ -498,7 +521,7 @@ class AnomalyPipeline:
             if self._closed:
                 raise ValueError("the pipeline is closed")
             unscorable = None
-            if np.isfinite(x).all():
+            if np.isfinite(x).all() or (self._score_nan and not np.isinf(x).any()):
                 score = self._raw_one(X)
                 if score != score or score in (math.inf, -math.inf):
                     unscorable = "unscorable_score"
@@ -559,7 +582,7 @@ class AnomalyPipeline:
         self._check_unit(float(ts.max()))
         with self._lock:
             self._check_open()
-            finite = np.isfinite(X).all(axis=1)
+            finite = ~np.isinf(X).any(axis=1) if self._score_nan else np.isfinite(X).all(axis=1)
             n_finite = int(finite.sum())
             if n_finite == n:
                 scores = np.asarray(self._scorer(X), dtype=np.float64)

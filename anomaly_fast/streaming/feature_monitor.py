@@ -164,7 +164,7 @@ class FeatureMonitor(BaseEstimator):
         One name per feature (fixes the number of features).
     reference : array-like of shape (n_samples, n_features) or dict, default=None
         Training data, or a dict with ``"min"`` and ``"max"`` lists (as in
-        :func:`anomaly_fast.registry.data_fingerprint`).  Without it there is
+        :func:`anomaly_fast.pipeline.registry.data_fingerprint`).  Without it there is
         no range check and ADWIN sees raw values.
     delta : float in (0, 1), default=0.002
         ADWIN confidence.

@@ -1,0 +1,230 @@
+"""Sparse input in both forests, missing values in ExtendedIsolationForest,
+and scores pinned from before either was accepted (issue 11)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anomaly_fast import ExtendedIsolationForest, IsolationForest
+from anomaly_fast.forest.format import FORMAT_V2
+
+CONTAINERS = [sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array, sp.csc_array]
+FORESTS = {
+    "if": (IsolationForest, {}),
+    "eif": (ExtendedIsolationForest, {}),
+    "eif0": (ExtendedIsolationForest, {"extension_level": 0}),
+    "eif1_range": (ExtendedIsolationForest, {"extension_level": 1, "intercept": "range"}),
+}
+
+
+def _sparse_data(seed, n=400, d=12, density=0.2, nan=0.0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d)) * rng.uniform(0.5, 20, size=d)
+    X[rng.rand(n, d) > density] = 0.0
+    if nan:
+        X[(X != 0) & (rng.rand(n, d) < nan)] = np.nan
+    return X
+
+
+# -- the same model and scores as dense ------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    density=st.sampled_from([0.01, 0.1, 0.5, 1.0]),
+    container=st.sampled_from(CONTAINERS),
+    forest=st.sampled_from(sorted(FORESTS)),
+    nan=st.sampled_from([0.0, 0.1]),
+    float32=st.booleans(),
+    max_features=st.sampled_from([1.0, 0.5]),
+)
+def test_sparse_input_gives_the_dense_model_and_scores_bit_for_bit(
+    seed, density, container, forest, nan, float32, max_features
+):
+    cls, params = FORESTS[forest]
+    X = _sparse_data(seed, density=density, nan=nan)
+    if float32:
+        X = X.astype(np.float32)
+    kw = dict(params, n_estimators=15, random_state=seed, contamination=0.1, max_features=max_features)
+    dense = cls(**kw).fit(X)
+    sparse = cls(**kw).fit(container(X))
+    assert sparse.offset_ == dense.offset_
+    expected = dense.score_samples(X)
+    np.testing.assert_array_equal(sparse.score_samples(container(X)), expected)
+    np.testing.assert_array_equal(sparse.score_samples(X), expected)
+    np.testing.assert_array_equal(dense.score_samples(sp.csr_matrix(X)), expected)
+
+
+@pytest.mark.parametrize("forest", sorted(FORESTS))
+def test_sparse_scoring_on_several_threads_equals_one_thread_and_dense(forest):
+    cls, params = FORESTS[forest]
+    X = _sparse_data(3, n=9000, d=40, density=0.05, nan=0.02)
+    model = cls(n_estimators=20, random_state=0, n_jobs=2, **params).fit(sp.csc_matrix(X))
+    one = cls(n_estimators=20, random_state=0, n_jobs=1, **params).fit(X)
+    np.testing.assert_array_equal(model.score_samples(sp.csr_matrix(X)), one.score_samples(X))
+
+
+def test_explicit_zeros_duplicates_and_unsorted_indices_read_as_scipy_densifies_them():
+    X = _sparse_data(5, n=200, d=6, density=0.4)
+    coo = sp.coo_matrix(X)
+    # every entry split in two halves stored twice, in reverse order, plus explicit zeros
+    rows = np.r_[coo.row, coo.row, [0, 1]][::-1]
+    cols = np.r_[coo.col, coo.col, [5, 4]][::-1]
+    vals = np.r_[coo.data / 2, coo.data / 2, [0.0, 0.0]][::-1]
+    messy = sp.csr_matrix((vals, (rows, cols)), shape=X.shape)
+    messy.has_sorted_indices = False
+    dense = messy.toarray()
+    model = IsolationForest(n_estimators=10, random_state=0).fit(dense)
+    np.testing.assert_array_equal(model.score_samples(messy), model.score_samples(dense))
+    fitted = IsolationForest(n_estimators=10, random_state=0).fit(messy)
+    np.testing.assert_array_equal(fitted.score_samples(dense), model.score_samples(dense))
+
+
+def test_sparse_warm_start_and_pickle_equal_a_cold_dense_fit():
+    X = _sparse_data(9, nan=0.05)
+    cold = ExtendedIsolationForest(n_estimators=20, random_state=1).fit(X)
+    warm = ExtendedIsolationForest(n_estimators=10, random_state=1, warm_start=True).fit(sp.csc_matrix(X))
+    warm.set_params(n_estimators=20).fit(sp.csc_matrix(X))
+    again = pickle.loads(pickle.dumps(warm))
+    np.testing.assert_array_equal(again.score_samples(sp.csr_matrix(X)), cold.score_samples(X))
+
+
+@pytest.mark.parametrize("cls", [IsolationForest, ExtendedIsolationForest])
+def test_tags_say_sparse_and_missing_values_are_accepted(cls):
+    tags = cls().__sklearn_tags__()
+    assert tags.input_tags.sparse and tags.input_tags.allow_nan
+
+
+def test_sparse_with_int64_indices_and_integer_values_is_read():
+    X = sp.random(300, 8, density=0.3, format="csr", random_state=0, dtype=np.float64)
+    X.data = np.round(X.data * 10)
+    big = sp.csr_matrix((X.data.astype(np.int64), X.indices.astype(np.int64), X.indptr.astype(np.int64)),
+                        shape=X.shape)
+    model = IsolationForest(n_estimators=10, random_state=0).fit(X.toarray())
+    np.testing.assert_array_equal(model.score_samples(big), model.score_samples(X.toarray()))
+
+
+def test_sparse_arrays_edited_out_of_range_get_a_value_error_not_a_crash():
+    X = sp.random(50, 4, density=0.5, format="csr", random_state=0)
+    model = IsolationForest(n_estimators=5, random_state=0).fit(X)
+    bad = X.copy()
+    bad.indices[3] = 10**6  # scipy checked the matrix before this edit
+    with pytest.raises(ValueError, match="indices"):
+        model.score_samples(bad)
+    with pytest.raises(ValueError, match="indices"):
+        IsolationForest().fit(bad)
+
+
+# -- unchanged scores on NaN-free data --------------------------------------------------
+# Computed with main at ccc34a0 (before sparse input and NaN in EIF): the same
+# data, seed and parameters must keep giving these exact numbers.
+PINNED = {
+    "if": (IsolationForest, {}, [-0.5569214124245243, -0.6253230479116553, -0.5723118454412794, -0.5018543192143009]),
+    "eif": (ExtendedIsolationForest, {}, [-0.539299300501743, -0.5803941408997407, -0.6279102533597986, -0.578101427567896]),
+    "eif1_range": (ExtendedIsolationForest, {"extension_level": 1, "intercept": "range"},
+                   [-0.5338141368407051, -0.5883724539334694, -0.5950726982527996, -0.5412443403738245]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_nan_free_data_scores_exactly_as_before(name):
+    cls, params, expected = PINNED[name]
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(300, 5))
+    X[::17, 2] = np.inf
+    T = rng.normal(size=(4, 5)) * 2
+    scores = cls(n_estimators=50, random_state=3, **params).fit(X).score_samples(T)
+    assert scores.tolist() == expected
+    assert cls(n_estimators=50, random_state=3, **params).fit(sp.csc_matrix(X)).score_samples(
+        sp.csr_matrix(T)).tolist() == expected
+
+
+# -- missing values in ExtendedIsolationForest -----------------------------------------
+def test_eif_missing_coordinate_takes_the_nodes_training_mean():
+    # Two training rows and max_samples=2: every tree's root holds both, so a
+    # missing coordinate at the root takes the mean of the two rows.
+    X = np.array([[0.0, 1.0, 5.0], [2.0, 4.0, -1.0]])
+    model = ExtendedIsolationForest(n_estimators=30, random_state=0).fit(X)
+    probes = np.array([[np.nan, 3.0, 0.0], [1.5, np.nan, 7.0], [np.nan, np.nan, np.nan]])
+    imputed = np.where(np.isnan(probes), X.mean(axis=0), probes)
+    np.testing.assert_allclose(model.score_samples(probes), model.score_samples(imputed), rtol=0, atol=1e-12)
+
+
+def test_eif_fits_and_scores_nan_and_keeps_finding_outliers():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(size=(1000, 4)), rng.uniform(-6, 6, size=(40, 4))])
+    y = np.r_[np.zeros(1000), np.ones(40)]
+    clean = roc_auc_score(y, -ExtendedIsolationForest(random_state=0).fit(X).score_samples(X))
+    X[rng.rand(*X.shape) < 0.1] = np.nan
+    model = ExtendedIsolationForest(random_state=0).fit(X)
+    scores = model.score_samples(X)
+    assert np.isfinite(scores).all()
+    assert roc_auc_score(y, -scores) > clean - 0.05
+    # rows with NaN scored alone equal the batch (the same kernel walk)
+    np.testing.assert_array_equal(np.concatenate([model.score_samples(X[i : i + 1]) for i in range(30)]), scores[:30])
+
+
+def test_eif_column_entirely_missing_in_training_is_never_split_on():
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(300, 3))
+    X[:, 1] = np.nan
+    model = ExtendedIsolationForest(random_state=0).fit(X)
+    assert not np.any(model._forest.normals[:, :][model._forest.terms == 1])
+    T = rng.normal(size=(5, 3))
+    np.testing.assert_array_equal(model.score_samples(T), model.score_samples(np.c_[T[:, 0], T[:, 1] * 0 + np.nan, T[:, 2]]))
+
+
+def test_eif_saved_before_fills_scores_clean_rows_and_refuses_nan_with_a_clear_error():
+    X = np.random.RandomState(2).normal(size=(200, 3))
+    model = ExtendedIsolationForest(n_estimators=10, random_state=0).fit(X)
+    arrays, state = model._export()
+    del arrays["fills"]
+    old = ExtendedIsolationForest._import(model.get_params(), arrays, state, FORMAT_V2)
+    np.testing.assert_array_equal(old.score_samples(X), model.score_samples(X))
+    with pytest.raises(ValueError, match="refit"):
+        old.score_samples([[np.nan, 0.0, 0.0]])
+    again = pickle.loads(pickle.dumps(old))  # saved again without fills, still readable
+    np.testing.assert_array_equal(again.score_samples(X), model.score_samples(X))
+
+
+def test_corrupt_fills_are_refused_by_name():
+    X = np.random.RandomState(2).normal(size=(200, 3))
+    arrays, state = ExtendedIsolationForest(n_estimators=5, random_state=0).fit(X)._export()
+    arrays["fills"] = arrays["fills"].copy()
+    arrays["fills"][0, 0] = np.nan
+    with pytest.raises(ValueError, match="fills"):
+        ExtendedIsolationForest._import({}, arrays, state)
+
+
+# -- other inputs as scikit-learn 1.9.1 ------------------------------------------------
+@pytest.mark.parametrize("cls", [IsolationForest, ExtendedIsolationForest])
+def test_none_in_object_arrays_and_explicit_nan_in_sparse_are_missing_values(cls):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3))
+    X[::7, 1] = np.nan
+    obj = X.astype(object)
+    obj[np.isnan(X)] = None
+    model = cls(n_estimators=10, random_state=0).fit(X)
+    expected = model.score_samples(X)
+    np.testing.assert_array_equal(cls(n_estimators=10, random_state=0).fit(obj).score_samples(obj), expected)
+    np.testing.assert_array_equal(model.score_samples(sp.csr_matrix(X)), expected)
+
+
+@pytest.mark.parametrize("cls", [IsolationForest, ExtendedIsolationForest])
+@pytest.mark.parametrize(
+    "bad, error, match",
+    [
+        (np.array([[1 + 2j, 0.0], [0.0, 1.0]]), ValueError, "[Cc]omplex"),
+        (np.array([["a", "b"], ["c", "d"]], dtype=object), ValueError, "convert|string"),
+        (sp.csr_matrix(np.array([[1 + 2j, 0.0], [0.0, 1.0]])), ValueError, "[Cc]omplex"),
+    ],
+    ids=["complex", "strings", "sparse-complex"],
+)
+def test_complex_numbers_and_strings_get_scikit_learns_errors(cls, bad, error, match):
+    with pytest.raises(error, match=match):
+        cls().fit(bad)
