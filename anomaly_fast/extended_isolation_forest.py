@@ -229,3 +229,21 @@ class ExtendedIsolationForest(BaseIsolationForest):
             self.n_features_in_,
             trusted=True,  # built by the kernel
         )
+
+    def _fit_reference(self, X):
+        # explain's reference point: the per-feature mean of the finite
+        # training values (0 for a feature with none)
+        finite = np.isfinite(X)
+        counts = finite.sum(axis=0)
+        sums = np.where(finite, X, 0.0).sum(axis=0, dtype=np.float64)
+        self._explain_center = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+    def _explain_chunk(self, forest, gains, X, scores, phi):
+        center = getattr(self, "_explain_center", None)
+        if center is None:  # a model saved before explanations: the origin
+            center = np.zeros(self.n_features_in_, dtype=np.float64)
+        _isolation.hyperplane_explain(
+            forest.nodes, forest.values, np.ascontiguousarray(forest.normals),
+            np.ascontiguousarray(forest.terms), gains, center, forest.offsets,
+            X, forest.denominator, scores, phi,
+        )

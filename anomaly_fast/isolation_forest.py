@@ -160,3 +160,9 @@ class IsolationForest(BaseIsolationForest):
             trusted=True,  # built by the kernel
             missing=flat["missing"],
         )
+
+    def _explain_chunk(self, forest, gains, X, scores, phi):
+        _isolation.axis_explain(
+            forest.nodes, forest.values, forest.missing, gains, forest.offsets,
+            X, forest.denominator, scores, phi,
+        )

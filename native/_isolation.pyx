@@ -20,7 +20,7 @@
 # exactly the code path it took before they were accepted.
 import numpy as np
 
-from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
@@ -1495,3 +1495,149 @@ def dense_weights(const float64_t[:, ::1] normals, const int32_t[:, ::1] terms,
 def c_average_path_length(intp_t n):
     """The kernel's c(n), exposed so tests can compare it with the Python helper."""
     return average_path_length(n)
+
+
+# --------------------------------------------------------------------------
+# Explanations: per-feature credit along each row's path (issue 17)
+# --------------------------------------------------------------------------
+#
+# ``gains[node]`` (built once per forest by anomaly_fast._explain) is the
+# isolation the step into ``node`` brings: V(parent) - 1 - V(node), where V is
+# the expected remaining path length c(size) of a node (c(max_samples_) at
+# the root, the leaf's own c(size) at a leaf).  The gains along a path
+# telescope to c(max_samples_) - h(x), so a row's credits, divided by the
+# forest's denominator n_trees * c(max_samples_), sum to 1 - E[h(x)] / c(...)
+# = log2(2 * anomaly_score(x)).  The walks below also sum the path lengths,
+# so the score comes out of the same walk.
+
+cdef void _axis_explain(const AxisNode* nodes, const float64_t* values,
+                        const uint8_t* missing, const float64_t* gains,
+                        const int64_t* offsets, intp_t n_trees, const float64_t* X,
+                        intp_t n_rows, intp_t n_cols, float64_t denominator,
+                        float64_t* scores, float64_t* phi) noexcept nogil:
+    """Scores and credits of axis trees: each step credits its split feature
+    with the step's gain; a step a NaN routed (``missing`` side) credits no
+    feature."""
+    cdef intp_t r, t, node, child, base, f
+    cdef float64_t acc, v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef const float64_t* row
+    cdef float64_t* out
+    for r in range(n_rows):
+        row = X + r * n_cols
+        out = phi + r * n_cols
+        for f in range(n_cols):
+            out[f] = 0.0
+        acc = 0.0
+        for t in range(n_trees):
+            base = offsets[t]
+            node = 0
+            while nodes[base + node].left != node:
+                f = nodes[base + node].feature
+                v = row[f]
+                if v != v:
+                    node = nodes[base + node].left + 1 - missing[base + node]
+                else:
+                    child = nodes[base + node].left + (v > nodes[base + node].threshold)
+                    out[f] += gains[base + child]
+                    node = child
+            acc += values[base + node]
+        for f in range(n_cols):
+            out[f] *= scale
+        scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+
+
+cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* values,
+                              const float64_t* normals, const int32_t* terms, intp_t k,
+                              const float64_t* gains, const float64_t* center,
+                              const int64_t* offsets, intp_t n_trees, const float64_t* X,
+                              intp_t n_rows, intp_t n_cols, float64_t denominator,
+                              float64_t* scores, float64_t* phi,
+                              float64_t* share) noexcept nogil:
+    """Scores and credits of hyperplane trees: a step's gain is shared among
+    the normal's features in proportion to |w_j (x_j - center_j)| (equally
+    among the infinite ones when some are infinite, equally among the
+    non-zero weights when all are 0).  ``share``: scratch of k doubles.  The
+    dot product is the scoring kernels' (terms in feature order, _robust_dot
+    when not finite), so rows go where scoring sends them."""
+    cdef intp_t r, t, node, child, base, j, n_inf, n_nonzero
+    cdef float64_t acc, dot, total, g, s, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef const float64_t* row
+    cdef const float64_t* w
+    cdef const int32_t* tt
+    cdef float64_t* out
+    for r in range(n_rows):
+        row = X + r * n_cols
+        out = phi + r * n_cols
+        for j in range(n_cols):
+            out[j] = 0.0
+        acc = 0.0
+        for t in range(n_trees):
+            base = offsets[t]
+            node = 0
+            while nodes[base + node].left != node:
+                w = normals + (base + node) * k
+                tt = terms + (base + node) * k
+                dot = _sparse_dot(w, tt, row, k)
+                if not isfinite(dot):
+                    dot = _robust_dot(w, tt, k, row)
+                child = nodes[base + node].left + (dot > nodes[base + node].offset)
+                g = gains[base + child]
+                total = 0.0
+                n_inf = 0
+                n_nonzero = 0
+                for j in range(k):
+                    s = 0.0
+                    if w[j] != 0.0:
+                        s = fabs(w[j] * (row[tt[j]] - center[tt[j]]))
+                        n_nonzero += 1
+                        if s == INFINITY:
+                            n_inf += 1
+                    share[j] = s
+                    total += s
+                for j in range(k):
+                    if n_inf > 0:
+                        s = 1.0 if share[j] == INFINITY else 0.0
+                        out[tt[j]] += g * s / n_inf
+                    elif total > 0.0:
+                        out[tt[j]] += g * share[j] / total
+                    elif w[j] != 0.0:
+                        out[tt[j]] += g / n_nonzero
+                node = child
+            acc += values[base + node]
+        for j in range(n_cols):
+            out[j] *= scale
+        scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+
+
+def axis_explain(const AxisNode[::1] nodes, const float64_t[::1] values,
+                 const uint8_t[::1] missing, const float64_t[::1] gains,
+                 const int64_t[::1] offsets, const float64_t[:, ::1] X,
+                 float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
+    """Write score_samples into ``scores`` and per-feature credits into
+    ``phi`` for the rows of ``X``; no validation (see _axis_explain)."""
+    if X.shape[0] == 0 or offsets.shape[0] == 0:
+        return
+    with nogil:
+        _axis_explain(&nodes[0], &values[0], &missing[0], &gains[0], &offsets[0],
+                      offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1], denominator,
+                      &scores[0], &phi[0, 0])
+
+
+def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
+                       const float64_t[:, ::1] normals, const int32_t[:, ::1] terms,
+                       const float64_t[::1] gains, const float64_t[::1] center,
+                       const int64_t[::1] offsets, const float64_t[:, ::1] X,
+                       float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
+    """As :func:`axis_explain` for hyperplane trees (see _hyperplane_explain)."""
+    cdef intp_t k = normals.shape[1]
+    if X.shape[0] == 0 or offsets.shape[0] == 0:
+        return
+    cdef float64_t* share = <float64_t*>malloc(k * sizeof(float64_t))
+    if share == NULL:
+        raise MemoryError("not enough memory to explain")
+    with nogil:
+        _hyperplane_explain(&nodes[0], &values[0], &normals[0, 0], &terms[0, 0], k,
+                            &gains[0], &center[0], &offsets[0], offsets.shape[0],
+                            &X[0, 0], X.shape[0], X.shape[1], denominator,
+                            &scores[0], &phi[0, 0], share)
+    free(share)
