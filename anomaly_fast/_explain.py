@@ -24,10 +24,11 @@ over tree levels only); the compiled walks live in ``native/_isolation.pyx``.
 
 import numpy as np
 
+from . import _isolation
 from ._forest import average_path_length
 from ._forest_format import node_sizes, walked_depth
 
-__all__ = ["node_gains", "top_features"]
+__all__ = ["axis_explain_nodes", "node_gains", "top_features"]
 
 
 def node_gains(forest, max_samples):
@@ -46,6 +47,20 @@ def node_gains(forest, max_samples):
     return gains
 
 
+def axis_explain_nodes(forest, gains):
+    """The axis forest's nodes with their gains, in the explain kernel's
+    layout (``EXPLAIN_NODE_DTYPE``; a leaf's threshold slot holds its path
+    length), so that a step reads one record."""
+    nodes = forest.nodes
+    out = np.empty(nodes.shape[0], dtype=_isolation.EXPLAIN_NODE_DTYPE)
+    leaf = nodes["left"] == np.arange(nodes.shape[0]) - np.repeat(forest.offsets, np.diff(np.r_[forest.offsets, nodes.shape[0]]))
+    out["threshold"] = np.where(leaf, forest.values, nodes["threshold"])
+    out["gain"] = gains
+    out["feature"] = nodes["feature"]
+    out["left"] = nodes["left"]
+    return out
+
+
 def top_features(contributions, values, k, feature_names=None):
     """The ``k`` largest contributions of one row as a list of dicts
     ``{"feature", "contribution", "value"}``, largest first (ties: lower
@@ -57,11 +72,8 @@ def top_features(contributions, values, k, feature_names=None):
     if k <= 0:
         return []
     order = np.argsort(-contributions, kind="stable")[:k]
+    names = order.tolist() if feature_names is None else [str(feature_names[j]) for j in order.tolist()]
     return [
-        {
-            "feature": str(feature_names[j]) if feature_names is not None else int(j),
-            "contribution": float(contributions[j]),
-            "value": float(values[j]),
-        }
-        for j in order
+        {"feature": name, "contribution": c, "value": v}
+        for name, c, v in zip(names, contributions[order].tolist(), np.asarray(values, dtype=np.float64)[order].tolist())
     ]

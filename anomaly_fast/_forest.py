@@ -497,24 +497,32 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         phi = np.empty(X.shape, dtype=np.float64)
         forest = self._forest
         gains = self._explain_gains(forest)
-        self._over_row_chunks(
-            n,
-            lambda s: self._explain_chunk(forest, gains, X[s], scores[s], phi[s]),
-            min_rows=_MIN_ROWS_PER_THREAD // 8,
-        )
+        if n < _MIN_ROWS_PER_THREAD // 4:  # one thread in any case: no slicing
+            self._explain_chunk(forest, gains, X, scores, phi)
+        else:
+            self._over_row_chunks(
+                n,
+                lambda s: self._explain_chunk(forest, gains, X[s], scores[s], phi[s]),
+                min_rows=_MIN_ROWS_PER_THREAD // 8,
+            )
         return scores, phi
 
     def _explain_gains(self, forest):
-        """The per-node gains of ``forest``, computed on first use and kept
-        with the forest they belong to (not pickled; a race computes them
-        twice, identically)."""
+        """The per-node gains of ``forest`` in the subclass's explain layout
+        (:meth:`_explain_layout`), computed on first use and kept with the
+        forest they belong to (not pickled; a race computes them twice,
+        identically)."""
         cache = self.__dict__.get("_explain_cache")
         if cache is None or cache[0] is not forest:
             from ._explain import node_gains
 
-            cache = (forest, node_gains(forest, self.max_samples_))
+            cache = (forest, self._explain_layout(forest, node_gains(forest, self.max_samples_)))
             self._explain_cache = cache
         return cache[1]
+
+    def _explain_layout(self, forest, gains):
+        """What the subclass's explain kernel reads besides the forest."""
+        return gains
 
     def _explain_chunk(self, forest, gains, X, scores, phi):
         """Run the subclass's explain kernel on a slice of rows."""

@@ -161,8 +161,10 @@ class IsolationForest(BaseIsolationForest):
             missing=flat["missing"],
         )
 
-    def _explain_chunk(self, forest, gains, X, scores, phi):
-        _isolation.axis_explain(
-            forest.nodes, forest.values, forest.missing, gains, forest.offsets,
-            X, forest.denominator, scores, phi,
-        )
+    def _explain_layout(self, forest, gains):
+        from ._explain import axis_explain_nodes
+
+        return axis_explain_nodes(forest, gains)
+
+    def _explain_chunk(self, forest, nodes, X, scores, phi):
+        _isolation.axis_explain(nodes, forest.missing, forest.offsets, X, forest.denominator, scores, phi)

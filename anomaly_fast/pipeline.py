@@ -22,6 +22,7 @@ from ._sklearn_compat import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ._explain import top_features
 from .alert_store import AlertStore, event_key, open_store
 from .ensemble import apply_calibration, fit_calibration
 from .feature_monitor import FeatureMonitor
@@ -458,6 +459,7 @@ class AnomalyPipeline:
         self.feature_names = [str(f) for f in feature_names]
         self._feature_index = {name: j for j, name in enumerate(self.feature_names)}
         self._scorer = self._make_scorer(detector, reference)
+        self._explained = None  # (X, contributions) of the event being processed
         self.explain = int(explain)
         self._explainer = self._make_explainer(detector) if self.explain else None
         self.detector_name = type(detector).__name__
@@ -518,10 +520,15 @@ class AnomalyPipeline:
         return lambda X: _calibrated_scores(calibration, detector.score_samples(X))
 
     def _make_explainer(self, detector):
-        """contributions(x) of one validated point, for ``explain > 0``."""
+        """contributions(x) of one validated point, for ``explain > 0``.  A
+        forest scoring through its own ``anomaly_score`` scores one event in
+        its explain walk instead (same score, one walk: the contributions of
+        an alerting event are then at hand, see :meth:`_explanation`)."""
         from ._forest import BaseIsolationForest
 
         if isinstance(detector, BaseIsolationForest):  # the point is validated here: skip it there
+            if self._raw_one is not None and hasattr(detector, "anomaly_score"):
+                self._raw_one = self._score_and_explain_one
             return lambda x: detector._explain(x.reshape(1, -1))[1][0]
         if hasattr(detector, "_explain") and hasattr(detector, "calibrations_"):  # AnomalyEnsemble
             return lambda x: detector._explain(x.reshape(1, -1))[0]
@@ -530,13 +537,25 @@ class AnomalyPipeline:
                              f"{type(detector).__name__} has none")
         return lambda x: np.asarray(detector.explain(x.reshape(1, -1)), dtype=np.float64)[0]
 
-    def _explanation(self, x):
-        """The alert's ``explanation``: the top ``explain`` features of x."""
+    def _score_and_explain_one(self, X):
+        """anomaly_score of a one-row X from the forest's explain walk; the
+        contributions wait for :meth:`_explanation` (under the lock)."""
+        scores, phi = self.detector._explain(X)
+        self._explained = (X, phi[0])
+        return float(-scores[0])
+
+    def _explanation(self, X, i):
+        """The alert's ``explanation``: the top ``explain`` features of row
+        ``i`` of ``X`` (contributions from the scoring walk when it gave
+        them)."""
         if not self.explain:
             return []
-        from ._explain import top_features
-
-        return top_features(self._explainer(x), x, self.explain, self.feature_names)
+        explained = self._explained
+        if explained is not None and explained[0] is X:
+            contributions = explained[1]
+        else:
+            contributions = self._explainer(X[i])
+        return top_features(contributions, X[i], self.explain, self.feature_names)
 
     def _restore(self, threshold):
         """Threshold history from the store; an explicit ``threshold`` that
@@ -810,7 +829,7 @@ class AnomalyPipeline:
                     model_version=self.model_version,
                     context=context,
                     event_key=key,
-                    explanation=self._explanation(X[i]),
+                    explanation=self._explanation(X, i),
                 )
                 store.add_alerts([alert])
                 done.add(key)

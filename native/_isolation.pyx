@@ -1501,7 +1501,8 @@ def c_average_path_length(intp_t n):
 # Explanations: per-feature credit along each row's path (issue 17)
 # --------------------------------------------------------------------------
 #
-# ``gains[node]`` (built once per forest by anomaly_fast._explain) is the
+# ``gains[node]`` (built once per forest by anomaly_fast._explain; axis trees
+# keep it in an ExplainNode beside the split, hyperplane trees in an array) is the
 # isolation the step into ``node`` brings: V(parent) - 1 - V(node), where V is
 # the expected remaining path length c(size) of a node (c(max_samples_) at
 # the root, the leaf's own c(size) at a leaf).  The gains along a path
@@ -1510,40 +1511,67 @@ def c_average_path_length(intp_t n):
 # = log2(2 * anomaly_score(x)).  The walks below also sum the path lengths,
 # so the score comes out of the same walk.
 
-cdef void _axis_explain(const AxisNode* nodes, const float64_t* values,
-                        const uint8_t* missing, const float64_t* gains,
+cdef struct ExplainNode:
+    float64_t threshold  # a point goes right when x[feature] > threshold; at a leaf: its path length
+    float64_t gain       # isolation a row gains stepping into this node (0 at a root)
+    int32_t feature      # split feature; 0 at a leaf
+    int32_t left         # left child (tree-relative); right child is left + 1; a leaf points at itself
+
+
+cdef enum:
+    EXPLAIN_BLOCK = 64  # rows walked through one tree together by the explain kernels
+
+
+EXPLAIN_NODE_DTYPE = np.dtype(
+    [("threshold", np.float64), ("gain", np.float64), ("feature", np.int32), ("left", np.int32)],
+    align=True,
+)
+
+
+cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                         const int64_t* offsets, intp_t n_trees, const float64_t* X,
                         intp_t n_rows, intp_t n_cols, float64_t denominator,
                         float64_t* scores, float64_t* phi) noexcept nogil:
     """Scores and credits of axis trees: each step credits its split feature
-    with the step's gain; a step a NaN routed (``missing`` side) credits no
-    feature."""
-    cdef intp_t r, t, node, child, base, f
-    cdef float64_t acc, v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    with the gain of the child it enters (read from the child's record, which
+    the walk reads next anyway: one cache line per step); a step a NaN routed
+    (``missing`` side) credits no feature."""
+    cdef intp_t r, r0, nb, t, node, child, base, f
+    cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef float64_t acc[EXPLAIN_BLOCK]
     cdef const float64_t* row
+    cdef const ExplainNode* tree
     cdef float64_t* out
-    for r in range(n_rows):
-        row = X + r * n_cols
-        out = phi + r * n_cols
-        for f in range(n_cols):
-            out[f] = 0.0
-        acc = 0.0
+    for f in range(n_rows * n_cols):
+        phi[f] = 0.0
+    r0 = 0
+    while r0 < n_rows:  # a block of rows walks each tree while it is in cache
+        nb = min(<intp_t>EXPLAIN_BLOCK, n_rows - r0)
+        for r in range(nb):
+            acc[r] = 0.0
         for t in range(n_trees):
             base = offsets[t]
-            node = 0
-            while nodes[base + node].left != node:
-                f = nodes[base + node].feature
-                v = row[f]
-                if v != v:
-                    node = nodes[base + node].left + 1 - missing[base + node]
-                else:
-                    child = nodes[base + node].left + (v > nodes[base + node].threshold)
-                    out[f] += gains[base + child]
-                    node = child
-            acc += values[base + node]
-        for f in range(n_cols):
-            out[f] *= scale
-        scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+            tree = nodes + base
+            for r in range(nb):
+                row = X + (r0 + r) * n_cols
+                out = phi + (r0 + r) * n_cols
+                node = 0
+                while tree[node].left != node:
+                    f = tree[node].feature
+                    v = row[f]
+                    if v != v:
+                        node = tree[node].left + 1 - missing[base + node]
+                    else:
+                        child = tree[node].left + (v > tree[node].threshold)
+                        out[f] += tree[child].gain
+                        node = child
+                acc[r] += tree[node].threshold
+        for r in range(nb):
+            out = phi + (r0 + r) * n_cols
+            for f in range(n_cols):
+                out[f] *= scale
+            scores[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
 
 
 cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* values,
@@ -1559,58 +1587,72 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
     non-zero weights when all are 0).  ``share``: scratch of k doubles.  The
     dot product is the scoring kernels' (terms in feature order, _robust_dot
     when not finite), so rows go where scoring sends them."""
-    cdef intp_t r, t, node, child, base, j, n_inf, n_nonzero
-    cdef float64_t acc, dot, total, g, s, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef intp_t r, r0, nb, t, node, child, base, j, n_inf, n_nonzero
+    cdef float64_t dot, total, g, s, wj, xj, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef float64_t acc[EXPLAIN_BLOCK]
     cdef const float64_t* row
     cdef const float64_t* w
     cdef const int32_t* tt
     cdef float64_t* out
-    for r in range(n_rows):
-        row = X + r * n_cols
-        out = phi + r * n_cols
-        for j in range(n_cols):
-            out[j] = 0.0
-        acc = 0.0
+    for j in range(n_rows * n_cols):
+        phi[j] = 0.0
+    r0 = 0
+    while r0 < n_rows:  # a block of rows walks each tree while it is in cache
+        nb = min(<intp_t>EXPLAIN_BLOCK, n_rows - r0)
+        for r in range(nb):
+            acc[r] = 0.0
         for t in range(n_trees):
             base = offsets[t]
-            node = 0
-            while nodes[base + node].left != node:
-                w = normals + (base + node) * k
-                tt = terms + (base + node) * k
-                dot = _sparse_dot(w, tt, row, k)
-                if not isfinite(dot):
-                    dot = _robust_dot(w, tt, k, row)
-                child = nodes[base + node].left + (dot > nodes[base + node].offset)
-                g = gains[base + child]
-                total = 0.0
-                n_inf = 0
-                n_nonzero = 0
-                for j in range(k):
-                    s = 0.0
-                    if w[j] != 0.0:
-                        s = fabs(w[j] * (row[tt[j]] - center[tt[j]]))
-                        n_nonzero += 1
-                        if s == INFINITY:
-                            n_inf += 1
-                    share[j] = s
-                    total += s
-                for j in range(k):
-                    if n_inf > 0:
-                        s = 1.0 if share[j] == INFINITY else 0.0
-                        out[tt[j]] += g * s / n_inf
-                    elif total > 0.0:
-                        out[tt[j]] += g * share[j] / total
-                    elif w[j] != 0.0:
-                        out[tt[j]] += g / n_nonzero
-                node = child
-            acc += values[base + node]
-        for j in range(n_cols):
-            out[j] *= scale
-        scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+            for r in range(nb):
+                row = X + (r0 + r) * n_cols
+                out = phi + (r0 + r) * n_cols
+                node = 0
+                while nodes[base + node].left != node:
+                    w = normals + (base + node) * k
+                    tt = terms + (base + node) * k
+                    dot = 0.0
+                    total = 0.0
+                    for j in range(k):  # the dot product as _sparse_dot adds it, and the shares
+                        wj = w[j]
+                        xj = row[tt[j]]
+                        dot = dot + wj * xj
+                        s = fabs(wj * (xj - center[tt[j]]))
+                        share[j] = s
+                        total += s
+                    if not isfinite(dot):
+                        dot = _robust_dot(w, tt, k, row)
+                    child = nodes[base + node].left + (dot > nodes[base + node].offset)
+                    g = gains[base + child]
+                    if total > 0.0 and isfinite(total):
+                        g = g / total
+                        for j in range(k):
+                            out[tt[j]] += g * share[j]
+                    else:  # an infinite coordinate (or 0 * inf padding), or x == center
+                        n_inf = 0
+                        n_nonzero = 0
+                        for j in range(k):
+                            if w[j] != 0.0:
+                                n_nonzero += 1
+                                n_inf += fabs(w[j] * (row[tt[j]] - center[tt[j]])) == INFINITY
+                        for j in range(k):
+                            if w[j] == 0.0:
+                                continue
+                            if n_inf > 0:
+                                if fabs(w[j] * (row[tt[j]] - center[tt[j]])) == INFINITY:
+                                    out[tt[j]] += g / n_inf
+                            else:
+                                out[tt[j]] += g / n_nonzero
+                    node = child
+                acc[r] += values[base + node]
+        for r in range(nb):
+            out = phi + (r0 + r) * n_cols
+            for j in range(n_cols):
+                out[j] *= scale
+            scores[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
 
 
-def axis_explain(const AxisNode[::1] nodes, const float64_t[::1] values,
-                 const uint8_t[::1] missing, const float64_t[::1] gains,
+def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
                  const int64_t[::1] offsets, const float64_t[:, ::1] X,
                  float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
     """Write score_samples into ``scores`` and per-feature credits into
@@ -1618,9 +1660,8 @@ def axis_explain(const AxisNode[::1] nodes, const float64_t[::1] values,
     if X.shape[0] == 0 or offsets.shape[0] == 0:
         return
     with nogil:
-        _axis_explain(&nodes[0], &values[0], &missing[0], &gains[0], &offsets[0],
-                      offsets.shape[0], &X[0, 0], X.shape[0], X.shape[1], denominator,
-                      &scores[0], &phi[0, 0])
+        _axis_explain(&nodes[0], &missing[0], &offsets[0], offsets.shape[0], &X[0, 0],
+                      X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])
 
 
 def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
