@@ -486,6 +486,19 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         Returns
         -------
         contributions : ndarray of shape (n_samples, n_features)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from anomaly_fast import IsolationForest
+        >>> X = np.random.RandomState(0).normal(size=(1000, 3))
+        >>> model = IsolationForest(random_state=0).fit(X)
+        >>> phi = model.explain([[0.0, 6.0, 0.0]])
+        >>> print(np.round(phi, 3))
+        [[-0.095  0.349 -0.09 ]]
+        >>> score = model.anomaly_score([[0.0, 6.0, 0.0]])[0]
+        >>> print(round(float(phi.sum()), 4), round(float(np.log2(2 * score)), 4))
+        0.1647 0.1647
         """
         return self._explain(*self._validate_for_scoring(X))[1]
 
