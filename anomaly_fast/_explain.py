@@ -71,9 +71,8 @@ def top_features(contributions, values, k, feature_names=None):
     k = min(int(k), contributions.shape[0])
     if k <= 0:
         return []
-    order = np.argsort(-contributions, kind="stable")[:k]
-    names = order.tolist() if feature_names is None else [str(feature_names[j]) for j in order.tolist()]
-    return [
-        {"feature": name, "contribution": c, "value": v}
-        for name, c, v in zip(names, contributions[order].tolist(), np.asarray(values, dtype=np.float64)[order].tolist())
-    ]
+    order = np.argsort(-contributions, kind="stable")[:k].tolist()
+    c, v = contributions.tolist(), np.asarray(values, dtype=np.float64).tolist()
+    if feature_names is None:
+        return [{"feature": j, "contribution": c[j], "value": v[j]} for j in order]
+    return [{"feature": str(feature_names[j]), "contribution": c[j], "value": v[j]} for j in order]
