@@ -48,14 +48,18 @@ def node_gains(forest, max_samples):
 
 
 def axis_explain_nodes(forest, gains):
-    """The axis forest's nodes with their gains, in the explain kernel's
-    layout (``EXPLAIN_NODE_DTYPE``; a leaf's threshold slot holds its path
-    length), so that a step reads one record."""
+    """The axis forest's nodes with the gains of both children, in the
+    explain kernel's layout (``EXPLAIN_NODE_DTYPE``): a step reads one
+    record; a leaf keeps threshold +inf, gains (0, its path length)."""
     nodes = forest.nodes
-    out = np.empty(nodes.shape[0], dtype=_isolation.EXPLAIN_NODE_DTYPE)
-    leaf = nodes["left"] == np.arange(nodes.shape[0]) - np.repeat(forest.offsets, np.diff(np.r_[forest.offsets, nodes.shape[0]]))
-    out["threshold"] = np.where(leaf, forest.values, nodes["threshold"])
-    out["gain"] = gains
+    n = nodes.shape[0]
+    start = np.repeat(forest.offsets, np.diff(np.r_[forest.offsets, n]))
+    left = start + nodes["left"].astype(np.int64)
+    internal = left != np.arange(n)
+    out = np.empty(n, dtype=_isolation.EXPLAIN_NODE_DTYPE)
+    out["threshold"] = nodes["threshold"]
+    out["gain"][:, 0] = np.where(internal, gains[np.where(internal, left, 0)], 0.0)
+    out["gain"][:, 1] = np.where(internal, gains[np.where(internal, left + 1, 0)], forest.values)
     out["feature"] = nodes["feature"]
     out["left"] = nodes["left"]
     return out

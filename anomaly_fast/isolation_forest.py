@@ -167,4 +167,6 @@ class IsolationForest(BaseIsolationForest):
         return axis_explain_nodes(forest, gains)
 
     def _explain_chunk(self, forest, nodes, X, scores, phi):
-        _isolation.axis_explain(nodes, forest.missing, forest.offsets, X, forest.denominator, scores, phi)
+        _isolation.axis_explain(
+            nodes, forest.missing, forest.offsets, forest.depths, X, forest.denominator, scores, phi
+        )

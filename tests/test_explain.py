@@ -60,6 +60,8 @@ def test_additivity_holds_for_any_forest_and_row(n_features, seed, kind, max_sam
     scores, phi = model._explain(rows)
     np.testing.assert_array_equal(scores, model.score_samples(rows))  # the same walk as scoring
     np.testing.assert_allclose(phi.sum(axis=1), np.log2(-2 * scores), rtol=0, atol=1e-12)
+    for i in (0, 13):  # a row alone takes the kernels' few-rows walk
+        np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
 
 
 def test_gains_are_zero_at_roots_and_finite(fitted):
@@ -102,6 +104,8 @@ def test_a_missing_value_gets_no_credit_and_routes_as_in_scoring(data):
     scores, phi = model._explain(rows)
     np.testing.assert_array_equal(scores, model.score_samples(rows))
     assert np.all(phi[::2, 1] == 0.0)
+    for i in (0, 1):
+        np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
     full = np.log2(-2 * scores)
     np.testing.assert_allclose(phi[1::2].sum(axis=1), full[1::2], atol=1e-12)  # rows without NaN: additive
 
@@ -268,3 +272,13 @@ def test_cli_stream_and_score_show_explanations(registry, tmp_path):
     scored = pd.read_csv(tmp_path / "s.csv")
     assert json.loads(scored["explanation"][0])[0]["feature"] == "b"
     assert score_main([str(registry), str(tmp_path / "new.csv")]) == 0  # no column without --explain
+
+
+def test_pipeline_over_an_ensemble_explains_with_its_forest_members(data):
+    ens = AnomalyEnsemble([("if", IsolationForest(n_estimators=20, random_state=0)),
+                           ("lof", LocalOutlierFactor(n_neighbors=10))]).fit(data)
+    pipe = AnomalyPipeline(ens, threshold=0.0, explain=4, monitor_features=False)
+    point = data[3] * 5
+    alert = pipe.process(point, {"timestamp": 1.0})
+    expected = ens.explain(point.reshape(1, -1))[0]
+    assert sorted(e["contribution"] for e in alert.explanation) == sorted(expected.tolist())
