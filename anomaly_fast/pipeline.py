@@ -16,13 +16,13 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ._explain import top_features
 from ._sklearn_compat import (
     HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
 )
-from ._explain import top_features
 from .alert_store import AlertStore, event_key, open_store
 from .ensemble import apply_calibration, fit_calibration
 from .feature_monitor import FeatureMonitor

@@ -64,7 +64,7 @@ def plant(X, n_shifted, rng):
         k = n_shifted if isinstance(n_shifted, int) else rng.randint(n_shifted[0], n_shifted[1] + 1)
         feats = rng.choice(X.shape[1], k, replace=False)
         X[r, feats] += SHIFT * sd[feats] * rng.choice([-1.0, 1.0], size=k)
-        planted.append(set(int(f) for f in feats))
+        planted.append({int(f) for f in feats})
     return X, rows, planted
 
 

@@ -184,7 +184,7 @@ def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_pat
         pipe = AnomalyPipeline(model, threshold=0.5, store=store, feature_names=names, explain=2,
                                monitor_features=False)
         alert = pipe.process(point, {"entity_id": "h", "timestamp": 1.0})
-        assert [e["feature"] for e in alert.explanation][0] == "io"
+        assert alert.explanation[0]["feature"] == "io"
         assert len(alert.explanation) == 2 and alert.explanation[0]["value"] == -50.0
         phi = model.explain(point.reshape(1, -1))[0]
         assert alert.explanation[0]["contribution"] == phi[2]
