@@ -455,7 +455,9 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         when it stays with the crowd).  An axis split credits its feature;
         a hyperplane split shares the gain among its features in proportion
         to ``|w_j (x_j - mean_j)|`` (the features that put the row where it
-        is relative to the hyperplane).  This is DIFFI's idea (depth-based
+        is relative to the hyperplane; ``mean_j`` is the mean of feature
+        j's finite training values, kept at fit -- a forest saved before
+        explanations existed measures from 0).  This is DIFFI's idea (depth-based
         credit along the path, Carletti et al. 2023) made additive; it costs
         one walk, where exact TreeSHAP on isolation depth is exponential in
         the path or milliseconds per row.
