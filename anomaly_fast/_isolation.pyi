@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 AXIS_NODE_DTYPE: np.dtype[np.void]
 HYPERPLANE_NODE_DTYPE: np.dtype[np.void]
+EXPLAIN_NODE_DTYPE: np.dtype[np.void]
 
 def build_axis_trees(
     X: npt.NDArray[np.floating[Any]],
@@ -139,3 +140,27 @@ class HyperplaneForest:
 def compact_rows(arr: Any, n_nodes: npt.NDArray[np.int32]) -> Any: ...
 def dense_weights(normals: npt.NDArray[np.float64], terms: npt.NDArray[np.int32], n_features: int) -> Any: ...
 def c_average_path_length(n: int) -> float: ...
+
+def axis_explain(
+    nodes: npt.NDArray[np.void],
+    missing: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int64],
+    depths: npt.NDArray[np.int32],
+    X: npt.NDArray[np.float64],
+    denominator: float,
+    scores: npt.NDArray[np.float64],
+    phi: npt.NDArray[np.float64],
+) -> None: ...
+def hyperplane_explain(
+    nodes: npt.NDArray[np.void],
+    values: npt.NDArray[np.float64],
+    normals: npt.NDArray[np.float64],
+    terms: npt.NDArray[np.int32],
+    gains: npt.NDArray[np.float64],
+    center: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64],
+    X: npt.NDArray[np.float64],
+    denominator: float,
+    scores: npt.NDArray[np.float64],
+    phi: npt.NDArray[np.float64],
+) -> None: ...

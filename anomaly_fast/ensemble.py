@@ -19,6 +19,7 @@ from ._scores import (  # noqa: F401 - the calibration names were defined here: 
     raw_anomaly_scores,
 )
 from ._checks import all_finite
+from .forest.base import BaseIsolationForest
 from ._sklearn_compat import BaseComposition as _BaseComposition
 from ._sklearn_compat import Interval, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
@@ -424,6 +425,47 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         ndarray of shape (n_samples,)
         """
         return self._anomaly_score(scoring_input(self, X, "calibrations_", allow_nan=True))
+
+    def explain(self, X):
+        """Per-feature contributions of the members that explain themselves
+        (the isolation forests' :meth:`~anomaly_fast.IsolationForest.explain`;
+        **positive = towards anomalous**), weighted as the ensemble weights
+        its members.
+
+        **Partial**: a member without ``explain`` (e.g.
+        :class:`~anomaly_fast.LocalOutlierFactor`) contributes nothing, and
+        its weight still counts in the total, so each explaining member
+        keeps the share of the combined score it has.  Member ``i``'s
+        contributions are multiplied by ``weights[i] / sum(weights)``
+        (``weights`` given with ``combination="mean"``; otherwise every member
+        weighs the same).  Each member's contributions are in its own units
+        (they sum to ``log2(2 * s)`` of its raw score ``s``, before the
+        ensemble's calibration), so the sum of the ensemble's contributions
+        is not a function of its combined score.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        contributions : ndarray of shape (n_samples, n_features)
+            Zeros when no member explains itself.
+        """
+        return self._explain(scoring_input(self, X, "calibrations_"))
+
+    def _explain(self, X):
+        n = len(self.estimators_)
+        weights = self._weights if self.combination == "mean" and self._weights is not None else np.ones(n)
+        total = np.zeros(X.shape, dtype=np.float64)
+        for w, est in zip(weights, self.estimators_):
+            if w == 0:
+                continue
+            if isinstance(est, BaseIsolationForest):
+                total += w * est._explain(X)[1]
+            elif hasattr(est, "explain"):
+                total += w * np.asarray(est.explain(X), dtype=np.float64)
+        return total / float(np.sum(weights))
 
     def score_components(self, X, as_frame=False):
         """Each detector's normalized score in [0, 1] (**higher = more

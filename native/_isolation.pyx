@@ -20,7 +20,7 @@
 # exactly the code path it took before they were accepted.
 import numpy as np
 
-from libc.math cimport log, exp2, sqrt, nextafter, isfinite, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
@@ -1903,3 +1903,261 @@ def dense_weights(const float64_t[:, ::1] normals, const int32_t[:, ::1] terms,
 def c_average_path_length(intp_t n):
     """The kernel's c(n), exposed so tests can compare it with the Python helper."""
     return average_path_length(n)
+
+
+# --------------------------------------------------------------------------
+# Explanations: per-feature credit along each row's path (issue 17)
+# --------------------------------------------------------------------------
+#
+# ``gains[node]`` (built once per forest by anomaly_fast._explain; axis trees
+# keep the gains of both children in their parent's ExplainNode, hyperplane
+# trees in an array) is the
+# isolation the step into ``node`` brings: V(parent) - 1 - V(node), where V is
+# the expected remaining path length c(size) of a node (c(max_samples_) at
+# the root, the leaf's own c(size) at a leaf).  The gains along a path
+# telescope to c(max_samples_) - h(x), so a row's credits, divided by the
+# forest's denominator n_trees * c(max_samples_), sum to 1 - E[h(x)] / c(...)
+# = log2(2 * anomaly_score(x)).  The walks below also sum the path lengths,
+# so the score comes out of the same walk.
+
+cdef struct ExplainNode:
+    float64_t threshold  # a point goes right when x[feature] > threshold; +inf at a leaf
+    float64_t gain[2]    # isolation gained stepping left / right; at a leaf: 0, its path length
+    int32_t feature      # split feature; 0 at a leaf
+    int32_t left         # left child (tree-relative); right child is left + 1; a leaf points at itself
+
+
+cdef enum:
+    EXPLAIN_BLOCK = 64  # rows walked through one tree together by the explain kernels
+    EXPLAIN_TREES = 8   # trees one row walks together when a block has too few rows
+    EXPLAIN_MAX_DEPTH = 32  # deepest tree the one-row walk records (max_samples <= 2**32)
+
+
+EXPLAIN_NODE_DTYPE = np.dtype(
+    [("threshold", np.float64), ("gain", np.float64, (2,)), ("feature", np.int32), ("left", np.int32)],
+    align=True,
+)
+
+
+cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* missing,
+                                       const float64_t* row, float64_t* out,
+                                       float64_t* acc) noexcept nogil:
+    """One tree, one row that holds NaN: a plain walk; a step a NaN routed
+    (``missing`` side of its node) credits no feature."""
+    cdef intp_t node = 0, f, go
+    cdef float64_t v
+    while tree[node].left != node:
+        f = tree[node].feature
+        v = row[f]
+        if v != v:
+            node = tree[node].left + 1 - missing[node]
+        else:
+            go = v > tree[node].threshold
+            out[f] += tree[node].gain[go]
+            node = tree[node].left + go
+    acc[0] += tree[node].gain[1]
+
+
+cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
+                        const int64_t* offsets, const int32_t* depths, intp_t n_trees,
+                        const float64_t* X, intp_t n_rows, intp_t n_cols,
+                        float64_t denominator, float64_t* scores, float64_t* phi) noexcept nogil:
+    """Scores and credits of axis trees: each step credits its split feature
+    with the gain of the side it takes.  Rows without NaN take exactly
+    ``depths[t]`` branch-free steps (a leaf steps onto itself and credits 0)
+    level by level: a block of rows through one tree, or, for fewer rows,
+    EXPLAIN_TREES trees at once, so that independent walks overlap their
+    memory accesses.  Rows with NaN take the plain walk."""
+    cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f, go
+    cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef float64_t acc[EXPLAIN_BLOCK]
+    cdef bint nan_row[EXPLAIN_BLOCK]
+    cdef intp_t idx[EXPLAIN_BLOCK]
+    cdef const ExplainNode* trees[EXPLAIN_TREES]
+    cdef intp_t steps[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t credit[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef const float64_t* row
+    cdef const ExplainNode* tree
+    cdef float64_t* out
+    cdef intp_t max_depth = 0
+    for t in range(n_trees):
+        max_depth = max(max_depth, <intp_t>depths[t])
+    for f in range(n_rows * n_cols):
+        phi[f] = 0.0
+    r0 = 0
+    while r0 < n_rows:
+        nb = min(<intp_t>EXPLAIN_BLOCK, n_rows - r0)
+        for r in range(nb):
+            acc[r] = 0.0
+            row = X + (r0 + r) * n_cols
+            nan_row[r] = False
+            for f in range(n_cols):
+                if row[f] != row[f]:
+                    nan_row[r] = True
+                    break
+        if nb >= EXPLAIN_TREES or max_depth > EXPLAIN_MAX_DEPTH:
+            for t in range(n_trees):
+                tree = nodes + offsets[t]
+                for r in range(nb):
+                    idx[r] = 0
+                    if nan_row[r]:
+                        _axis_explain_missing(tree, missing + offsets[t], X + (r0 + r) * n_cols,
+                                              phi + (r0 + r) * n_cols, &acc[r])
+                for level in range(depths[t]):
+                    for r in range(nb):
+                        if nan_row[r]:
+                            continue
+                        node = idx[r]
+                        f = tree[node].feature
+                        go = X[(r0 + r) * n_cols + f] > tree[node].threshold
+                        phi[(r0 + r) * n_cols + f] += tree[node].gain[go]
+                        idx[r] = tree[node].left + go
+                for r in range(nb):
+                    if not nan_row[r]:
+                        acc[r] += tree[idx[r]].gain[1]
+        else:
+            for r in range(nb):
+                row = X + (r0 + r) * n_cols
+                out = phi + (r0 + r) * n_cols
+                if nan_row[r]:
+                    for t in range(n_trees):
+                        _axis_explain_missing(nodes + offsets[t], missing + offsets[t], row, out, &acc[r])
+                    continue
+                t0 = 0
+                while t0 < n_trees:
+                    nt = min(<intp_t>EXPLAIN_TREES, n_trees - t0)
+                    depth = 0
+                    for g in range(nt):
+                        trees[g] = nodes + offsets[t0 + g]
+                        idx[g] = 0
+                        depth = max(depth, <intp_t>depths[t0 + g])
+                    for level in range(depth):
+                        for g in range(nt):
+                            node = idx[g]
+                            f = trees[g][node].feature
+                            go = row[f] > trees[g][node].threshold
+                            steps[g * EXPLAIN_MAX_DEPTH + level] = f
+                            credit[g * EXPLAIN_MAX_DEPTH + level] = trees[g][node].gain[go]
+                            idx[g] = trees[g][node].left + go
+                    for g in range(nt):  # added tree by tree, as the block walk adds them
+                        for level in range(depths[t0 + g]):
+                            out[steps[g * EXPLAIN_MAX_DEPTH + level]] += credit[g * EXPLAIN_MAX_DEPTH + level]
+                        acc[r] += trees[g][idx[g]].gain[1]
+                    t0 += nt
+        for r in range(nb):
+            out = phi + (r0 + r) * n_cols
+            for f in range(n_cols):
+                out[f] *= scale
+            scores[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
+
+
+cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* values,
+                              const float64_t* normals, const int32_t* terms, intp_t k,
+                              const float64_t* gains, const float64_t* center,
+                              const int64_t* offsets, intp_t n_trees, const float64_t* X,
+                              intp_t n_rows, intp_t n_cols, float64_t denominator,
+                              float64_t* scores, float64_t* phi,
+                              float64_t* share) noexcept nogil:
+    """Scores and credits of hyperplane trees: a step's gain is shared among
+    the normal's features in proportion to |w_j (x_j - center_j)| (equally
+    among the infinite ones when some are infinite, equally among the
+    non-zero weights when all are 0).  ``share``: scratch of k doubles.  The
+    dot product is the scoring kernels' (terms in feature order, _robust_dot
+    when not finite), so rows go where scoring sends them."""
+    cdef intp_t r, r0, nb, t, node, child, base, j, n_inf, n_nonzero
+    cdef float64_t dot, total, g, s, wj, xj, scale = 1.0 / denominator if denominator > 0.0 else 0.0
+    cdef float64_t acc[EXPLAIN_BLOCK]
+    cdef const float64_t* row
+    cdef const float64_t* w
+    cdef const int32_t* tt
+    cdef float64_t* out
+    for j in range(n_rows * n_cols):
+        phi[j] = 0.0
+    r0 = 0
+    while r0 < n_rows:  # a block of rows walks each tree while it is in cache
+        nb = min(<intp_t>EXPLAIN_BLOCK, n_rows - r0)
+        for r in range(nb):
+            acc[r] = 0.0
+        for t in range(n_trees):
+            base = offsets[t]
+            for r in range(nb):
+                row = X + (r0 + r) * n_cols
+                out = phi + (r0 + r) * n_cols
+                node = 0
+                while nodes[base + node].left != node:
+                    w = normals + (base + node) * k
+                    tt = terms + (base + node) * k
+                    dot = 0.0
+                    total = 0.0
+                    for j in range(k):  # the dot product as _sparse_dot adds it, and the shares
+                        wj = w[j]
+                        xj = row[tt[j]]
+                        dot = dot + wj * xj
+                        s = fabs(wj * (xj - center[tt[j]]))
+                        share[j] = s
+                        total += s
+                    if not isfinite(dot):
+                        dot = _robust_dot(w, tt, k, row, NULL)  # no NaN here: the API refuses it (fills unused)
+                    child = nodes[base + node].left + (dot > nodes[base + node].offset)
+                    g = gains[base + child]
+                    if total > 0.0 and isfinite(total):
+                        g = g / total
+                        for j in range(k):
+                            out[tt[j]] += g * share[j]
+                    else:  # an infinite coordinate (or 0 * inf padding), or x == center
+                        n_inf = 0
+                        n_nonzero = 0
+                        for j in range(k):
+                            if w[j] != 0.0:
+                                n_nonzero += 1
+                                n_inf += fabs(w[j] * (row[tt[j]] - center[tt[j]])) == INFINITY
+                        for j in range(k):
+                            if w[j] == 0.0:
+                                continue
+                            if n_inf > 0:
+                                if fabs(w[j] * (row[tt[j]] - center[tt[j]])) == INFINITY:
+                                    out[tt[j]] += g / n_inf
+                            else:
+                                out[tt[j]] += g / n_nonzero
+                    node = child
+                acc[r] += values[base + node]
+        for r in range(nb):
+            out = phi + (r0 + r) * n_cols
+            for j in range(n_cols):
+                out[j] *= scale
+            scores[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
+        r0 += nb
+
+
+def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
+                 const int64_t[::1] offsets, const int32_t[::1] depths,
+                 const float64_t[:, ::1] X, float64_t denominator, float64_t[::1] scores,
+                 float64_t[:, ::1] phi):
+    """Write score_samples into ``scores`` and per-feature credits into
+    ``phi`` for the rows of ``X``; no validation (see _axis_explain)."""
+    if X.shape[0] == 0 or offsets.shape[0] == 0:
+        return
+    with nogil:
+        _axis_explain(&nodes[0], &missing[0], &offsets[0], &depths[0], offsets.shape[0],
+                      &X[0, 0], X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])
+
+
+def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
+                       const float64_t[:, ::1] normals, const int32_t[:, ::1] terms,
+                       const float64_t[::1] gains, const float64_t[::1] center,
+                       const int64_t[::1] offsets, const float64_t[:, ::1] X,
+                       float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
+    """As :func:`axis_explain` for hyperplane trees (see _hyperplane_explain)."""
+    cdef intp_t k = normals.shape[1]
+    if X.shape[0] == 0 or offsets.shape[0] == 0:
+        return
+    cdef float64_t* share = <float64_t*>malloc(k * sizeof(float64_t))
+    if share == NULL:
+        raise MemoryError("not enough memory to explain")
+    with nogil:
+        _hyperplane_explain(&nodes[0], &values[0], &normals[0, 0], &terms[0, 0], k,
+                            &gains[0], &center[0], &offsets[0], offsets.shape[0],
+                            &X[0, 0], X.shape[0], X.shape[1], denominator,
+                            &scores[0], &phi[0, 0], share)
+    free(share)

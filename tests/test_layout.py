@@ -54,7 +54,7 @@ LAYERS = {
     "_moved": FOUNDATION,
     **dict.fromkeys(
         [
-            "forest", "forest.base", "forest.format", "forest.isolation_forest", "forest.extended_isolation_forest",
+            "forest", "forest.base", "forest.explain", "forest.format", "forest.isolation_forest", "forest.extended_isolation_forest",
             "local_outlier_factor",
             "adwin", "half_space_trees", "feature_monitor",
             "streaming", "streaming.adwin", "streaming.half_space_trees", "streaming.feature_monitor",

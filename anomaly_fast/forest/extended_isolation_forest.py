@@ -5,7 +5,7 @@ from numbers import Integral
 import numpy as np
 
 from .. import _isolation
-from .base import BaseIsolationForest, compact_trees, kernel_input
+from .base import BaseIsolationForest, SparseRows, compact_trees, kernel_input
 from .._sklearn_compat import Interval, StrOptions
 
 __all__ = ["ExtendedIsolationForest"]
@@ -257,4 +257,34 @@ class ExtendedIsolationForest(BaseIsolationForest):
             self.n_features_in_,
             trusted=True,  # built by the kernel
             fills=flat.get("fills"),
+        )
+
+    def _fit_reference(self, X):
+        # explain's reference point: the per-feature mean of the finite
+        # training values (0 for a feature with none; an absent sparse entry is 0)
+        if isinstance(X, SparseRows):
+            data, indices = X.csr[0], X.csr[1]
+            finite = np.isfinite(data)
+            n_features = X.shape[1]
+            sums = np.bincount(indices[finite], weights=data[finite], minlength=n_features)
+            counts = X.shape[0] - np.bincount(indices[~finite], minlength=n_features)
+        else:
+            finite = np.isfinite(X)
+            counts = finite.sum(axis=0)
+            sums = np.where(finite, X, 0.0).sum(axis=0, dtype=np.float64)
+        self._explain_center = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+    def _explain_chunk(self, forest, gains, X, scores, phi):
+        if np.isnan(X).any():  # the hyperplane explain walk has no missing-value rule
+            raise ValueError(
+                "ExtendedIsolationForest.explain does not take missing values (NaN); "
+                "score_samples does (node-mean imputation)"
+            )
+        center = getattr(self, "_explain_center", None)
+        if center is None:  # a model saved before explanations: the origin
+            center = np.zeros(self.n_features_in_, dtype=np.float64)
+        _isolation.hyperplane_explain(
+            forest.nodes, forest.values, np.ascontiguousarray(forest.normals),
+            np.ascontiguousarray(forest.terms), gains, center, forest.offsets,
+            X, forest.denominator, scores, phi,
         )

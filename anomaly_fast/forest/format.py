@@ -37,7 +37,9 @@ for a refit; saved again it is written as ``/3`` without ``fills``.
 
 ``state = {"denominator", "n_features", "fitted": {offset_, max_samples_,
 n_features_in_, _max_features, _max_depth[, extension_level_][,
-feature_names_in_]}}``.
+feature_names_in_][, _explain_center]}}`` (``_explain_center``: hyperplane
+only, optional: the per-feature training mean that ``explain`` measures
+from; forests saved without it explain from the origin).
 
 :func:`check_forest` is the only way from outside data to a kernel: the
 compiled scorer walks exactly ``depths[t]`` steps per tree and trusts every
@@ -96,6 +98,7 @@ KINDS = {
         "node_dtype": _isolation.HYPERPLANE_NODE_DTYPE,
         "arrays": ("nodes", "values", "normals", "terms", "offsets", "depths", "fills"),
         "fitted": _BASE_FITTED + ("extension_level_",),
+        "optional": ("_explain_center",),  # explain's reference point (absent before it existed)
         "kernel": _isolation.HyperplaneForest,
     },
 }
@@ -131,6 +134,8 @@ def export_forest(model):
         fitted[key] = value.item() if isinstance(value, np.generic) else value
     if hasattr(model, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(f) for f in model.feature_names_in_]
+    if getattr(model, "_explain_center", None) is not None:
+        fitted["_explain_center"] = [float(v) for v in model._explain_center]
     state = {"denominator": float(forest.denominator), "n_features": int(forest.n_features), "fitted": fitted}
     return arrays, state
 
@@ -195,7 +200,7 @@ def check_fitted(kind, fitted, n_trees=None):
     """The fitted attributes, type- and range-checked (ints as int, floats
     finite, names as an object array); ValueError naming the first bad one."""
     spec = KINDS[kind]
-    _keys("fitted", fitted, spec["fitted"], ("feature_names_in_",))
+    _keys("fitted", fitted, spec["fitted"], ("feature_names_in_",) + spec.get("optional", ()))
     out = {}
     n_features = out["n_features_in_"] = _int("n_features_in_", fitted["n_features_in_"], 1, _max_layout_features())
     max_samples = out["max_samples_"] = _int("max_samples_", fitted["max_samples_"], 1, _INT32_MAX // 2)
@@ -213,6 +218,11 @@ def check_fitted(kind, fitted, n_trees=None):
         if len(names) != n_features:
             _fail("feature_names_in_", f"has {len(names)} names for n_features_in_ = {n_features}")
         out["feature_names_in_"] = np.asarray(list(names), dtype=object)
+    if "_explain_center" in fitted:
+        center = fitted["_explain_center"]
+        if not isinstance(center, (list, tuple, np.ndarray)) or len(center) != n_features:
+            _fail("_explain_center", f"must be a list of n_features_in_ = {n_features} numbers")
+        out["_explain_center"] = np.array([_float("_explain_center", v) for v in center], dtype=np.float64)
     return out
 
 
@@ -275,20 +285,7 @@ def _check_trees(kind, a, fitted):
     children = np.sort((start + left)[internal])
     if not np.array_equal(children, np.flatnonzero(local % 2 == 1)):
         _fail("nodes.left", "does not form binary trees (a node with no or two parents)")
-    # Walked depth, level by level from the roots.
-    depth = np.zeros(n, dtype=np.int64)
-    frontier = offsets[depths >= 0]
-    level = 0
-    while True:
-        frontier = frontier[internal[frontier]]
-        if frontier.size == 0:
-            break
-        level += 1
-        if level > max_depth:
-            _fail("nodes.left", f"gives a tree deeper than _max_depth = {max_depth}")
-        child = start[frontier] + left[frontier]
-        frontier = np.concatenate([child, child + 1])
-        depth[frontier] = level
+    depth = walked_depth(nodes, offsets, max_depth)
     walked = np.maximum.reduceat(depth, offsets)
     if not np.array_equal(walked, depths):
         bad = int(np.flatnonzero(walked != depths)[0])
@@ -334,26 +331,53 @@ def _check_trees(kind, a, fitted):
     return depth
 
 
-def _missing_from_leaf_sizes(a, fitted, depth):
-    """The ``missing`` array of a checked ``/1`` axis forest: each leaf's size
-    is recovered from its value depth + c(size) (c increases strictly from
-    c(1) = 0), summed bottom-up, and a NaN goes to the child that received
-    more rows, ties to the right."""
-    nodes, values, offsets = a["nodes"], a["values"], a["offsets"]
+def walked_depth(nodes, offsets, max_depth=None):
+    """Each node's depth in its tree, walked level by level from the roots
+    (a tree deeper than ``max_depth`` fails)."""
     n = nodes.shape[0]
-    sizes_of_trees = np.diff(np.r_[offsets, n])
-    start = np.repeat(offsets, sizes_of_trees)
-    local = np.arange(n, dtype=np.int64) - start
+    start = np.repeat(offsets, np.diff(np.r_[offsets, n]))
     left = start + nodes["left"].astype(np.int64)
-    internal = left != start + local
-    table = average_path_length(np.arange(1, fitted["max_samples_"] + 1))
+    internal = left != np.arange(n, dtype=np.int64)
+    depth = np.zeros(n, dtype=np.int64)
+    frontier = np.asarray(offsets, dtype=np.int64)
+    level = 0
+    while True:
+        frontier = frontier[internal[frontier]]
+        if frontier.size == 0:
+            return depth
+        level += 1
+        if max_depth is not None and level > max_depth:
+            _fail("nodes.left", f"gives a tree deeper than _max_depth = {max_depth}")
+        child = left[frontier]
+        frontier = np.concatenate([child, child + 1])
+        depth[frontier] = level
+
+
+def node_sizes(nodes, values, offsets, depth, max_samples):
+    """``(size, left, internal)`` of a checked forest: each leaf's size is
+    recovered from its value depth + c(size) (c increases strictly from
+    c(1) = 0, so an empty hyperplane leaf counts as 1) and summed bottom-up;
+    ``left`` is each node's global left child, ``internal`` marks splits."""
+    n = nodes.shape[0]
+    start = np.repeat(offsets, np.diff(np.r_[offsets, n]))
+    left = start + nodes["left"].astype(np.int64)
+    internal = left != np.arange(n, dtype=np.int64)
+    table = average_path_length(np.arange(1, max_samples + 1))
     extra = values - depth
     size = np.searchsorted(table, extra - 1e-9).clip(0, table.shape[0] - 1) + 1
     size = np.where(internal, 0, size).astype(np.int64)
     for level in range(int(depth.max()) - 1, -1, -1):
         at = np.flatnonzero(internal & (depth == level))
         size[at] = size[left[at]] + size[left[at] + 1]
-    missing = np.zeros(n, dtype=np.uint8)
+    return size, left, internal
+
+
+def _missing_from_leaf_sizes(a, fitted, depth):
+    """The ``missing`` array of a checked ``/1`` axis forest: the node sizes
+    of :func:`node_sizes`, and a NaN goes to the child that received more
+    rows, ties to the right."""
+    size, left, internal = node_sizes(a["nodes"], a["values"], a["offsets"], depth, fitted["max_samples_"])
+    missing = np.zeros(a["nodes"].shape[0], dtype=np.uint8)
     missing[internal] = size[left[internal]] > size[left[internal] + 1]
     return missing
 

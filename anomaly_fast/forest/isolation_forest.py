@@ -178,3 +178,13 @@ class IsolationForest(BaseIsolationForest):
             trusted=True,  # built by the kernel
             missing=flat["missing"],
         )
+
+    def _explain_layout(self, forest, gains):
+        from .explain import axis_explain_nodes
+
+        return axis_explain_nodes(forest, gains)
+
+    def _explain_chunk(self, forest, nodes, X, scores, phi):
+        _isolation.axis_explain(
+            nodes, forest.missing, forest.offsets, forest.depths, X, forest.denominator, scores, phi
+        )

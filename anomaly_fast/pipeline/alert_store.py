@@ -36,13 +36,13 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_ID_LENGTH = 1024  # characters of an entity id or event id
 MAX_METADATA_BYTES = 65536  # bytes of an alert's JSON context (the caller's metadata)
 
 _ALERT_COLUMNS = (
     "alert_id", "event_key", "timestamp", "entity_id", "score", "tier", "threshold",
-    "features", "detector", "model_version", "context",
+    "features", "detector", "model_version", "context", "explanation",
 )
 _DRIFT_COLUMNS = ("timestamp", "feature", "kind", "value", "detail")
 _THRESHOLD_COLUMNS = ("timestamp", "event_time", "old", "new", "reason")
@@ -80,6 +80,7 @@ def _alert_dict(alert):
     may change its objects afterwards.  (``dataclasses.asdict`` costs ten
     times more: it walks every value.)"""
     d = dict(alert) if isinstance(alert, dict) else {name: getattr(alert, name) for name in _ALERT_COLUMNS}
+    d["explanation"] = [dict(e) if isinstance(e, dict) else e for e in d.get("explanation") or ()]  # schema 3
     for name in ("features", "context"):
         value = d.get(name)
         if isinstance(value, dict):
@@ -143,6 +144,8 @@ class AlertStore(ABC):
         for name in ("score", "threshold", "timestamp"):
             if not isinstance(d[name], (int, float)) or not math.isfinite(d[name]):
                 raise ValueError(f"alert {name} must be a finite number, got {d[name]!r}")
+        if not all(isinstance(e, dict) for e in d["explanation"]):
+            raise TypeError("alert explanation must be a list of dicts")
         context = json.dumps(d["context"], sort_keys=True, default=str)
         if len(context.encode()) > self.max_metadata_bytes:
             raise ValueError(f"alert metadata is {len(context.encode())} bytes as JSON; the store's limit is "
@@ -335,10 +338,14 @@ def _migrate_v2(conn):
     conn.executemany("UPDATE alerts SET event_key = ? WHERE seq = ?", updates)
 
 
+# Alerts written before schema 3 have an empty explanation.
+_SCHEMA_V3 = "ALTER TABLE alerts ADD COLUMN explanation TEXT NOT NULL DEFAULT '[]'"
+
 # version -> (description, function(conn) or SQL script)
 MIGRATIONS = {
     1: ("alerts, feedback, drift events, threshold history", _SCHEMA_V1),
     2: ("threshold changes stamped with event time; unambiguous event keys", _migrate_v2),
+    3: ("alerts carry an explanation (top features with contributions and values)", _SCHEMA_V3),
 }
 
 
@@ -346,6 +353,7 @@ def _alert_row(d, context):
     return (
         d["alert_id"], d["event_key"], float(d["timestamp"]), d["entity_id"], float(d["score"]), d["tier"],
         float(d["threshold"]), json.dumps(d["features"], default=str), d["detector"], d["model_version"], context,
+        json.dumps(d["explanation"], default=str),
     )
 
 
@@ -353,6 +361,7 @@ def _row_alert(row):
     d = dict(zip(_ALERT_COLUMNS, row))
     d["features"] = json.loads(d["features"])
     d["context"] = json.loads(d["context"])
+    d["explanation"] = json.loads(d["explanation"])
     return d
 
 

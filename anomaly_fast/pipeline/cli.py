@@ -259,10 +259,14 @@ def score_main(argv=None):
                         help="score on Dask (pip install 'anomaly_fast[dask]'): the scheduler at "
                              "SCHEDULER_ADDRESS (e.g. tcp://host:8786), or a local cluster when no address "
                              "is given (default: no Dask)")
+    add_explain_option(parser, "an 'explanation' column: JSON list of the K features with the largest "
+                               "contributions to the row's score")
     args = parser.parse_args(argv)
     try:
         model, meta = load_registered(args.model, model_version_arg(args, "score"))
         if args.dask is not None:
+            if args.explain:
+                raise ValueError("--explain is not supported with --dask")
             return _score_dask(args, model, meta)
         df = read_table(args.data)
         names = meta.get("feature_names")
@@ -277,10 +281,34 @@ def score_main(argv=None):
                 _note("score", f"skipped {int((~kept).sum())} rows with missing or infinite values")
         out["anomaly_score"] = scores
         out["is_outlier"] = flags
+        if args.explain:
+            out["explanation"] = _explanations(model, X, args.explain, names or [f"x{j}" for j in range(X.shape[1])])
     except (ValueError, TypeError, OSError) as exc:
         return _fail("score", exc)
     out.to_csv(args.output if args.output else sys.stdout, index=False)
     return 0
+
+
+def add_explain_option(parser, what):
+    parser.add_argument("--explain", type=int, default=0, metavar="K",
+                        help=f"with K > 0, {what} (the model's explain(): positive = towards anomalous; "
+                             "default 0: none)")
+
+
+def _explanations(model, X, k, names, chunk=LARGE):
+    """One JSON list of the top-k features per row (see AnomalyAlert.explanation)."""
+    from ..forest.explain import top_features
+
+    if not hasattr(model, "explain"):
+        raise ValueError(f"--explain needs a model with explain(); {type(model).__name__} has none")
+    if k < 0:
+        raise ValueError(f"--explain must be >= 0, got {k}")
+    out = []
+    for s in range(0, X.shape[0], chunk):
+        rows = X[s : s + chunk]
+        for contributions, values in zip(model.explain(rows), rows):
+            out.append(json.dumps(top_features(contributions, values, k, names)))
+    return out
 
 
 # -- stream -----------------------------------------------------------------------
@@ -354,9 +382,13 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
     parser.add_argument("--progress-every", type=float, default=60.0,
                         help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)')
+    add_explain_option(parser, "each alert's 'explanation' lists the K features with the largest "
+                               "contributions to its score")
     args = parser.parse_args(argv)
     if args.progress_every < 0:
         parser.error("--progress-every must be >= 0")
+    if args.explain < 0:
+        parser.error("--explain must be >= 0")
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -376,7 +408,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
             on_drift=lambda events: [
                 print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
             ],
-            timestamp_unit=args.timestamp_unit,
+            timestamp_unit=args.timestamp_unit, explain=args.explain,
         )
     except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
         code = _fail("stream", exc, stderr)

@@ -45,6 +45,12 @@ class AnomalyAlert:
         :func:`~anomaly_fast.pipeline.alert_store.event_key`: the entity with its
         ``event_id`` if given, else with the exact timestamp and a digest of
         the feature values).
+    explanation : list of dict
+        Why the event is anomalous: the pipeline's ``explain`` top features,
+        largest contribution first, each ``{"feature": name, "contribution":
+        float, "value": float}`` (see the detector's ``explain``: positive
+        contributions push towards anomalous).  Empty when ``explain=0`` or
+        for alerts stored before explanations existed.
     """
 
     alert_id: str
@@ -58,6 +64,7 @@ class AnomalyAlert:
     model_version: str
     context: dict = field(default_factory=dict)
     event_key: str = ""
+    explanation: list = field(default_factory=list)
 
     def to_dict(self):
         return asdict(self)

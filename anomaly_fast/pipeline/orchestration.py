@@ -16,6 +16,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..forest.explain import top_features
 from .._scores import calibrated_unit_scores, fit_calibration, unit_scores
 from .._sklearn_compat import (
     HasMethods,
@@ -192,6 +193,12 @@ class AnomalyPipeline:
         and ensemble), True to require it (``ValueError`` otherwise), False
         to count them ``unscorable_missing`` without scoring.  Infinite
         features are never scored; a NaN score never alerts.
+    explain : int, default=0
+        Features in each alert's ``explanation``: the ``explain`` largest
+        contributions of the detector's ``explain`` (the isolation forests
+        and ensembles of them), computed only for events that alert (a few
+        microseconds each).  0 (default) explains nothing; a positive value
+        needs a detector with ``explain``.
 
     Attributes
     ----------
@@ -253,6 +260,7 @@ class AnomalyPipeline:
         "on_drift": [callable, None],
         "timestamp_unit": [StrOptions(set(TIMESTAMP_UNITS))],
         "score_missing": ["boolean", StrOptions({"auto"})],
+        "explain": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -278,6 +286,7 @@ class AnomalyPipeline:
         on_drift=None,
         timestamp_unit="s",
         score_missing="auto",
+        explain=0,
     ):
         params = dict(locals())
         del params["self"]
@@ -320,6 +329,9 @@ class AnomalyPipeline:
         self.feature_names = [str(f) for f in feature_names]
         self._feature_index = {name: j for j, name in enumerate(self.feature_names)}
         self._scorer = self._make_scorer(detector, reference)
+        self._explained = None  # (X, contributions) of the event being processed
+        self.explain = int(explain)
+        self._explainer = self._make_explainer(detector) if self.explain else None
         self.detector_name = type(detector).__name__
         if model_version is None:
             try:
@@ -374,6 +386,44 @@ class AnomalyPipeline:
         calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
         self._raw_one = lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])
         return lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))
+
+    def _make_explainer(self, detector):
+        """contributions(x) of one validated point, for ``explain > 0``.  A
+        forest scoring through its own ``anomaly_score`` scores one event in
+        its explain walk instead (same score, one walk: the contributions of
+        an alerting event are then at hand, see :meth:`_explanation`)."""
+        from ..forest.base import BaseIsolationForest
+
+        if isinstance(detector, BaseIsolationForest):  # the point is validated here: skip it there
+            if self._raw_one is not None and hasattr(detector, "anomaly_score"):
+                self._raw_one = self._score_and_explain_one
+            return lambda x: detector._explain(x.reshape(1, -1))[1][0]
+        if hasattr(detector, "_explain") and hasattr(detector, "calibrations_"):  # AnomalyEnsemble
+            return lambda x: detector._explain(x.reshape(1, -1))[0]
+        if not hasattr(detector, "explain"):
+            raise ValueError(f"explain={self.explain} needs a detector with explain(); "
+                             f"{type(detector).__name__} has none")
+        return lambda x: np.asarray(detector.explain(x.reshape(1, -1)), dtype=np.float64)[0]
+
+    def _score_and_explain_one(self, X):
+        """anomaly_score of a one-row X from the forest's explain walk; the
+        contributions wait for :meth:`_explanation` (under the lock)."""
+        scores, phi = self.detector._explain(X)
+        self._explained = (X, phi[0])
+        return float(-scores[0])
+
+    def _explanation(self, X, i):
+        """The alert's ``explanation``: the top ``explain`` features of row
+        ``i`` of ``X`` (contributions from the scoring walk when it gave
+        them)."""
+        if not self.explain:
+            return []
+        explained = self._explained
+        if explained is not None and explained[0] is X:
+            contributions = explained[1]
+        else:
+            contributions = self._explainer(X[i])
+        return top_features(contributions, X[i], self.explain, self.feature_names)
 
     def _restore(self, threshold):
         """Threshold history from the store; an explicit ``threshold`` that
@@ -648,6 +698,7 @@ class AnomalyPipeline:
                     model_version=self.model_version,
                     context=context,
                     event_key=key,
+                    explanation=self._explanation(X, i),
                 )
                 store.add_alerts([alert])
                 done.add(key)

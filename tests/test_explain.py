@@ -1,0 +1,284 @@
+"""explain(): per-feature contributions of the isolation forests (issue 17)."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+from anomaly_fast import (
+    AnomalyEnsemble,
+    AnomalyPipeline,
+    ExtendedIsolationForest,
+    IsolationForest,
+    LocalOutlierFactor,
+    ModelRegistry,
+)
+from anomaly_fast.forest.explain import node_gains, top_features
+from anomaly_fast.forest.format import check_forest, export_forest
+from anomaly_fast.pipeline.alert_store import MemoryAlertStore
+
+FORESTS = [IsolationForest, ExtendedIsolationForest]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(7)
+    return rng.normal(size=(600, 4)) * [1.0, 10.0, 0.1, 3.0] + [0.0, 100.0, -5.0, 2.0]
+
+
+@pytest.fixture(scope="module", params=FORESTS, ids=lambda c: c.__name__)
+def fitted(request, data):
+    return request.param(n_estimators=30, random_state=0).fit(data)
+
+
+def test_contributions_sum_to_log2_of_twice_the_anomaly_score(fitted, data):
+    rows = np.vstack([data[:50], data[:5] * 3.0])
+    phi = fitted.explain(rows)
+    assert phi.shape == rows.shape
+    np.testing.assert_allclose(phi.sum(axis=1), np.log2(2 * fitted.anomaly_score(rows)), rtol=0, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_features=st.integers(1, 6),
+    seed=st.integers(0, 2**31 - 1),
+    kind=st.sampled_from(FORESTS),
+    max_samples=st.integers(2, 80),
+    scale=st.floats(0.01, 100.0),
+)
+def test_additivity_holds_for_any_forest_and_row(n_features, seed, kind, max_samples, scale):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(100, n_features)) * scale
+    X[rng.rand(*X.shape) < 0.1] = 0.0  # ties and constant nodes
+    model = kind(n_estimators=7, max_samples=max_samples, random_state=seed).fit(X)
+    rows = np.vstack([X[:10], rng.normal(size=(10, n_features)) * scale * 4])
+    rows[0, 0] = np.inf  # infinities are routed and credited as in scoring
+    scores, phi = model._explain(rows)
+    np.testing.assert_array_equal(scores, model.score_samples(rows))  # the same walk as scoring
+    np.testing.assert_allclose(phi.sum(axis=1), np.log2(-2 * scores), rtol=0, atol=1e-12)
+    for i in (0, 13):  # a row alone takes the kernels' few-rows walk
+        np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
+
+
+def test_gains_are_zero_at_roots_and_finite(fitted):
+    forest = fitted._forest
+    gains = node_gains(forest, fitted.max_samples_)
+    assert np.all(gains[forest.offsets] == 0.0)
+    assert np.all(np.isfinite(gains))
+
+
+def test_one_row_equals_the_same_row_in_a_batch_and_n_jobs_does_not_matter(fitted, data):
+    rows = np.vstack([data] * 2)  # 1200 rows: several chunks on two threads
+    phi = fitted.explain(rows)
+    for i in (0, 17, 599):
+        np.testing.assert_array_equal(fitted.explain(rows[i : i + 1])[0], phi[i])
+    parallel = pickle.loads(pickle.dumps(fitted)).set_params(n_jobs=2)
+    np.testing.assert_array_equal(parallel.explain(rows), phi)
+    np.testing.assert_array_equal(fitted.explain(rows.astype(np.float32)), fitted.explain(rows.astype(np.float32).astype(np.float64)))
+
+
+def test_bad_input_is_refused_as_in_scoring(fitted, data):
+    with pytest.raises(ValueError, match="features"):
+        fitted.explain(data[:3, :2])
+    with pytest.raises(NotFittedError):
+        type(fitted)().explain(data[:3])
+    with pytest.raises((TypeError, ValueError)):
+        fitted.explain([["a", "b", "c", "d"]])
+    from scipy import sparse
+
+    with pytest.raises(TypeError):
+        fitted.explain(sparse.csr_matrix(data[:3]))
+    if isinstance(fitted, ExtendedIsolationForest):
+        with pytest.raises(ValueError, match="NaN"):
+            fitted.explain([[np.nan, 0.0, 0.0, 0.0]])
+
+
+def test_a_missing_value_gets_no_credit_and_routes_as_in_scoring(data):
+    model = IsolationForest(n_estimators=30, random_state=0).fit(data)
+    rows = data[:20].copy()
+    rows[::2, 1] = np.nan
+    scores, phi = model._explain(rows)
+    np.testing.assert_array_equal(scores, model.score_samples(rows))
+    assert np.all(phi[::2, 1] == 0.0)
+    for i in (0, 1):
+        np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
+    full = np.log2(-2 * scores)
+    np.testing.assert_allclose(phi[1::2].sum(axis=1), full[1::2], atol=1e-12)  # rows without NaN: additive
+
+
+@pytest.mark.parametrize("kind", FORESTS, ids=lambda c: c.__name__)
+def test_the_shifted_feature_is_ranked_first(kind):
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(2000, 5)) * [1, 2, 3, 4, 5]
+    rows = rng.choice(2000, 60, replace=False)
+    planted = rng.randint(5, size=60)
+    X[rows, planted] += 7 * np.array([1, 2, 3, 4, 5])[planted] * rng.choice([-1, 1], 60)
+    phi = kind(random_state=0).fit(X).explain(X[rows])
+    assert np.mean(phi.argmax(axis=1) == planted) >= 0.9
+    # normal rows near the centre explain themselves as normal: negative sums
+    assert np.mean(kind(random_state=0).fit(X).explain(X[:200] * 0.1).sum(axis=1) < 0) > 0.95
+
+
+def test_pickle_and_registry_round_trips_explain_identically(fitted, data, tmp_path):
+    phi = fitted.explain(data[:30])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).explain(data[:30]), phi)
+    registry = ModelRegistry(tmp_path)
+    version = registry.save(fitted)
+    np.testing.assert_array_equal(registry.load(version).explain(data[:30]), phi)
+
+
+def test_the_hyperplane_reference_point_is_checked_and_optional(data):
+    model = ExtendedIsolationForest(n_estimators=10, random_state=0).fit(data)
+    np.testing.assert_allclose(model._explain_center, data.mean(axis=0))
+    arrays, state = export_forest(model)
+    state["fitted"]["_explain_center"] = [1.0]
+    with pytest.raises(ValueError, match="_explain_center"):
+        check_forest("hyperplane", arrays, state)
+    state["fitted"]["_explain_center"] = [np.nan] * 4
+    with pytest.raises(ValueError, match="_explain_center"):
+        check_forest("hyperplane", arrays, state)
+    del state["fitted"]["_explain_center"]  # saved before explanations: explains from the origin
+    old = ExtendedIsolationForest._import(model.get_params(), arrays, state)
+    phi = old.explain(data[:5])
+    np.testing.assert_array_equal(old.score_samples(data[:5]), model.score_samples(data[:5]))
+    np.testing.assert_allclose(phi.sum(axis=1), np.log2(2 * model.anomaly_score(data[:5])), atol=1e-12)
+    arrays, state = export_forest(IsolationForest(n_estimators=5, random_state=0).fit(data))
+    state["fitted"]["_explain_center"] = [0.0] * 4
+    with pytest.raises(ValueError, match="unknown keys"):
+        check_forest("axis", arrays, state)
+
+
+def test_ensemble_weights_its_explaining_members_and_lof_adds_nothing(data):
+    members = [
+        ("if", IsolationForest(n_estimators=20, random_state=0)),
+        ("eif", ExtendedIsolationForest(n_estimators=20, random_state=0)),
+        ("lof", LocalOutlierFactor(n_neighbors=10)),
+    ]
+    ens = AnomalyEnsemble(members, weights=[2.0, 1.0, 1.0], random_state=0).fit(data)
+    rows = data[:10] * 2
+    forests = ens.estimators_
+    expected = (2.0 * forests[0].explain(rows) + forests[1].explain(rows)) / 4.0
+    np.testing.assert_allclose(ens.explain(rows), expected, rtol=0, atol=1e-15)
+    lof_only = AnomalyEnsemble([("lof", LocalOutlierFactor(n_neighbors=10))]).fit(data)
+    assert np.all(lof_only.explain(rows) == 0.0)
+
+
+def test_top_features_orders_by_contribution_and_names_features():
+    top = top_features([0.1, -0.2, 0.3, 0.3], [1.0, 2.0, 3.0, np.inf], 3, ["a", "b", "c", "d"])
+    assert [t["feature"] for t in top] == ["c", "d", "a"]
+    assert top[1] == {"feature": "d", "contribution": 0.3, "value": np.inf}
+    assert [t["feature"] for t in top_features([0.5, 0.1], [0, 0], 5)] == [0, 1]
+    assert top_features([0.5], [0], 0) == []
+
+
+def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_path):
+    model = IsolationForest(n_estimators=50, random_state=0).fit(data)
+    names = ["cpu", "mem", "io", "net"]
+    point = data[0].copy()
+    point[2] = -50.0  # far out in io
+    for store in (MemoryAlertStore(), tmp_path / "alerts.db"):
+        pipe = AnomalyPipeline(model, threshold=0.5, store=store, feature_names=names, explain=2,
+                               monitor_features=False)
+        alert = pipe.process(point, {"entity_id": "h", "timestamp": 1.0})
+        assert alert.explanation[0]["feature"] == "io"
+        assert len(alert.explanation) == 2 and alert.explanation[0]["value"] == -50.0
+        phi = model.explain(point.reshape(1, -1))[0]
+        assert alert.explanation[0]["contribution"] == phi[2]
+        assert pipe.store.alerts()[-1]["explanation"] == alert.explanation
+        pipe.close()
+    quiet = AnomalyPipeline(model, threshold=0.5, feature_names=names, monitor_features=False)
+    assert quiet.process(point, {"entity_id": "h", "timestamp": 1.0}).explanation == []
+
+
+def test_pipeline_refuses_explain_for_a_detector_without_it(data):
+    from sklearn.ensemble import IsolationForest as SkIF
+
+    with pytest.raises(ValueError, match="explain"):
+        AnomalyPipeline(SkIF(random_state=0).fit(data), reference=data, explain=3)
+    with pytest.raises(ValueError):
+        AnomalyPipeline(IsolationForest(n_estimators=5).fit(data), explain=-1)
+
+
+def test_an_explained_alert_is_json_serialisable(data):
+    model = IsolationForest(n_estimators=20, random_state=0).fit(data)
+    pipe = AnomalyPipeline(model, threshold=0.5, explain=1, monitor_features=False)
+    alert = pipe.process(data[0] * 40, {"timestamp": 1.0})
+    assert json.loads(json.dumps(alert.to_dict()))["explanation"][0]["feature"].startswith("x")
+
+
+def test_a_schema_2_store_migrates_to_3_and_old_alerts_have_no_explanation(tmp_path):
+    import sqlite3
+
+    from anomaly_fast.pipeline.alert_store import MIGRATIONS, SQLiteAlertStore
+
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+                 "applied_at REAL NOT NULL)")
+    conn.executescript(MIGRATIONS[1][1])
+    MIGRATIONS[2][1](conn)
+    conn.executemany("INSERT INTO schema_migrations VALUES (?, 'x', 0)", [(1,), (2,)])
+    conn.execute(
+        "INSERT INTO alerts (alert_id, event_key, timestamp, entity_id, score, tier, threshold, features, detector, "
+        "model_version, context) VALUES ('a1', '1:h@5.0', 5.0, 'h', 0.8, 'critical', 0.7, '{\"x0\": 1.0}', "
+        "'IsolationForest', 'v', '{}')"
+    )
+    conn.commit()
+    conn.close()
+    store = SQLiteAlertStore(path)
+    assert [v for v, _, _ in store.schema_migrations()] == [1, 2, 3]
+    assert store.get_alert("a1")["explanation"] == []
+    new = dict(store.get_alert("a1"), alert_id="a2", event_key="1:h@6.0", timestamp=6.0,
+               explanation=[{"feature": "x0", "contribution": 0.25, "value": 1.0}])
+    store.add_alerts([new])
+    assert store.get_alert("a2")["explanation"] == new["explanation"]
+    with pytest.raises(TypeError, match="explanation"):
+        store.add_alerts([dict(new, alert_id="a3", event_key="1:h@7.0", explanation=["x0"])])
+    store.close()
+    assert [v for v, _, _ in SQLiteAlertStore(path).schema_migrations()] == [1, 2, 3]  # once
+
+
+@pytest.fixture
+def registry(tmp_path):
+    import pandas as pd
+
+    from anomaly_fast.pipeline.cli import fit_main
+
+    df = pd.DataFrame(np.random.RandomState(0).normal(size=(500, 3)), columns=["a", "b", "c"])
+    df.to_csv(tmp_path / "train.csv", index=False)
+    assert fit_main([str(tmp_path / "train.csv"), "-o", str(tmp_path / "models"), "--n-estimators", "30"]) == 0
+    return tmp_path / "models"
+
+
+def test_cli_stream_and_score_show_explanations(registry, tmp_path):
+    import io
+
+    import pandas as pd
+
+    from anomaly_fast.pipeline.cli import score_main, stream_main
+
+    line = json.dumps({"entity_id": "h", "timestamp": 1.0, "features": {"a": 0.0, "b": 9.0, "c": 0.0}})
+    out, err = io.StringIO(), io.StringIO()
+    assert stream_main(["--model", str(registry), "--threshold", "0.5", "--explain", "2"],
+                       stdin=io.StringIO(line + "\n"), stdout=out, stderr=err) == 0
+    alert = json.loads(out.getvalue())
+    assert len(alert["explanation"]) == 2 and alert["explanation"][0]["feature"] == "b"
+    pd.DataFrame({"a": [0.0, 0.0], "b": [9.0, 0.0], "c": [0.0, 0.0]}).to_csv(tmp_path / "new.csv", index=False)
+    assert score_main([str(registry), str(tmp_path / "new.csv"), "--explain", "1", "-o", str(tmp_path / "s.csv")]) == 0
+    scored = pd.read_csv(tmp_path / "s.csv")
+    assert json.loads(scored["explanation"][0])[0]["feature"] == "b"
+    assert score_main([str(registry), str(tmp_path / "new.csv")]) == 0  # no column without --explain
+
+
+def test_pipeline_over_an_ensemble_explains_with_its_forest_members(data):
+    ens = AnomalyEnsemble([("if", IsolationForest(n_estimators=20, random_state=0)),
+                           ("lof", LocalOutlierFactor(n_neighbors=10))]).fit(data)
+    pipe = AnomalyPipeline(ens, threshold=0.0, explain=4, monitor_features=False)
+    point = data[3] * 5
+    alert = pipe.process(point, {"timestamp": 1.0})
+    expected = ens.explain(point.reshape(1, -1))[0]
+    assert sorted(e["contribution"] for e in alert.explanation) == sorted(expected.tolist())
