@@ -65,7 +65,7 @@ from sklearn.base import clone
 from ._sklearn_compat import Interval, StrOptions, validate_parameter_constraints
 from .adwin import ADWIN
 
-__all__ = ["AdaptationPolicy", "CHANGE_KINDS"]
+__all__ = ["CHANGE_KINDS", "AdaptationPolicy", "fit_challenger"]
 
 CHANGE_KINDS = ("initial", "incident", "change", "challenger", "promotion", "rejection")
 _BASELINE, _WATCH, _SUSPECT, _COLLECT, _SHADOW = "baseline", "watch", "suspect", "collect", "shadow"

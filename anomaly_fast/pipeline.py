@@ -554,6 +554,11 @@ class AnomalyPipeline:
             self._thresholds.add(changes)
 
     @property
+    def adapt(self):
+        """The :class:`AdaptationPolicy` in force, or None."""
+        return None if self._adapter is None else self._adapter.policy
+
+    @property
     def threshold(self):
         """The current threshold: in force for events later than the latest
         change."""
@@ -704,10 +709,10 @@ class AnomalyPipeline:
         it is scored; on any error it forgets it."""
         adapter = self._adapter
         try:
-            score = self._scorer(X)[0] if np.isfinite(x).all() else math.nan
+            score = float(self._scorer(X)[0]) if np.isfinite(x).all() else math.nan
             version = self.model_version
             candidates = []
-            if score == score and score >= self._thresholds.at(ts):
+            if score >= self._thresholds.at(ts):  # False for NaN (unscorable)
                 candidates.append(self._candidate(0, score, metadata, ts, x, version))
             adapter.observe(X, ts, score, self._thresholds.at(ts), [metadata.get("entity_id", "default")])
             drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=True)
@@ -716,7 +721,7 @@ class AnomalyPipeline:
             raise
         changes = adapter.pending_changes
         adapter.commit()
-        self._count(1, int(np.isfinite(x).all()), int(score == score), len(candidates))
+        self._count(1, int(np.isfinite(x).all()), int(not math.isnan(score)), len(candidates))
         self._committed(X, ts, ts, alerts, counts, drift, changes)
         return alerts[0] if alerts else None
 

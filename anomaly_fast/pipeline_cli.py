@@ -322,8 +322,9 @@ _clock = time.monotonic  # the stream's progress clock (a test replaces it)
 
 def _summary(stats, malformed, threshold, stderr, key="summary", pipe=None):
     summary = dict(stats, malformed=malformed, threshold=threshold)
-    if pipe is not None and pipe._adapter is not None:  # --adapt: the model in use and the promotions so far
-        summary.update(model_version=pipe.model_version, promotions=pipe._adapter.s.n_promotions)
+    if pipe is not None and pipe.adapt:  # the model in use and the promotions so far
+        promotions = sum(c["kind"] == "promotion" for c in pipe.model_changes())
+        summary.update(model_version=pipe.model_version, promotions=promotions)
     print(json.dumps({key: summary}), file=stderr, flush=True)
 
 

@@ -2,10 +2,7 @@
 incident is not, and the decisions replay exactly."""
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +18,6 @@ TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
 import _pipeline_stress as stress  # noqa: E402
 
-ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]))
 POLICY = {"window": 1000, "persistence": 400, "shadow": 200}
 
 
@@ -207,7 +203,7 @@ def test_the_registry_holds_challengers_with_their_training_window(tmp_path):
     X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
     _, pipe = run(X, meta, 2, AdaptationPolicy(registry=tmp_path / "models", **POLICY))
     registry = ModelRegistry(tmp_path / "models")
-    promoted = [c for c in pipe.model_changes() if c["kind"] == "promotion"][0]
+    promoted = next(c for c in pipe.model_changes() if c["kind"] == "promotion")
     tags = registry.metadata(promoted["version"])["tags"]
     window = tags["training_window"]
     assert tags["role"] == "challenger" and tags["champion"] == promoted["previous"]
@@ -223,32 +219,6 @@ def test_a_restart_must_begin_with_the_streams_first_champion(tmp_path):
     other = IsolationForest(random_state=1).fit(np.random.RandomState(0).normal(size=(300, 2)))
     with pytest.raises(ValueError, match="started with model m"):
         AnomalyPipeline(other, store=SQLiteAlertStore(db), model_version="other", adapt=True)
-
-
-def test_kill_9_mid_stream_with_adaptation_then_refeed_gives_the_same_alerts_versions_and_changes(tmp_path):
-    X, meta, _ = stress.adapting_stream()
-    reference = stress.adapting_pipeline(SQLiteAlertStore(tmp_path / "ref.db", "NORMAL"))
-    for s in range(0, X.shape[0], 50):
-        reference.process_batch(X[s : s + 50], {k: v[s : s + 50] for k, v in meta.items()})
-    expected = reference.alerts()
-    assert "promotion" in kinds(reference)
-    promoted = [c["version"] for c in reference.model_changes() if c["kind"] == "promotion"]
-    db = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), "adapt", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
-    for line in proc.stdout:  # killed after the promotion, mid-stream
-        if line.split()[1] in promoted:
-            break
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=60) == -signal.SIGKILL
-    proc.stdout.close()
-    restarted = stress.adapting_pipeline(SQLiteAlertStore(db, "NORMAL"))
-    assert 0 < restarted.store.count_alerts() < len(expected)
-    for s in range(0, X.shape[0], 173):  # re-fed from the start, batched differently
-        restarted.process_batch(X[s : s + 173], {k: v[s : s + 173] for k, v in meta.items()})
-    assert restarted.alerts() == expected
-    assert changes(restarted) == changes(reference)
-    assert restarted.model_version == reference.model_version == promoted[-1]
 
 
 def test_stores_record_model_changes_once(tmp_path):
@@ -292,5 +262,18 @@ def test_stream_cli_adapts_and_reports_promotions(tmp_path):
     summary = json.loads(err.getvalue().splitlines()[-1])["summary"]
     changes_printed = [json.loads(x)["model_change"] for x in err.getvalue().splitlines() if "model_change" in x]
     assert summary["promotions"] == 1 and any(c["kind"] == "promotion" for c in changes_printed)
-    assert summary["model_version"] == [c for c in changes_printed if c["kind"] == "promotion"][0]["version"]
+    assert summary["model_version"] == next(c for c in changes_printed if c["kind"] == "promotion")["version"]
     assert len(registry.list_versions()) == 2
+
+
+def test_a_streaming_champion_learns_its_challenger_and_is_left_alone():
+    from anomaly_fast import HalfSpaceTrees
+    from anomaly_fast.adaptation import fit_challenger
+
+    rng = np.random.RandomState(0)
+    champion_model = HalfSpaceTrees(seed=1, limits=[(-10.0, 10.0)] * 2).learn_many(rng.normal(size=(1000, 2)))
+    probe = rng.normal(size=(20, 2)) + 4.0
+    before = champion_model.anomaly_score(probe)
+    a = fit_challenger(champion_model, rng.normal(size=(1000, 2)) + 4.0, seed=0)
+    assert a is not champion_model and np.array_equal(champion_model.anomaly_score(probe), before)
+    assert a.anomaly_score(probe).mean() < before.mean()  # the new normal is learnt
