@@ -2,54 +2,9 @@
 replaces its model after a *lasting* change of the data, never after an
 incident, and does so identically when a stream is replayed.
 
-How it works (one cycle; every step is counted in events, so a replay of
-the same stream takes the same steps whatever its batching):
-
-1. **Baseline.**  The first ``window`` events measure the champion's
-   expected alert rate (share of events scoring at or above the threshold in
-   force), unless ``expected_rate`` is given.
-2. **Watch.**  Every score feeds an :class:`~anomaly_fast.ADWIN` (the score
-   distribution's drift detector); the stream is also cut into blocks of
-   ``persistence // 4`` events.  A suspected change starts after an ADWIN
-   detection or after a block whose alert rate is *elevated*: above
-   ``tolerance * expected + 3 * sqrt(expected / n)`` for a block of ``n``
-   scored events (the 3 sigma allowance of a Poisson count).
-3. **Lasting or incident?**  The ``persistence`` events after the suspicion
-   (and at least ``min_duration`` seconds of event time) are split into four
-   equal blocks.  The change is *lasting* only if all three hold:
-
-   - *persistent*: the alert rate is elevated in every block (a burst
-     shorter than three blocks fails);
-   - *spread*: at least ``min_entity_share`` of the entities seen in the
-     span have an elevated alert rate of their own (a burst from one or a
-     few entities fails; a single-entity stream passes);
-   - *not an emergency*: less than ``max_top_tier_share`` of the span's
-     alerts are in the highest tier.
-
-   Otherwise it is recorded as an ``"incident"`` and nothing adapts.
-4. **Challenger.**  Once ``max(window, persistence)`` events have been seen
-   since the suspicion, a challenger is fitted on them (finite rows only): a
-   :func:`~sklearn.base.clone` of the champion (same parameters; an unseeded
-   ``random_state`` becomes ``random_state + number of challengers``), or,
-   for a streaming detector without ``fit``, a copy of the champion that
-   ``learn_many``\\ s the window.  The fit runs in a background thread and
-   is saved to ``registry`` (if given) with its training window's event-time
-   range in ``tags``.
-5. **Shadow and promotion.**  The next ``shadow`` events are scored by the
-   champion (which keeps alerting) and kept.  At the last of them the
-   pipeline waits for the fit if it is not done (it normally is: a fit costs
-   milliseconds, a shadow period seconds of traffic), scores the kept events
-   with the challenger and **promotes** it when its alert rate is near the
-   expected one (not elevated) while the champion's is elevated; otherwise
-   the challenger is rejected.  A promoted challenger scores every event
-   after the decision event; the score ADWIN and the blocks restart.
-
-Decisions are taken at fixed event counts and a challenger's fit is seeded,
-so the result does not depend on how long the fit took: re-feeding a stream
-from its start after a crash gives the same changes, versions and alerts.
-The threshold controller is *kept* across a promotion: a challenger is the
-same estimator with the same score scale, and the threshold reflects the
-analysts' precision target, not the model.
+The rule is documented on :class:`AdaptationPolicy`; the pipeline's hook is
+small (:meth:`Adapter.until_decision`, :meth:`Adapter.observe`, commit and
+rollback).
 """
 
 import copy
@@ -74,8 +29,8 @@ _CHECKPOINT_EVENTS = 4096  # events between checkpoints of the undo journal
 
 class AdaptationPolicy:
     """When and how an :class:`~anomaly_fast.pipeline.AnomalyPipeline`
-    replaces its model after a lasting change (see the module docstring for
-    the full rule).
+    replaces its model after a lasting change of the data, never after an
+    incident (see Notes).
 
     Parameters
     ----------
@@ -113,6 +68,57 @@ class AdaptationPolicy:
     on_change : callable, default=None
         Called with each list of new model-change dicts (after they are
         stored).
+
+    Notes
+    -----
+    How it works (one cycle; every step is counted in events, so a replay of
+    the same stream takes the same steps whatever its batching):
+
+    1. **Baseline.**  The first ``window`` events measure the champion's
+       expected alert rate (share of events scoring at or above the threshold in
+       force), unless ``expected_rate`` is given.
+    2. **Watch.**  Every score feeds an :class:`~anomaly_fast.ADWIN` (the score
+       distribution's drift detector); the stream is also cut into blocks of
+       ``persistence // 4`` events.  A suspected change starts after an ADWIN
+       detection or after a block whose alert rate is *elevated*: above
+       ``tolerance * expected + 3 * sqrt(expected / n)`` for a block of ``n``
+       scored events (the 3 sigma allowance of a Poisson count).
+    3. **Lasting or incident?**  The ``persistence`` events after the suspicion
+       (and at least ``min_duration`` seconds of event time) are split into four
+       equal blocks.  The change is *lasting* only if all three hold:
+
+       - *persistent*: the alert rate is elevated in every block (a burst
+         shorter than three blocks fails);
+       - *spread*: at least ``min_entity_share`` of the entities seen in the
+         span have an elevated alert rate of their own (a burst from one or a
+         few entities fails; a single-entity stream passes);
+       - *not an emergency*: at most ``max_top_tier_share`` of the span's
+         alerts are in the highest tier.
+
+       Otherwise it is recorded as an ``"incident"`` and nothing adapts.
+    4. **Challenger.**  Once ``max(window, persistence)`` events have been seen
+       since the suspicion, a challenger is fitted on them (finite rows only): a
+       :func:`~sklearn.base.clone` of the champion (same parameters; an unseeded
+       ``random_state`` becomes ``random_state + number of challengers``), or,
+       for a streaming detector without ``fit``, a copy of the champion that
+       learns the window with ``learn_many``.  The fit runs in a background thread and
+       is saved to ``registry`` (if given) with its training window's event-time
+       range in ``tags``.
+    5. **Shadow and promotion.**  The next ``shadow`` events are scored by the
+       champion (which keeps alerting) and kept.  At the last of them the
+       pipeline waits for the fit if it is not done (it normally is: a fit costs
+       milliseconds, a shadow period seconds of traffic), scores the kept events
+       with the challenger and **promotes** it when its alert rate is near the
+       expected one (not elevated) while the champion's is elevated; otherwise
+       the challenger is rejected.  A promoted challenger scores every event
+       after the decision event; the score ADWIN and the blocks restart.
+
+    Decisions are taken at fixed event counts and a challenger's fit is seeded,
+    so the result does not depend on how long the fit took: re-feeding a stream
+    from its start after a crash gives the same changes, versions and alerts.
+    The threshold controller is *kept* across a promotion: a challenger is the
+    same estimator with the same score scale, and the threshold reflects the
+    analysts' precision target, not the model.
 
     Examples
     --------

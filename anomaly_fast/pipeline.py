@@ -320,7 +320,7 @@ class AnomalyPipeline:
         5138) raise a warning: they are probably milliseconds.
     adapt : AdaptationPolicy, bool or None, default=None
         Replace the model after a lasting change of the data, never after an
-        incident (see :mod:`anomaly_fast.adaptation`); ``True`` means
+        incident (see :class:`~anomaly_fast.adaptation.AdaptationPolicy`); ``True`` means
         ``AdaptationPolicy()``.  Every alert carries the version that scored
         it; :meth:`model_changes` lists the decisions.  Like the feature
         monitor, the adaptation state is rebuilt by re-feeding the stream

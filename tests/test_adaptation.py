@@ -13,6 +13,7 @@ from sklearn.base import BaseEstimator
 from anomaly_fast import AnomalyPipeline, IsolationForest, ModelRegistry
 from anomaly_fast.adaptation import AdaptationPolicy
 from anomaly_fast.alert_store import MemoryAlertStore, SQLiteAlertStore
+from anomaly_fast.bench.adaptation import stream
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))
@@ -21,21 +22,8 @@ import _pipeline_stress as stress  # noqa: E402
 POLICY = {"window": 1000, "persistence": 400, "shadow": 200}
 
 
-def gaussian_stream(d, n, shift_at, shift, seed=0, n_entities=20, walk=False):
-    """(X, metadata, planted): N(0, I) then a mean shift of ``shift`` sigma
-    on every feature at ``shift_at`` (or, with ``walk``, a linear walk to it
-    over the rest of the stream); 10-sigma anomalies planted at 0.5%."""
-    rng = np.random.RandomState(seed)
-    X = rng.normal(size=(n, d))
-    if walk:
-        X[shift_at:] += np.linspace(0.0, shift, n - shift_at)[:, None]
-    else:
-        X[shift_at:] += shift
-    planted = rng.rand(n) < 0.005
-    X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
-    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
-            "timestamp": np.arange(n, dtype=np.float64)}
-    return X, meta, planted
+def gaussian_stream(d, n, shift_at, shift, seed=0, walk=False):
+    return stream(d, n, shift_at, shift, seed=seed, walk=walk, n_entities=20)
 
 
 def champion(d, seed=0):

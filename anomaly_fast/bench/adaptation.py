@@ -1,6 +1,7 @@
-"""Benchmark of drift adaptation (issue 18) -> numbers for benchmarks/adaptation.md.
+"""``anomaly-fast bench adaptation``: drift adaptation (issue 18) -> the figures
+of benchmarks/adaptation.md.
 
-    nice python benchmarks/adaptation.py [--n 20000] [--shift-at 6000]
+    nice anomaly-fast bench adaptation [--n 20000] [--shift-at 6000] [--only timing|stall]
 
 Streams: N(0, I) in d = 2, 5, 10 dimensions, 50 entities, a permanent mean
 shift of 3 or 5 sigma on every feature at ``--shift-at``, 10-sigma anomalies
@@ -18,11 +19,19 @@ import time
 
 import numpy as np
 
-from anomaly_fast import AnomalyPipeline, IsolationForest
-from anomaly_fast.adaptation import AdaptationPolicy, fit_challenger
+from ..adaptation import AdaptationPolicy, fit_challenger
+from ..cli import HelpFormatter
+from ..isolation_forest import IsolationForest
+from ..pipeline import AnomalyPipeline
 
 
-def stream(d, n, shift_at, shift, seed=0, walk=False):
+__all__ = ["main", "stream"]
+
+
+def stream(d, n, shift_at, shift, seed=0, walk=False, n_entities=50):
+    """(X, metadata, planted): N(0, I) then a mean shift of ``shift`` sigma on
+    every feature at ``shift_at`` (with ``walk``: a linear walk to it over
+    the rest of the stream); 10-sigma anomalies planted at 0.5%."""
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(n, d))
     if walk:
@@ -31,7 +40,7 @@ def stream(d, n, shift_at, shift, seed=0, walk=False):
         X[shift_at:] += shift
     planted = rng.rand(n) < 0.005
     X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
-    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, 50, n)], dtype=object),
+    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
             "timestamp": np.arange(n, dtype=np.float64)}
     return X, meta, planted
 
@@ -186,10 +195,15 @@ def fit_stall(repeats=7, d=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--shift-at", type=int, default=6000)
-    parser.add_argument("--only", choices=("timing", "stall"), help="run one part only")
+    parser = argparse.ArgumentParser(prog="anomaly-fast bench adaptation",
+                                     description="Drift adaptation (issue 18): mean shifts of 3 and 5 sigma in "
+                                                 "2-10 dimensions, an incident burst, gradual walks, and the cost "
+                                                 "on the hot path (figures of benchmarks/adaptation.md).",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--n", type=int, default=20000, help="events per stream")
+    parser.add_argument("--shift-at", type=int, default=6000, help="event of the mean shift")
+    parser.add_argument("--only", choices=("timing", "stall"), default=None,
+                        help="run one part only (default: every part)")
     args = parser.parse_args(argv)
     if args.only is None:
         shift_rows(args.n, args.shift_at)
@@ -200,7 +214,8 @@ def main(argv=None):
     if args.only != "stall":
         timing(args.n, args.shift_at)
     fit_stall()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
