@@ -232,26 +232,31 @@ def test_a_store_of_schema_2_gains_the_model_changes_table(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # the CLI's champion has names
-def test_stream_cli_adapts_and_reports_promotions(tmp_path):
+def test_stream_cli_adapts_reports_promotions_and_restarts_from_the_first_champion(tmp_path):
     from io import StringIO
 
     from anomaly_fast.pipeline_cli import stream_main
 
     registry = ModelRegistry(tmp_path / "models")
-    registry.save(stress.fitted_model(), feature_names=["a", "b"])
+    first = registry.save(stress.fitted_model(), feature_names=["a", "b"])
     X, meta, _ = stress.adapting_stream()
     lines = "".join(json.dumps({"entity_id": e, "timestamp": t, "a": x[0], "b": x[1]}) + "\n"
                     for x, e, t in zip(X.tolist(), meta["entity_id"], meta["timestamp"].tolist()))
+    argv = ["--model", str(tmp_path / "models"), "--store", str(tmp_path / "a.db"), "--adapt",
+            "--suppression-window", "0", "--no-monitor", "--progress-every", "0"]
     out, err = StringIO(), StringIO()
-    code = stream_main(["--model", str(tmp_path / "models"), "--store", str(tmp_path / "a.db"), "--adapt",
-                        "--threshold", "0.66", "--suppression-window", "0", "--no-monitor", "--progress-every", "0"],
-                       stdin=StringIO(lines), stdout=out, stderr=err)
-    assert code == 0
+    assert stream_main([*argv, "--threshold", "0.66"], stdin=StringIO(lines), stdout=out, stderr=err) == 0
     summary = json.loads(err.getvalue().splitlines()[-1])["summary"]
-    changes_printed = [json.loads(x)["model_change"] for x in err.getvalue().splitlines() if "model_change" in x]
-    assert summary["promotions"] == 1 and any(c["kind"] == "promotion" for c in changes_printed)
-    assert summary["model_version"] == next(c for c in changes_printed if c["kind"] == "promotion")["version"]
-    assert len(registry.list_versions()) == 2
+    printed = [json.loads(x)["model_change"] for x in err.getvalue().splitlines() if "model_change" in x]
+    promoted = next(c for c in printed if c["kind"] == "promotion")["version"]
+    assert summary["promotions"] == 1 and summary["model_version"] == promoted != first
+    assert sorted(v["version"] for v in registry.list_versions()) == sorted([first, promoted])
+    # a restart re-feeding the stream: "latest" in the registry is the challenger, the store says where to start
+    again, err2 = StringIO(), StringIO()
+    assert stream_main(argv, stdin=StringIO(lines), stdout=again, stderr=err2) == 0
+    summary2 = json.loads(err2.getvalue().splitlines()[-1])["summary"]
+    assert again.getvalue() == "" and summary2["duplicates"] == summary["alerts"]
+    assert summary2["promotions"] == 1 and summary2["model_version"] == promoted
 
 
 def test_a_streaming_champion_learns_its_challenger_and_is_left_alone():
