@@ -270,3 +270,18 @@ def test_a_streaming_champion_learns_its_challenger_and_is_left_alone():
     a = fit_challenger(champion_model, rng.normal(size=(1000, 2)) + 4.0, seed=0)
     assert a is not champion_model and np.array_equal(champion_model.anomaly_score(probe), before)
     assert a.anomaly_score(probe).mean() < before.mean()  # the new normal is learnt
+
+
+def test_the_threshold_controller_keeps_its_state_across_a_promotion():
+    X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
+    model, threshold = champion(2)
+    pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, monitor_features=False,
+                           min_feedback=2, target_precision=0.5, adapt=AdaptationPolicy(**POLICY))
+    alerts = pipe.process_batch(X[:1500], {k: v[:1500] for k, v in meta.items()})
+    for a in alerts[:3]:
+        pipe.feedback(a.alert_id, True)  # precision 1 > 0.5: the threshold comes down
+    lowered = pipe.threshold
+    assert lowered < threshold
+    pipe.process_batch(X[1500:], {k: v[1500:] for k, v in meta.items()})
+    assert "promotion" in kinds(pipe)
+    assert pipe.threshold == lowered and len(pipe.threshold_history()) == 3  # initial + two feedback steps
