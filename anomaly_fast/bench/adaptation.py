@@ -24,7 +24,6 @@ from ..cli import HelpFormatter
 from ..isolation_forest import IsolationForest
 from ..pipeline import AnomalyPipeline
 
-
 __all__ = ["main", "stream"]
 
 
