@@ -247,7 +247,44 @@ def replay_main(argv):
     return 0
 
 
+def adapting_stream(n=6000, shift_at=2000, seed=0, d=2, n_entities=20):
+    """(X, metadata columns, planted mask): a 2-D Gaussian whose mean moves
+    by 4 sigma at ``shift_at``, with 10-sigma anomalies planted at 0.5%."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d))
+    X[shift_at:] += 4.0
+    planted = rng.rand(n) < 0.005
+    X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
+    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
+            "timestamp": np.arange(n, dtype=np.float64)}
+    return X, meta, planted
+
+
+def adapting_pipeline(store, registry=None):
+    from anomaly_fast.pipeline.adaptation import AdaptationPolicy
+
+    train = np.random.RandomState(0).normal(size=(1000, 2))
+    model = fitted_model()
+    threshold = float(np.quantile(model.anomaly_score(train), 0.995))
+    policy = AdaptationPolicy(window=1000, persistence=400, shadow=200, registry=registry)
+    return AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, store=store, model_version="m",
+                           monitor_features=False, adapt=policy)
+
+
+def adapt_main(argv):
+    """``python _pipeline_stress.py adapt STORE``: feed the adapting stream
+    in batches of 50, printing each alert id (the parent kills -9 midway)."""
+    pipe = adapting_pipeline(SQLiteAlertStore(argv[0], "NORMAL"))
+    X, meta, _ = adapting_stream()
+    for s in range(0, X.shape[0], 50):
+        for a in pipe.process_batch(X[s : s + 50], {k: v[s : s + 50] for k, v in meta.items()}):
+            print(a.alert_id, a.model_version, flush=True)
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "replay":
         sys.exit(replay_main(sys.argv[2:]))
+    if sys.argv[1] == "adapt":
+        sys.exit(adapt_main(sys.argv[2:]))
     sys.exit(process_main(sys.argv[1:]))

@@ -43,3 +43,22 @@ def river_adwin_run(values, params):
             return None
         raise
     return found, det
+
+
+def shifting_stream(d, n, shift_at, shift, seed=0, walk=False, n_entities=50):
+    """(X, metadata, planted): N(0, I) then a mean shift of ``shift`` sigma on
+    every feature at ``shift_at`` (with ``walk``: a linear walk to it over the
+    rest of the stream); 10-sigma anomalies planted at 0.5%.  The tests' own
+    copy of the adaptation benchmark's stream (tests do not import the bench
+    package)."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d))
+    if walk:
+        X[shift_at:] += np.linspace(0.0, shift, n - shift_at)[:, None]
+    else:
+        X[shift_at:] += shift
+    planted = rng.rand(n) < 0.005
+    X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
+    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
+            "timestamp": np.arange(n, dtype=np.float64)}
+    return X, meta, planted

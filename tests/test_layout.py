@@ -67,7 +67,7 @@ LAYERS = {
     **dict.fromkeys(
         [
             "pipeline", "pipeline.orchestration", "pipeline.events", "pipeline.suppression", "pipeline.threshold",
-            "pipeline.alert_store", "pipeline.registry", "scale_out",
+            "pipeline.alert_store", "pipeline.registry", "pipeline.adaptation", "scale_out",
         ],
         PRODUCTION,
     ),
@@ -75,7 +75,7 @@ LAYERS = {
         [
             "cli", "__main__", "pipeline.cli", "_fuzz", "_fuzz_forest", "_fuzz_streaming",
             "bench", "bench._data", "bench._timing", "bench.ensemble_latency", "bench.evaluate", "bench.forest",
-            "bench.nab", "bench.pipeline", "bench.scale_out", "bench.streaming", "bench.timeseries",
+            "bench.nab", "bench.adaptation", "bench.pipeline", "bench.scale_out", "bench.streaming", "bench.timeseries",
         ],
         INTERFACES,
     ),

@@ -1,6 +1,6 @@
 """Exact replay: re-feeding a stream after a crash stores exactly the
 alerts of an uninterrupted run, with feedback moving the threshold and with
-drift events (issue 10, item 4)."""
+drift events (issue 10, item 4), and with adaptation (issue 18)."""
 
 import os
 import signal
@@ -146,3 +146,33 @@ def test_drift_events_are_recomputed_exactly_after_a_restart(tmp_path, rng):
             restarted.process_batch(X[s : s + 250], {k: v[s : s + 250] if k == "timestamp" else v for k, v in meta.items()})
         assert restarted.drift_events() == reference.drift_events()
         assert restarted.feature_report() == reference.feature_report()
+
+
+def without_wall_clock(records):
+    return [{k: v for k, v in r.items() if k != "timestamp"} for r in records]
+
+
+def test_kill_9_mid_stream_with_adaptation_then_refeed_gives_the_same_alerts_versions_and_changes(tmp_path):
+    X, meta, _ = stress.adapting_stream()
+    reference = stress.adapting_pipeline(SQLiteAlertStore(tmp_path / "ref.db", "NORMAL"))
+    for s in range(0, X.shape[0], 50):
+        reference.process_batch(X[s : s + 50], {k: v[s : s + 50] for k, v in meta.items()})
+    expected = reference.alerts()
+    assert "promotion" in [c["kind"] for c in reference.model_changes()]
+    promoted = [c["version"] for c in reference.model_changes() if c["kind"] == "promotion"]
+    db = tmp_path / "crash.db"
+    proc = subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), "adapt", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+    for line in proc.stdout:  # killed after the promotion, mid-stream
+        if line.split()[1] in promoted:
+            break
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    proc.stdout.close()
+    restarted = stress.adapting_pipeline(SQLiteAlertStore(db, "NORMAL"))
+    assert 0 < restarted.store.count_alerts() < len(expected)
+    for s in range(0, X.shape[0], 173):  # re-fed from the start, batched differently
+        restarted.process_batch(X[s : s + 173], {k: v[s : s + 173] for k, v in meta.items()})
+    assert restarted.alerts() == expected
+    assert without_wall_clock(restarted.model_changes()) == without_wall_clock(reference.model_changes())
+    assert restarted.model_version == reference.model_version == promoted[-1]

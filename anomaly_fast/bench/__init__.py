@@ -27,6 +27,8 @@ SUITES = {
                    "TSB-AD-style VUS-PR / AUC-PR / AUC-ROC and held-out alarm figures on NAB"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency",
                          "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
+    "adaptation": ("anomaly_fast.bench.adaptation",
+                   "AnomalyPipeline(adapt=...): mean shifts, incidents, walks; latency with a promotion"),
     "scale-out": ("anomaly_fast.bench.scale_out",
                   "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)"),
 }

@@ -8,6 +8,7 @@
 - :mod:`.threshold`: the threshold in force at each event time
 - :mod:`.alert_store`: durable alert stores (memory, SQLite)
 - :mod:`.registry`: the model registry (versioned model folders)
+- :mod:`.adaptation`: replacing the model after a lasting change (:class:`AdaptationPolicy`)
 - :mod:`.cli`: the ``fit`` / ``score`` / ``stream`` commands
 """
 
@@ -22,4 +23,6 @@ from .orchestration import (  # noqa: F401 - the names the module anomaly_fast.p
     parse_timestamp,
 )
 
-__all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
+from .adaptation import AdaptationPolicy
+
+__all__ = ["AdaptationPolicy", "AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]

@@ -36,7 +36,7 @@ __all__ = [
     "open_store",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_ID_LENGTH = 1024  # characters of an entity id or event id
 MAX_METADATA_BYTES = 65536  # bytes of an alert's JSON context (the caller's metadata)
 
@@ -46,6 +46,7 @@ _ALERT_COLUMNS = (
 )
 _DRIFT_COLUMNS = ("timestamp", "feature", "kind", "value", "detail")
 _THRESHOLD_COLUMNS = ("timestamp", "event_time", "old", "new", "reason")
+_MODEL_CHANGE_COLUMNS = ("timestamp", "event_index", "event_time", "kind", "version", "previous", "reason", "detail")
 
 
 class StoreBusyError(TimeoutError):
@@ -224,6 +225,18 @@ class AlertStore(ABC):
         store's retention, in batches; returns the number of rows deleted."""
         return 0
 
+    # -- model changes (adaptation, see anomaly_fast.pipeline.adaptation) -------------
+    def add_model_changes(self, changes):
+        """Store model-change dicts (``timestamp`` wall clock,
+        ``event_index``, ``event_time``, ``kind``, ``version``,
+        ``previous``, ``reason``, ``detail``); one already stored (same
+        ``event_index`` and ``kind``) is skipped."""
+        raise NotImplementedError(f"{type(self).__name__} does not record model changes (needed by adapt)")
+
+    def model_changes(self, limit=None):
+        """The last ``limit`` model changes (all when None), oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not record model changes (needed by adapt)")
+
     def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
         pass
 
@@ -342,10 +355,26 @@ def _migrate_v2(conn):
 _SCHEMA_V3 = "ALTER TABLE alerts ADD COLUMN explanation TEXT NOT NULL DEFAULT '[]'"
 
 # version -> (description, function(conn) or SQL script)
+_MODEL_CHANGES = """
+CREATE TABLE IF NOT EXISTS model_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp REAL NOT NULL,
+    event_index INTEGER NOT NULL,
+    event_time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    version TEXT,
+    previous TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    UNIQUE (event_index, kind)
+)
+"""
+
 MIGRATIONS = {
     1: ("alerts, feedback, drift events, threshold history", _SCHEMA_V1),
     2: ("threshold changes stamped with event time; unambiguous event keys", _migrate_v2),
     3: ("alerts carry an explanation (top features with contributions and values)", _SCHEMA_V3),
+    4: ("model changes of the adaptation policy (promotions)", _MODEL_CHANGES),
 }
 
 
@@ -625,11 +654,27 @@ class SQLiteAlertStore(AlertStore):
             "SELECT seq, event_time, new FROM threshold_history WHERE seq > ? ORDER BY seq", (int(after_seq),)
         )]
 
+    def add_model_changes(self, changes):
+        self._write(
+            f"INSERT OR IGNORE INTO model_changes ({', '.join(_MODEL_CHANGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
+        )
+
+    def model_changes(self, limit=None):
+        sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        out = [dict(zip(_MODEL_CHANGE_COLUMNS, r)) for r in self._read(sql)[::-1]]
+        for d in out:
+            d["detail"] = json.loads(d["detail"])
+        return out
+
     def event_time_watermark(self):
         times = [
             self._read("SELECT MAX(timestamp) FROM alerts")[0][0],
             self._read("SELECT MAX(timestamp) FROM drift_events")[0][0],
             self._read("SELECT MAX(event_time) FROM threshold_history WHERE event_time > ?", (-math.inf,))[0][0],
+            self._read("SELECT MAX(event_time) FROM model_changes WHERE event_time > ?", (-math.inf,))[0][0],
         ]
         times = [t for t in times if t is not None]
         return max(times) if times else None
@@ -696,6 +741,8 @@ class MemoryAlertStore(AlertStore):
         self._drift = deque()
         self._drift_keys = set()
         self._thresholds = deque()  # (seq, change dict)
+        self._model_changes = deque()
+        self._model_change_keys = set()
         self._undo = []  # callables undoing the open transaction's writes
 
     def _begin(self):
@@ -706,11 +753,13 @@ class MemoryAlertStore(AlertStore):
         while len(self._alerts) > self.max_alerts:
             _, old = self._alerts.popitem(last=False)
             self._unindex(old)
-        for log in (self._feedback, self._drift, self._thresholds):
+        for log in (self._feedback, self._drift, self._thresholds, self._model_changes):
             while len(log) > self.max_alerts:
                 item = log.popleft()
                 if log is self._drift:
                     self._drift_keys.discard(_drift_key(item))
+                elif log is self._model_changes:
+                    self._model_change_keys.discard((item["event_index"], item["kind"]))
 
     def _rollback(self):
         undo, self._undo = self._undo, []
@@ -829,9 +878,24 @@ class MemoryAlertStore(AlertStore):
         with self._lock:
             return [(seq, c["event_time"], c["new"]) for seq, c in self._thresholds if seq > after_seq]
 
+    def add_model_changes(self, changes):
+        with self.transaction():
+            for c in changes:
+                key = (int(c["event_index"]), c["kind"])
+                if key not in self._model_change_keys:
+                    self._model_change_keys.add(key)
+                    self._append(self._model_changes, {k: copy.deepcopy(c[k]) for k in _MODEL_CHANGE_COLUMNS})
+                    self._undo.append(lambda key=key: self._model_change_keys.discard(key))
+
+    def model_changes(self, limit=None):
+        with self._lock:
+            out = [copy.deepcopy(c) for c in self._model_changes]
+        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+
     def event_time_watermark(self):
         with self._lock:
             times = [d["timestamp"] for d in self._drift]
+            times += [c["event_time"] for c in self._model_changes if c["event_time"] > -math.inf]
             times += [ts for entries in self._by_entity.values() for ts, _, _ in entries[-1:]]
             times += [c["event_time"] for _, c in self._thresholds if c["event_time"] > -math.inf]
         return max(times) if times else None

@@ -351,8 +351,11 @@ def _event(line, names):
 _clock = time.monotonic  # the stream's progress clock (a test replaces it)
 
 
-def _summary(stats, malformed, threshold, stderr, key="summary"):
+def _summary(stats, malformed, threshold, stderr, key="summary", pipe=None):
     summary = dict(stats, malformed=malformed, threshold=threshold)
+    if pipe is not None and pipe.adapt:  # the model in use and the promotions so far
+        promotions = sum(c["kind"] == "promotion" for c in pipe.model_changes())
+        summary.update(model_version=pipe.model_version, promotions=promotions)
     print(json.dumps({key: summary}), file=stderr, flush=True)
 
 
@@ -380,6 +383,10 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     parser.add_argument("--busy-timeout", type=float, default=5.0,
                         help="seconds to wait for another process writing the store before giving up")
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
+    parser.add_argument("--adapt", action="store_true",
+                        help="replace the model after a lasting change of the data (not after an incident): "
+                             "challengers are saved into the --model registry, model changes printed on stderr as "
+                             '{"model_change": ...} lines; restart by re-feeding the stream from its start')
     parser.add_argument("--progress-every", type=float, default=60.0,
                         help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)')
     add_explain_option(parser, "each alert's 'explanation' lists the K features with the largest "
@@ -396,10 +403,25 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     from .orchestration import STAT_KEYS, AnomalyPipeline
 
     try:
-        model, meta = load_registered(args.model, model_version_arg(args, "stream", stderr))
+        version = model_version_arg(args, "stream", stderr)
+        store = None if args.store is None else SQLiteAlertStore(args.store, busy_timeout=args.busy_timeout)
+        adapt = None
+        if args.adapt:
+            from .adaptation import AdaptationPolicy
+
+            first = [c["version"] for c in (store.model_changes() if store else []) if c["kind"] == "initial"]
+            if first and version == "latest":  # a restart replays from the stream's first champion
+                version = first[0]
+            root = Path(args.model)
+            adapt = AdaptationPolicy(
+                registry=root.parent if (root / "meta.json").exists() else root,
+                on_change=lambda changes: [
+                    print(json.dumps({"model_change": c}, default=str), file=stderr, flush=True) for c in changes
+                ],
+            )
+        model, meta = load_registered(args.model, version)
         names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
         training = meta.get("training_data")
-        store = None if args.store is None else SQLiteAlertStore(args.store, busy_timeout=args.busy_timeout)
         pipe = AnomalyPipeline(
             model, threshold=args.threshold, suppression_window=args.suppression_window,
             tiers=args.tiers, store=store, model_version=meta["version"],
@@ -408,7 +430,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
             on_drift=lambda events: [
                 print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
             ],
-            timestamp_unit=args.timestamp_unit, explain=args.explain,
+            timestamp_unit=args.timestamp_unit, explain=args.explain, adapt=adapt,
         )
     except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
         code = _fail("stream", exc, stderr)
@@ -419,7 +441,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     next_progress = _clock() + args.progress_every if args.progress_every > 0 else math.inf
     for number, line in enumerate(stdin, start=1):
         if _clock() >= next_progress:  # checked per line: a quiet stream reports at its next event
-            _summary(pipe.stats, malformed, pipe.threshold, stderr, key="progress")
+            _summary(pipe.stats, malformed, pipe.threshold, stderr, key="progress", pipe=pipe)
             next_progress = _clock() + args.progress_every
         if not line.strip():
             continue
@@ -437,6 +459,6 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
         if alert is not None:
             stdout.write(json.dumps(alert.to_dict(), default=str) + "\n")
             stdout.flush()
-    _summary(pipe.stats, malformed, pipe.threshold, stderr)
+    _summary(pipe.stats, malformed, pipe.threshold, stderr, pipe=pipe)
     pipe.close()
     return code

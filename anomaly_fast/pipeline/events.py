@@ -210,3 +210,13 @@ class BatchMetadata:
             out[key] = value.item() if isinstance(value, np.generic) else value
         out["timestamp"] = float(self.timestamps[i])
         return out
+
+    def entities(self):
+        """The entity id of every row (a list)."""
+        n = self.timestamps.shape[0]
+        if self.rows is not None:
+            return [r.get("entity_id", "default") for r in self.rows]
+        column = self.columns.get("entity_id")
+        if column is None:
+            return [self.shared.get("entity_id", "default")] * n
+        return column.tolist() if isinstance(column, np.ndarray) else list(column)

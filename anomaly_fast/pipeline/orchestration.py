@@ -26,6 +26,7 @@ from .._sklearn_compat import (
 )
 from ..streaming.feature_monitor import FeatureMonitor
 from . import suppression
+from .adaptation import AdaptationPolicy, Adapter
 from .alert_store import AlertStore, event_key, open_store
 from .events import METADATA_KEYS, TIMESTAMP_UNITS, AnomalyAlert, BatchMetadata, id_value, number, parse_timestamp
 from .threshold import ThresholdTimeline, feedback_step
@@ -199,6 +200,14 @@ class AnomalyPipeline:
         and ensembles of them), computed only for events that alert (a few
         microseconds each).  0 (default) explains nothing; a positive value
         needs a detector with ``explain``.
+    adapt : AdaptationPolicy, bool or None, default=None
+        Replace the model after a lasting change of the data, never after an
+        incident (see :class:`~anomaly_fast.pipeline.adaptation.AdaptationPolicy`); ``True`` means
+        ``AdaptationPolicy()``.  Every alert carries the version that scored
+        it; :meth:`model_changes` lists the decisions.  Like the feature
+        monitor, the adaptation state is rebuilt by re-feeding the stream
+        from its start after a restart (the store must hold this stream's
+        first champion); the threshold state is kept across promotions.
 
     Attributes
     ----------
@@ -261,6 +270,7 @@ class AnomalyPipeline:
         "timestamp_unit": [StrOptions(set(TIMESTAMP_UNITS))],
         "score_missing": ["boolean", StrOptions({"auto"})],
         "explain": [Interval(Integral, 0, None, closed="left")],
+        "adapt": [AdaptationPolicy, "boolean", None],
     }
 
     def __init__(
@@ -287,6 +297,7 @@ class AnomalyPipeline:
         timestamp_unit="s",
         score_missing="auto",
         explain=0,
+        adapt=None,
     ):
         params = dict(locals())
         del params["self"]
@@ -328,7 +339,7 @@ class AnomalyPipeline:
             raise ValueError(f"feature_names has {len(feature_names)} names, the detector {self.n_features} features")
         self.feature_names = [str(f) for f in feature_names]
         self._feature_index = {name: j for j, name in enumerate(self.feature_names)}
-        self._scorer = self._make_scorer(detector, reference)
+        self._scorer, self._raw_one = _scorers(detector, reference)
         self._explained = None  # (X, contributions) of the event being processed
         self.explain = int(explain)
         self._explainer = self._make_explainer(detector) if self.explain else None
@@ -358,6 +369,9 @@ class AnomalyPipeline:
         self._alerts_since_retention = 0
         self._thresholds = ThresholdTimeline()
         self._restore(None if threshold is None else float(threshold))
+        self._adapter = None
+        if adapt:
+            self._start_adapter(AdaptationPolicy() if adapt is True else adapt)
 
     # -- set-up ---------------------------------------------------------------------
     @staticmethod
@@ -372,20 +386,6 @@ class AnomalyPipeline:
                 "cannot tell the number of features: the detector has no n_features_in_; pass feature_names"
             )
         return int(n)
-
-    def _make_scorer(self, detector, reference):
-        if hasattr(detector, "anomaly_score"):
-            self._raw_one = lambda X: float(detector.anomaly_score(X)[0])
-            return lambda X: unit_scores(detector.anomaly_score(X))
-        if reference is None or isinstance(reference, dict):
-            raise ValueError(
-                f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
-                "to calibrate score_samples into [0, 1]"
-            )
-        R = np.asarray(reference, dtype=np.float64)
-        calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-        self._raw_one = lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])
-        return lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))
 
     def _make_explainer(self, detector):
         """contributions(x) of one validated point, for ``explain > 0``.  A
@@ -425,6 +425,30 @@ class AnomalyPipeline:
             contributions = self._explainer(X[i])
         return top_features(contributions, X[i], self.explain, self.feature_names)
 
+    def _start_adapter(self, policy):
+        """The adaptation state; the store records the stream's first
+        champion, and a restart must begin with it to replay exactly."""
+        adapter = Adapter(policy, self.detector, self.model_version, (self._scorer, self._raw_one),
+                          make_scorers=_scorers, use_model=self._use_model, top_bound=self._tier_bounds[-1],
+                          feature_names=self.feature_names)
+        with self._lock, self.store.transaction():
+            first = [c for c in self.store.model_changes() if c["kind"] == "initial"]
+            if first and first[0]["version"] != self.model_version:
+                raise ValueError(
+                    f"this store's stream started with model {first[0]['version']}, not {self.model_version}: "
+                    "start with that model and re-feed the stream from its start to resume adaptation")
+            if not first:
+                self.store.add_model_changes([adapter.initial_record()])
+        self._adapter = adapter
+
+    def _use_model(self, detector, version, scorers):
+        """Score with ``detector`` from now on (a promotion, or its undo)."""
+        self.detector, self.model_version = detector, version
+        self._scorer, self._raw_one = scorers
+        self.detector_name = type(detector).__name__
+        if self.explain:  # the new model explains its alerts (and may score in its explain walk)
+            self._explainer = self._make_explainer(detector)
+
     def _restore(self, threshold):
         """Threshold history from the store; an explicit ``threshold`` that
         differs from the stored one is recorded as a change, stamped with
@@ -455,6 +479,11 @@ class AnomalyPipeline:
         changes = self.store.threshold_changes(self._thresholds.last_seq)
         if changes:
             self._thresholds.add(changes)
+
+    @property
+    def adapt(self):
+        """The :class:`AdaptationPolicy` in force, or None."""
+        return None if self._adapter is None else self._adapter.policy
 
     @property
     def threshold(self):
@@ -521,9 +550,10 @@ class AnomalyPipeline:
                 raise ValueError(f"{name} is {len(value)} characters long; the store's limit is {limit} (max_id_length)")
         return entity, event_id
 
-    def _candidate(self, i, score, md, ts, x):
+    def _candidate(self, i, score, md, ts, x, version=None):
         entity, event_id = self._ids(md)
-        return (i, score, md, ts, entity, event_key(entity, ts, event_id, x))
+        version = self.model_version if version is None else version
+        return (i, score, md, ts, entity, event_key(entity, ts, event_id, x), version)
 
     def _tier(self, score):
         i = int(np.searchsorted(self._tier_bounds, score, side="right")) - 1
@@ -570,6 +600,8 @@ class AnomalyPipeline:
         with self._lock:
             if self._closed:
                 raise ValueError("the pipeline is closed")
+            if self._adapter is not None:
+                return self._process_adapting(x, X, ts, metadata)
             unscorable = None
             if np.isfinite(x).all() or (self._score_nan and not np.isinf(x).any()):
                 score = self._raw_one(X)
@@ -598,6 +630,35 @@ class AnomalyPipeline:
                 return None
             self._committed(X, ts, ts, alerts, counts, drift)
             return alerts[0] if alerts else None
+
+    def _process_adapting(self, x, X, ts, metadata):
+        """:meth:`process` with adaptation: the adapter sees the event after
+        it is scored; on any error it forgets it."""
+        adapter = self._adapter
+        try:
+            score = float(self._scorer(X)[0]) if np.isfinite(x).all() else math.nan
+            version = self.model_version
+            candidates = []
+            if score >= self._thresholds.at(ts):  # False for NaN (unscorable)
+                candidates.append(self._candidate(0, score, metadata, ts, x, version))
+            adapter.observe(X, ts, score, self._thresholds.at(ts), [metadata.get("entity_id", "default")])
+            drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=True)
+        except BaseException:
+            adapter.rollback()
+            raise
+        changes = adapter.pending_changes
+        adapter.commit()
+        self._count(1, int(np.isfinite(x).all()), int(not math.isnan(score)), len(candidates))
+        self._committed(X, ts, ts, alerts, counts, drift, changes)
+        return alerts[0] if alerts else None
+
+    def _count(self, n, n_finite, n_scorable, n_candidates):
+        stats = self.stats
+        stats["events"] += n
+        stats["unscorable"] += n - n_scorable
+        stats["unscorable_missing"] += n - n_finite
+        stats["unscorable_score"] += n_finite - n_scorable
+        stats["below_threshold"] += n_scorable - n_candidates
 
     # -- many events ----------------------------------------------------------------
     def process_batch(self, X, metadata=None):
@@ -634,26 +695,62 @@ class AnomalyPipeline:
             self._check_open()
             finite = ~np.isinf(X).any(axis=1) if self._score_nan else np.isfinite(X).all(axis=1)
             n_finite = int(finite.sum())
-            if n_finite == n:
-                scores = np.asarray(self._scorer(X), dtype=np.float64)
-            else:
-                scores = np.full(n, np.nan)
-                rows = np.flatnonzero(finite)
-                if rows.shape[0]:
-                    scores[rows] = self._scorer(X[rows])
-            scorable = np.isfinite(scores)
-            n_scorable = int(scorable.sum())
-            hits = np.flatnonzero(scorable & (scores >= self._thresholds.at_many(ts)))
-            candidates = [self._candidate(int(i), float(scores[i]), meta.row(int(i)), float(ts[i]), X[i]) for i in hits]
-            drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=False)
-            stats = self.stats
-            stats["events"] += n
-            stats["unscorable"] += n - n_scorable
-            stats["unscorable_missing"] += n - n_finite
-            stats["unscorable_score"] += n_finite - n_scorable
-            stats["below_threshold"] += n_scorable - hits.shape[0]
-            self._committed(X, ts, float(ts.max()), alerts, counts, drift)
+            thresholds = self._thresholds.at_many(ts)
+            adapter = self._adapter
+            try:
+                if adapter is None:
+                    scores, versions = self._score_rows(X, finite, n_finite), None
+                else:
+                    scores, versions = self._score_adapting(X, finite, ts, thresholds, meta)
+                scorable = np.isfinite(scores)
+                n_scorable = int(scorable.sum())
+                hits = np.flatnonzero(scorable & (scores >= thresholds))
+                candidates = [
+                    self._candidate(int(i), float(scores[i]), meta.row(int(i)), float(ts[i]), X[i],
+                                    self.model_version if versions is None else versions[i])
+                    for i in hits
+                ]
+                drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=False)
+            except BaseException:
+                if adapter is not None:
+                    adapter.rollback()
+                raise
+            changes = []
+            if adapter is not None:
+                changes = adapter.pending_changes
+                adapter.commit()
+            self._count(n, n_finite, n_scorable, hits.shape[0])
+            self._committed(X, ts, float(ts.max()), alerts, counts, drift, changes)
             return alerts
+
+    def _score_rows(self, X, finite, n_finite):
+        """Scores of the rows of X with the current model; NaN for rows
+        with NaN/inf features."""
+        if n_finite == X.shape[0]:
+            return np.asarray(self._scorer(X), dtype=np.float64)
+        scores = np.full(X.shape[0], np.nan)
+        rows = np.flatnonzero(finite)
+        if rows.shape[0]:
+            scores[rows] = self._scorer(X[rows])
+        return scores
+
+    def _score_adapting(self, X, finite, ts, thresholds, meta):
+        """(scores, versions): the rows scored in segments that end where
+        the adapter may promote a challenger, which scores the rows after."""
+        n = X.shape[0]
+        scores = np.empty(n)
+        versions = np.empty(n, dtype=object)
+        thresholds = np.broadcast_to(thresholds, (n,))
+        entities = meta.entities()
+        start = 0
+        while start < n:
+            stop = min(n, start + self._adapter.until_decision())
+            part = slice(start, stop)
+            scores[part] = self._score_rows(X[part], finite[part], int(finite[part].sum()))
+            versions[part] = self.model_version
+            self._adapter.observe(X[part], ts[part], scores[part], thresholds[part], entities[start:stop])
+            start = stop
+        return scores, versions
 
     # -- the alert decision ----------------------------------------------------------------
     def _write(self, candidates, X, drift):
@@ -665,8 +762,8 @@ class AnomalyPipeline:
         store = self.store
         with store.transaction():
             self._refresh_thresholds()  # mirrors committed changes: safe even if this transaction fails
-            done = store.existing_event_keys([c[-1] for c in candidates]) if candidates else ()
-            for i, score, md, ts, entity, key in candidates:
+            done = store.existing_event_keys([c[5] for c in candidates]) if candidates else ()
+            for i, score, md, ts, entity, key, version in candidates:
                 if key in done:
                     counts["duplicates"] += 1
                     continue
@@ -687,7 +784,7 @@ class AnomalyPipeline:
                     counts["suppressed"] += 1
                     continue
                 alert = AnomalyAlert(
-                    alert_id=hashlib.sha256(f"{self.model_version}|{key}".encode()).hexdigest()[:20],
+                    alert_id=hashlib.sha256(f"{version}|{key}".encode()).hexdigest()[:20],
                     timestamp=ts,
                     entity_id=entity,
                     score=score,
@@ -695,7 +792,7 @@ class AnomalyPipeline:
                     threshold=threshold,
                     features=dict(zip(self.feature_names, X[i].tolist())),
                     detector=self.detector_name,
-                    model_version=self.model_version,
+                    model_version=version,
                     context=context,
                     event_key=key,
                     explanation=self._explanation(X, i),
@@ -705,6 +802,9 @@ class AnomalyPipeline:
                 alerts.append(alert)
             if drift:
                 store.add_drift_events(drift)
+            changes = None if self._adapter is None else self._adapter.pending_changes
+            if changes:
+                store.add_model_changes(changes)
         return alerts, counts
 
     def _feed_and_write(self, candidates, X, timestamps, one):
@@ -714,7 +814,7 @@ class AnomalyPipeline:
             drift = []
             if self.monitor is not None:
                 drift = self.monitor.update(X[0], timestamps) if one else self.monitor.update_many(X, timestamps)
-            if not candidates and not drift:
+            if not candidates and not drift and (self._adapter is None or not self._adapter.pending_changes):
                 return drift, [], None
             return (drift, *self._write(candidates, X, drift))
         except BaseException:
@@ -722,7 +822,7 @@ class AnomalyPipeline:
                 self.monitor = self._monitor_undo.restore()
             raise
 
-    def _committed(self, X, timestamps, latest, alerts, counts, drift):
+    def _committed(self, X, timestamps, latest, alerts, counts, drift, changes=()):
         """After the store committed (or when there was nothing to write):
         the pipeline remembers the call."""
         if self.monitor is not None:
@@ -745,6 +845,8 @@ class AnomalyPipeline:
                 warnings.warn(f"alert store retention failed (retried later): {exc}", RuntimeWarning, stacklevel=3)
         if drift and self.on_drift is not None:
             self.on_drift(drift)
+        if changes and self._adapter.policy.on_change is not None:
+            self._adapter.policy.on_change(changes)
 
     # -- feedback -------------------------------------------------------------------
     def feedback(self, alert_id, is_true_positive, timestamp=None):
@@ -811,6 +913,17 @@ class AnomalyPipeline:
         with self._lock:
             return self.store.drift_events(limit)
 
+    def model_changes(self, limit=None):
+        """Stored model changes of the adaptation policy (dicts), oldest
+        first: ``kind`` (``"initial"``, ``"incident"``, ``"change"``,
+        ``"challenger"``, ``"promotion"``, ``"rejection"``), ``version``,
+        ``previous``, ``event_index`` / ``event_time`` of the deciding
+        event (a promotion scores the events after it), ``reason`` and
+        ``detail`` (rates, the training window's event-time range).  The
+        decisions are listed even when ``adapt`` is off now but was on."""
+        with self._lock:
+            return self.store.model_changes(limit)
+
     def alerts(self, limit=None):
         """The last ``limit`` stored alerts (dicts; all when None), oldest
         first.  :meth:`iter_alerts` reads a large store page by page."""
@@ -833,3 +946,20 @@ class AnomalyPipeline:
             if not self._closed:
                 self._closed = True
                 self.store.close()
+
+
+def _scorers(detector, reference):
+    """(batch scorer, one-row scorer) of a detector: scores in [0, 1],
+    higher = more anomalous; ``score_samples`` (lower = more abnormal) is
+    calibrated on ``reference``."""
+    if hasattr(detector, "anomaly_score"):
+        return (lambda X: unit_scores(detector.anomaly_score(X))), (lambda X: float(detector.anomaly_score(X)[0]))
+    if reference is None or isinstance(reference, dict):
+        raise ValueError(
+            f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
+            "to calibrate score_samples into [0, 1]"
+        )
+    R = np.asarray(reference, dtype=np.float64)
+    calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
+    return ((lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))),
+            (lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])))
