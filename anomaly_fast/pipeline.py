@@ -645,6 +645,8 @@ class AnomalyPipeline:
         with self._lock:
             if self._closed:
                 raise ValueError("the pipeline is closed")
+            if self.store.shared:  # other processes may have changed the threshold
+                self._refresh_thresholds()
             unscorable = None
             if np.isfinite(x).all():
                 score = self._raw_one(X)
@@ -707,6 +709,8 @@ class AnomalyPipeline:
         self._check_unit(float(ts.max()))
         with self._lock:
             self._check_open()
+            if self.store.shared:
+                self._refresh_thresholds()
             finite = np.isfinite(X).all(axis=1)
             n_finite = int(finite.sum())
             if n_finite == n:
