@@ -101,6 +101,19 @@ def is_postgres_url(store):
     return isinstance(store, str) and store.split("://", 1)[0] in ("postgresql", "postgres")
 
 
+def _split_schema(url):
+    """(URL without its ``schema`` query parameter, that parameter or None)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    if not schemas:
+        return url, None
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schemas[-1]
+
+
 def _import_psycopg():
     try:
         import psycopg
@@ -125,11 +138,13 @@ class PostgresAlertStore(AlertStore):
     Parameters
     ----------
     url : str
-        A libpq connection URL or string, e.g.
+        A libpq connection URL, e.g.
         ``"postgresql://alerts@db.example/alerts"`` (password from
-        ``~/.pgpass`` or ``PGPASSWORD``, as for ``psql``).
-    schema : str, default="anomaly_fast"
-        The PostgreSQL schema holding the tables (created when missing).
+        ``~/.pgpass`` or ``PGPASSWORD``, as for ``psql``).  A ``schema``
+        query parameter (``...?schema=fraud``) sets ``schema``.
+    schema : str, default=None
+        The PostgreSQL schema holding the tables (created when missing):
+        the URL's ``schema`` parameter, else ``"anomaly_fast"``.
         Stores in different schemas of one database are independent.  A
         schema written by an older version is migrated on open (each step
         recorded in ``schema_migrations``); one from a newer version is
@@ -160,7 +175,7 @@ class PostgresAlertStore(AlertStore):
         self,
         url,
         *,
-        schema="anomaly_fast",
+        schema=None,
         busy_timeout=5.0,
         max_age=None,
         max_rows=None,
@@ -173,6 +188,10 @@ class PostgresAlertStore(AlertStore):
         psycopg = _import_psycopg()
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, got {type(url).__name__}")
+        url, url_schema = _split_schema(url)
+        if schema is not None and url_schema is not None and schema != url_schema:
+            raise ValueError(f"schema {schema!r} differs from the URL's schema parameter {url_schema!r}")
+        schema = schema or url_schema or "anomaly_fast"
         if not (isinstance(schema, str) and schema.isidentifier() and len(schema) <= 63):
             raise ValueError(f"schema must be a plain identifier of at most 63 characters, got {schema!r}")
         if not (isinstance(busy_timeout, (int, float)) and busy_timeout >= 0):
