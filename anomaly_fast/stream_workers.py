@@ -5,7 +5,10 @@ The parent reads the JSON lines, sends each event to worker
 ``crc32(str(entity_id)) % N`` (``"default"`` when the line has none: the
 pipeline's own default entity), in chunks, and writes what the workers
 return: alerts on stdout, malformed lines, drift events, progress and the
-summary on stderr.  Routing by entity keeps each entity's events in order in
+summary on stderr.  A worker validates each line of a chunk as one process
+would (a malformed line is reported and skipped), then processes the valid
+ones with one ``process_batch`` call: one store transaction per chunk, with
+the same decisions as event by event.  Routing by entity keeps each entity's events in order in
 one worker, which is all that suppression and idempotency need (they are
 per entity and decided inside the store's write transaction); feedback
 given through any pipeline of the store moves every worker's threshold from
@@ -27,6 +30,8 @@ import sys
 import threading
 import time
 import zlib
+
+import numpy as np
 
 __all__ = ["run_workers", "worker_of"]
 
@@ -59,7 +64,7 @@ def _worker_main(k, args, model_version, inbox, outbox):
     """One pipeline process: (number, line) chunks in; ("out", k, [(kind,
     text)], stats, threshold) messages back; ("done", ...) at the end, or
     ("failed", k, message) when the store fails or the pipeline cannot start."""
-    from .pipeline_cli import _event, stream_pipeline, store_errors
+    from .pipeline_cli import _event, store_errors, stream_pipeline
 
     drift = []
     try:
@@ -74,25 +79,32 @@ def _worker_main(k, args, model_version, inbox, outbox):
             chunk = inbox.get()
             if chunk is None:
                 break
-            out = []
-            for number, line in chunk:
+            out, rows, metadata, numbers = [], [], [], []
+            for number, line in chunk:  # validated line by line, as one process would
                 try:
                     point, md = _event(line, names)
-                    alert = pipe.process(point, md)
+                    x = pipe._point(point)
+                    pipe._event_time(md.get("timestamp"), 0.0)
+                    pipe._ids(md)
                 except (ValueError, TypeError, OverflowError) as exc:
                     malformed += 1
                     out.append(("err", f"anomaly-fast stream: line {number}: skipped: {exc}"))
                     continue
+                rows.append(x)
+                metadata.append(md)
+                numbers.append(number)
+            if rows:
+                try:  # one store transaction per chunk (the pipeline decides row by row inside it)
+                    alerts = pipe.process_batch(np.vstack(rows), metadata)
                 except errors as exc:
-                    out.append(("err", f"anomaly-fast stream: line {number}: stopped: alert store error: {exc}"))
+                    out.append(("err", f"anomaly-fast stream: lines {numbers[0]}-{numbers[-1]}: stopped: "
+                                       f"alert store error (none of these lines was kept): {exc}"))
                     outbox.put(("out", k, out, dict(pipe.stats, malformed=malformed), pipe.threshold))
                     outbox.put(("failed", k, None))
                     return
-                if drift:
-                    out += [("err", json.dumps({"drift_event": e.to_dict()})) for e in drift]
-                    drift.clear()
-                if alert is not None:
-                    out.append(("alert", json.dumps(alert.to_dict(), default=str)))
+                out += [("err", json.dumps({"drift_event": e.to_dict()})) for e in drift]
+                drift.clear()
+                out += [("alert", json.dumps(a.to_dict(), default=str)) for a in alerts]
             outbox.put(("out", k, out, dict(pipe.stats, malformed=malformed), pipe.threshold))
         outbox.put(("done", k, dict(pipe.stats, malformed=malformed), pipe.threshold))
     finally:

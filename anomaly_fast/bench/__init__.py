@@ -27,6 +27,8 @@ SUITES = {
                    "TSB-AD-style VUS-PR / AUC-PR / AUC-ROC and held-out alarm figures on NAB"),
     "ensemble-latency": ("anomaly_fast.bench.ensemble_latency",
                          "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
+    "stores": ("anomaly_fast.bench.stores",
+               "AnomalyPipeline events/s on SQLite vs PostgreSQL, stream --workers 1/2/4 (needs a server)"),
     "scale-out": ("anomaly_fast.bench.scale_out",
                   "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)"),
 }
