@@ -19,7 +19,11 @@ from ..cli import HelpFormatter
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="anomaly-fast bench stores", formatter_class=HelpFormatter, description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="anomaly-fast bench stores", formatter_class=HelpFormatter,
+        description="AnomalyPipeline events/s on SQLite and on PostgreSQL in the same run (one process: process per "
+                    "event and process_batch), and anomaly-fast stream with 1, 2, 4 workers on each store. Needs a "
+                    "PostgreSQL server: --postgres URL, or the URL that .ci/postgres start prints.")
     p.add_argument("--postgres", default=os.environ.get("ANOMALY_FAST_TEST_POSTGRES"),
                    help="PostgreSQL URL (default: $ANOMALY_FAST_TEST_POSTGRES)")
     p.add_argument("--n-events", type=int, default=20000, help="events per measurement")
@@ -47,6 +51,7 @@ def main(argv=None):
     from ..alert_store_postgres import PostgresAlertStore
     from ..pipeline import AnomalyPipeline
     from ..pipeline_cli import fit_main, stream_main
+    from ..stream_workers import run_workers
 
     rng = np.random.default_rng(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="bench-stores-"))
@@ -97,13 +102,14 @@ def main(argv=None):
             pipe.close()
         for label, rate, alerts in rows:
             print(f"  {label:<48} {rate:>10,.0f} events/s  {alerts} alerts")
+        print("stream (JSON lines in, alerts out; --workers: chunks of lines, one process_batch per chunk):")
         lines = "".join(
             json.dumps({"entity_id": entities[i], "timestamp": times[i],
                         "features": dict(zip(train.columns, X[i].tolist()))}) + "\n"
             for i in range(args.n_events)
         )
         for kind in ("sqlite", "postgres"):
-            for n in [int(w) for w in args.workers.split(",")]:
+            for n in [0] + [int(w) for w in args.workers.split(",")]:  # 0: the one-process path (no workers)
                 if kind == "sqlite":
                     store = str(tmp / f"{uuid.uuid4().hex}.db")
                 else:
@@ -112,14 +118,22 @@ def main(argv=None):
                     sep = "&" if "?" in args.postgres else "?"
                     store = f"{args.postgres}{sep}schema={schema}"
                 out, err = io.StringIO(), io.StringIO()
-                argv = ["--model", str(tmp / "models"), "--store", store, "--workers", str(n), "--no-monitor",
-                        "--threshold", f"{threshold!r}", "--suppression-window", "0", "--progress-every", "0"]
+                options = dict(model=str(tmp / "models"), model_version="latest", deprecated_version=None,
+                               store=store, workers=n, no_monitor=True, threshold=threshold, suppression_window=0.0,
+                               tiers=None, timestamp_unit="s", busy_timeout=60.0, progress_every=0.0)
                 start = time.perf_counter()
-                code = stream_main(argv, stdin=io.StringIO(lines), stdout=out, stderr=err)
+                if n == 0:  # what `stream` does without --workers: process() per line in this process
+                    argv = ["--model", options["model"], "--store", store, "--no-monitor", "--threshold",
+                            repr(threshold), "--suppression-window", "0", "--progress-every", "0"]
+                    code = stream_main(argv, stdin=io.StringIO(lines), stdout=out, stderr=err)
+                    label = "stream, one process (no --workers)"
+                else:  # the --workers path, also with one worker
+                    code = run_workers(argparse.Namespace(**options), io.StringIO(lines), out, err)
+                    label = f"stream --workers {n}"
                 elapsed = time.perf_counter() - start
                 n_alerts = len(out.getvalue().splitlines())
-                print(f"  stream --workers {n}, {kind:<8} (JSON lines in, alerts out)  {args.n_events / elapsed:>10,.0f} "
-                      f"events/s  {n_alerts} alerts  exit {code}", flush=True)
+                print(f"  {label + ', ' + kind:<48} {args.n_events / elapsed:>10,.0f} events/s  {n_alerts} alerts"
+                      f"  exit {code}", flush=True)
     finally:
         for schema in schemas:
             _drop(args.postgres, schema)
