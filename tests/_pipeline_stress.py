@@ -43,6 +43,17 @@ def shard_of(entity, n_shards):
     return zlib.crc32(entity.encode()) % n_shards
 
 
+def open_spec(spec, **kwargs):
+    """The store of a command-line spec: a ``postgresql://...?schema=S``
+    URL or a SQLite file path."""
+    spec = str(spec)
+    if spec.startswith("postgresql://"):
+        from anomaly_fast.pipeline.alert_store_postgres import PostgresAlertStore
+
+        return PostgresAlertStore(spec, **kwargs)
+    return SQLiteAlertStore(spec, "NORMAL", **kwargs)
+
+
 def pipeline(store, monitor=True):
     return AnomalyPipeline(fitted_model(), threshold=0.7, suppression_window=20.0, tiers=TIERS, store=store,
                            model_version="m", monitor_features=monitor, min_feedback=3, feedback_window=10)
@@ -167,16 +178,19 @@ def process_main(argv):
     on some alerts."""
     store, shard, n_shards, mode = argv[0], int(argv[1]), int(argv[2]), argv[3]
     X, entities, ts = make_stream(7, 1200, 16)
-    if mode == "entity":
+    if mode.startswith("entity"):
         rows = [r for r in range(len(X)) if shard_of(entities[r], n_shards) == shard]
     else:
         rows = [r for r in range(len(X)) if r % n_shards == shard]
-    pipe = pipeline(SQLiteAlertStore(store, "NORMAL", busy_timeout=60.0))
+    pipe = pipeline(open_spec(store, busy_timeout=60.0))
     rng = random.Random(shard)
     returned = []
     for start in range(0, len(rows), 50):
         got = feed(pipe, X, entities, ts, rows[start : start + 50], rng)
         returned += got
+        if mode == "entity-live":  # the parent may kill -9 it between two chunks or inside one
+            for a in got:
+                print(a.alert_id, flush=True)
         if mode == "feedback":
             for a in got[:3]:
                 pipe.feedback(a.alert_id, rng.random() < 0.6)
@@ -187,7 +201,7 @@ def process_main(argv):
 
 def one_process_alerts(store):
     X, entities, ts = make_stream(7, 1200, 16)
-    pipe = pipeline(SQLiteAlertStore(store, "NORMAL"))
+    pipe = pipeline(store if not isinstance(store, (str, Path)) else SQLiteAlertStore(store, "NORMAL"))
     feed(pipe, X, entities, ts, list(range(len(X))), random.Random(0))
     alerts = pipe.alerts()
     pipe.close()
@@ -279,6 +293,24 @@ def adapt_main(argv):
     for s in range(0, X.shape[0], 50):
         for a in pipe.process_batch(X[s : s + 50], {k: v[s : s + 50] for k, v in meta.items()}):
             print(a.alert_id, a.model_version, flush=True)
+def serve_main(argv):
+    """``python _pipeline_stress.py serve STORE``: a pipeline worker taking
+    JSON commands on stdin, one per line -- ``["process", point, metadata]``
+    or ``["feedback", alert_id, label]`` -- and answering each with a JSON
+    line ``{"alert": id or null, "threshold": t}`` (a worker of a fleet
+    sharing the store)."""
+    pipe = pipeline(open_spec(argv[0], busy_timeout=60.0), monitor=False)
+    print(json.dumps({"threshold": pipe.threshold}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        alert = None
+        if command[0] == "process":
+            got = pipe.process(command[1], command[2])
+            alert = None if got is None else got.alert_id
+        else:
+            pipe.feedback(command[1], command[2])
+        print(json.dumps({"alert": alert, "threshold": pipe.threshold}), flush=True)
+    pipe.close()
     return 0
 
 
@@ -287,4 +319,6 @@ if __name__ == "__main__":
         sys.exit(replay_main(sys.argv[2:]))
     if sys.argv[1] == "adapt":
         sys.exit(adapt_main(sys.argv[2:]))
+    if sys.argv[1] == "serve":
+        sys.exit(serve_main(sys.argv[2:]))
     sys.exit(process_main(sys.argv[1:]))

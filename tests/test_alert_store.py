@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 import threading
+import uuid
 
 import numpy as np
 import pytest
@@ -30,15 +31,37 @@ def alert(i, entity="a", ts=None):
             "model_version": "m", "context": {"reason": "new"}}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
+    if request.param == "postgres":
+        yield request.getfixturevalue("new_postgres_store")()
+        return
     s = MemoryAlertStore(100) if request.param == "memory" else SQLiteAlertStore(tmp_path / "a.db", "NORMAL")
     yield s
     s.close()
 
 
-def test_both_stores_implement_the_interface(store):
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_store(request, tmp_path):
+    """Factory of durable stores of one backend: ``durable_store(name, **options)``
+    opens (again, for the same name) the store called ``name``."""
+    if request.param == "postgres":
+        make = request.getfixturevalue("new_postgres_store")
+        tag = uuid.uuid4().hex[:12]
+        return lambda name, **kw: make(schema=f"t_{tag}_{name}", **kw)
+    opened = []
+    request.addfinalizer(lambda: [s.close() for s in opened])
+
+    def open_sqlite(name, **kw):
+        opened.append(SQLiteAlertStore(tmp_path / f"{name}.db", "NORMAL", **kw))
+        return opened[-1]
+
+    return open_sqlite
+
+
+def test_every_store_implements_the_interface(store):
     assert isinstance(store, AlertStore) and store.schema_version == SCHEMA_VERSION
+    assert store.shared == store.durable  # a durable store may be shared by processes
 
 
 def test_a_transaction_keeps_all_or_nothing_and_the_original_error(store):
@@ -220,32 +243,101 @@ def test_a_store_of_the_previous_schema_opens_migrated(tmp_path):
     assert [v for v, _, _ in SQLiteAlertStore(path).schema_migrations()] == list(range(1, SCHEMA_VERSION + 1))  # once
 
 
-def test_retention_by_rows_and_by_age_in_batches(tmp_path):
-    store = SQLiteAlertStore(tmp_path / "a.db", "NORMAL", max_rows=10, retention_batch=3)
+def test_retention_by_rows_and_by_age_in_batches(durable_store):
+    store = durable_store("a", max_rows=10, retention_batch=3)
     store.add_alerts([alert(i) for i in range(25)])
     for i in range(25):
         store.add_feedback(f"id{i}", True, 0.0)
     assert store.apply_retention() == 15
     assert [a["alert_id"] for a in store.alerts()] == [f"id{i}" for i in range(15, 25)]
     assert len(store.feedback()) == 10  # feedback of deleted alerts goes with them
-    store.close()
-    aged = SQLiteAlertStore(tmp_path / "b.db", "NORMAL", max_age=100.0, retention_batch=7)
+    aged = durable_store("b", max_age=100.0, retention_batch=7)
     aged.add_alerts([alert(i, ts=10.0 * i) for i in range(50)])  # latest at t=490
     aged.add_drift_events([DriftEvent(5.0, "x0", "drift", 0.1, "d"), DriftEvent(480.0, "x0", "drift", 0.1, "d")])
     assert aged.apply_retention() == 39
     assert min(a["timestamp"] for a in aged.alerts()) == 390.0
     assert [d["timestamp"] for d in aged.drift_events()] == [480.0]
-    aged.close()
 
 
-def test_the_pipeline_applies_retention_as_alerts_come(tmp_path, monkeypatch):
+def test_the_pipeline_applies_retention_as_alerts_come(durable_store, monkeypatch):
     from anomaly_fast.pipeline import orchestration as pipeline_module
 
     monkeypatch.setattr(pipeline_module, "_RETENTION_EVERY", 5)
     model = IsolationForest(random_state=0).fit(np.random.RandomState(0).normal(size=(300, 2)))
-    store = SQLiteAlertStore(tmp_path / "a.db", "NORMAL", max_rows=8)
+    store = durable_store("a", max_rows=8)
     pipe = AnomalyPipeline(model, store=store, suppression_window=0.0, monitor_features=False)
     for t in range(40):
         pipe.process([40.0, -40.0], {"entity_id": "a", "timestamp": float(t)})
     assert pipe.stats["alerts"] == 40 and store.count_alerts() <= 8 + 5
     assert [a["timestamp"] for a in pipe.iter_alerts(page_size=3)] == [a["timestamp"] for a in pipe.alerts()]
+
+
+# -- PostgreSQL specifics ----------------------------------------------------------------
+def test_open_store_takes_a_postgresql_url(postgres_url):
+    from anomaly_fast.pipeline.alert_store import open_store
+    from anomaly_fast.pipeline.alert_store_postgres import PostgresAlertStore
+
+    store = open_store(postgres_url)
+    assert isinstance(store, PostgresAlertStore) and store.schema == "anomaly_fast"
+    store.close()
+
+
+def test_postgres_schema_is_versioned_and_migrated_once(new_postgres_store):
+    store = new_postgres_store()
+    assert [v for v, _, _ in store.schema_migrations()] == [2, 3, 4] and SCHEMA_VERSION == 4  # a new schema starts at 2 (= SQLite v2)
+    store.add_alerts([alert(0)])
+    again = new_postgres_store(schema=store.schema)  # a second process opening it: nothing to migrate
+    assert [v for v, _, _ in again.schema_migrations()] == [2, 3, 4]
+    assert again.alerts() == store.alerts() and again.alerts()[0]["features"] == {"x0": 1.0}
+    store._conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    with pytest.raises(ValueError, match="schema version 99 is newer"):
+        new_postgres_store(schema=store.schema)
+
+
+def test_postgres_stores_in_two_schemas_are_independent(new_postgres_store):
+    a, b = new_postgres_store(), new_postgres_store()
+    a.add_alerts([alert(0)])
+    assert (a.count_alerts(), b.count_alerts()) == (1, 0)
+    with a.transaction():  # each schema has its own lock: b writes while a holds its own
+        b.add_alerts([alert(0)])
+    assert b.count_alerts() == 1
+
+
+def test_postgres_busy_store_waits_busy_timeout_then_says_so(new_postgres_store):
+    store = new_postgres_store(busy_timeout=0.1)
+    other = new_postgres_store(schema=store.schema)
+    with other.transaction():  # holds the store's lock, like another process mid-write
+        with pytest.raises(StoreBusyError, match="locked by another writer for more than 0.1 s"):
+            store.add_alerts([alert(0)])
+    store.add_alerts([alert(0)])  # usable once the other writer committed
+    assert other.count_alerts() == 1
+
+
+def test_postgres_values_round_trip_exactly(new_postgres_store):
+    store = new_postgres_store()
+    a = alert(0, ts=1.7e9 + 0.123456789)
+    a.update(score=0.1 + 0.2, features={"x0": float("nan"), "x 1": -0.0, "é": 1e-300}, context={"k": [1, {"z": None}]})
+    store.add_alerts([a])
+    got = store.alerts()[0]
+    assert got["timestamp"] == a["timestamp"] and got["score"] == 0.1 + 0.2
+    assert math.isnan(got["features"]["x0"]) and got["features"]["é"] == 1e-300 and got["context"] == a["context"]
+    store.add_threshold_change({"timestamp": 1.0, "event_time": -math.inf, "old": None, "new": 0.7, "reason": "r"})
+    assert store.threshold_history()[0]["event_time"] == -math.inf and store.threshold_history()[0]["old"] is None
+    assert store.event_time_watermark() == a["timestamp"]  # -inf stamps are not a watermark
+
+
+def test_an_unreachable_postgres_server_gets_a_connection_error():
+    pytest.importorskip("psycopg")
+    from anomaly_fast.pipeline.alert_store_postgres import PostgresAlertStore
+
+    with pytest.raises(ConnectionError, match="cannot connect to the PostgreSQL alert store"):
+        PostgresAlertStore("postgresql://nobody@127.0.0.1:1/none", connect_timeout=2)
+
+
+def test_postgres_store_refuses_bad_parameters(postgres_url):
+    from anomaly_fast.pipeline.alert_store_postgres import PostgresAlertStore
+
+    with pytest.raises(ValueError, match="schema must be a plain identifier"):
+        PostgresAlertStore(postgres_url, schema='x"; DROP TABLE alerts; --')
+    with pytest.raises(ValueError, match="busy_timeout"):
+        PostgresAlertStore(postgres_url, busy_timeout=-1)

@@ -67,15 +67,15 @@ LAYERS = {
     **dict.fromkeys(
         [
             "pipeline", "pipeline.orchestration", "pipeline.events", "pipeline.suppression", "pipeline.threshold",
-            "pipeline.alert_store", "pipeline.registry", "pipeline.adaptation", "scale_out",
+            "pipeline.alert_store", "pipeline.alert_store_postgres", "pipeline.registry", "pipeline.adaptation", "scale_out",
         ],
         PRODUCTION,
     ),
     **dict.fromkeys(
         [
-            "cli", "__main__", "pipeline.cli", "_fuzz", "_fuzz_forest", "_fuzz_streaming",
+            "cli", "__main__", "pipeline.cli", "pipeline.stream_workers", "_fuzz", "_fuzz_forest", "_fuzz_streaming",
             "bench", "bench._data", "bench._timing", "bench.ensemble_latency", "bench.evaluate", "bench.forest",
-            "bench.nab", "bench.adaptation", "bench.pipeline", "bench.scale_out", "bench.streaming", "bench.timeseries",
+            "bench.nab", "bench.adaptation", "bench.stores", "bench.pipeline", "bench.scale_out", "bench.streaming", "bench.timeseries",
         ],
         INTERFACES,
     ),

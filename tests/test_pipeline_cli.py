@@ -257,3 +257,24 @@ def test_stream_reports_its_counters_on_stderr_every_progress_interval(registry,
     stream_main(["--model", str(registry), "--progress-every", "0"],
                 stdin=_SlowLines(events(rng, 35), clock), stdout=io.StringIO(), stderr=err)
     assert '"progress"' not in err.getvalue()
+
+
+def test_stream_workers_need_a_shared_store_and_report_a_store_that_cannot_open(registry, rng, tmp_path):
+    with pytest.raises(SystemExit):  # in-memory stores cannot be shared by processes
+        stream_main(["--model", str(registry), "--workers", "2"], stdin=io.StringIO(""))
+    code, alerts, summary, err = run_stream(
+        ["--model", str(registry), "--workers", "2", "--store", str(tmp_path / "no" / "such" / "a.db")], events(rng, 20)
+    )
+    assert code == 2 and alerts == [] and summary["events"] == 0
+    assert "anomaly-fast stream: error: worker" in err and "could not start" in err
+
+
+def test_stream_workers_on_sqlite_store_what_one_process_stores(registry, rng, tmp_path):
+    text = events(rng, 400, n_entities=7, malformed=[(3, "{"), (50, '{"entity_id": "h1", "features": {"a": "x"}}')])
+    one = run_stream(["--model", str(registry), "--store", str(tmp_path / "one.db"), "--threshold", "0.6"], text)
+    two = run_stream(["--model", str(registry), "--store", str(tmp_path / "two.db"), "--threshold", "0.6",
+                      "--workers", "2"], text)
+    assert one[0] == two[0] == 0 and len(one[1]) > 5
+    key = lambda a: a["alert_id"]  # noqa: E731
+    assert sorted(two[1], key=key) == sorted(one[1], key=key)
+    assert two[2] == one[2] and one[2]["malformed"] == 2

@@ -29,6 +29,8 @@ SUITES = {
                          "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
     "adaptation": ("anomaly_fast.bench.adaptation",
                    "AnomalyPipeline(adapt=...): mean shifts, incidents, walks; latency with a promotion"),
+    "stores": ("anomaly_fast.bench.stores",
+               "AnomalyPipeline events/s on SQLite vs PostgreSQL, stream --workers 1/2/4 (needs a server)"),
     "scale-out": ("anomaly_fast.bench.scale_out",
                   "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)"),
 }

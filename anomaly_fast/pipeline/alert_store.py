@@ -107,6 +107,12 @@ class AlertStore(ABC):
 
     schema_version = SCHEMA_VERSION
     durable = False
+    #: True when other processes may write the store: a pipeline then reads
+    #: the threshold changes they committed at the start of every
+    #: ``process`` / ``process_batch`` call (one indexed query), so feedback
+    #: given to any pipeline of the store moves every pipeline's threshold
+    #: from its next call on.
+    shared = False
 
     def __init__(self, max_id_length=MAX_ID_LENGTH, max_metadata_bytes=MAX_METADATA_BYTES):
         self.max_id_length = int(max_id_length)
@@ -436,6 +442,7 @@ class SQLiteAlertStore(AlertStore):
     """
 
     durable = True
+    shared = True
 
     def __init__(
         self,
@@ -910,12 +917,18 @@ def _drift_key(d):
 
 
 def open_store(store, max_alerts=10_000):
-    """``None`` -> :class:`MemoryAlertStore`; a path (str/Path) ->
-    :class:`SQLiteAlertStore`; an :class:`AlertStore` is returned as is."""
+    """``None`` -> :class:`MemoryAlertStore`; a ``postgresql://`` URL ->
+    :class:`~anomaly_fast.pipeline.alert_store_postgres.PostgresAlertStore`; a path
+    (str/Path) -> :class:`SQLiteAlertStore`; an :class:`AlertStore` is
+    returned as is."""
     if store is None:
         return MemoryAlertStore(max_alerts)
     if isinstance(store, AlertStore):
         return store
+    if isinstance(store, str) and store.split("://", 1)[0] in ("postgresql", "postgres"):
+        from .alert_store_postgres import PostgresAlertStore
+
+        return PostgresAlertStore(store)
     if isinstance(store, (str, bytes)) or hasattr(store, "__fspath__"):
         return SQLiteAlertStore(store)
-    raise TypeError(f"store must be None, a path to a SQLite file or an alert store, got {type(store).__name__}")
+    raise TypeError(f"store must be None, a postgresql:// URL, a path to a SQLite file or an alert store, got {type(store).__name__}")

@@ -351,6 +351,46 @@ def _event(line, names):
 _clock = time.monotonic  # the stream's progress clock (a test replaces it)
 
 
+def store_errors():
+    """The exception types of a failing alert store (SQLite, PostgreSQL when
+    psycopg is installed, the OS)."""
+    try:
+        import psycopg
+    except ImportError:
+        return (OSError, sqlite3.Error)
+    return (OSError, sqlite3.Error, psycopg.Error)
+
+
+def open_cli_store(store, busy_timeout):
+    """``--store``: None (memory), a ``postgresql://`` URL or a SQLite file."""
+    if store is None:
+        return None
+    from .alert_store import SQLiteAlertStore
+    from .alert_store_postgres import PostgresAlertStore, is_postgres_url
+
+    if is_postgres_url(store):
+        return PostgresAlertStore(store, busy_timeout=busy_timeout)
+    return SQLiteAlertStore(store, busy_timeout=busy_timeout)
+
+
+def stream_pipeline(args, model_version, on_drift, store=None, adapt=None):
+    """(pipeline, feature names) of ``anomaly-fast stream``'s options (the
+    store opened from ``--store`` unless given)."""
+    from .orchestration import AnomalyPipeline
+
+    model, meta = load_registered(args.model, model_version)
+    names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
+    training = meta.get("training_data")
+    pipe = AnomalyPipeline(
+        model, threshold=args.threshold, suppression_window=args.suppression_window,
+        tiers=args.tiers, store=store if store is not None else open_cli_store(args.store, args.busy_timeout),
+        model_version=meta["version"], monitor_features=not args.no_monitor, feature_names=names,
+        reference=None if not training else {"min": training["min"], "max": training["max"]},
+        on_drift=on_drift, timestamp_unit=args.timestamp_unit, explain=getattr(args, "explain", 0), adapt=adapt,
+    )
+    return pipe, names
+
+
 def _summary(stats, malformed, threshold, stderr, key="summary", pipe=None):
     summary = dict(stats, malformed=malformed, threshold=threshold)
     if pipe is not None and pipe.adapt:  # the model in use and the promotions so far
@@ -371,7 +411,9 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
                     "from the store's is recorded as a threshold change).")
     parser.add_argument("--model", required=True, help="model registry folder or one version's folder")
     add_model_version_option(parser)
-    parser.add_argument("--store", default=None, help="SQLite alert store file (default: in memory, lost at exit)")
+    parser.add_argument("--store", default=None,
+                        help="alert store: a SQLite file, or a postgresql:// URL (pip install 'anomaly_fast[postgres]') "
+                             "that pipelines on any machines can share (default: in memory, lost at exit)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="alert threshold in [0, 1] (default: the store's current one, 0.7 for a new store)")
     parser.add_argument("--suppression-window", type=float, default=300.0,
@@ -391,20 +433,33 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
                         help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)')
     add_explain_option(parser, "each alert's 'explanation' lists the K features with the largest "
                                "contributions to its score")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="pipeline processes sharing --store (required when > 1): each event goes to worker "
+                             "crc32(str(entity_id)) %% N, so an entity's events stay in order in one worker; "
+                             "the alerts are those of one process, in no fixed order across workers")
     args = parser.parse_args(argv)
     if args.progress_every < 0:
         parser.error("--progress-every must be >= 0")
     if args.explain < 0:
         parser.error("--explain must be >= 0")
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    from .alert_store import SQLiteAlertStore
-    from .orchestration import STAT_KEYS, AnomalyPipeline
+    from .orchestration import STAT_KEYS
 
+    if args.workers > 1:
+        from .stream_workers import run_workers
+
+        if args.store is None:
+            parser.error("--workers > 1 needs a --store the workers share (a SQLite file or a postgresql:// URL)")
+        if args.adapt:
+            parser.error("--adapt needs one pipeline process (--workers 1): adaptation decides on the whole stream")
+        return run_workers(args, stdin, stdout, stderr)
     try:
         version = model_version_arg(args, "stream", stderr)
-        store = None if args.store is None else SQLiteAlertStore(args.store, busy_timeout=args.busy_timeout)
+        store = open_cli_store(args.store, args.busy_timeout)
         adapt = None
         if args.adapt:
             from .adaptation import AdaptationPolicy
@@ -419,20 +474,12 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
                     print(json.dumps({"model_change": c}, default=str), file=stderr, flush=True) for c in changes
                 ],
             )
-        model, meta = load_registered(args.model, version)
-        names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
-        training = meta.get("training_data")
-        pipe = AnomalyPipeline(
-            model, threshold=args.threshold, suppression_window=args.suppression_window,
-            tiers=args.tiers, store=store, model_version=meta["version"],
-            monitor_features=not args.no_monitor, feature_names=names,
-            reference=None if not training else {"min": training["min"], "max": training["max"]},
-            on_drift=lambda events: [
-                print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events
-            ],
-            timestamp_unit=args.timestamp_unit, explain=args.explain, adapt=adapt,
+        pipe, names = stream_pipeline(
+            args, version,
+            lambda events: [print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events],
+            store=store, adapt=adapt,
         )
-    except (ValueError, TypeError, OSError, sqlite3.Error) as exc:
+    except (ValueError, TypeError, NotImplementedError, *store_errors()) as exc:
         code = _fail("stream", exc, stderr)
         _summary(dict.fromkeys(STAT_KEYS, 0), 0, args.threshold, stderr)
         return code
@@ -452,7 +499,7 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
             malformed += 1
             print(f"anomaly-fast stream: line {number}: skipped: {exc}", file=stderr, flush=True)
             continue
-        except (OSError, sqlite3.Error) as exc:  # the store failed: stop, nothing of this line was kept
+        except store_errors() as exc:  # the store failed: stop, nothing of this line was kept
             print(f"anomaly-fast stream: line {number}: stopped: alert store error: {exc}", file=stderr, flush=True)
             code = 1
             break

@@ -600,6 +600,8 @@ class AnomalyPipeline:
         with self._lock:
             if self._closed:
                 raise ValueError("the pipeline is closed")
+            if self.store.shared:  # other processes may have changed the threshold
+                self._refresh_thresholds()
             if self._adapter is not None:
                 return self._process_adapting(x, X, ts, metadata)
             unscorable = None
@@ -693,6 +695,8 @@ class AnomalyPipeline:
         self._check_unit(float(ts.max()))
         with self._lock:
             self._check_open()
+            if self.store.shared:
+                self._refresh_thresholds()
             finite = ~np.isinf(X).any(axis=1) if self._score_nan else np.isfinite(X).all(axis=1)
             n_finite = int(finite.sum())
             thresholds = self._thresholds.at_many(ts)

@@ -1,0 +1,460 @@
+"""The alert store on PostgreSQL (psycopg 3): one store shared by pipeline
+processes on any number of machines, which then behave as one pipeline.
+
+Install with ``pip install "anomaly_fast[postgres]"``.  Select it with
+``AnomalyPipeline(..., store="postgresql://user@host/db")`` or
+``anomaly-fast stream --store postgresql://...``.
+
+How N processes behave as one
+-----------------------------
+Every write transaction takes one transaction-level advisory lock of the
+store (``pg_advisory_xact_lock``; one lock per store *schema*) right after
+``BEGIN``, exactly where :class:`~anomaly_fast.alert_store.SQLiteAlertStore`
+takes SQLite's write lock with ``BEGIN IMMEDIATE``.  So what a pipeline reads
+inside its write transaction -- whether an event key is already alerted, the
+entity's latest alert that may suppress it, the threshold changes and the
+feedback labels -- is everything every other process has committed, and no
+other process can commit between that read and this transaction's commit.
+Only the calls that write take the lock: events below the threshold (the
+vast majority) are scored in parallel without it.  The alerts' ``seq``
+(the cursor of :meth:`~PostgresAlertStore.page_alerts`) is assigned under the
+lock, so it follows commit order and paging never skips a row committed
+late.
+"""
+
+import json
+import math
+import time
+import zlib
+
+from .alert_store import (
+    _ALERT_COLUMNS,
+    _DRIFT_COLUMNS,
+    _MODEL_CHANGE_COLUMNS,
+    _THRESHOLD_COLUMNS,
+    MAX_ID_LENGTH,
+    MAX_METADATA_BYTES,
+    SCHEMA_VERSION,
+    AlertStore,
+    StoreBusyError,
+    _alert_dict,
+    _alert_row,
+    _row_alert,
+)
+
+__all__ = ["PostgresAlertStore", "is_postgres_url"]
+
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS alerts (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id TEXT NOT NULL UNIQUE,
+    event_key TEXT NOT NULL UNIQUE,
+    timestamp DOUBLE PRECISION NOT NULL,
+    entity_id TEXT NOT NULL,
+    score DOUBLE PRECISION NOT NULL,
+    tier TEXT NOT NULL,
+    threshold DOUBLE PRECISION NOT NULL,
+    features TEXT NOT NULL,
+    detector TEXT NOT NULL,
+    model_version TEXT,
+    context TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_entity_time ON alerts (entity_id, timestamp, seq);
+CREATE INDEX IF NOT EXISTS alerts_time ON alerts (timestamp);
+CREATE TABLE IF NOT EXISTS feedback (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    is_true_positive BOOLEAN NOT NULL,
+    timestamp DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_alert ON feedback (alert_id, seq);
+CREATE TABLE IF NOT EXISTS drift_events (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    timestamp DOUBLE PRECISION NOT NULL,
+    feature TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    detail TEXT NOT NULL,
+    UNIQUE (timestamp, feature, kind)
+);
+CREATE TABLE IF NOT EXISTS threshold_history (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    timestamp DOUBLE PRECISION NOT NULL,
+    event_time DOUBLE PRECISION NOT NULL,
+    old DOUBLE PRECISION,
+    new DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL
+)
+"""
+
+# version -> (description, SQL script).  A PostgreSQL store starts at the
+# schema that SQLite stores reach with their version 2, so one version
+# number means one logical schema on both backends.
+_MODEL_CHANGES = """
+CREATE TABLE IF NOT EXISTS model_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    timestamp DOUBLE PRECISION NOT NULL,
+    event_index BIGINT NOT NULL,
+    event_time DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    version TEXT,
+    previous TEXT,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    UNIQUE (event_index, kind)
+)
+"""
+
+MIGRATIONS = {
+    2: ("alerts, feedback, drift events, threshold history stamped with event time; unambiguous event keys",
+        _SCHEMA_V2),
+    3: ("alerts carry an explanation (top features with contributions and values)",
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS explanation TEXT NOT NULL DEFAULT '[]'"),
+    4: ("model changes of the adaptation policy (promotions)", _MODEL_CHANGES),
+}
+_FIRST_VERSION = min(MIGRATIONS)
+
+
+def is_postgres_url(store):
+    """True for a ``postgresql://`` or ``postgres://`` connection URL."""
+    return isinstance(store, str) and store.split("://", 1)[0] in ("postgresql", "postgres")
+
+
+def _split_schema(url):
+    """(URL without its ``schema`` query parameter, that parameter or None)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    if not schemas:
+        return url, None
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schemas[-1]
+
+
+def _import_psycopg():
+    try:
+        import psycopg
+    except ImportError:
+        raise ImportError(
+            "the PostgreSQL alert store needs psycopg 3: pip install \"anomaly_fast[postgres]\""
+        ) from None
+    return psycopg
+
+
+class PostgresAlertStore(AlertStore):
+    """Alerts, feedback, drift events and threshold history in PostgreSQL.
+
+    The interface and the semantics of
+    :class:`~anomaly_fast.alert_store.SQLiteAlertStore` (transactions,
+    idempotency by event key, suppression read inside the write transaction,
+    event-time stamped threshold changes, retention, size caps), shared by
+    any number of processes on any machines: each write transaction holds
+    the store's advisory lock (see the module documentation), so N pipelines
+    sharing one store decide as one pipeline would.
+
+    Parameters
+    ----------
+    url : str
+        A libpq connection URL, e.g.
+        ``"postgresql://alerts@db.example/alerts"`` (password from
+        ``~/.pgpass`` or ``PGPASSWORD``, as for ``psql``).  A ``schema``
+        query parameter (``...?schema=fraud``) sets ``schema``.
+    schema : str, default=None
+        The PostgreSQL schema holding the tables (created when missing):
+        the URL's ``schema`` parameter, else ``"anomaly_fast"``.
+        Stores in different schemas of one database are independent.  A
+        schema written by an older version is migrated on open (each step
+        recorded in ``schema_migrations``); one from a newer version is
+        refused.
+    busy_timeout : float >= 0, default=5.0
+        Seconds to wait for another writer's transaction to end before
+        raising :class:`~anomaly_fast.alert_store.StoreBusyError`.
+    max_age, max_rows, retention_batch, max_id_length, max_metadata_bytes
+        As for :class:`~anomaly_fast.alert_store.SQLiteAlertStore`.
+    connect_timeout : float, default=10.0
+        Seconds to wait for the server when connecting.
+
+    Notes
+    -----
+    Durability is the server's: with PostgreSQL's defaults
+    (``synchronous_commit = on``, ``fsync = on``) a committed alert survives
+    a crash of the pipeline, of the server and of its machine.
+    One connection per store object; a store is safe to share between the
+    threads of a process (a transaction belongs to the thread that opened
+    it).  Open one store per process (a connection does not survive
+    ``fork``).
+    """
+
+    durable = True
+    shared = True
+
+    def __init__(
+        self,
+        url,
+        *,
+        schema=None,
+        busy_timeout=5.0,
+        max_age=None,
+        max_rows=None,
+        retention_batch=1000,
+        max_id_length=MAX_ID_LENGTH,
+        max_metadata_bytes=MAX_METADATA_BYTES,
+        connect_timeout=10.0,
+    ):
+        super().__init__(max_id_length, max_metadata_bytes)
+        psycopg = _import_psycopg()
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, got {type(url).__name__}")
+        url, url_schema = _split_schema(url)
+        if schema is not None and url_schema is not None and schema != url_schema:
+            raise ValueError(f"schema {schema!r} differs from the URL's schema parameter {url_schema!r}")
+        schema = schema or url_schema or "anomaly_fast"
+        if not (isinstance(schema, str) and schema.isidentifier() and len(schema) <= 63):
+            raise ValueError(f"schema must be a plain identifier of at most 63 characters, got {schema!r}")
+        if not (isinstance(busy_timeout, (int, float)) and busy_timeout >= 0):
+            raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}")
+        if max_age is not None and not max_age > 0:
+            raise ValueError(f"max_age must be > 0 seconds or None, got {max_age!r}")
+        if max_rows is not None and int(max_rows) < 1:
+            raise ValueError(f"max_rows must be >= 1 or None, got {max_rows!r}")
+        if int(retention_batch) < 1:
+            raise ValueError(f"retention_batch must be >= 1, got {retention_batch!r}")
+        self.url = url
+        self.schema = schema.lower()
+        self.busy_timeout = float(busy_timeout)
+        self.max_age = None if max_age is None else float(max_age)
+        self.max_rows = None if max_rows is None else int(max_rows)
+        self.retention_batch = int(retention_batch)
+        # one advisory lock per schema: stores in different schemas never wait for each other
+        self._lock_key = zlib.crc32(f"anomaly_fast:{self.schema}".encode()) - 2**31
+        self._errors = psycopg.errors
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
+                                         application_name="anomaly_fast")
+        except psycopg.OperationalError as exc:
+            raise ConnectionError(f"cannot connect to the PostgreSQL alert store: {exc}".strip()) from None
+        try:
+            # a lock wait beyond busy_timeout raises LockNotAvailable (-> StoreBusyError); 0 would mean "forever"
+            self._conn.execute(f"SET lock_timeout = {max(1, round(self.busy_timeout * 1000))}")
+            self._conn.execute(f'SET search_path = "{self.schema}"')
+            with self.transaction():  # under the store's lock: processes opening it at once migrate it once
+                self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __repr__(self):
+        return f"PostgresAlertStore(schema={self.schema!r})"
+
+    def _migrate(self):
+        conn = self._conn
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                     "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+        current = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise ValueError(f"schema version {current} is newer than this anomaly_fast's ({SCHEMA_VERSION}); upgrade it")
+        for version in range(max(current + 1, _FIRST_VERSION), SCHEMA_VERSION + 1):
+            description, script = MIGRATIONS[version]
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", (version, description, time.time()))
+
+    def schema_migrations(self):
+        """[(version, description, applied_at)] of the applied migrations."""
+        return [tuple(r) for r in self._read("SELECT * FROM schema_migrations ORDER BY version")]
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+
+    # -- transactions -----------------------------------------------------------
+    def _begin(self):
+        try:
+            self._conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
+        except self._errors.LockNotAvailable as exc:
+            self._conn.execute("ROLLBACK")
+            raise StoreBusyError(
+                f"alert store (schema {self.schema}) stayed locked by another writer for more than "
+                f"{self.busy_timeout:g} s (busy_timeout): {exc}".strip()
+            ) from None
+
+    def _commit(self):
+        self._conn.execute("COMMIT")
+
+    def _rollback(self):
+        if not self._conn.closed:
+            self._conn.execute("ROLLBACK")
+
+    def _write(self, sql, rows):
+        with self.transaction():
+            if rows:
+                with self._conn.cursor() as cur:
+                    cur.executemany(sql, rows)
+
+    def _read(self, sql, args=None):
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    # -- alerts -------------------------------------------------------------------
+    def add_alerts(self, alerts):
+        rows = []
+        for a in alerts:
+            d = _alert_dict(a)
+            rows.append(_alert_row(d, self._check_alert(d)))
+        try:
+            self._write(
+                f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_ALERT_COLUMNS))})",
+                rows,
+            )
+        except self._errors.UniqueViolation as exc:
+            raise ValueError(f"duplicate alert: {exc.diag.message_detail or exc}") from None
+
+    def existing_event_keys(self, keys):
+        keys = list(keys)
+        if not keys:
+            return set()
+        return {r[0] for r in self._read("SELECT event_key FROM alerts WHERE event_key = ANY(%s)", (keys,))}
+
+    def latest_alert(self, entity_id, at_or_before=None):
+        sql = "SELECT timestamp, tier, alert_id FROM alerts WHERE entity_id = %s"
+        args = (entity_id,)
+        if at_or_before is not None:
+            sql += " AND timestamp <= %s"
+            args = (entity_id, float(at_or_before))
+        rows = self._read(sql + " ORDER BY timestamp DESC, seq DESC LIMIT 1", args)
+        return tuple(rows[0]) if rows else None
+
+    def get_alert(self, alert_id):
+        rows = self._read(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE alert_id = %s", (alert_id,))
+        return _row_alert(rows[0]) if rows else None
+
+    def alerts(self, limit=None):
+        sql = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row_alert(r) for r in self._read(sql)[::-1]]
+
+    def page_alerts(self, after=0, limit=1000):
+        rows = self._read(
+            f"SELECT seq, {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE seq > %s ORDER BY seq LIMIT %s",
+            (int(after), int(limit)),
+        )
+        return [_row_alert(r[1:]) for r in rows], (rows[-1][0] if rows else int(after))
+
+    def count_alerts(self):
+        return self._read("SELECT COUNT(*) FROM alerts")[0][0]
+
+    # -- feedback, drift, threshold ------------------------------------------------------
+    def add_feedback(self, alert_id, is_true_positive, timestamp):
+        self._write("INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (%s, %s, %s)",
+                    [(alert_id, bool(is_true_positive), float(timestamp))])
+
+    def feedback(self, limit=None):
+        sql = "SELECT alert_id, is_true_positive, timestamp FROM feedback ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [{"alert_id": a, "is_true_positive": bool(t), "timestamp": ts} for a, t, ts in self._read(sql)[::-1]]
+
+    def latest_labels(self, n):
+        rows = self._read(
+            "SELECT alert_id, is_true_positive FROM feedback WHERE seq IN "
+            "(SELECT MAX(seq) FROM feedback GROUP BY alert_id) ORDER BY seq DESC LIMIT %s",
+            (int(n),),
+        )
+        return {a: bool(t) for a, t in rows[::-1]}
+
+    def add_drift_events(self, events):
+        self._write(
+            f"INSERT INTO drift_events ({', '.join(_DRIFT_COLUMNS)}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(float(e.timestamp), e.feature, e.kind, float(e.value), e.detail) for e in events],
+        )
+
+    def drift_events(self, limit=None):
+        sql = f"SELECT {', '.join(_DRIFT_COLUMNS)} FROM drift_events ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(zip(_DRIFT_COLUMNS, r)) for r in self._read(sql)[::-1]]
+
+    def add_threshold_change(self, change):
+        self._write(
+            f"INSERT INTO threshold_history ({', '.join(_THRESHOLD_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)",
+            [tuple(change[c] for c in _THRESHOLD_COLUMNS)],
+        )
+
+    def threshold_history(self, limit=None):
+        sql = f"SELECT {', '.join(_THRESHOLD_COLUMNS)} FROM threshold_history ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
+
+    def threshold_changes(self, after_seq=0):
+        return [tuple(r) for r in self._read(
+            "SELECT seq, event_time, new FROM threshold_history WHERE seq > %s ORDER BY seq", (int(after_seq),)
+        )]
+
+    def add_model_changes(self, changes):
+        self._write(
+            f"INSERT INTO model_changes ({', '.join(_MODEL_CHANGE_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * len(_MODEL_CHANGE_COLUMNS))}) ON CONFLICT (event_index, kind) DO NOTHING",
+            [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
+        )
+
+    def model_changes(self, limit=None):
+        sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        out = [dict(zip(_MODEL_CHANGE_COLUMNS, r)) for r in self._read(sql)[::-1]]
+        for d in out:
+            d["detail"] = json.loads(d["detail"])
+        return out
+
+    def event_time_watermark(self):
+        return self._read(
+            "SELECT GREATEST((SELECT MAX(timestamp) FROM alerts), (SELECT MAX(timestamp) FROM drift_events), "
+            "(SELECT MAX(event_time) FROM threshold_history WHERE event_time > %s), "
+            "(SELECT MAX(event_time) FROM model_changes WHERE event_time > %s))", (-math.inf, -math.inf)
+        )[0][0]
+
+    # -- retention ----------------------------------------------------------------
+    def apply_retention(self):
+        if self.max_age is None and self.max_rows is None:
+            return 0
+        deleted = 0
+        conn = self._conn
+        while True:
+            with self.transaction():
+                seqs = []
+                if self.max_age is not None:
+                    latest = conn.execute("SELECT MAX(timestamp) FROM alerts").fetchone()[0]
+                    if latest is not None:
+                        cutoff = latest - self.max_age
+                        seqs = [r[0] for r in conn.execute(
+                            "SELECT seq FROM alerts WHERE timestamp < %s ORDER BY seq LIMIT %s",
+                            (cutoff, self.retention_batch),
+                        )]
+                        conn.execute(
+                            "DELETE FROM drift_events WHERE seq IN (SELECT seq FROM drift_events "
+                            "WHERE timestamp < %s LIMIT %s)", (cutoff, self.retention_batch),
+                        )
+                if not seqs and self.max_rows is not None:
+                    excess = conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] - self.max_rows
+                    if excess > 0:
+                        seqs = [r[0] for r in conn.execute(
+                            "SELECT seq FROM alerts ORDER BY seq LIMIT %s", (min(excess, self.retention_batch),)
+                        )]
+                if seqs:
+                    conn.execute("DELETE FROM feedback WHERE alert_id IN "
+                                 "(SELECT alert_id FROM alerts WHERE seq = ANY(%s))", (seqs,))
+                    conn.execute("DELETE FROM alerts WHERE seq = ANY(%s)", (seqs,))
+            deleted += len(seqs)
+            if not seqs:
+                return deleted
+
+    def drop(self):
+        """Delete the store's schema and everything in it (tests, tear-down)."""
+        with self._lock:
+            self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
