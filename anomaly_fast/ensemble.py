@@ -9,7 +9,8 @@ from sklearn.base import OutlierMixin, clone
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._scores import (  # noqa: F401 - the calibration names were defined here: still importable from here
+from ._checks import all_finite
+from ._scores import (
     _OWN_DETECTORS,
     COMBINATIONS,
     NORMALIZATIONS,
@@ -18,12 +19,11 @@ from ._scores import (  # noqa: F401 - the calibration names were defined here: 
     fit_calibration,
     raw_anomaly_scores,
 )
-from ._checks import all_finite
-from .forest.base import BaseIsolationForest
 from ._sklearn_compat import BaseComposition as _BaseComposition
 from ._sklearn_compat import Interval, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
 from ._validation import check_state_fields, scoring_input
+from .forest.base import BaseIsolationForest
 from .forest.isolation_forest import IsolationForest
 from .local_outlier_factor import LocalOutlierFactor, uniform_rows
 
@@ -570,7 +570,7 @@ def takes_nan(estimator):
     ``allow_nan`` tag); members that do not see NaN imputed."""
     try:
         return bool(get_tags(estimator).input_tags.allow_nan)
-    except Exception:  # a member without scikit-learn tags
+    except Exception:  # noqa: BLE001 - a member without scikit-learn tags (any error) takes no NaN
         return False
 
 

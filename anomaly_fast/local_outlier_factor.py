@@ -12,10 +12,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from . import _lof
-from .forest.base import _chunks
 from ._sklearn_compat import Interval, RealNotInt, StrOptions
 from ._sklearn_compat import fit_context as _fit_context
 from ._validation import check_state_fields, scoring_input
+from .forest.base import _chunks
 
 __all__ = ["LocalOutlierFactor"]
 

@@ -50,8 +50,8 @@ def _derived_scores(model, X, methods):
     -score_samples``, ``decision_function = score_samples - offset_``,
     ``predict = -1 where decision_function < 0``); each method is called
     otherwise.  The derived values are bit-identical to the methods'."""
-    from .forest.base import BaseIsolationForest
     from .ensemble import AnomalyEnsemble
+    from .forest.base import BaseIsolationForest
 
     if len(methods) == 1 or not isinstance(model, (BaseIsolationForest, AnomalyEnsemble)):
         return {m: np.asarray(getattr(model, m)(X)) for m in methods}

@@ -126,7 +126,7 @@ def nan_speed(args):
         t = {}
         for key, model in models.items():
             score = model.predict if key.startswith("iso") else model.score_samples
-            t[key], _ = _best(lambda: score(X), 1 if key == "sk_if" else 3)
+            t[key], _ = _best(lambda score=score, X=X: score(X), 1 if key == "sk_if" else 3)
         print(f"| {name} | {X.shape[0]} | {t['af_if']:.3f} s | {t['sk_if']:.3f} s | {t['iso_if']:.3f} s | "
               f"{t['af_eif']:.3f} s | {t['iso_eif']:.3f} s | {t['sk_if'] / t['af_if']:.1f}x | "
               f"{t['iso_if'] / t['af_if']:.1f}x | {t['iso_eif'] / t['af_eif']:.1f}x |", flush=True)

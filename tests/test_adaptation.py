@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _streams import shifting_stream as stream
 from sklearn.base import BaseEstimator
 
 from anomaly_fast import AnomalyPipeline, IsolationForest, ModelRegistry
 from anomaly_fast.pipeline.adaptation import AdaptationPolicy
 from anomaly_fast.pipeline.alert_store import MemoryAlertStore, SQLiteAlertStore
-from _streams import shifting_stream as stream
 
 TESTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TESTS))

@@ -5,13 +5,13 @@ import pickle
 
 import numpy as np
 import pytest
+from _streams import river_adwin_run, synthetic_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import clone
 
 import anomaly_fast.streaming.adwin as adwin_module
 from anomaly_fast import ADWIN
-from _streams import river_adwin_run, synthetic_stream
 
 pytest.importorskip("river.drift")
 

@@ -341,3 +341,14 @@ def test_postgres_store_refuses_bad_parameters(postgres_url):
         PostgresAlertStore(postgres_url, schema='x"; DROP TABLE alerts; --')
     with pytest.raises(ValueError, match="busy_timeout"):
         PostgresAlertStore(postgres_url, busy_timeout=-1)
+
+
+def test_model_changes_are_stored_once_in_order_and_read_back_exactly(store):
+    change = dict(timestamp=1.5, event_index=10, event_time=100.0, kind="promotion", version="v2",
+                  previous="v1", reason="lasting change", detail={"rate": 0.01, "entities": ["a", "b"]})
+    store.add_model_changes([dict(change, event_index=3, kind="initial", version="v1", previous=None), change])
+    store.add_model_changes([change])  # a replay: already stored
+    got = store.model_changes()
+    assert [(c["event_index"], c["kind"]) for c in got] == [(3, "initial"), (10, "promotion")]
+    assert got[1] == change
+    assert store.model_changes(limit=1) == [change]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from anomaly_fast import ExtendedIsolationForest, IsolationForest
-from anomaly_fast.forest.format import FORMAT, FORMAT_V1, check_forest
+from anomaly_fast.forest.format import FORMAT_V1, check_forest
 from anomaly_fast.pipeline.registry import load_model
 
 DATA = Path(__file__).parent / "data"

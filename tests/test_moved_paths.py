@@ -42,8 +42,8 @@ def test_an_unknown_name_on_an_old_path_is_an_attribute_error_naming_both_paths(
 def test_the_new_paths_and_the_package_warn_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        from anomaly_fast.pipeline import AnomalyPipeline, parse_timestamp  # noqa: F401
         from anomaly_fast.forest import IsolationForest as IF  # noqa: F401
+        from anomaly_fast.pipeline import AnomalyPipeline, parse_timestamp  # noqa: F401
 
         for name in anomaly_fast.__all__:
             getattr(anomaly_fast, name)

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from sklearn.ensemble import IsolationForest as SkIsolationForest
 
 from anomaly_fast import AnomalyAlert, AnomalyPipeline, IsolationForest
-from anomaly_fast.pipeline.alert_store import MemoryAlertStore, SQLiteAlertStore
 from anomaly_fast.pipeline import event_key, parse_timestamp
+from anomaly_fast.pipeline.alert_store import MemoryAlertStore, SQLiteAlertStore
 
 # Points with known scores under the fixture model (pinned below).
 NORMAL = [0.0, 0.0]  # ~0.40

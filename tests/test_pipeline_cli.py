@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 from anomaly_fast.cli import COMMANDS
 from anomaly_fast.cli import main as cli_main
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 from anomaly_fast.pipeline.cli import fit_main, score_main, stream_main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,10 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 TESTS = Path(__file__).resolve().parent

@@ -12,7 +12,7 @@ import pytest
 
 from anomaly_fast import AnomalyPipeline, IsolationForest
 from anomaly_fast.pipeline import orchestration as pipeline_module
-from anomaly_fast.pipeline.alert_store import MemoryAlertStore, SQLiteAlertStore
+from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
 
 NORMAL, WARN, CRIT, EMERG = [0.0, 0.0], [2.5, 2.5], [3.0, 3.0], [40.0, -40.0]
 TIERS = {"warning": 0.7, "critical": 0.72, "emergency": 0.75}

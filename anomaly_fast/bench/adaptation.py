@@ -19,10 +19,10 @@ import time
 
 import numpy as np
 
-from ..pipeline.adaptation import AdaptationPolicy, fit_challenger
 from ..cli import HelpFormatter
 from ..forest.isolation_forest import IsolationForest
 from ..pipeline import AnomalyPipeline
+from ..pipeline.adaptation import AdaptationPolicy, fit_challenger
 
 __all__ = ["main", "stream"]
 

@@ -25,10 +25,9 @@ from sklearn.preprocessing import StandardScaler
 from ..cli import HelpFormatter, progress
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..evaluation import evaluate_detector
-from ..cli import HelpFormatter, progress
-from ._data import RESULTS, adbench_root, load_adbench_file, write_json
 from ..forest.extended_isolation_forest import ExtendedIsolationForest
 from ..forest.isolation_forest import IsolationForest
+from ._data import RESULTS, adbench_root, load_adbench_file, write_json
 
 __all__ = ["main"]
 

@@ -21,8 +21,8 @@ import numpy as np
 from .. import ExtendedIsolationForest, IsolationForest
 from .._scores import negated_scores
 from ..cli import HelpFormatter, progress
-from ._timing import best_time, latency
 from ._data import RESULTS, adbench_file, adbench_root, load_adbench_file, write_json
+from ._timing import best_time, latency
 
 __all__ = ["main"]
 

@@ -47,9 +47,9 @@ def main(argv=None):
         raise SystemExit("anomaly-fast bench stores: give --postgres URL (or eval \"$(.ci/postgres start DIR)\")")
     import pandas as pd
 
+    from ..pipeline import AnomalyPipeline
     from ..pipeline.alert_store import SQLiteAlertStore
     from ..pipeline.alert_store_postgres import PostgresAlertStore
-    from ..pipeline import AnomalyPipeline
     from ..pipeline.cli import fit_main, stream_main
     from ..pipeline.stream_workers import run_workers
 

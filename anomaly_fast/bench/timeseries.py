@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import HelpFormatter
-from ._timing import wall_and_cpu
 from ..evaluation import false_alarm_runs, window_hits, window_masks
+from ._timing import wall_and_cpu
 from .nab import load_nab, synthetic_cases
 
 __all__ = ["auc_pr", "auc_roc", "main", "vus_pr"]

@@ -5,8 +5,8 @@ from numbers import Integral
 import numpy as np
 
 from .. import _isolation
-from .base import BaseIsolationForest, SparseRows, compact_trees, kernel_input
 from .._sklearn_compat import Interval, StrOptions
+from .base import BaseIsolationForest, SparseRows, compact_trees, kernel_input
 
 __all__ = ["ExtendedIsolationForest"]
 

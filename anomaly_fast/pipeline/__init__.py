@@ -12,6 +12,7 @@
 - :mod:`.cli`: the ``fit`` / ``score`` / ``stream`` commands
 """
 
+from .adaptation import AdaptationPolicy
 from .orchestration import (  # noqa: F401 - the names the module anomaly_fast.pipeline had
     DEFAULT_THRESHOLD,
     DEFAULT_TIERS,
@@ -22,7 +23,5 @@ from .orchestration import (  # noqa: F401 - the names the module anomaly_fast.p
     event_key,
     parse_timestamp,
 )
-
-from .adaptation import AdaptationPolicy
 
 __all__ = ["AdaptationPolicy", "AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]

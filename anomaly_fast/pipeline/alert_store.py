@@ -525,7 +525,7 @@ class SQLiteAlertStore(AlertStore):
         with self._lock:
             return [tuple(r) for r in self._conn.execute("SELECT * FROM schema_migrations ORDER BY version")]
 
-    def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
+    def close(self):
         with self._lock:
             self._conn.close()
 

@@ -16,7 +16,6 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ..forest.explain import top_features
 from .._scores import calibrated_unit_scores, fit_calibration, unit_scores
 from .._sklearn_compat import (
     HasMethods,
@@ -24,6 +23,7 @@ from .._sklearn_compat import (
     StrOptions,
     validate_parameter_constraints,
 )
+from ..forest.explain import top_features
 from ..streaming.feature_monitor import FeatureMonitor
 from . import suppression
 from .adaptation import AdaptationPolicy, Adapter
@@ -79,7 +79,7 @@ def _scores_missing(detector, score_missing):
 
     try:
         takes = bool(get_tags(detector).input_tags.allow_nan)
-    except Exception:  # not a scikit-learn estimator
+    except Exception:  # noqa: BLE001 - not a scikit-learn estimator (any error): no NaN support
         takes = False
     if score_missing is True and not takes:
         raise ValueError("score_missing=True, but the detector does not take missing values (allow_nan tag)")

@@ -31,6 +31,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+from .._sklearn_compat import validate_estimator_params
+from ..forest.extended_isolation_forest import ExtendedIsolationForest
 from ..forest.format import (
     FORMAT,
     READABLE_FORMATS,
@@ -38,8 +40,6 @@ from ..forest.format import (
     array_dtype,
     array_names,
 )
-from .._sklearn_compat import validate_estimator_params
-from ..forest.extended_isolation_forest import ExtendedIsolationForest
 from ..forest.isolation_forest import IsolationForest
 
 __all__ = ["ModelRegistry", "data_fingerprint", "load_model", "model_version", "save_model"]
@@ -456,7 +456,7 @@ class ModelRegistry:
     ...     print(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
     ...     named = registry.load(registry.save(model, X, feature_names=["a", "b", "c"]))
     ...     print(list(named.feature_names_in_))
-    v-f0fa955030007219 ['v-f0fa955030007219']
+    v-e8e0d8f5e8fce7dc ['v-e8e0d8f5e8fce7dc']
     True
     ['a', 'b', 'c']
     """

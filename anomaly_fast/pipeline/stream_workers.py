@@ -28,7 +28,6 @@ import multiprocessing
 import queue
 import sys
 import threading
-import time
 import zlib
 
 import numpy as np
@@ -132,8 +131,8 @@ def run_workers(args, stdin, stdout, stderr):
     """Run ``anomaly-fast stream`` with ``args.workers`` pipeline processes;
     returns the exit status (0 done, 1 a worker or the store failed, 2 could
     not start)."""
-    from .orchestration import STAT_KEYS
     from .cli import _clock, _summary, model_version_arg
+    from .orchestration import STAT_KEYS
 
     n = args.workers
     model_version = model_version_arg(args, "stream", stderr)

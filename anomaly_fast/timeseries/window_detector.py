@@ -6,9 +6,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from ..forest.base import BaseIsolationForest
 from .._sklearn_compat import HasMethods, Interval, StrOptions
 from .._sklearn_compat import fit_context as _fit_context
+from ..forest.base import BaseIsolationForest
 from ..forest.isolation_forest import IsolationForest
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, acf_period, infer_period, prepare_series
