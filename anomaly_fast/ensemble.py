@@ -143,7 +143,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         When fit on a DataFrame with string column names.
-    fill_values_ : ndarray of shape (n_features_in_,)
+    fill_values_ : ndarray of shape (n_features,)
         Per-feature median of the calibration rows' non-missing values (0.0
         for a feature with none): the value NaN takes for members that
         cannot score missing values.
