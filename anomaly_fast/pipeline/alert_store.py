@@ -400,7 +400,82 @@ def _row_alert(row):
     return d
 
 
-class SQLiteAlertStore(AlertStore):
+class _SQLAlertQueries:
+    """The queries that read and write a SQL alert store the same way on every
+    backend (:class:`SQLiteAlertStore` and
+    :class:`~anomaly_fast.pipeline.alert_store_postgres.PostgresAlertStore`):
+    written once, with ``?`` placeholders; a backend whose driver takes
+    another style converts them in its ``_read``/``_write``."""
+
+    def close(self):
+        with self._lock:
+            self._conn.close()
+
+    def _commit(self):
+        self._conn.execute("COMMIT")
+
+    def get_alert(self, alert_id):
+        rows = self._read(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE alert_id = ?", (alert_id,))
+        return _row_alert(rows[0]) if rows else None
+
+    def alerts(self, limit=None):
+        sql = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_row_alert(r) for r in self._read(sql)[::-1]]
+
+    def page_alerts(self, after=0, limit=1000):
+        rows = self._read(
+            f"SELECT seq, {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
+            (int(after), int(limit)),
+        )
+        return [_row_alert(r[1:]) for r in rows], (rows[-1][0] if rows else int(after))
+
+    def count_alerts(self):
+        return self._read("SELECT COUNT(*) FROM alerts")[0][0]
+
+    def latest_labels(self, n):
+        rows = self._read(
+            "SELECT alert_id, is_true_positive FROM feedback WHERE seq IN "
+            "(SELECT MAX(seq) FROM feedback GROUP BY alert_id) ORDER BY seq DESC LIMIT ?",
+            (int(n),),
+        )
+        return {a: bool(t) for a, t in rows[::-1]}
+
+    def drift_events(self, limit=None):
+        sql = f"SELECT {', '.join(_DRIFT_COLUMNS)} FROM drift_events ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(zip(_DRIFT_COLUMNS, r)) for r in self._read(sql)[::-1]]
+
+    def add_threshold_change(self, change):
+        self._write(
+            f"INSERT INTO threshold_history ({', '.join(_THRESHOLD_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+            [tuple(change[c] for c in _THRESHOLD_COLUMNS)],
+        )
+
+    def threshold_history(self, limit=None):
+        sql = f"SELECT {', '.join(_THRESHOLD_COLUMNS)} FROM threshold_history ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
+
+    def threshold_changes(self, after_seq=0):
+        return [tuple(r) for r in self._read(
+            "SELECT seq, event_time, new FROM threshold_history WHERE seq > ? ORDER BY seq", (int(after_seq),)
+        )]
+
+    def model_changes(self, limit=None):
+        sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        out = [dict(zip(_MODEL_CHANGE_COLUMNS, r)) for r in self._read(sql)[::-1]]
+        for d in out:
+            d["detail"] = json.loads(d["detail"])
+        return out
+
+
+class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
     """Alerts, feedback, drift events and threshold history in one SQLite
     file (WAL journal).
 
@@ -525,10 +600,6 @@ class SQLiteAlertStore(AlertStore):
         with self._lock:
             return [tuple(r) for r in self._conn.execute("SELECT * FROM schema_migrations ORDER BY version")]
 
-    def close(self):
-        with self._lock:
-            self._conn.close()
-
     # -- transactions -----------------------------------------------------------
     def _busy(self, exc):
         return StoreBusyError(
@@ -543,9 +614,6 @@ class SQLiteAlertStore(AlertStore):
             if "locked" in str(exc) or "busy" in str(exc):
                 raise self._busy(exc) from None
             raise
-
-    def _commit(self):
-        self._conn.execute("COMMIT")
 
     def _rollback(self):
         if self._conn.in_transaction:  # SQLite may have rolled back already (disk full)
@@ -590,26 +658,6 @@ class SQLiteAlertStore(AlertStore):
         rows = self._read(sql + " ORDER BY timestamp DESC, seq DESC LIMIT 1", args)
         return tuple(rows[0]) if rows else None
 
-    def get_alert(self, alert_id):
-        rows = self._read(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE alert_id = ?", (alert_id,))
-        return _row_alert(rows[0]) if rows else None
-
-    def alerts(self, limit=None):
-        sql = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_row_alert(r) for r in self._read(sql)[::-1]]
-
-    def page_alerts(self, after=0, limit=1000):
-        rows = self._read(
-            f"SELECT seq, {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
-            (int(after), int(limit)),
-        )
-        return [_row_alert(r[1:]) for r in rows], (rows[-1][0] if rows else int(after))
-
-    def count_alerts(self):
-        return self._read("SELECT COUNT(*) FROM alerts")[0][0]
-
     # -- feedback, drift, threshold ------------------------------------------------------
     def add_feedback(self, alert_id, is_true_positive, timestamp):
         self._write(
@@ -624,57 +672,17 @@ class SQLiteAlertStore(AlertStore):
         rows = self._read(sql)[::-1]
         return [{"alert_id": a, "is_true_positive": bool(t), "timestamp": ts} for a, t, ts in rows]
 
-    def latest_labels(self, n):
-        rows = self._read(
-            "SELECT alert_id, is_true_positive FROM feedback WHERE seq IN "
-            "(SELECT MAX(seq) FROM feedback GROUP BY alert_id) ORDER BY seq DESC LIMIT ?",
-            (int(n),),
-        )
-        return {a: bool(t) for a, t in rows[::-1]}
-
     def add_drift_events(self, events):
         self._write(
             f"INSERT OR IGNORE INTO drift_events ({', '.join(_DRIFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
             [(e.timestamp, e.feature, e.kind, e.value, e.detail) for e in events],
         )
 
-    def drift_events(self, limit=None):
-        sql = f"SELECT {', '.join(_DRIFT_COLUMNS)} FROM drift_events ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [dict(zip(_DRIFT_COLUMNS, r)) for r in self._read(sql)[::-1]]
-
-    def add_threshold_change(self, change):
-        self._write(
-            f"INSERT INTO threshold_history ({', '.join(_THRESHOLD_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-            [tuple(change[c] for c in _THRESHOLD_COLUMNS)],
-        )
-
-    def threshold_history(self, limit=None):
-        sql = f"SELECT {', '.join(_THRESHOLD_COLUMNS)} FROM threshold_history ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
-
-    def threshold_changes(self, after_seq=0):
-        return [tuple(r) for r in self._read(
-            "SELECT seq, event_time, new FROM threshold_history WHERE seq > ? ORDER BY seq", (int(after_seq),)
-        )]
-
     def add_model_changes(self, changes):
         self._write(
             f"INSERT OR IGNORE INTO model_changes ({', '.join(_MODEL_CHANGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
         )
-
-    def model_changes(self, limit=None):
-        sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        out = [dict(zip(_MODEL_CHANGE_COLUMNS, r)) for r in self._read(sql)[::-1]]
-        for d in out:
-            d["detail"] = json.loads(d["detail"])
-        return out
 
     def event_time_watermark(self):
         times = [

@@ -31,7 +31,6 @@ from .alert_store import (
     _ALERT_COLUMNS,
     _DRIFT_COLUMNS,
     _MODEL_CHANGE_COLUMNS,
-    _THRESHOLD_COLUMNS,
     MAX_ID_LENGTH,
     MAX_METADATA_BYTES,
     SCHEMA_VERSION,
@@ -39,7 +38,7 @@ from .alert_store import (
     StoreBusyError,
     _alert_dict,
     _alert_row,
-    _row_alert,
+    _SQLAlertQueries,
 )
 
 __all__ = ["PostgresAlertStore", "is_postgres_url"]
@@ -143,7 +142,7 @@ def _import_psycopg():
     return psycopg
 
 
-class PostgresAlertStore(AlertStore):
+class PostgresAlertStore(_SQLAlertQueries, AlertStore):
     """Alerts, feedback, drift events and threshold history in PostgreSQL.
 
     The interface and the semantics of
@@ -267,10 +266,6 @@ class PostgresAlertStore(AlertStore):
         """[(version, description, applied_at)] of the applied migrations."""
         return [tuple(r) for r in self._read("SELECT * FROM schema_migrations ORDER BY version")]
 
-    def close(self):
-        with self._lock:
-            self._conn.close()
-
     # -- transactions -----------------------------------------------------------
     def _begin(self):
         try:
@@ -282,20 +277,19 @@ class PostgresAlertStore(AlertStore):
                 f"{self.busy_timeout:g} s (busy_timeout): {exc}".strip()
             ) from None
 
-    def _commit(self):
-        self._conn.execute("COMMIT")
-
     def _rollback(self):
         if not self._conn.closed:
             self._conn.execute("ROLLBACK")
 
     def _write(self, sql, rows):
+        sql = sql.replace("?", "%s")  # the shared queries' placeholders; psycopg takes %s
         with self.transaction():
             if rows:
                 with self._conn.cursor() as cur:
                     cur.executemany(sql, rows)
 
     def _read(self, sql, args=None):
+        sql = sql.replace("?", "%s")
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
@@ -328,26 +322,6 @@ class PostgresAlertStore(AlertStore):
         rows = self._read(sql + " ORDER BY timestamp DESC, seq DESC LIMIT 1", args)
         return tuple(rows[0]) if rows else None
 
-    def get_alert(self, alert_id):
-        rows = self._read(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE alert_id = %s", (alert_id,))
-        return _row_alert(rows[0]) if rows else None
-
-    def alerts(self, limit=None):
-        sql = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_row_alert(r) for r in self._read(sql)[::-1]]
-
-    def page_alerts(self, after=0, limit=1000):
-        rows = self._read(
-            f"SELECT seq, {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE seq > %s ORDER BY seq LIMIT %s",
-            (int(after), int(limit)),
-        )
-        return [_row_alert(r[1:]) for r in rows], (rows[-1][0] if rows else int(after))
-
-    def count_alerts(self):
-        return self._read("SELECT COUNT(*) FROM alerts")[0][0]
-
     # -- feedback, drift, threshold ------------------------------------------------------
     def add_feedback(self, alert_id, is_true_positive, timestamp):
         self._write("INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (%s, %s, %s)",
@@ -359,42 +333,11 @@ class PostgresAlertStore(AlertStore):
             sql += f" LIMIT {int(limit)}"
         return [{"alert_id": a, "is_true_positive": bool(t), "timestamp": ts} for a, t, ts in self._read(sql)[::-1]]
 
-    def latest_labels(self, n):
-        rows = self._read(
-            "SELECT alert_id, is_true_positive FROM feedback WHERE seq IN "
-            "(SELECT MAX(seq) FROM feedback GROUP BY alert_id) ORDER BY seq DESC LIMIT %s",
-            (int(n),),
-        )
-        return {a: bool(t) for a, t in rows[::-1]}
-
     def add_drift_events(self, events):
         self._write(
             f"INSERT INTO drift_events ({', '.join(_DRIFT_COLUMNS)}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(float(e.timestamp), e.feature, e.kind, float(e.value), e.detail) for e in events],
         )
-
-    def drift_events(self, limit=None):
-        sql = f"SELECT {', '.join(_DRIFT_COLUMNS)} FROM drift_events ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [dict(zip(_DRIFT_COLUMNS, r)) for r in self._read(sql)[::-1]]
-
-    def add_threshold_change(self, change):
-        self._write(
-            f"INSERT INTO threshold_history ({', '.join(_THRESHOLD_COLUMNS)}) VALUES (%s, %s, %s, %s, %s)",
-            [tuple(change[c] for c in _THRESHOLD_COLUMNS)],
-        )
-
-    def threshold_history(self, limit=None):
-        sql = f"SELECT {', '.join(_THRESHOLD_COLUMNS)} FROM threshold_history ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
-
-    def threshold_changes(self, after_seq=0):
-        return [tuple(r) for r in self._read(
-            "SELECT seq, event_time, new FROM threshold_history WHERE seq > %s ORDER BY seq", (int(after_seq),)
-        )]
 
     def add_model_changes(self, changes):
         self._write(
@@ -402,15 +345,6 @@ class PostgresAlertStore(AlertStore):
             f"VALUES ({', '.join(['%s'] * len(_MODEL_CHANGE_COLUMNS))}) ON CONFLICT (event_index, kind) DO NOTHING",
             [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
         )
-
-    def model_changes(self, limit=None):
-        sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        out = [dict(zip(_MODEL_CHANGE_COLUMNS, r)) for r in self._read(sql)[::-1]]
-        for d in out:
-            d["detail"] = json.loads(d["detail"])
-        return out
 
     def event_time_watermark(self):
         return self._read(
