@@ -41,7 +41,12 @@ from .forest.isolation_forest import IsolationForest
 from .pipeline.registry import load_model, save_model
 
 __all__ = [
-    "folder_eif", "folder_if", "pickle_eif", "pickle_if", "state_eif", "state_if",
+    "folder_eif",
+    "folder_if",
+    "pickle_eif",
+    "pickle_if",
+    "state_eif",
+    "state_if",
 ]
 
 _MODELS = {}
@@ -166,7 +171,9 @@ def _benign(rng, arrays, state):
     internal = np.flatnonzero(nodes[split] != np.inf)
     kind = rng.randint(3)
     if kind == 0 and internal.size:
-        nodes[split][rng.choice(internal, min(internal.size, rng.randint(1, 20)))] = rng.normal(size=1) * 10.0 ** rng.randint(-3, 300)
+        nodes[split][rng.choice(internal, min(internal.size, rng.randint(1, 20)))] = rng.normal(
+            size=1
+        ) * 10.0 ** rng.randint(-3, 300)
     elif kind == 1 and "normals" in arrays and internal.size:
         arrays["normals"][rng.choice(internal), 0] = rng.normal() * 10.0 ** rng.randint(-300, 300)
     else:
@@ -226,7 +233,18 @@ def _mutate_keys(rng, arrays, state):
         arrays[["extra", "nodes2", "weights"][rng.randint(3)]] = np.zeros(3)
 
 
-_MUTATIONS = [_benign, _benign, _structural, _structural, _mutate_array, _mutate_array, _mutate_array, _mutate_state, _mutate_state, _mutate_keys]
+_MUTATIONS = [
+    _benign,
+    _benign,
+    _structural,
+    _structural,
+    _mutate_array,
+    _mutate_array,
+    _mutate_array,
+    _mutate_state,
+    _mutate_state,
+    _mutate_keys,
+]
 
 
 def _mutate(rng, arrays, state):
@@ -323,7 +341,9 @@ def _pickle_target(cls, case):
         kernel = type(model._forest)
         try:
             args = [arrays[k] for k in _kernel_arrays(model)] + [
-                float(forest_state["denominator"]), int(forest_state["n_features"])]
+                float(forest_state["denominator"]),
+                int(forest_state["n_features"]),
+            ]
             state["_forest"] = kernel(*args)
         except (KeyError, TypeError, ValueError, OverflowError):
             return "ValueError"  # not even a kernel object: nothing to restore

@@ -23,8 +23,26 @@ import numpy as np
 
 __all__ = ["adwin", "half_space_trees", "feature_monitor"]
 
-_SPECIAL = [0, -1, -7.5, 1e308, -1e308, float("nan"), float("inf"), 2**30, 2**61, 2**63 - 1, -2**31,
-            1.5, True, None, "x", (), [], 10**400]
+_SPECIAL = [
+    0,
+    -1,
+    -7.5,
+    1e308,
+    -1e308,
+    float("nan"),
+    float("inf"),
+    2**30,
+    2**61,
+    2**63 - 1,
+    -(2**31),
+    1.5,
+    True,
+    None,
+    "x",
+    (),
+    [],
+    10**400,
+]
 
 
 def _special_value(rng):
@@ -59,7 +77,7 @@ def _put(obj, path, value):
         return value
     key, rest = path[0], path[1:]
     if isinstance(obj, tuple):
-        return obj[:key] + (_put(obj[key], rest, value),) + obj[key + 1:]
+        return obj[:key] + (_put(obj[key], rest, value),) + obj[key + 1 :]
     if isinstance(obj, np.ndarray):  # a field of a structured array
         out = obj.copy()
         out[key] = value
@@ -83,7 +101,7 @@ def _mutate_array(arr, rng):
         out = arr.copy().reshape(-1)
         name = rng.choice(arr.dtype.names)
         try:
-            out[name][rng.randrange(out.size)] = rng.choice([0, -1, 2**30, -2**31, 2**31 - 1, 3])
+            out[name][rng.randrange(out.size)] = rng.choice([0, -1, 2**30, -(2**31), 2**31 - 1, 3])
         except (OverflowError, ValueError):
             out[name][rng.randrange(out.size)] = -1
         return out.reshape(arr.shape)
@@ -129,7 +147,8 @@ def mutate(state, rng, n_mutations):
             if values.size:
                 try:
                     values[rng.randrange(values.size)] = rng.choice(
-                        [0, -1, 2**30, -2**31, 2**31 - 1, 1e308, float("nan"), float("inf"), 3, 10**6])
+                        [0, -1, 2**30, -(2**31), 2**31 - 1, 1e308, float("nan"), float("inf"), 3, 10**6]
+                    )
                 except (OverflowError, ValueError):
                     values[0] = -1
             state = _put(state, path[:-1], nodes)
@@ -142,9 +161,10 @@ def mutate(state, rng, n_mutations):
 
 # -- the detectors --------------------------------------------------------------
 
+
 def _stream(rng, n):
     values = rng.normal(0, 1, n)
-    values[n // 2:] += rng.choice([0.0, 2.0, 10.0])
+    values[n // 2 :] += rng.choice([0.0, 2.0, 10.0])
     return values
 
 
@@ -152,8 +172,12 @@ def _adwin_source(case):
     from .streaming.adwin import ADWIN
 
     rng = np.random.default_rng(case % 97)
-    params = dict(clock=int(rng.choice([1, 4, 32])), max_buckets=int(rng.choice([1, 2, 5])),
-                  delta=float(rng.choice([0.002, 0.3])), grace_period=int(rng.choice([0, 10])))
+    params = dict(
+        clock=int(rng.choice([1, 4, 32])),
+        max_buckets=int(rng.choice([1, 2, 5])),
+        delta=float(rng.choice([0.002, 0.3])),
+        grace_period=int(rng.choice([0, 10])),
+    )
     det = ADWIN(**params)
     det.update_many(_stream(rng, int(rng.integers(0, 3000))) * float(rng.choice([1e-3, 1.0, 1e6])))
     return det
@@ -185,9 +209,14 @@ def _hst_source(case):
     rng = np.random.default_rng(case % 89)
     d = int(rng.integers(1, 5))
     limits = [(0.0, 1.0)] * d if rng.random() < 0.5 else None
-    model = HalfSpaceTrees(n_trees=int(rng.integers(1, 6)), height=int(rng.integers(1, 6)),
-                           window_size=int(rng.integers(1, 60)), limits=limits, seed=int(rng.integers(100)),
-                           score_rule=str(rng.choice(["path", "terminal"])))
+    model = HalfSpaceTrees(
+        n_trees=int(rng.integers(1, 6)),
+        height=int(rng.integers(1, 6)),
+        window_size=int(rng.integers(1, 60)),
+        limits=limits,
+        seed=int(rng.integers(100)),
+        score_rule=str(rng.choice(["path", "terminal"])),
+    )
     X = rng.random((int(rng.integers(0, 300)), d))
     if rng.random() < 0.3 and len(X):
         for row in X:
@@ -230,8 +259,11 @@ def _monitor_source(case):
     rng = np.random.default_rng(case % 53)
     d = int(rng.integers(1, 4))
     train = rng.normal(size=(100, d))
-    monitor = FeatureMonitor([f"f{j}" for j in range(d)], reference=train if rng.random() < 0.7 else None,
-                             quality_window=int(rng.integers(1, 200)))
+    monitor = FeatureMonitor(
+        [f"f{j}" for j in range(d)],
+        reference=train if rng.random() < 0.7 else None,
+        quality_window=int(rng.integers(1, 200)),
+    )
     X = rng.normal(size=(int(rng.integers(0, 800)), d))
     X[rng.random(X.shape) < 0.02] = np.nan
     monitor.update_many(X, np.arange(len(X), dtype=float))

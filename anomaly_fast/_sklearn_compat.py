@@ -54,9 +54,7 @@ _NON_NEGATIVE_KW = (
 def check_sample_weight(sample_weight, X, *, dtype=None, non_negative=False):
     """``sample_weight`` validated against ``X`` as a float array of ``len(X)`` values
     (scikit-learn's ``_check_sample_weight``), negative weights refused if asked."""
-    return _check_sample_weight(
-        sample_weight, X, dtype=dtype, **{_NON_NEGATIVE_KW: non_negative}
-    )
+    return _check_sample_weight(sample_weight, X, dtype=dtype, **{_NON_NEGATIVE_KW: non_negative})
 
 
 def validate_estimator_params(estimator):

@@ -36,7 +36,11 @@ def scoring_input(estimator, X, fitted_attribute, allow_nan=False):
         return X
     check_is_fitted(estimator)
     return validate_data(
-        estimator, X, dtype=np.float64, order="C", reset=False,
+        estimator,
+        X,
+        dtype=np.float64,
+        order="C",
+        reset=False,
         ensure_all_finite="allow-nan" if allow_nan else True,
     )
 

@@ -22,11 +22,20 @@ from . import __version__
 __all__ = ["COMMANDS", "DEPRECATED", "HelpFormatter", "existing_folder", "main", "progress"]
 
 COMMANDS = {
-    "bench": ("anomaly_fast.bench", "benchmarks against scikit-learn, isotree and river: "
-              "anomaly-fast bench [SUITE] (forest by default; anomaly-fast bench --help lists the suites)"),
-    "fit": ("anomaly_fast.pipeline.cli:fit_main", "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder"),
+    "bench": (
+        "anomaly_fast.bench",
+        "benchmarks against scikit-learn, isotree and river: "
+        "anomaly-fast bench [SUITE] (forest by default; anomaly-fast bench --help lists the suites)",
+    ),
+    "fit": (
+        "anomaly_fast.pipeline.cli:fit_main",
+        "fit IsolationForest/EIF on a CSV or Parquet file into a model registry folder",
+    ),
     "score": ("anomaly_fast.pipeline.cli:score_main", "score a CSV or Parquet file with a registered model (CSV out)"),
-    "stream": ("anomaly_fast.pipeline.cli:stream_main", "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)"),
+    "stream": (
+        "anomaly_fast.pipeline.cli:stream_main",
+        "alert pipeline over JSON lines on stdin -> alerts as JSON lines (durable with --store)",
+    ),
     # deprecated names of benchmark suites, kept for one release (see DEPRECATED)
     "bench-streaming": ("anomaly_fast.bench.streaming", "= anomaly-fast bench streaming"),
     "bench-pipeline": ("anomaly_fast.bench.pipeline", "= anomaly-fast bench pipeline"),
@@ -64,8 +73,9 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
             if paragraph.startswith(" ") or "\n " in paragraph:
                 out.append(textwrap.indent(paragraph, indent))
             else:
-                out.append(textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent,
-                                         subsequent_indent=indent))
+                out.append(
+                    textwrap.fill(" ".join(paragraph.split()), width, initial_indent=indent, subsequent_indent=indent)
+                )
         return "\n\n".join(out)
 
 
@@ -135,8 +145,11 @@ def main(argv=None):
         print(f"anomaly-fast: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     if argv[0] in DEPRECATED:
-        print(f"anomaly-fast: '{argv[0]}' is deprecated and will be removed in the next release; "
-              f"use 'anomaly-fast {DEPRECATED[argv[0]]}'", file=sys.stderr)
+        print(
+            f"anomaly-fast: '{argv[0]}' is deprecated and will be removed in the next release; "
+            f"use 'anomaly-fast {DEPRECATED[argv[0]]}'",
+            file=sys.stderr,
+        )
     try:
         return run(argv[0], argv[1:])
     except BrokenPipeError:

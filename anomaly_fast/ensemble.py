@@ -234,15 +234,11 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         names = []
         for item in self.detectors:
             if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)):
-                raise TypeError(
-                    f"detectors must be a list of (str, estimator) tuples, got {item!r}"
-                )
+                raise TypeError(f"detectors must be a list of (str, estimator) tuples, got {item!r}")
             name, est = item
             if "__" in name or not name:
                 raise ValueError(f"detector name {name!r} must be non-empty without '__'")
-            if not hasattr(est, "fit") or not (
-                hasattr(est, "score_samples") or hasattr(est, "decision_function")
-            ):
+            if not hasattr(est, "fit") or not (hasattr(est, "score_samples") or hasattr(est, "decision_function")):
                 raise TypeError(
                     f"detector {name!r} ({type(est).__name__}) needs fit and "
                     "score_samples or decision_function (for LocalOutlierFactor "
@@ -260,14 +256,10 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         weights, groups = None, None
         if self.weights is not None:
             if self.combination != "mean":
-                raise ValueError(
-                    f"weights apply to combination='mean' only, got combination={self.combination!r}"
-                )
+                raise ValueError(f"weights apply to combination='mean' only, got combination={self.combination!r}")
             weights = np.asarray(self.weights, dtype=np.float64)
             if weights.shape != (len(names),):
-                raise ValueError(
-                    f"weights must have one value per detector ({len(names)}), got shape {weights.shape}"
-                )
+                raise ValueError(f"weights must have one value per detector ({len(names)}), got shape {weights.shape}")
             if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
                 raise ValueError(f"weights must be finite, non-negative and not all zero, got {weights}")
         if self.groups is not None:
@@ -309,9 +301,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         named = self._named_detectors()
         names = [name for name, _ in named]
         self._weights, self._groups = self._check_combination_params(names)
-        X = validate_data(
-            self, X, dtype=np.float64, order="C", ensure_min_samples=2, ensure_all_finite="allow-nan"
-        )
+        X = validate_data(self, X, dtype=np.float64, order="C", ensure_min_samples=2, ensure_all_finite="allow-nan")
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         rows = uniform_rows(seed + 1, X.shape[0], CALIBRATION_ROWS)
         X_rows = X[rows]
@@ -396,8 +386,10 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             return None
         if not all(isinstance(est, _OWN_DETECTORS) for est in self.estimators_):
             return None
-        return [(est._score_samples, c["sorted"], float(c["sorted"].shape[0]))
-                for est, c in zip(self.estimators_, self.calibrations_)]
+        return [
+            (est._score_samples, c["sorted"], float(c["sorted"].shape[0]))
+            for est, c in zip(self.estimators_, self.calibrations_)
+        ]
 
     def _anomaly_score(self, X):
         lean = self.__dict__.get("_lean_members")
@@ -585,7 +577,13 @@ def training_medians(X):
     if present.any():
         out[present] = np.nanmedian(X[:, present], axis=0)
     return out
-_CALIBRATION_KEYS = {"rank": {"kind", "sorted"}, "zscore": {"kind", "center", "scale"}, "minmax": {"kind", "low", "high"}}
+
+
+_CALIBRATION_KEYS = {
+    "rank": {"kind", "sorted"},
+    "zscore": {"kind", "center", "scale"},
+    "minmax": {"kind", "low", "high"},
+}
 
 
 def _finite_number(value):
@@ -599,7 +597,9 @@ def check_ensemble_state(state):
     runs).  Derived fields (named_estimators_, threshold_, weights and groups)
     are not in the state: they are recomputed.  Returns (weights, groups)."""
     probe, fitted = check_state_fields(
-        AnomalyEnsemble, state, _FITTED,
+        AnomalyEnsemble,
+        state,
+        _FITTED,
         optional=("feature_names_in_", "_sklearn_version") + _FITTED_SINCE_MISSING,
     )
     try:
@@ -625,7 +625,9 @@ def check_ensemble_state(state):
                 f"got {type(est).__name__}"
             )
         if getattr(est, "n_features_in_", n_features) != n_features:
-            raise ValueError(f"AnomalyEnsemble state: estimators_ entry {name!r} has {est.n_features_in_} features, not {n_features}")
+            raise ValueError(
+                f"AnomalyEnsemble state: estimators_ entry {name!r} has {est.n_features_in_} features, not {n_features}"
+            )
         try:
             check_is_fitted(est)
         except Exception:  # noqa: BLE001 - NotFittedError, or a detector check_is_fitted cannot inspect
@@ -653,13 +655,16 @@ def check_ensemble_state(state):
         raise ValueError(f"AnomalyEnsemble state: offset_ must be a finite number in [-1, 0], got {state['offset_']!r}")
     fill = state.get("fill_values_")
     if fill is not None and not (
-        isinstance(fill, np.ndarray) and fill.dtype == np.float64 and fill.shape == (n_features,)
+        isinstance(fill, np.ndarray)
+        and fill.dtype == np.float64
+        and fill.shape == (n_features,)
         and np.isfinite(fill).all()
     ):
         raise ValueError(f"AnomalyEnsemble state: fill_values_ must be {n_features} finite float64 values")
     feature_names = state.get("feature_names_in_")
     if feature_names is not None and not (
-        isinstance(feature_names, np.ndarray) and feature_names.shape == (n_features,)
+        isinstance(feature_names, np.ndarray)
+        and feature_names.shape == (n_features,)
         and all(isinstance(f, str) for f in feature_names)
     ):
         raise ValueError(f"AnomalyEnsemble state: feature_names_in_ must be {n_features} strings")

@@ -59,8 +59,7 @@ def _check_labels(labels, n, both_classes=True):
     y = y.astype(np.int64)
     if both_classes and y.min() == y.max():
         raise ValueError(
-            "labels contain a single class; ROC-AUC and average precision need "
-            "both anomalies (1) and normals (0)"
+            "labels contain a single class; ROC-AUC and average precision need both anomalies (1) and normals (0)"
         )
     return y
 
@@ -278,9 +277,7 @@ def plot_score_histogram(scores, threshold=None, labels=None, bins=50, ax=None):
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "plot_score_histogram needs matplotlib: pip install anomaly_fast[plot]"
-        ) from exc
+        raise ImportError("plot_score_histogram needs matplotlib: pip install anomaly_fast[plot]") from exc
     s = _check_scores(scores)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
@@ -395,14 +392,10 @@ def anomaly_silhouette(X, flags, metric="euclidean", sample_size=None, random_st
         raise ValueError(f"flags must be 1-D with one value per row of X ({X.shape[0]}), got shape {f.shape}")
     values = np.unique(f)
     if values.shape[0] != 2:
-        raise ValueError(
-            f"flags must hold exactly two distinct values (flagged and normal), got {values.tolist()}"
-        )
+        raise ValueError(f"flags must hold exactly two distinct values (flagged and normal), got {values.tolist()}")
     if X.shape[0] < 3:
         raise ValueError(f"the silhouette needs at least 3 rows, got {X.shape[0]}")
-    return float(
-        silhouette_score(X, f, metric=metric, sample_size=sample_size, random_state=random_state)
-    )
+    return float(silhouette_score(X, f, metric=metric, sample_size=sample_size, random_state=random_state))
 
 
 # -- alarms against labelled windows (NAB) ----------------------------------------

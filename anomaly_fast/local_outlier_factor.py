@@ -389,9 +389,17 @@ def anomaly_from_lof(lof):
 
 
 _FITTED = (
-    "_fit_X", "_n_train", "sample_indices_", "n_samples_fit_", "max_samples_",
-    "n_neighbors_", "_fit_method", "offset_", "n_features_in_",
+    "_fit_X",
+    "_n_train",
+    "sample_indices_",
+    "n_samples_fit_",
+    "max_samples_",
+    "n_neighbors_",
+    "_fit_method",
+    "offset_",
+    "n_features_in_",
 )
+
 
 def check_state(state):
     """Check a pickled LocalOutlierFactor state structurally before anything
@@ -417,9 +425,7 @@ def check_state(state):
         raise ValueError("LocalOutlierFactor state: n_neighbors_ does not match n_neighbors and n_samples_fit_")
     X = state["_fit_X"]
     if not (isinstance(X, np.ndarray) and X.dtype == np.float64 and X.shape == (m, n_features)):
-        raise ValueError(
-            f"LocalOutlierFactor state: _fit_X must be a float64 array of shape ({m}, {n_features})"
-        )
+        raise ValueError(f"LocalOutlierFactor state: _fit_X must be a float64 array of shape ({m}, {n_features})")
     if not np.isfinite(X).all():
         raise ValueError("LocalOutlierFactor state: _fit_X holds NaN or infinity")
     state["_fit_X"] = np.ascontiguousarray(X)
@@ -427,15 +433,16 @@ def check_state(state):
     if not (isinstance(rows, np.ndarray) and rows.dtype.kind in "iu" and rows.shape == (m,)):
         raise ValueError(f"LocalOutlierFactor state: sample_indices_ must be an int array of shape ({m},)")
     if rows[0] < 0 or rows[-1] >= n_train or np.any(np.diff(rows) <= 0):
-        raise ValueError(
-            f"LocalOutlierFactor state: sample_indices_ must be increasing indices in [0, {n_train})"
-        )
+        raise ValueError(f"LocalOutlierFactor state: sample_indices_ must be increasing indices in [0, {n_train})")
     if state["_fit_method"] not in ("kd_tree", "brute"):
-        raise ValueError(f"LocalOutlierFactor state: _fit_method must be 'kd_tree' or 'brute', got {state['_fit_method']!r}")
+        raise ValueError(
+            f"LocalOutlierFactor state: _fit_method must be 'kd_tree' or 'brute', got {state['_fit_method']!r}"
+        )
     offset = state["offset_"]
     if isinstance(offset, bool) or not isinstance(offset, Real) or not math.isfinite(offset):
         raise ValueError(f"LocalOutlierFactor state: offset_ must be a finite number, got {offset!r}")
     names = state.get("feature_names_in_")
-    if names is not None and not (isinstance(names, np.ndarray) and names.shape == (n_features,)
-                                  and all(isinstance(f, str) for f in names)):
+    if names is not None and not (
+        isinstance(names, np.ndarray) and names.shape == (n_features,) and all(isinstance(f, str) for f in names)
+    ):
         raise ValueError(f"LocalOutlierFactor state: feature_names_in_ must be {n_features} strings")

@@ -59,8 +59,7 @@ def _derived_scores(model, X, methods):
     decision = score - model.offset_
     labels = np.ones(decision.shape[0], dtype=int)
     labels[decision < 0] = -1
-    derived = {"score_samples": score, "decision_function": decision, "predict": labels,
-               "anomaly_score": -score}
+    derived = {"score_samples": score, "decision_function": decision, "predict": labels, "anomaly_score": -score}
     return {m: derived[m] for m in methods}
 
 
@@ -143,9 +142,7 @@ def _as_collection(data):
 
     if isinstance(data, (da.Array, dd.DataFrame)):
         return data
-    raise TypeError(
-        f"expected a dask Array, a dask DataFrame or a Parquet path, got {type(data).__name__}"
-    )
+    raise TypeError(f"expected a dask Array, a dask DataFrame or a Parquet path, got {type(data).__name__}")
 
 
 def _row_blocks(X, n_features):
@@ -228,12 +225,19 @@ class DaskScorer:
         data = _as_collection(data)
         if isinstance(data, da.Array):
             X = _row_blocks(data, getattr(self.model, "n_features_in_", None))
-            return X.map_blocks(_score_block, self.model_ref, method, drop_axis=1,
-                                dtype=_dtype(method), meta=np.empty(0, dtype=_dtype(method)))
+            return X.map_blocks(
+                _score_block,
+                self.model_ref,
+                method,
+                drop_axis=1,
+                dtype=_dtype(method),
+                meta=np.empty(0, dtype=_dtype(method)),
+            )
         columns = _feature_columns(self.model, data.columns, columns)
         # selecting the columns first lets a Parquet source read only them
-        return data[columns].map_partitions(_score_series_partition, self.model_ref, method, columns,
-                                   meta=(method, _dtype(method)))
+        return data[columns].map_partitions(
+            _score_series_partition, self.model_ref, method, columns, meta=(method, _dtype(method))
+        )
 
     def score_samples(self, data, columns=None):
         """Lazy ``model.score_samples`` of every row: scikit-learn's
@@ -271,8 +275,7 @@ class DaskScorer:
         anomalous**.  Parameters and result as :meth:`score_samples`."""
         return self._apply(data, "anomaly_score", columns)
 
-    def score_frame(self, data, methods=("anomaly_score", "predict"), columns=None,
-                    keep=METADATA_COLUMNS):
+    def score_frame(self, data, methods=("anomaly_score", "predict"), columns=None, keep=METADATA_COLUMNS):
         """Several scores of each row in one pass over the data, as a lazy
         dask DataFrame with the same index and divisions.
 
@@ -391,9 +394,9 @@ def sample_dask(data, n_rows, random_state=None, columns=None):
         parts = _row_blocks(data, None).to_delayed().ravel().tolist()
         columns = None
     else:
-        columns = list(columns) if columns is not None else [
-            str(c) for c in data.columns if str(c) not in METADATA_COLUMNS
-        ]
+        columns = (
+            list(columns) if columns is not None else [str(c) for c in data.columns if str(c) not in METADATA_COLUMNS]
+        )
         missing = [c for c in columns if c not in [str(c) for c in data.columns]]
         if missing:
             raise ValueError(f"columns not in the data: {missing}")
@@ -401,8 +404,7 @@ def sample_dask(data, n_rows, random_state=None, columns=None):
     seeds = _seed_sequence(random_state).spawn(len(parts))
     level = [dask.delayed(_bottom_k)(p, s, n_rows, columns) for p, s in zip(parts, seeds)]
     while len(level) > 1:
-        level = [dask.delayed(_merge_bottom_k)(level[i : i + _FAN_IN], n_rows)
-                 for i in range(0, len(level), _FAN_IN)]
+        level = [dask.delayed(_merge_bottom_k)(level[i : i + _FAN_IN], n_rows) for i in range(0, len(level), _FAN_IN)]
     _, rows = dask.delayed(_merge_bottom_k)(level, n_rows).compute()
     if columns is None:
         return rows
@@ -418,8 +420,9 @@ def default_sample_rows(estimator):
     anything else (fractional ``max_samples``, AnomalyEnsemble, ...)."""
     n_estimators = getattr(estimator, "n_estimators", None)
     max_samples = getattr(estimator, "max_samples", None)
-    if isinstance(n_estimators, Integral) and (max_samples == "auto" or (
-            isinstance(max_samples, Integral) and not isinstance(max_samples, bool))):
+    if isinstance(n_estimators, Integral) and (
+        max_samples == "auto" or (isinstance(max_samples, Integral) and not isinstance(max_samples, bool))
+    ):
         return int(n_estimators) * (256 if max_samples == "auto" else int(max_samples))
     return DEFAULT_SAMPLE_ROWS
 
@@ -457,8 +460,9 @@ def fit_dask(estimator, data, n_rows=None, random_state=None, columns=None):
     """
     if random_state is None and isinstance(getattr(estimator, "random_state", None), Integral):
         random_state = estimator.random_state
-    sample = sample_dask(data, default_sample_rows(estimator) if n_rows is None else n_rows,
-                         random_state=random_state, columns=columns)
+    sample = sample_dask(
+        data, default_sample_rows(estimator) if n_rows is None else n_rows, random_state=random_state, columns=columns
+    )
     return estimator.fit(sample)
 
 
@@ -469,8 +473,7 @@ def _spark_type(dtype):
     return LongType() if np.dtype(dtype).kind in "iu" else DoubleType()
 
 
-def spark_score_function(model, columns=None, keep=METADATA_COLUMNS,
-                         methods=("anomaly_score", "predict")):
+def spark_score_function(model, columns=None, keep=METADATA_COLUMNS, methods=("anomaly_score", "predict")):
     """The function to pass to Spark's ``DataFrame.mapInPandas`` that scores
     each batch with a fitted model.
 

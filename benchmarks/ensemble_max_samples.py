@@ -27,8 +27,10 @@ from anomaly_fast.bench.evaluate import load_sets
 
 def ensemble(max_samples, seed):
     return AnomalyEnsemble(
-        [("iforest", IsolationForest(random_state=seed)),
-         ("lof", LocalOutlierFactor(max_samples=max_samples, random_state=seed))],
+        [
+            ("iforest", IsolationForest(random_state=seed)),
+            ("lof", LocalOutlierFactor(max_samples=max_samples, random_state=seed)),
+        ],
         random_state=seed,
     )
 
@@ -64,8 +66,10 @@ def main(argv=None):
 
     names = list(table)
     halves = {"choose": names[0::2], "held out": names[1::2]}
-    print(f"\nROC-AUC of IF + LOF(max_samples=m), mean over {args.seeds} seeds; sets above "
-          f"{args.max_rows} rows subsampled; 'full' = LOF on every training row")
+    print(
+        f"\nROC-AUC of IF + LOF(max_samples=m), mean over {args.seeds} seeds; sets above "
+        f"{args.max_rows} rows subsampled; 'full' = LOF on every training row"
+    )
     print(f"{'dataset':<18}{'half':>10}" + "".join(f"{c:>9}" for c in columns))
     for name in names:
         half = "choose" if name in halves["choose"] else "held out"
@@ -82,7 +86,9 @@ def main(argv=None):
     print(f"\nchosen on the 'choose' half: max_samples = {choice} (smallest within {args.tolerance} of full)")
     if choice is not None:
         held = means["held out"][str(choice)] - means["held out"]["full"]
-        print(f"held-out half: {held:+.4f} ROC-AUC vs full ({'within' if held >= -args.tolerance else 'NOT within'} {args.tolerance})")
+        print(
+            f"held-out half: {held:+.4f} ROC-AUC vs full ({'within' if held >= -args.tolerance else 'NOT within'} {args.tolerance})"
+        )
     return 0
 
 

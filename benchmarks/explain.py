@@ -86,8 +86,10 @@ def shap_values(X_fit, rows, n_estimators, max_samples, seed):
 def accuracy(args):
     print("## Planted anomalies: share of the 100 anomalies whose planted feature(s) rank as required")
     print(f"(4,000 rows; shift +-{SHIFT:g} sd; forests of 100 trees, max_samples=256 unless stated)\n")
-    print("| background | d | IF top-1 | EIF top-1 | SHAP (sklearn IF) top-1 | IF 2-3 shifted all in top 3 "
-          "| SHAP 2-3 in top 3 | IF 1,024-row trees top-1 | SHAP same trees top-1 |")
+    print(
+        "| background | d | IF top-1 | EIF top-1 | SHAP (sklearn IF) top-1 | IF 2-3 shifted all in top 3 "
+        "| SHAP 2-3 in top 3 | IF 1,024-row trees top-1 | SHAP same trees top-1 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     dims = (5, 20) if args.quick else (5, 20, 50)
     for kind in ("gaussian", "correlated", "clustered"):
@@ -127,8 +129,11 @@ def speed(args):
     print("| one row, 100 trees | explain p50 us | score_samples p50 us | ratio |")
     print("|---|---|---|---|")
     rng = np.random.RandomState(args.seed)
-    for name, cls, d in (("IF", IsolationForest, 10), ("EIF", ExtendedIsolationForest, 10),
-                         ("EIF", ExtendedIsolationForest, 50)):
+    for name, cls, d in (
+        ("IF", IsolationForest, 10),
+        ("EIF", ExtendedIsolationForest, 10),
+        ("EIF", ExtendedIsolationForest, 50),
+    ):
         X = rng.normal(size=(N_ROWS, d))
         model = cls(random_state=args.seed).fit(X)
         rows = [np.ascontiguousarray(r.reshape(1, -1)) for r in rng.normal(size=(997, d)) * 2]
@@ -156,19 +161,32 @@ def speed(args):
     t = time.perf_counter()
     explainer.shap_values(batch[:subset])
     theirs = (time.perf_counter() - t) * batch.shape[0] / subset
-    print(f"\n| 10,000 rows, IF d=10, 100 trees | seconds |\n|---|---|\n"
-          f"| anomaly_fast explain | {ours:.4f} |\n| anomaly_fast score_samples | {score_time:.4f} |\n"
-          f"| SHAP TreeExplainer on sklearn IF (timed on {subset} rows, x{batch.shape[0] // subset}) | {theirs:.2f} |\n"
-          f"| **ratio SHAP / explain** | **{theirs / ours:.0f}x** |\n", flush=True)
+    print(
+        f"\n| 10,000 rows, IF d=10, 100 trees | seconds |\n|---|---|\n"
+        f"| anomaly_fast explain | {ours:.4f} |\n| anomaly_fast score_samples | {score_time:.4f} |\n"
+        f"| SHAP TreeExplainer on sklearn IF (timed on {subset} rows, x{batch.shape[0] // subset}) | {theirs:.2f} |\n"
+        f"| **ratio SHAP / explain** | **{theirs / ours:.0f}x** |\n",
+        flush=True,
+    )
 
-    print("| pipeline process(), IF d=10, MemoryAlertStore (no commit cost) | explain=0 p50 us | explain=5 p50 us "
-          "| added us |")
+    print(
+        "| pipeline process(), IF d=10, MemoryAlertStore (no commit cost) | explain=0 p50 us | explain=5 p50 us "
+        "| added us |"
+    )
     print("|---|---|---|---|")
     points = np.ascontiguousarray(rng.normal(size=(calls, d)) * 3)
     for label, threshold in (("alerting event", 0.0), ("event below the threshold", 1.0)):
-        pipes = {k: AnomalyPipeline(model, threshold=threshold, store=MemoryAlertStore(max_alerts=1000),
-                                    monitor_features=False, explain=k, suppression_window=0.0)
-                 for k in (0, 5)}
+        pipes = {
+            k: AnomalyPipeline(
+                model,
+                threshold=threshold,
+                store=MemoryAlertStore(max_alerts=1000),
+                monitor_features=False,
+                explain=k,
+                suppression_window=0.0,
+            )
+            for k in (0, 5)
+        }
         results = {k: np.empty(calls) for k in pipes}
         for i in range(calls):  # interleaved: both see the same load
             for k, pipe in pipes.items():

@@ -27,11 +27,15 @@ def main(argv=None):
     print("|---|---:|---|---:|---:|")
     for target in args.targets:
         start = time.perf_counter()
-        report = run_cases(target, range(args.first, args.first + args.cases), n_workers=args.workers,
-                           time_limit=args.time_limit)
+        report = run_cases(
+            target, range(args.first, args.first + args.cases), n_workers=args.workers, time_limit=args.time_limit
+        )
         counts = ", ".join(f"{label}: {n}" for label, n in sorted(report.counts.items()))
-        print(f"| `{target}` | {report.n_cases} | {counts} | {len(report.failures)} | "
-              f"{time.perf_counter() - start:.0f} |", flush=True)
+        print(
+            f"| `{target}` | {report.n_cases} | {counts} | {len(report.failures)} | "
+            f"{time.perf_counter() - start:.0f} |",
+            flush=True,
+        )
         for case, label in report.failures[:20]:
             print(f"  case {case}: {label}", file=sys.stderr)
         failed = failed or bool(report.failures)

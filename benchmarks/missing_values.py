@@ -87,20 +87,26 @@ def accuracy(args):
                 auc["af_eif"].append(
                     roc_auc_score(y, -ExtendedIsolationForest(random_state=seed).fit(X).score_samples(X))
                 )
-                iso = isotree.IsolationForest(ndim=X.shape[1], sample_size=256, ntrees=100, nthreads=1,
-                                              random_seed=seed).fit(X)
+                iso = isotree.IsolationForest(
+                    ndim=X.shape[1], sample_size=256, ntrees=100, nthreads=1, random_seed=seed
+                ).fit(X)
                 auc["iso_eif"].append(roc_auc_score(y, iso.predict(X)))
             m = {k: float(np.mean(v)) for k, v in auc.items()}
             for k, v in m.items():
                 totals.setdefault((rate, k), []).append(v)
             name = path.stem
-            print(f"| {name} | {X0.shape[0]} x {X0.shape[1]} | {rate:.0%} | {m['af_if']:.3f} | {m['sk_if']:.3f} | "
-                  f"{m['af_if'] - m['sk_if']:+.3f} | {m['af_eif']:.3f} | {m['iso_eif']:.3f} | "
-                  f"{m['af_eif'] - m['iso_eif']:+.3f} |", flush=True)
+            print(
+                f"| {name} | {X0.shape[0]} x {X0.shape[1]} | {rate:.0%} | {m['af_if']:.3f} | {m['sk_if']:.3f} | "
+                f"{m['af_if'] - m['sk_if']:+.3f} | {m['af_eif']:.3f} | {m['iso_eif']:.3f} | "
+                f"{m['af_eif'] - m['iso_eif']:+.3f} |",
+                flush=True,
+            )
     for rate in args.rates:
         m = {k: float(np.mean(totals[(rate, k)])) for k in ("af_if", "sk_if", "af_eif", "iso_eif")}
-        print(f"| **mean** | | {rate:.0%} | {m['af_if']:.3f} | {m['sk_if']:.3f} | {m['af_if'] - m['sk_if']:+.3f} | "
-              f"{m['af_eif']:.3f} | {m['iso_eif']:.3f} | {m['af_eif'] - m['iso_eif']:+.3f} |")
+        print(
+            f"| **mean** | | {rate:.0%} | {m['af_if']:.3f} | {m['sk_if']:.3f} | {m['af_if'] - m['sk_if']:+.3f} | "
+            f"{m['af_eif']:.3f} | {m['iso_eif']:.3f} | {m['af_eif'] - m['iso_eif']:+.3f} |"
+        )
 
 
 def nan_speed(args):
@@ -109,8 +115,10 @@ def nan_speed(args):
 
     from anomaly_fast import ExtendedIsolationForest, IsolationForest
 
-    print("| set | rows scored | af IF | sklearn IF | isotree ndim=1 | af EIF | isotree ndim=d | "
-          "IF vs sklearn | IF vs isotree | EIF vs isotree |")
+    print(
+        "| set | rows scored | af IF | sklearn IF | isotree ndim=1 | af EIF | isotree ndim=d | "
+        "IF vs sklearn | IF vs isotree | EIF vs isotree |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name in ("http", "cover"):
         X, _ = _load(args.data_dir, name)
@@ -127,9 +135,12 @@ def nan_speed(args):
         for key, model in models.items():
             score = model.predict if key.startswith("iso") else model.score_samples
             t[key], _ = _best(lambda score=score, X=X: score(X), 1 if key == "sk_if" else 3)
-        print(f"| {name} | {X.shape[0]} | {t['af_if']:.3f} s | {t['sk_if']:.3f} s | {t['iso_if']:.3f} s | "
-              f"{t['af_eif']:.3f} s | {t['iso_eif']:.3f} s | {t['sk_if'] / t['af_if']:.1f}x | "
-              f"{t['iso_if'] / t['af_if']:.1f}x | {t['iso_eif'] / t['af_eif']:.1f}x |", flush=True)
+        print(
+            f"| {name} | {X.shape[0]} | {t['af_if']:.3f} s | {t['sk_if']:.3f} s | {t['iso_if']:.3f} s | "
+            f"{t['af_eif']:.3f} s | {t['iso_eif']:.3f} s | {t['sk_if'] / t['af_if']:.1f}x | "
+            f"{t['iso_if'] / t['af_if']:.1f}x | {t['iso_eif'] / t['af_eif']:.1f}x |",
+            flush=True,
+        )
 
 
 def sparse(args):
@@ -154,8 +165,10 @@ def sparse(args):
     print(f"sparse {n} x {d} CSR, density 1% ({X.nnz} stored values)")
     print(f"fit (CSC):   anomaly_fast {fit_ours:.3f} s, scikit-learn {fit_theirs:.3f} s: {fit_theirs / fit_ours:.1f}x")
     print(f"fit (CSR):   anomaly_fast {fit_ours_csr:.3f} s ({fit_theirs / fit_ours_csr:.1f}x scikit-learn's CSC fit)")
-    print(f"score (CSR): anomaly_fast {score_ours:.3f} s, scikit-learn {score_theirs:.3f} s: "
-          f"{score_theirs / score_ours:.1f}x")
+    print(
+        f"score (CSR): anomaly_fast {score_ours:.3f} s, scikit-learn {score_theirs:.3f} s: "
+        f"{score_theirs / score_ours:.1f}x"
+    )
     print(f"sparse scores equal our dense path bit for bit: {np.array_equal(s_sparse, s_dense)}")
 
 
@@ -183,16 +196,25 @@ def ab(args):
         times = {key: [] for key in builds}
         for _ in range(args.runs):
             for key, where in builds.items():  # alternating
-                out = subprocess.run([sys.executable, "-c", AB_SCRIPT, path], cwd=where, capture_output=True,
-                                     text=True, check=True, env=dict(os.environ, PYTHONPATH=where))
+                out = subprocess.run(
+                    [sys.executable, "-c", AB_SCRIPT, path],
+                    cwd=where,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=dict(os.environ, PYTHONPATH=where),
+                )
                 file, best = out.stdout.split()
                 assert file.startswith(where), file
                 times[key].append(float(best))
         this, base = np.median(times["this"]), np.median(times["baseline"])
-        print(f"{name}: this {this * 1e3:.1f} ms, baseline {base * 1e3:.1f} ms (medians of {args.runs} alternating "
-              f"runs, best of 5 calls each): {100 * (this / base - 1):+.1f}%; "
-              f"per run this {[round(t * 1e3, 1) for t in times['this']]}, "
-              f"baseline {[round(t * 1e3, 1) for t in times['baseline']]}", flush=True)
+        print(
+            f"{name}: this {this * 1e3:.1f} ms, baseline {base * 1e3:.1f} ms (medians of {args.runs} alternating "
+            f"runs, best of 5 calls each): {100 * (this / base - 1):+.1f}%; "
+            f"per run this {[round(t * 1e3, 1) for t in times['this']]}, "
+            f"baseline {[round(t * 1e3, 1) for t in times['baseline']]}",
+            flush=True,
+        )
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@
 Each group times anomaly_fast next to scikit-learn (and isotree where
 installed) on the same synthetic data in the same process.
 """
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest as SklearnIsolationForest
@@ -19,8 +20,9 @@ ROW = np.ascontiguousarray(X_BATCH[:1])
 
 
 def _iso(ndim):
-    return isotree.IsolationForest(ndim=ndim, sample_size=256, ntrees=100, nthreads=1,
-                                   random_seed=0, missing_action="fail")
+    return isotree.IsolationForest(
+        ndim=ndim, sample_size=256, ntrees=100, nthreads=1, random_seed=0, missing_action="fail"
+    )
 
 
 MODELS = {

@@ -6,6 +6,7 @@ the test suite):
 Each group times anomaly_fast next to river on the same synthetic stream in
 the same process.  ``anomaly-fast bench-streaming`` prints the full tables.
 """
+
 import numpy as np
 import pytest
 
@@ -29,6 +30,7 @@ def test_adwin_river_loop(benchmark):
         det = river_drift.ADWIN()
         for v in VALUE_LIST:
             det.update(v)
+
     benchmark(run)
 
 
@@ -38,6 +40,7 @@ def test_adwin_update_loop(benchmark):
         update = ADWIN().update
         for v in VALUE_LIST:
             update(v)
+
     benchmark(run)
 
 
@@ -48,11 +51,13 @@ def test_adwin_update_many(benchmark):
 
 def _score_then_learn(make_model, points):
     """score_one then learn_one on each point, from a fresh model."""
+
     def run():
         model = make_model()
         for x in points:
             model.score_one(x)
             model.learn_one(x)
+
     return run
 
 
@@ -82,4 +87,5 @@ def test_hst_big_score_learn_many(benchmark):
         model = HalfSpaceTrees(n_trees=25, height=15, window_size=250, seed=0, limits=UNIT)
         model.learn_one(X[0])
         return (model,), {}
+
     benchmark.pedantic(lambda model: model.score_learn_many(X), setup=setup, rounds=3)

@@ -38,8 +38,17 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**/*.ipynb", "**/*.py", "**/*.zip",
-                    "**/*.md5", "**/*.pickle", "sg_execution_times.rst"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**/*.ipynb",
+    "**/*.py",
+    "**/*.zip",
+    "**/*.md5",
+    "**/*.pickle",
+    "sg_execution_times.rst",
+]
 templates_path = ["_templates"]
 
 # -- API reference ------------------------------------------------------------

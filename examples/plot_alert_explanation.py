@@ -43,9 +43,15 @@ ax.barh([names[j] for j in order], contributions[order], color=colors)
 ax.axvline(0.0, color="black", linewidth=0.8)
 ax.margins(x=0.12)
 for y, j in enumerate(order):
-    ax.annotate(f"{event[j]:.1f}", (contributions[j], y), xytext=(4 if contributions[j] >= 0 else -4, 0),
-                textcoords="offset points", va="center", ha="left" if contributions[j] >= 0 else "right",
-                fontsize=8)
+    ax.annotate(
+        f"{event[j]:.1f}",
+        (contributions[j], y),
+        xytext=(4 if contributions[j] >= 0 else -4, 0),
+        textcoords="offset points",
+        va="center",
+        ha="left" if contributions[j] >= 0 else "right",
+        fontsize=8,
+    )
 ax.set_xlabel("contribution to the anomaly score (positive = towards anomalous)")
 ax.set_title(f"Alert on api-1: anomaly score {alert.score:.3f} ({alert.tier}); labels: feature values")
 plt.show()

@@ -48,12 +48,10 @@ colours = {"warning": "gold", "critical": "darkorange", "emergency": "red"}
 for tier, rows in shown.items():
     if rows:
         m, h, reasons = zip(*rows)
-        ax.scatter(m, h, s=90, color=colours[tier], edgecolors="black", zorder=3,
-                   label=f"{tier} ({len(rows)})")
+        ax.scatter(m, h, s=90, color=colours[tier], edgecolors="black", zorder=3, label=f"{tier} ({len(rows)})")
         for mm, hh, reason in rows:
             if reason == "escalation":
-                ax.annotate("escalation", (mm, hh), xytext=(0, 9), textcoords="offset points",
-                            ha="center", fontsize=7)
+                ax.annotate("escalation", (mm, hh), xytext=(0, 9), textcoords="offset points", ha="center", fontsize=7)
 if suppressed:
     m, h = zip(*suppressed)
     ax.scatter(m, h, marker="x", s=30, color="0.5", zorder=2, label=f"suppressed ({len(suppressed)})")

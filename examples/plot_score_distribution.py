@@ -28,11 +28,18 @@ threshold = -clf.offset_
 
 fig, ax = plt.subplots(figsize=(7, 4))
 plot_score_histogram(scores, threshold=threshold, labels=labels, bins=60, ax=ax)
-ax.annotate(f"threshold = {threshold:.3f}\n(contamination=0.03)", xy=(threshold, ax.get_ylim()[1] * 0.8),
-            xytext=(10, 0), textcoords="offset points", fontsize=9)
+ax.annotate(
+    f"threshold = {threshold:.3f}\n(contamination=0.03)",
+    xy=(threshold, ax.get_ylim()[1] * 0.8),
+    xytext=(10, 0),
+    textcoords="offset points",
+    fontsize=9,
+)
 flagged = clf.predict(X) == -1
-ax.set_title(f"IsolationForest anomaly scores: {flagged.sum()} rows flagged, "
-             f"{int(flagged[labels == 1].sum())} of {len(outliers)} outliers")
+ax.set_title(
+    f"IsolationForest anomaly scores: {flagged.sum()} rows flagged, "
+    f"{int(flagged[labels == 1].sum())} of {len(outliers)} outliers"
+)
 fig.tight_layout()
 
 # %%

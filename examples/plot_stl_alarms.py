@@ -33,8 +33,13 @@ detector = STLDetector().fit(series[: 24 * 14])
 out = detector.detect(series)
 alarms = out.index[out["alarm"]]
 
-panels = [("value", "series"), ("trend", "trend"), ("seasonal", "seasonal"), ("residual", "residual"),
-          ("score", "score (> 1 flagged)")]
+panels = [
+    ("value", "series"),
+    ("trend", "trend"),
+    ("seasonal", "seasonal"),
+    ("residual", "residual"),
+    ("score", "score (> 1 flagged)"),
+]
 fig, axes = plt.subplots(len(panels), 1, figsize=(11, 9), sharex=True)
 for ax, (column, label) in zip(axes, panels):
     ax.plot(out.index, out[column], lw=0.7, color="0.25")

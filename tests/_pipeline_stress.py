@@ -55,8 +55,17 @@ def open_spec(spec, **kwargs):
 
 
 def pipeline(store, monitor=True):
-    return AnomalyPipeline(fitted_model(), threshold=0.7, suppression_window=20.0, tiers=TIERS, store=store,
-                           model_version="m", monitor_features=monitor, min_feedback=3, feedback_window=10)
+    return AnomalyPipeline(
+        fitted_model(),
+        threshold=0.7,
+        suppression_window=20.0,
+        tiers=TIERS,
+        store=store,
+        model_version="m",
+        monitor_features=monitor,
+        min_feedback=3,
+        feedback_window=10,
+    )
 
 
 def feed(pipe, X, entities, timestamps, rows, rng):
@@ -72,7 +81,9 @@ def feed(pipe, X, entities, timestamps, rows, rng):
                 a = pipe.process(X[r], {"entity_id": entities[r], "timestamp": timestamps[r]})
                 out += [] if a is None else [a]
         else:
-            out += pipe.process_batch(X[chunk], {"entity_id": [entities[r] for r in chunk], "timestamp": timestamps[chunk]})
+            out += pipe.process_batch(
+                X[chunk], {"entity_id": [entities[r] for r in chunk], "timestamp": timestamps[chunk]}
+            )
         i += size
     return out
 
@@ -125,6 +136,7 @@ def threads_case(case):
     sqlite, mixed = case % 2, case // 2
     X, entities, ts = make_stream(case, 1600, 24)
     with tempfile.TemporaryDirectory() as tmp:
+
         def open_pipe(name):
             store = SQLiteAlertStore(Path(tmp) / name, "NORMAL") if sqlite else None
             return pipeline(store)
@@ -143,6 +155,7 @@ def threads_case(case):
             if canonical(pipe.alerts()) != canonical(one.alerts()) or len(expected) != len(returned):
                 return f"alert sets differ: {len(returned)} with threads, {len(expected)} in one thread"
         else:
+
             def work(k):
                 rng = random.Random(k)
                 rows = [r for r in range(len(X)) if r % N_THREADS == k]
@@ -153,9 +166,13 @@ def threads_case(case):
                         pipe.feedback(a.alert_id, rng.random() < 0.5)
                     pipe.alerts(limit=5)
                     pipe.feature_report()
-                    pipe.process_batch(X[rows[start : start + 5]],
-                                       {"entity_id": [entities[r] for r in rows[start : start + 5]],
-                                        "timestamp": ts[rows[start : start + 5]]})  # redelivery
+                    pipe.process_batch(
+                        X[rows[start : start + 5]],
+                        {
+                            "entity_id": [entities[r] for r in rows[start : start + 5]],
+                            "timestamp": ts[rows[start : start + 5]],
+                        },
+                    )  # redelivery
 
             errors = _run_threads(work)
             if errors:
@@ -210,9 +227,18 @@ def one_process_alerts(store):
 
 # -- replay after a crash -------------------------------------------------------------------
 def replay_pipeline(store):
-    return AnomalyPipeline(fitted_model(), suppression_window=60.0, tiers=TIERS, store=store, model_version="m",
-                           monitor_features=False, min_feedback=2, feedback_window=4, target_precision=0.75,
-                           threshold_step=0.02)
+    return AnomalyPipeline(
+        fitted_model(),
+        suppression_window=60.0,
+        tiers=TIERS,
+        store=store,
+        model_version="m",
+        monitor_features=False,
+        min_feedback=2,
+        feedback_window=4,
+        target_precision=0.75,
+        threshold_step=0.02,
+    )
 
 
 def scenario(seed, n=400):
@@ -269,8 +295,10 @@ def adapting_stream(n=6000, shift_at=2000, seed=0, d=2, n_entities=20):
     X[shift_at:] += 4.0
     planted = rng.rand(n) < 0.005
     X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
-    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
-            "timestamp": np.arange(n, dtype=np.float64)}
+    meta = {
+        "entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
+        "timestamp": np.arange(n, dtype=np.float64),
+    }
     return X, meta, planted
 
 
@@ -281,8 +309,15 @@ def adapting_pipeline(store, registry=None):
     model = fitted_model()
     threshold = float(np.quantile(model.anomaly_score(train), 0.995))
     policy = AdaptationPolicy(window=1000, persistence=400, shadow=200, registry=registry)
-    return AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, store=store, model_version="m",
-                           monitor_features=False, adapt=policy)
+    return AnomalyPipeline(
+        model,
+        threshold=threshold,
+        suppression_window=0.0,
+        store=store,
+        model_version="m",
+        monitor_features=False,
+        adapt=policy,
+    )
 
 
 def adapt_main(argv):
@@ -293,6 +328,8 @@ def adapt_main(argv):
     for s in range(0, X.shape[0], 50):
         for a in pipe.process_batch(X[s : s + 50], {k: v[s : s + 50] for k, v in meta.items()}):
             print(a.alert_id, a.model_version, flush=True)
+
+
 def serve_main(argv):
     """``python _pipeline_stress.py serve STORE``: a pipeline worker taking
     JSON commands on stdin, one per line -- ``["process", point, metadata]``

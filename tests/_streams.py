@@ -59,6 +59,8 @@ def shifting_stream(d, n, shift_at, shift, seed=0, walk=False, n_entities=50):
         X[shift_at:] += shift
     planted = rng.rand(n) < 0.005
     X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
-    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
-            "timestamp": np.arange(n, dtype=np.float64)}
+    meta = {
+        "entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
+        "timestamp": np.arange(n, dtype=np.float64),
+    }
     return X, meta, planted

@@ -37,7 +37,7 @@ def postgres_url():
 
     url = os.environ.get(POSTGRES_ENV)
     if not url:
-        pytest.skip(f"no PostgreSQL server: set {POSTGRES_ENV} (eval \"$(.ci/postgres start DIR)\")")
+        pytest.skip(f'no PostgreSQL server: set {POSTGRES_ENV} (eval "$(.ci/postgres start DIR)")')
     pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install '.[postgres]')")
     return url
 

@@ -35,8 +35,9 @@ def champion(d, seed=0):
 def run(X, meta, d, adapt, batch=100, store=None, **kwargs):
     """Alert flags per event and the pipeline, fed in batches."""
     model, threshold = champion(d)
-    pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, monitor_features=False,
-                           adapt=adapt, store=store, **kwargs)
+    pipe = AnomalyPipeline(
+        model, threshold=threshold, suppression_window=0.0, monitor_features=False, adapt=adapt, store=store, **kwargs
+    )
     flags = np.zeros(X.shape[0], dtype=bool)
     for s in range(0, X.shape[0], batch):
         for a in pipe.process_batch(X[s : s + batch], {k: v[s : s + batch] for k, v in meta.items()}):
@@ -120,8 +121,13 @@ def test_emergency_tier_alerts_are_an_incident_unless_allowed(max_share, adapts)
     X[2500:] += 12.0  # scores ~1: emergency tier
     meta = {"entity_id": "one-host", "timestamp": np.arange(6000.0)}
     model = NormScore().fit(rng.normal(size=(1000, 2)))
-    pipe = AnomalyPipeline(model, threshold=0.7, suppression_window=0.0, monitor_features=False,
-                           adapt=AdaptationPolicy(max_top_tier_share=max_share, **POLICY))
+    pipe = AnomalyPipeline(
+        model,
+        threshold=0.7,
+        suppression_window=0.0,
+        monitor_features=False,
+        adapt=AdaptationPolicy(max_top_tier_share=max_share, **POLICY),
+    )
     for s in range(0, 6000, 250):
         pipe.process_batch(X[s : s + 250], {"entity_id": "one-host", "timestamp": meta["timestamp"][s : s + 250]})
     assert ("promotion" in kinds(pipe)) is adapts
@@ -142,8 +148,9 @@ def test_decisions_do_not_depend_on_batching(tmp_path):
     X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
     _, whole = run(X, meta, 2, AdaptationPolicy(**POLICY), batch=6000)
     model, threshold = champion(2)
-    pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, monitor_features=False,
-                           adapt=AdaptationPolicy(**POLICY))
+    pipe = AnomalyPipeline(
+        model, threshold=threshold, suppression_window=0.0, monitor_features=False, adapt=AdaptationPolicy(**POLICY)
+    )
     rng = np.random.RandomState(3)
     s = 0
     while s < 6000:
@@ -162,8 +169,9 @@ def test_a_failed_write_leaves_the_adapter_as_it_was(monkeypatch):
     X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
     _, reference = run(X, meta, 2, AdaptationPolicy(**POLICY))
     model, threshold = champion(2)
-    pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, monitor_features=False,
-                           adapt=AdaptationPolicy(**POLICY))
+    pipe = AnomalyPipeline(
+        model, threshold=threshold, suppression_window=0.0, monitor_features=False, adapt=AdaptationPolicy(**POLICY)
+    )
     real = MemoryAlertStore.add_model_changes
     failures = []
 
@@ -210,8 +218,16 @@ def test_a_restart_must_begin_with_the_streams_first_champion(tmp_path):
 
 
 def test_stores_record_model_changes_once(tmp_path):
-    record = {"timestamp": 1.0, "event_index": 5, "event_time": 5.0, "kind": "promotion", "version": "v",
-              "previous": "u", "reason": "r", "detail": {"a": [1, 2]}}
+    record = {
+        "timestamp": 1.0,
+        "event_index": 5,
+        "event_time": 5.0,
+        "kind": "promotion",
+        "version": "v",
+        "previous": "u",
+        "reason": "r",
+        "detail": {"a": [1, 2]},
+    }
     for store in (MemoryAlertStore(), SQLiteAlertStore(tmp_path / "a.db")):
         store.add_model_changes([record])
         store.add_model_changes([dict(record, timestamp=2.0)])  # a replay: skipped
@@ -240,10 +256,22 @@ def test_stream_cli_adapts_reports_promotions_and_restarts_from_the_first_champi
     registry = ModelRegistry(tmp_path / "models")
     first = registry.save(stress.fitted_model(), feature_names=["a", "b"])
     X, meta, _ = stress.adapting_stream()
-    lines = "".join(json.dumps({"entity_id": e, "timestamp": t, "a": x[0], "b": x[1]}) + "\n"
-                    for x, e, t in zip(X.tolist(), meta["entity_id"], meta["timestamp"].tolist()))
-    argv = ["--model", str(tmp_path / "models"), "--store", str(tmp_path / "a.db"), "--adapt",
-            "--suppression-window", "0", "--no-monitor", "--progress-every", "0"]
+    lines = "".join(
+        json.dumps({"entity_id": e, "timestamp": t, "a": x[0], "b": x[1]}) + "\n"
+        for x, e, t in zip(X.tolist(), meta["entity_id"], meta["timestamp"].tolist())
+    )
+    argv = [
+        "--model",
+        str(tmp_path / "models"),
+        "--store",
+        str(tmp_path / "a.db"),
+        "--adapt",
+        "--suppression-window",
+        "0",
+        "--no-monitor",
+        "--progress-every",
+        "0",
+    ]
     out, err = StringIO(), StringIO()
     assert stream_main([*argv, "--threshold", "0.66"], stdin=StringIO(lines), stdout=out, stderr=err) == 0
     summary = json.loads(err.getvalue().splitlines()[-1])["summary"]
@@ -275,8 +303,15 @@ def test_a_streaming_champion_learns_its_challenger_and_is_left_alone():
 def test_the_threshold_controller_keeps_its_state_across_a_promotion():
     X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
     model, threshold = champion(2)
-    pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=0.0, monitor_features=False,
-                           min_feedback=2, target_precision=0.5, adapt=AdaptationPolicy(**POLICY))
+    pipe = AnomalyPipeline(
+        model,
+        threshold=threshold,
+        suppression_window=0.0,
+        monitor_features=False,
+        min_feedback=2,
+        target_precision=0.5,
+        adapt=AdaptationPolicy(**POLICY),
+    )
     alerts = pipe.process_batch(X[:1500], {k: v[:1500] for k, v in meta.items()})
     for a in alerts[:3]:
         pipe.feedback(a.alert_id, True)  # precision 1 > 0.5: the threshold comes down

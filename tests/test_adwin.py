@@ -99,8 +99,11 @@ def test_detections_identical_to_river_at_any_scale_near_the_bound(scale, seed):
     for _ in range(6):
         n = int(rng.integers(300, 1500))
         values = scale * np.concatenate([rng.normal(0, 1, n), rng.normal(rng.uniform(0.1, 0.4), 1, n)])
-        params = {"delta": float(rng.choice([0.002, 0.3])), "clock": int(rng.choice([1, 32])),
-                  "min_window_length": int(rng.choice([1, 5]))}
+        params = {
+            "delta": float(rng.choice([0.002, 0.3])),
+            "clock": int(rng.choice([1, 32])),
+            "min_window_length": int(rng.choice([1, 5])),
+        }
         expected = river_run(values, params)
         assert ADWIN(**params).update_many(values).tolist() == expected[0], params
         compared += 1
@@ -133,7 +136,12 @@ def test_update_many_equals_update_loop(seed):
     many = np.concatenate([b.update_many(values[:1234]), 1234 + b.update_many(values[1234:])])
     assert loop == many.tolist() and len(loop) > 0
     assert (a.width, a.total, a.variance, a.n_detections, a.drift_detected) == (
-        b.width, b.total, b.variance, b.n_detections, b.drift_detected)
+        b.width,
+        b.total,
+        b.variance,
+        b.n_detections,
+        b.drift_detected,
+    )
     assert np.array_equal(a.bucket_counts, b.bucket_counts)
 
 
@@ -191,8 +199,16 @@ def test_bad_input_types():
 
 @pytest.mark.parametrize(
     "params",
-    [{"delta": 0}, {"delta": 1.5}, {"clock": 0}, {"max_buckets": 0},
-     {"min_window_length": 0}, {"grace_period": -1}, {"clock": 2.5}, {"delta": "x"}],
+    [
+        {"delta": 0},
+        {"delta": 1.5},
+        {"clock": 0},
+        {"max_buckets": 0},
+        {"min_window_length": 0},
+        {"grace_period": -1},
+        {"clock": 2.5},
+        {"delta": "x"},
+    ],
 )
 def test_invalid_parameters(params):
     with pytest.raises((ValueError, TypeError), match=next(iter(params))):
@@ -219,7 +235,12 @@ def test_pickle_round_trip(cut, seed):
     copy = pickle.loads(pickle.dumps(det))
     assert copy.get_params() == det.get_params()
     assert (copy.width, copy.total, copy.variance, copy.n_detections, copy.drift_detected) == (
-        det.width, det.total, det.variance, det.n_detections, det.drift_detected)
+        det.width,
+        det.total,
+        det.variance,
+        det.n_detections,
+        det.drift_detected,
+    )
     assert copy.update_many(values[cut:]).tolist() == det.update_many(values[cut:]).tolist()
     assert copy.total == det.total
 
@@ -232,14 +253,18 @@ def test_pickle_right_after_detection():
             break
     copy = pickle.loads(pickle.dumps(det))
     assert copy.drift_detected
-    assert copy.update_many(values[i + 1:]).tolist() == det.update_many(values[i + 1:]).tolist()
+    assert copy.update_many(values[i + 1 :]).tolist() == det.update_many(values[i + 1 :]).tolist()
     assert copy.width == det.width
 
 
 def _full_state(det):
     state = det._core._state()
-    return (state["scalars"], state["bucket_count"].tolist(), state["bucket_total"].tolist(),
-            state["bucket_m2"].tolist())
+    return (
+        state["scalars"],
+        state["bucket_count"].tolist(),
+        state["bucket_total"].tolist(),
+        state["bucket_m2"].tolist(),
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -257,8 +282,7 @@ def test_update_many_state_identical_to_update_loop(data_seed, n, max_buckets, c
     bucket, sum and detection must still be bit-identical to update()."""
     rng = np.random.default_rng(data_seed)
     values = scale * synthetic_stream("mean_shift", rng, n)
-    params = dict(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=1,
-                  grace_period=3)
+    params = dict(delta=delta, clock=clock, max_buckets=max_buckets, min_window_length=1, grace_period=3)
     a, b = ADWIN(**params), ADWIN(**params)
     loop = [i for i, v in enumerate(values) if a.update(v)]
     assert b.update_many(values).tolist() == loop
@@ -278,7 +302,7 @@ def test_window_properties(values, max_buckets, clock, delta):
     det.update_many(arr)
     width = det.width
     assert 1 <= width <= len(arr)
-    window = arr[len(arr) - width:]
+    window = arr[len(arr) - width :]
     assert det.total == pytest.approx(window.sum(), rel=1e-9, abs=1e-6)
     assert det.variance_in_window == pytest.approx(window.var(), rel=1e-6, abs=1e-5)
     assert det.variance == pytest.approx(window.var() * width, rel=1e-6, abs=1e-5 * width)
@@ -288,6 +312,7 @@ def test_window_properties(values, max_buckets, clock, delta):
 
 
 # -- river's own regression expectations (river/drift/test_adwin_regression.py), on our ADWIN --
+
 
 def _detections(det, values):
     return [i for i, v in enumerate(values) if det.update(v)]
@@ -303,8 +328,12 @@ def test_river_regression_multiple_drifts_at_1023_2015_3007():
     import random
 
     rng = random.Random(42)
-    data = (rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
-            + rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000))
+    data = (
+        rng.choices([0, 1], k=1000)
+        + rng.choices(range(4, 8), k=1000)
+        + rng.choices([0, 1], k=1000)
+        + rng.choices(range(4, 8), k=1000)
+    )
     assert _detections(ADWIN(), data) == [1023, 2015, 3007]
     assert ADWIN().update_many(data).tolist() == [1023, 2015, 3007]
 
@@ -381,6 +410,7 @@ def test_river_regression_large_negative_and_alternating_values():
 
 # -- huge values ---------------------------------------------------------------
 
+
 @pytest.mark.parametrize("huge", [1e308, -1e308, 1.5e120, np.finfo(float).max])
 def test_values_whose_sums_could_overflow_are_rejected_state_unchanged(huge, seed):
     values = synthetic_stream("mean_shift", np.random.default_rng(seed), 400)
@@ -406,6 +436,7 @@ def test_values_at_the_bound_keep_every_statistic_finite():
 
 # -- restored state is validated before the kernel sees it ----------------------
 
+
 def _fed_state(seed):
     det = ADWIN(clock=4, max_buckets=3)
     det.update_many(synthetic_stream("mean_shift", np.random.default_rng(seed), 700))
@@ -421,12 +452,12 @@ def _mutated(state, path, value):
     def put(obj, keys):
         if len(keys) == 1:
             if isinstance(obj, tuple):
-                return obj[:keys[0]] + (value,) + obj[keys[0] + 1:]
+                return obj[: keys[0]] + (value,) + obj[keys[0] + 1 :]
             obj[keys[0]] = value
             return obj
         obj_k = put(obj[keys[0]], keys[1:])
         if isinstance(obj, tuple):
-            return obj[:keys[0]] + (obj_k,) + obj[keys[0] + 1:]
+            return obj[: keys[0]] + (obj_k,) + obj[keys[0] + 1 :]
         obj[keys[0]] = obj_k
         return obj
 

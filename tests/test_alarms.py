@@ -57,8 +57,14 @@ def test_property_a_stream_fed_in_pieces_alarms_like_one_batch(score, spacing, p
 
 def test_restored_state_is_validated():
     assert AlarmState.restore([5, 2, 1, 0]).array.tolist() == [5, 2, 1, 0]
-    for bad, field in [([5, 2, 1], "4 integers"), ([-1, -9, 0, 0], "time"), ([5, 9, 0, 0], "last_alarm"),
-                       ([5, 2, 3, 0], "previous_flagged"), ([5, 2, 0, 7], "armed"), ([0.5, 0, 0, 0], "4 integers")]:
+    for bad, field in [
+        ([5, 2, 1], "4 integers"),
+        ([-1, -9, 0, 0], "time"),
+        ([5, 9, 0, 0], "last_alarm"),
+        ([5, 2, 3, 0], "previous_flagged"),
+        ([5, 2, 0, 7], "armed"),
+        ([0.5, 0, 0, 0], "4 integers"),
+    ]:
         with pytest.raises(ValueError, match=field):
             AlarmState.restore(bad)
 

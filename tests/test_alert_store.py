@@ -26,9 +26,19 @@ from anomaly_fast.streaming.feature_monitor import DriftEvent
 
 def alert(i, entity="a", ts=None):
     ts = float(i) if ts is None else ts
-    return {"alert_id": f"id{i}", "event_key": event_key(entity, ts, event_id=i), "timestamp": ts, "entity_id": entity,
-            "score": 0.8, "tier": "warning", "threshold": 0.7, "features": {"x0": 1.0}, "detector": "d",
-            "model_version": "m", "context": {"reason": "new"}}
+    return {
+        "alert_id": f"id{i}",
+        "event_key": event_key(entity, ts, event_id=i),
+        "timestamp": ts,
+        "entity_id": entity,
+        "score": 0.8,
+        "tier": "warning",
+        "threshold": 0.7,
+        "features": {"x0": 1.0},
+        "detector": "d",
+        "model_version": "m",
+        "context": {"reason": "new"},
+    }
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -197,8 +207,6 @@ def test_a_store_from_a_newer_version_is_refused(tmp_path):
         SQLiteAlertStore(tmp_path / "a.db")
 
 
-
-
 def _write_v1_store(path):
     """A store as the previous release wrote it: no schema_migrations,
     threshold changes stamped with wall-clock time, keys "id:<event_id>" and
@@ -207,14 +215,19 @@ def _write_v1_store(path):
 
     conn = sqlite3.connect(path)
     conn.executescript(_SCHEMA_V1)
-    rows = [("a1", "id:e7", 5.0, "h1", {"x0": 40.0, "x1": -40.0}), ("a2", "h2@10.0", 10.0, "h2", {"x0": 40.0, "x1": -40.0})]
+    rows = [
+        ("a1", "id:e7", 5.0, "h1", {"x0": 40.0, "x1": -40.0}),
+        ("a2", "h2@10.0", 10.0, "h2", {"x0": 40.0, "x1": -40.0}),
+    ]
     for alert_id, key, ts, entity, features in rows:
         conn.execute(
             "INSERT INTO alerts (alert_id, event_key, timestamp, entity_id, score, tier, threshold, features, detector, "
             "model_version, context) VALUES (?, ?, ?, ?, 0.77, 'emergency', 0.7, ?, 'IsolationForest', 'old', ?)",
             (alert_id, key, ts, entity, json.dumps(features), json.dumps({"reason": "new"})),
         )
-    conn.execute("INSERT INTO threshold_history (timestamp, old, new, reason) VALUES (1.7e9, NULL, 0.7, 'initial threshold')")
+    conn.execute(
+        "INSERT INTO threshold_history (timestamp, old, new, reason) VALUES (1.7e9, NULL, 0.7, 'initial threshold')"
+    )
     conn.execute("INSERT INTO threshold_history (timestamp, old, new, reason) VALUES (1.7e9, 0.7, 0.72, 'feedback')")
     conn.execute("INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES ('a1', 0, 1.7e9)")
     conn.commit()
@@ -227,7 +240,8 @@ def test_a_store_of_the_previous_schema_opens_migrated(tmp_path):
     store = SQLiteAlertStore(path)
     assert [v for v, _, _ in store.schema_migrations()] == list(range(1, SCHEMA_VERSION + 1))
     assert [a["event_key"] for a in store.alerts()] == [
-        event_key("h1", 5.0, event_id="e7"), event_key("h2", 10.0, features=[40.0, -40.0])
+        event_key("h1", 5.0, event_id="e7"),
+        event_key("h2", 10.0, features=[40.0, -40.0]),
     ]
     history = store.threshold_history()
     assert [h["event_time"] for h in history] == [-math.inf, -math.inf]  # in force for every event, as before
@@ -284,7 +298,11 @@ def test_open_store_takes_a_postgresql_url(postgres_url):
 
 def test_postgres_schema_is_versioned_and_migrated_once(new_postgres_store):
     store = new_postgres_store()
-    assert [v for v, _, _ in store.schema_migrations()] == [2, 3, 4] and SCHEMA_VERSION == 4  # a new schema starts at 2 (= SQLite v2)
+    assert [v for v, _, _ in store.schema_migrations()] == [
+        2,
+        3,
+        4,
+    ] and SCHEMA_VERSION == 4  # a new schema starts at 2 (= SQLite v2)
     store.add_alerts([alert(0)])
     again = new_postgres_store(schema=store.schema)  # a second process opening it: nothing to migrate
     assert [v for v, _, _ in again.schema_migrations()] == [2, 3, 4]
@@ -344,8 +362,16 @@ def test_postgres_store_refuses_bad_parameters(postgres_url):
 
 
 def test_model_changes_are_stored_once_in_order_and_read_back_exactly(store):
-    change = dict(timestamp=1.5, event_index=10, event_time=100.0, kind="promotion", version="v2",
-                  previous="v1", reason="lasting change", detail={"rate": 0.01, "entities": ["a", "b"]})
+    change = dict(
+        timestamp=1.5,
+        event_index=10,
+        event_time=100.0,
+        kind="promotion",
+        version="v2",
+        previous="v1",
+        reason="lasting change",
+        detail={"rate": 0.01, "entities": ["a", "b"]},
+    )
     store.add_model_changes([dict(change, event_index=3, kind="initial", version="v1", previous=None), change])
     store.add_model_changes([change])  # a replay: already stored
     got = store.model_changes()

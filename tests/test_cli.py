@@ -54,8 +54,15 @@ def parser_of(argv, monkeypatch):
 
 def run_module(*args, stdin=None, timeout=120):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "anomaly_fast", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "anomaly_fast", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -244,8 +251,13 @@ def test_score_into_a_closed_pipe_exits_quietly(registry, tmp_path, rng):
     big = pd.DataFrame(rng.normal(size=(40_000, 3)), columns=["a", "b", "c"])
     big.to_csv(tmp_path / "big.csv", index=False)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "anomaly_fast", "score", str(registry), str(tmp_path / "big.csv")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anomaly_fast", "score", str(registry), str(tmp_path / "big.csv")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         header = proc.stdout.readline()  # like `| head -1`
         proc.stdout.close()

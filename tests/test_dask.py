@@ -39,8 +39,9 @@ def _loads_on_worker():
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", memory_limit="1GiB")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="1GiB"
+    )
     client = distributed.Client(cluster)
     yield client
     client.close()
@@ -208,8 +209,9 @@ def test_the_ensemble_calibration_is_fitted_on_the_sample(client, table):
     assert ens.threshold_ == again.threshold_
     np.testing.assert_array_equal(ens.anomaly_score(table), again.anomaly_score(table))
     sample = sample_dask(X, 1_500, random_state=2)
-    np.testing.assert_array_equal(ens.anomaly_score(table),
-                                  AnomalyEnsemble(random_state=0).fit(sample).anomaly_score(table))
+    np.testing.assert_array_equal(
+        ens.anomaly_score(table), AnomalyEnsemble(random_state=0).fit(sample).anomaly_score(table)
+    )
 
 
 def test_parallel_post_fit_of_dask_ml_predicts_like_the_model(client, table):
@@ -260,8 +262,9 @@ def test_score_dask_writes_one_parquet_file_of_scores_per_partition(client, parq
     assert "is not an empty folder" in capsys.readouterr().err
 
 
-def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_rows(client, parquet_folder,
-                                                                                     tmp_path, capsys):
+def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_rows(
+    client, parquet_folder, tmp_path, capsys
+):
     from anomaly_fast.pipeline.cli import score_main
     from anomaly_fast.pipeline.registry import ModelRegistry
 
@@ -273,8 +276,12 @@ def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_
     model = IsolationForest(n_estimators=20, random_state=0).fit(df[features].to_numpy())
     ModelRegistry(tmp_path / "models").save(model, df[features].to_numpy(), feature_names=features)
     # IsolationForest takes missing values (scikit-learn's semantics): rows with NaN are scored
-    assert score_main([str(tmp_path / "models"), str(folder), "--dask", client.scheduler.address,
-                       "-o", str(tmp_path / "a")]) == 0
+    assert (
+        score_main(
+            [str(tmp_path / "models"), str(folder), "--dask", client.scheduler.address, "-o", str(tmp_path / "a")]
+        )
+        == 0
+    )
     with_nan = pd.concat([pd.read_parquet(f) for f in sorted((tmp_path / "a").glob("*.parquet"))])
     assert len(with_nan) == len(df)  # day-0 replaced by the copy with holes
     assert np.isfinite(with_nan["anomaly_score"].to_numpy()).all()
@@ -283,7 +290,9 @@ def test_score_dask_without_an_address_starts_a_local_cluster_and_drops_missing_
     scored = pd.concat([pd.read_parquet(f) for f in sorted(out.glob("*.parquet"))])
     assert len(scored) == 3_998
     kept = holes.drop([3, 7])
-    np.testing.assert_array_equal(scored["anomaly_score"].to_numpy()[:998], model.anomaly_score(kept[features].to_numpy()))
+    np.testing.assert_array_equal(
+        scored["anomaly_score"].to_numpy()[:998], model.anomaly_score(kept[features].to_numpy())
+    )
 
 
 def test_score_dask_needs_an_output_folder(tmp_path, capsys):

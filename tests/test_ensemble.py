@@ -300,7 +300,9 @@ def test_validation_fast_path_agrees_with_full_validation(data):
     ens = AnomalyEnsemble(random_state=0).fit(X)
     fast = ens.anomaly_score(X_new)  # small float64 ndarray: fast path
     np.testing.assert_array_equal(ens.anomaly_score(X_new.tolist()), fast)
-    np.testing.assert_array_equal(ens.anomaly_score(X_new.astype(np.float32)), ens.anomaly_score(X_new.astype(np.float32).astype(np.float64)))
+    np.testing.assert_array_equal(
+        ens.anomaly_score(X_new.astype(np.float32)), ens.anomaly_score(X_new.astype(np.float32).astype(np.float64))
+    )
     big = np.tile(X_new, (30, 1))  # 1170 rows: full validation
     np.testing.assert_array_equal(ens.anomaly_score(big), np.tile(fast, 30))
     with pytest.raises(ValueError, match="infinity"):

@@ -78,7 +78,9 @@ def test_one_row_equals_the_same_row_in_a_batch_and_n_jobs_does_not_matter(fitte
         np.testing.assert_array_equal(fitted.explain(rows[i : i + 1])[0], phi[i])
     parallel = pickle.loads(pickle.dumps(fitted)).set_params(n_jobs=2)
     np.testing.assert_array_equal(parallel.explain(rows), phi)
-    np.testing.assert_array_equal(fitted.explain(rows.astype(np.float32)), fitted.explain(rows.astype(np.float32).astype(np.float64)))
+    np.testing.assert_array_equal(
+        fitted.explain(rows.astype(np.float32)), fitted.explain(rows.astype(np.float32).astype(np.float64))
+    )
 
 
 def test_bad_input_is_refused_as_in_scoring(fitted, data):
@@ -181,8 +183,9 @@ def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_pat
     point = data[0].copy()
     point[2] = -50.0  # far out in io
     for store in (MemoryAlertStore(), tmp_path / "alerts.db"):
-        pipe = AnomalyPipeline(model, threshold=0.5, store=store, feature_names=names, explain=2,
-                               monitor_features=False)
+        pipe = AnomalyPipeline(
+            model, threshold=0.5, store=store, feature_names=names, explain=2, monitor_features=False
+        )
         alert = pipe.process(point, {"entity_id": "h", "timestamp": 1.0})
         assert alert.explanation[0]["feature"] == "io"
         assert len(alert.explanation) == 2 and alert.explanation[0]["value"] == -50.0
@@ -217,8 +220,10 @@ def test_a_schema_2_store_migrates_to_3_and_old_alerts_have_no_explanation(tmp_p
 
     path = tmp_path / "v2.db"
     conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
-                 "applied_at REAL NOT NULL)")
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
     conn.executescript(MIGRATIONS[1][1])
     MIGRATIONS[2][1](conn)
     conn.executemany("INSERT INTO schema_migrations VALUES (?, 'x', 0)", [(1,), (2,)])
@@ -232,8 +237,13 @@ def test_a_schema_2_store_migrates_to_3_and_old_alerts_have_no_explanation(tmp_p
     store = SQLiteAlertStore(path)
     assert [v for v, _, _ in store.schema_migrations()] == [1, 2, 3, 4]
     assert store.get_alert("a1")["explanation"] == []
-    new = dict(store.get_alert("a1"), alert_id="a2", event_key="1:h@6.0", timestamp=6.0,
-               explanation=[{"feature": "x0", "contribution": 0.25, "value": 1.0}])
+    new = dict(
+        store.get_alert("a1"),
+        alert_id="a2",
+        event_key="1:h@6.0",
+        timestamp=6.0,
+        explanation=[{"feature": "x0", "contribution": 0.25, "value": 1.0}],
+    )
     store.add_alerts([new])
     assert store.get_alert("a2")["explanation"] == new["explanation"]
     with pytest.raises(TypeError, match="explanation"):
@@ -263,8 +273,15 @@ def test_cli_stream_and_score_show_explanations(registry, tmp_path):
 
     line = json.dumps({"entity_id": "h", "timestamp": 1.0, "features": {"a": 0.0, "b": 9.0, "c": 0.0}})
     out, err = io.StringIO(), io.StringIO()
-    assert stream_main(["--model", str(registry), "--threshold", "0.5", "--explain", "2"],
-                       stdin=io.StringIO(line + "\n"), stdout=out, stderr=err) == 0
+    assert (
+        stream_main(
+            ["--model", str(registry), "--threshold", "0.5", "--explain", "2"],
+            stdin=io.StringIO(line + "\n"),
+            stdout=out,
+            stderr=err,
+        )
+        == 0
+    )
     alert = json.loads(out.getvalue())
     assert len(alert["explanation"]) == 2 and alert["explanation"][0]["feature"] == "b"
     pd.DataFrame({"a": [0.0, 0.0], "b": [9.0, 0.0], "c": [0.0, 0.0]}).to_csv(tmp_path / "new.csv", index=False)
@@ -275,8 +292,9 @@ def test_cli_stream_and_score_show_explanations(registry, tmp_path):
 
 
 def test_pipeline_over_an_ensemble_explains_with_its_forest_members(data):
-    ens = AnomalyEnsemble([("if", IsolationForest(n_estimators=20, random_state=0)),
-                           ("lof", LocalOutlierFactor(n_neighbors=10))]).fit(data)
+    ens = AnomalyEnsemble(
+        [("if", IsolationForest(n_estimators=20, random_state=0)), ("lof", LocalOutlierFactor(n_neighbors=10))]
+    ).fit(data)
     pipe = AnomalyPipeline(ens, threshold=0.0, explain=4, monitor_features=False)
     point = data[3] * 5
     alert = pipe.process(point, {"timestamp": 1.0})

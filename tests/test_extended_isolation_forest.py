@@ -1,5 +1,6 @@
 """ExtendedIsolationForest: hyperplane semantics, extension levels, and
 agreement with isotree's extended model and with the standard forest."""
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -55,9 +56,7 @@ def test_scores_follow_the_hyperplane_rule(rng, level, dense):
     """Walk the flat trees in Python with (x - p) . n <= 0 -> left and
     compare with the kernel, for the dense and the sparse scoring layout."""
     X = rng.normal(size=(150, 4))
-    model = ExtendedIsolationForest(
-        n_estimators=6, max_samples=32, extension_level=level, random_state=2
-    ).fit(X)
+    model = ExtendedIsolationForest(n_estimators=6, max_samples=32, extension_level=level, random_state=2).fit(X)
     f = model._forest
     assert f.dense == dense
     total = np.zeros(len(X))
@@ -104,15 +103,15 @@ def test_range_intercept_splits_between_the_extreme_projections(standardize):
     left side empty; the paper's box intercept does leave empty sides.
     (max_samples = n without bootstrap: every tree sees all of X.)"""
     X, _ = _ring(0, n=200)
-    ranged = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), intercept="range",
-                                     standardize=standardize, random_state=0).fit(X)
+    ranged = ExtendedIsolationForest(
+        n_estimators=5, max_samples=len(X), intercept="range", standardize=standardize, random_state=0
+    ).fit(X)
     sides = _split_sides(ranged, X)
     assert len(sides) > 100
     for n_left, _n_right, offset, lo, hi in sides:
         assert lo <= offset <= hi
         assert n_left >= 1
-    box = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), standardize=standardize,
-                                  random_state=0).fit(X)
+    box = ExtendedIsolationForest(n_estimators=5, max_samples=len(X), standardize=standardize, random_state=0).fit(X)
     assert any(n_left == 0 or n_right == 0 for n_left, n_right, *_ in _split_sides(box, X))
 
 
@@ -161,8 +160,13 @@ def test_accuracy_matches_isotree_extended_model(standardize, isotree_params):
         model = ExtendedIsolationForest(standardize=standardize, random_state=seed).fit(X)
         ours.append(roc_auc_score(y, model.anomaly_score(X)))
         ref = isotree.IsolationForest(
-            ndim=3, sample_size=256, ntrees=100, nthreads=1, random_seed=seed,
-            missing_action="fail", **isotree_params,
+            ndim=3,
+            sample_size=256,
+            ntrees=100,
+            nthreads=1,
+            random_seed=seed,
+            missing_action="fail",
+            **isotree_params,
         ).fit(X)
         theirs.append(roc_auc_score(y, ref.decision_function(X)))
     assert np.mean(ours) > np.mean(theirs) - 0.01
@@ -200,9 +204,7 @@ def test_warm_start_cannot_change_extension_level(rng):
 def test_regression_pinned_scores():
     X, _ = _ring(0)
     model = ExtendedIsolationForest(n_estimators=40, random_state=99).fit(X)
-    np.testing.assert_allclose(
-        model.score_samples(X[[0, 1, 1200, 1249]]), PINNED, rtol=0, atol=1e-15
-    )
+    np.testing.assert_allclose(model.score_samples(X[[0, 1, 1200, 1249]]), PINNED, rtol=0, atol=1e-15)
 
 
 PINNED = [-0.4256022658506055, -0.42604854273406045, -0.42508478099169283, -0.7318823171766645]

@@ -1,6 +1,7 @@
 """Behaviour shared by IsolationForest and ExtendedIsolationForest
 (anomaly_fast/_forest.py): determinism, threads, pickling, warm start,
 input validation, score conventions."""
+
 import pickle
 import warnings
 
@@ -43,9 +44,7 @@ def test_average_path_length_vectorised():
 
 @given(st.integers(min_value=0, max_value=10**7))
 def test_kernel_average_path_length_matches_python(n):
-    assert _isolation.c_average_path_length(n) == pytest.approx(
-        average_path_length(n), rel=1e-14, abs=0
-    )
+    assert _isolation.c_average_path_length(n) == pytest.approx(average_path_length(n), rel=1e-14, abs=0)
 
 
 # -- determinism, threads, pickling --------------------------------------------
@@ -161,8 +160,7 @@ def test_score_is_the_paper_formula(rng, max_samples, layout):
             else:
                 extra = values[start + node] - depth[node]
                 assert np.min(np.abs(c_sizes - extra)) < 1e-12
-    np.testing.assert_allclose(model.score_samples(X), _python_scores(forest, X, max_samples),
-                               rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(X), _python_scores(forest, X, max_samples), rtol=1e-12)
 
 
 @pytest.mark.parametrize("max_samples", [32, 700])
@@ -179,13 +177,12 @@ def test_ties_and_signed_zeros_score_like_the_python_walk(max_samples):
     probes = np.r_[thr, -thr, 0.0, -0.0, tiny, -tiny, 5e-324, -5e-324, 1e308, -1e308]
     rows = np.c_[probes, probes[::-1]]
     rows = np.r_[rows, np.c_[probes, np.zeros_like(probes)], np.c_[-np.zeros_like(probes), probes]]
-    np.testing.assert_allclose(model.score_samples(rows), _python_scores(forest, rows, max_samples),
-                               rtol=1e-12)
+    np.testing.assert_allclose(model.score_samples(rows), _python_scores(forest, rows, max_samples), rtol=1e-12)
     # and float32 rows (widened to float64 before comparing)
     rows32 = rows[np.all(np.abs(rows) < 1e38, axis=1)].astype(np.float32)
-    np.testing.assert_allclose(model.score_samples(rows32),
-                               _python_scores(forest, rows32.astype(np.float64), max_samples),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        model.score_samples(rows32), _python_scores(forest, rows32.astype(np.float64), max_samples), rtol=1e-12
+    )
 
 
 @settings(max_examples=200, deadline=None)
@@ -273,12 +270,8 @@ def test_integer_and_list_input(Estimator):
 def test_non_contiguous_input(Estimator, rng):
     X = rng.normal(size=(200, 6))
     model = Estimator(random_state=0).fit(X[:, ::2])
-    np.testing.assert_array_equal(
-        model.score_samples(X[:, ::2]), model.score_samples(np.ascontiguousarray(X[:, ::2]))
-    )
-    np.testing.assert_array_equal(
-        model.score_samples(np.asfortranarray(X[:, ::2])), model.score_samples(X[:, ::2])
-    )
+    np.testing.assert_array_equal(model.score_samples(X[:, ::2]), model.score_samples(np.ascontiguousarray(X[:, ::2])))
+    np.testing.assert_array_equal(model.score_samples(np.asfortranarray(X[:, ::2])), model.score_samples(X[:, ::2]))
 
 
 def test_pandas_feature_names(Estimator, rng):

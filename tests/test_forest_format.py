@@ -76,8 +76,10 @@ def test_a_folder_written_by_the_previous_release_still_loads_to_the_same_scores
     np.testing.assert_array_equal(model.score_samples(np.array(expected["X"])), expected[name])
 
 
-@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
-                    reason="the pickle was written under NumPy 2, whose pickles NumPy 1.x cannot load")
+@pytest.mark.skipif(
+    np.lib.NumpyVersion(np.__version__) < "2.0.0",
+    reason="the pickle was written under NumPy 2, whose pickles NumPy 1.x cannot load",
+)
 @pytest.mark.parametrize("name, cls", [("if", IsolationForest), ("eif", ExtendedIsolationForest)])
 def test_a_pickle_of_the_previous_release_still_loads_to_the_same_scores(name, cls):
     expected = json.loads((DATA / "forest_v1_scores.json").read_text())
@@ -87,7 +89,9 @@ def test_a_pickle_of_the_previous_release_still_loads_to_the_same_scores(name, c
     np.testing.assert_array_equal(model.score_samples(np.array(expected["X"])), expected[name])
     # and it pickles again in the checked format
     assert "_forest_state" in model.__getstate__()
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).score_samples(np.array(expected["X"])), expected[name])
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(model)).score_samples(np.array(expected["X"])), expected[name]
+    )
 
 
 def test_a_kernel_forest_unpickled_on_its_own_refuses_to_score(axis, X):
@@ -311,8 +315,11 @@ def test_missing_directions_are_checked():
     for bad in (2, "leaf"):
         a = dict(arrays, missing=arrays["missing"].copy())
         if bad == "leaf":
-            a["missing"][a["nodes"]["left"] == np.arange(a["nodes"].shape[0]) - np.repeat(
-                a["offsets"], np.diff(np.r_[a["offsets"], a["nodes"].shape[0]]))] = 1
+            a["missing"][
+                a["nodes"]["left"]
+                == np.arange(a["nodes"].shape[0])
+                - np.repeat(a["offsets"], np.diff(np.r_[a["offsets"], a["nodes"].shape[0]]))
+            ] = 1
         else:
             a["missing"][0] = 2
         with pytest.raises(ValueError, match="missing"):

@@ -1,5 +1,6 @@
 """Non-finite values in the forests (issue 11): infinities are accepted with
 a documented rule, data without them keeps today's results bit for bit."""
+
 import hashlib
 import pickle
 
@@ -170,8 +171,7 @@ def test_missing_values_are_routed_as_the_reference_walk(seed, fraction, n_featu
     queries = np.vstack([X[:20], _with_missing(rng.normal(size=(20, n_features)), seed + 3, 0.5)])
     scores = model.score_samples(queries)
     assert np.all(np.isfinite(scores))
-    np.testing.assert_allclose(scores, [_axis_reference(model._forest, x) for x in queries],
-                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(scores, [_axis_reference(model._forest, x) for x in queries], rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -208,7 +208,10 @@ def test_nan_free_fit_stores_the_larger_side_for_nan():
     q = np.array([[np.nan, 0.0], [0.0, np.nan], [np.nan, np.nan]])
     np.testing.assert_allclose(
         IsolationForest(n_estimators=5, random_state=0).fit(X).score_samples(q),
-        [_axis_reference(f, x) for x in q], rtol=1e-12, atol=0)
+        [_axis_reference(f, x) for x in q],
+        rtol=1e-12,
+        atol=0,
+    )
 
 
 def test_missing_value_encodings_are_accepted_as_nan():
@@ -222,8 +225,10 @@ def test_missing_value_encodings_are_accepted_as_nan():
     np.testing.assert_array_equal(model.score_samples(as_object), expected)
     frame = pd.DataFrame(X[:14], columns=["a", "b"]).astype("Float64")  # NaN -> <NA>
     assert frame.isna().to_numpy().sum() == np.isnan(X[:14]).sum()
-    np.testing.assert_array_equal(IsolationForest(random_state=0).fit(
-        pd.DataFrame(X, columns=["a", "b"]).astype("Float64")).score_samples(frame), expected)
+    np.testing.assert_array_equal(
+        IsolationForest(random_state=0).fit(pd.DataFrame(X, columns=["a", "b"]).astype("Float64")).score_samples(frame),
+        expected,
+    )
     assert model.__sklearn_tags__().input_tags.allow_nan
 
 

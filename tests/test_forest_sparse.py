@@ -101,8 +101,7 @@ def test_tags_say_sparse_and_missing_values_are_accepted(cls):
 def test_sparse_with_int64_indices_and_integer_values_is_read():
     X = sp.random(300, 8, density=0.3, format="csr", random_state=0, dtype=np.float64)
     X.data = np.round(X.data * 10)
-    big = sp.csr_matrix((X.data.astype(np.int64), X.indices.astype(np.int64), X.indptr.astype(np.int64)),
-                        shape=X.shape)
+    big = sp.csr_matrix((X.data.astype(np.int64), X.indices.astype(np.int64), X.indptr.astype(np.int64)), shape=X.shape)
     model = IsolationForest(n_estimators=10, random_state=0).fit(X.toarray())
     np.testing.assert_array_equal(model.score_samples(big), model.score_samples(X.toarray()))
 
@@ -123,9 +122,16 @@ def test_sparse_arrays_edited_out_of_range_get_a_value_error_not_a_crash():
 # data, seed and parameters must keep giving these exact numbers.
 PINNED = {
     "if": (IsolationForest, {}, [-0.5569214124245243, -0.6253230479116553, -0.5723118454412794, -0.5018543192143009]),
-    "eif": (ExtendedIsolationForest, {}, [-0.539299300501743, -0.5803941408997407, -0.6279102533597986, -0.578101427567896]),
-    "eif1_range": (ExtendedIsolationForest, {"extension_level": 1, "intercept": "range"},
-                   [-0.5338141368407051, -0.5883724539334694, -0.5950726982527996, -0.5412443403738245]),
+    "eif": (
+        ExtendedIsolationForest,
+        {},
+        [-0.539299300501743, -0.5803941408997407, -0.6279102533597986, -0.578101427567896],
+    ),
+    "eif1_range": (
+        ExtendedIsolationForest,
+        {"extension_level": 1, "intercept": "range"},
+        [-0.5338141368407051, -0.5883724539334694, -0.5950726982527996, -0.5412443403738245],
+    ),
 }
 
 
@@ -138,8 +144,10 @@ def test_nan_free_data_scores_exactly_as_before(name):
     T = rng.normal(size=(4, 5)) * 2
     scores = cls(n_estimators=50, random_state=3, **params).fit(X).score_samples(T)
     assert scores.tolist() == expected
-    assert cls(n_estimators=50, random_state=3, **params).fit(sp.csc_matrix(X)).score_samples(
-        sp.csr_matrix(T)).tolist() == expected
+    assert (
+        cls(n_estimators=50, random_state=3, **params).fit(sp.csc_matrix(X)).score_samples(sp.csr_matrix(T)).tolist()
+        == expected
+    )
 
 
 # -- missing values in ExtendedIsolationForest -----------------------------------------
@@ -176,7 +184,9 @@ def test_eif_column_entirely_missing_in_training_is_never_split_on():
     model = ExtendedIsolationForest(random_state=0).fit(X)
     assert not np.any(model._forest.normals[:, :][model._forest.terms == 1])
     T = rng.normal(size=(5, 3))
-    np.testing.assert_array_equal(model.score_samples(T), model.score_samples(np.c_[T[:, 0], T[:, 1] * 0 + np.nan, T[:, 2]]))
+    np.testing.assert_array_equal(
+        model.score_samples(T), model.score_samples(np.c_[T[:, 0], T[:, 1] * 0 + np.nan, T[:, 2]])
+    )
 
 
 def test_eif_saved_before_fills_scores_clean_rows_and_refuses_nan_with_a_clear_error():

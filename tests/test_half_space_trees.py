@@ -105,6 +105,7 @@ def test_regression_numbers():
 def test_batch_equals_one_by_one(limits, score_rule, seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(0.5, 0.3, size=(900, 3))
+
     def make():
         return HalfSpaceTrees(n_trees=6, height=5, window_size=64, limits=limits, seed=seed, score_rule=score_rule)
 
@@ -165,8 +166,7 @@ def test_window_pivot(seed):
 )
 def test_masses_per_depth_sum_to_window_points(n, window_size, height, data_seed):
     X = np.random.default_rng(data_seed).normal(size=(n, 2))
-    model = HalfSpaceTrees(n_trees=3, height=height, window_size=window_size,
-                           limits=[(-2, 2)] * 2, seed=data_seed)
+    model = HalfSpaceTrees(n_trees=3, height=height, window_size=window_size, limits=[(-2, 2)] * 2, seed=data_seed)
     model.learn_many(X)
     reference, latest = model.mass_profile()
     n_complete = n // window_size
@@ -263,9 +263,11 @@ def test_dict_fast_path_values_and_fallbacks(seed):
         by_array.learn_one(np.array([row[1], row[2], row[0]]))
     assert by_dict.feature_names_in_ == ["a", "m", "z"]
     copy = pickle.loads(pickle.dumps(by_dict))
-    for x, arr in [({"a": 1, "m": 0, "z": True}, [1.0, 0.0, 1.0]),
-                   ({"a": np.float64(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75]),
-                   ({"a": np.float32(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75])]:
+    for x, arr in [
+        ({"a": 1, "m": 0, "z": True}, [1.0, 0.0, 1.0]),
+        ({"a": np.float64(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75]),
+        ({"a": np.float32(0.25), "m": 0.5, "z": 0.75}, [0.25, 0.5, 0.75]),
+    ]:
         expected = by_array.score_one(np.array(arr))
         assert by_dict.score_one(x) == expected and copy.score_one(x) == expected
     # any insertion order of the keys (in feature order, diverging part way, reversed)
@@ -274,12 +276,14 @@ def test_dict_fast_path_values_and_fallbacks(seed):
     for order in (["a", "m", "z"], ["a", "z", "m"], ["z", "m", "a"]):
         assert by_dict.score_one({k: values[k] for k in order}) == expected
     before = by_dict.mass_profile()
-    for bad, error, match in [({"a": 0.1, "m": 0.2}, ValueError, "missing \\['z'\\]"),
-                              ({"a": 0.1, "m": 0.2, "z": 0.3, "q": 0.0}, ValueError, "unknown \\['q'\\]"),
-                              ({"a": 0.1, "m": 0.2, "q": 0.0}, ValueError, "missing"),
-                              ({"a": "x", "m": 0.2, "z": 0.3}, TypeError, "numbers"),
-                              ({"a": float("nan"), "m": 0.2, "z": 0.3}, ValueError, "finite"),
-                              ({"a": 0.1, "m": float("-inf"), "z": 0.3}, ValueError, "finite")]:
+    for bad, error, match in [
+        ({"a": 0.1, "m": 0.2}, ValueError, "missing \\['z'\\]"),
+        ({"a": 0.1, "m": 0.2, "z": 0.3, "q": 0.0}, ValueError, "unknown \\['q'\\]"),
+        ({"a": 0.1, "m": 0.2, "q": 0.0}, ValueError, "missing"),
+        ({"a": "x", "m": 0.2, "z": 0.3}, TypeError, "numbers"),
+        ({"a": float("nan"), "m": 0.2, "z": 0.3}, ValueError, "finite"),
+        ({"a": 0.1, "m": float("-inf"), "z": 0.3}, ValueError, "finite"),
+    ]:
         with pytest.raises(error, match=match):
             by_dict.learn_one(bad)
         with pytest.raises(error, match=match):
@@ -299,8 +303,7 @@ def test_one_point_walks_equal_batch_walks(n_trees, score_rule, seed):
     both give the batch scores bit for bit, and learning after scoring the
     same masses."""
     X, _ = stream(np.random.default_rng(seed), n=300, d=3)
-    params = dict(n_trees=n_trees, height=4, window_size=40, seed=seed, limits=[(0, 1)] * 3,
-                  score_rule=score_rule)
+    params = dict(n_trees=n_trees, height=4, window_size=40, seed=seed, limits=[(0, 1)] * 3, score_rule=score_rule)
     ours, ref = HalfSpaceTrees(**params), HalfSpaceTrees(**params)
     one = []
     for x in X:
@@ -313,8 +316,7 @@ def test_one_point_walks_equal_batch_walks(n_trees, score_rule, seed):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    ops=st.lists(st.tuples(st.sampled_from(["score", "learn", "both"]), st.integers(0, 5)),
-                 min_size=1, max_size=120),
+    ops=st.lists(st.tuples(st.sampled_from(["score", "learn", "both"]), st.integers(0, 5)), min_size=1, max_size=120),
     window_size=st.integers(1, 12),
     data_seed=st.integers(0, 2**32 - 1),
 )
@@ -382,8 +384,7 @@ def test_invalid_parameters(params, match):
         HalfSpaceTrees(**params)
 
 
-@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, [],
-                                    [(0, 10**400)]])
+@pytest.mark.parametrize("limits", [[(1, 0), (0, 1)], [(0, np.inf), (0, 1)], [0, 1], {"a": "x"}, [], [(0, 10**400)]])
 def test_invalid_limits(limits):
     with pytest.raises(ValueError, match="limits"):
         HalfSpaceTrees(limits=limits)
@@ -436,6 +437,7 @@ def test_anomaly_score_is_score_many_and_serves_a_pipeline():
 
 # -- restored state is validated before the kernel sees it ----------------------
 
+
 def _fed_model(seed, n=330):
     model = HalfSpaceTrees(n_trees=4, height=4, window_size=50, limits=[(0, 1)] * 3, seed=2)
     model.learn_many(np.random.default_rng(seed).random((n, 3)))
@@ -447,18 +449,21 @@ def _node_field(field, index, value):
         nodes = state["kernel"][0].copy()
         nodes[field][index] = value
         state["kernel"] = (nodes,) + state["kernel"][1:]
+
     return mutate
 
 
 def _kernel_item(i, value):
     def mutate(state):
-        state["kernel"] = state["kernel"][:i] + (value,) + state["kernel"][i + 1:]
+        state["kernel"] = state["kernel"][:i] + (value,) + state["kernel"][i + 1 :]
+
     return mutate
 
 
 def _param(name, value):
     def mutate(state):
         state["params"][name] = value
+
     return mutate
 
 

@@ -1,4 +1,5 @@
 """IsolationForest: agreement with scikit-learn and pinned regression values."""
+
 import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest as SklearnIsolationForest
@@ -35,9 +36,7 @@ def test_score_distribution_matches_sklearn():
     100-tree forest agree point by point to a few hundredths."""
     X, _ = _dataset(11)
     ours = np.mean([IsolationForest(random_state=s).fit(X).score_samples(X) for s in range(3)], axis=0)
-    ref = np.mean(
-        [SklearnIsolationForest(random_state=s).fit(X).score_samples(X) for s in range(3)], axis=0
-    )
+    ref = np.mean([SklearnIsolationForest(random_state=s).fit(X).score_samples(X) for s in range(3)], axis=0)
     assert np.abs(ours - ref).mean() < 0.01
     assert np.corrcoef(ours, ref)[0, 1] > 0.98
 

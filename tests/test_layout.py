@@ -23,7 +23,9 @@ def _private_sklearn_imports(path):
             found.extend(f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_"))
         elif isinstance(node, ast.Import):
             found.extend(
-                a.name for a in node.names if a.name.startswith("sklearn") and any(p.startswith("_") for p in a.name.split("."))
+                a.name
+                for a in node.names
+                if a.name.startswith("sklearn") and any(p.startswith("_") for p in a.name.split("."))
             )
     return found
 
@@ -54,35 +56,84 @@ LAYERS = {
     "_moved": FOUNDATION,
     **dict.fromkeys(
         [
-            "forest", "forest.base", "forest.explain", "forest.format", "forest.isolation_forest", "forest.extended_isolation_forest",
+            "forest",
+            "forest.base",
+            "forest.explain",
+            "forest.format",
+            "forest.isolation_forest",
+            "forest.extended_isolation_forest",
             "local_outlier_factor",
-            "adwin", "half_space_trees", "feature_monitor",
-            "streaming", "streaming.adwin", "streaming.half_space_trees", "streaming.feature_monitor",
-            "timeseries", "timeseries._alarm_runs", "timeseries._series", "timeseries._stream",
-            "timeseries.lstm_detector", "timeseries.stl_detector", "timeseries.stl_recipe", "timeseries.window_detector",
+            "adwin",
+            "half_space_trees",
+            "feature_monitor",
+            "streaming",
+            "streaming.adwin",
+            "streaming.half_space_trees",
+            "streaming.feature_monitor",
+            "timeseries",
+            "timeseries._alarm_runs",
+            "timeseries._series",
+            "timeseries._stream",
+            "timeseries.lstm_detector",
+            "timeseries.stl_detector",
+            "timeseries.stl_recipe",
+            "timeseries.window_detector",
         ],
         ESTIMATORS,
     ),
     **dict.fromkeys(["_scores", "ensemble", "evaluation"], COMPOSITION),
     **dict.fromkeys(
         [
-            "pipeline", "pipeline.orchestration", "pipeline.events", "pipeline.suppression", "pipeline.threshold",
-            "pipeline.alert_store", "pipeline.alert_store_postgres", "pipeline.registry", "pipeline.adaptation", "scale_out",
+            "pipeline",
+            "pipeline.orchestration",
+            "pipeline.events",
+            "pipeline.suppression",
+            "pipeline.threshold",
+            "pipeline.alert_store",
+            "pipeline.alert_store_postgres",
+            "pipeline.registry",
+            "pipeline.adaptation",
+            "scale_out",
         ],
         PRODUCTION,
     ),
     **dict.fromkeys(
         [
-            "cli", "__main__", "pipeline.cli", "pipeline.stream_workers", "_fuzz", "_fuzz_forest", "_fuzz_streaming",
-            "bench", "bench._data", "bench._timing", "bench.ensemble_latency", "bench.evaluate", "bench.forest",
-            "bench.nab", "bench.adaptation", "bench.stores", "bench.pipeline", "bench.scale_out", "bench.streaming", "bench.timeseries",
+            "cli",
+            "__main__",
+            "pipeline.cli",
+            "pipeline.stream_workers",
+            "_fuzz",
+            "_fuzz_forest",
+            "_fuzz_streaming",
+            "bench",
+            "bench._data",
+            "bench._timing",
+            "bench.ensemble_latency",
+            "bench.evaluate",
+            "bench.forest",
+            "bench.nab",
+            "bench.adaptation",
+            "bench.stores",
+            "bench.pipeline",
+            "bench.scale_out",
+            "bench.streaming",
+            "bench.timeseries",
         ],
         INTERFACES,
     ),
     # the package (public names imported on first use) and the deprecated old paths
     **dict.fromkeys(
-        ["", "isolation_forest", "extended_isolation_forest", "_forest", "_forest_format",
-         "alert_store", "registry", "pipeline_cli"],
+        [
+            "",
+            "isolation_forest",
+            "extended_isolation_forest",
+            "_forest",
+            "_forest_format",
+            "alert_store",
+            "registry",
+            "pipeline_cli",
+        ],
         FACADE,
     ),
 }
@@ -117,7 +168,7 @@ def _own_imports(path):
         for module, names in bases:
             if module != "anomaly_fast" and not module.startswith("anomaly_fast."):
                 continue
-            relative = module[len("anomaly_fast."):] if module != "anomaly_fast" else ""
+            relative = module[len("anomaly_fast.") :] if module != "anomaly_fast" else ""
             for imported in names or [None]:
                 sub = f"{relative}.{imported}".lstrip(".") if imported else None
                 if sub is not None and sub in LAYERS:
@@ -165,6 +216,8 @@ def test_tests_outside_the_benchmark_tests_do_not_import_the_benchmark_package()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             module = node.module if isinstance(node, ast.ImportFrom) else None
             names = [a.name for a in node.names] if isinstance(node, (ast.Import, ast.ImportFrom)) else []
-            if (module or "").startswith("anomaly_fast.bench") or any(n.startswith("anomaly_fast.bench") for n in names):
+            if (module or "").startswith("anomaly_fast.bench") or any(
+                n.startswith("anomaly_fast.bench") for n in names
+            ):
                 offenders.append(path.name)
     assert offenders == []

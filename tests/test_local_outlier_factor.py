@@ -216,7 +216,9 @@ def test_regression_scores_pinned():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(500, 2))
     lof = LocalOutlierFactor(max_samples=None).fit(X)
-    np.testing.assert_allclose(lof.score_samples([[0.0, 0.0], [4.0, 4.0]]), [-0.9773005821970477, -4.877453580880312], rtol=1e-12)
+    np.testing.assert_allclose(
+        lof.score_samples([[0.0, 0.0], [4.0, 4.0]]), [-0.9773005821970477, -4.877453580880312], rtol=1e-12
+    )
 
 
 def test_too_many_neighbours_warns_and_uses_all_other_rows(seed):
@@ -229,7 +231,10 @@ def test_too_many_neighbours_warns_and_uses_all_other_rows(seed):
 # -- pickling ------------------------------------------------------------------------------
 def test_pickle_round_trip_scores_identically(data):
     X, X_new = data
-    for lof in (LocalOutlierFactor(random_state=0).fit(X), LocalOutlierFactor(algorithm="brute", max_samples=100, random_state=0).fit(X)):
+    for lof in (
+        LocalOutlierFactor(random_state=0).fit(X),
+        LocalOutlierFactor(algorithm="brute", max_samples=100, random_state=0).fit(X),
+    ):
         clone = pickle.loads(pickle.dumps(lof))
         np.testing.assert_array_equal(clone.score_samples(X_new), lof.score_samples(X_new))
         np.testing.assert_array_equal(clone.negative_outlier_factor_, lof.negative_outlier_factor_)
@@ -315,8 +320,16 @@ def test_bad_input_raises(data):
 
 @pytest.mark.parametrize(
     "params",
-    [{"n_neighbors": 0}, {"algorithm": "ball_tree"}, {"metric": "cosine"}, {"p": 0.5},
-     {"contamination": 0.7}, {"max_samples": 1}, {"max_samples": 1.5}, {"leaf_size": 0}],
+    [
+        {"n_neighbors": 0},
+        {"algorithm": "ball_tree"},
+        {"metric": "cosine"},
+        {"p": 0.5},
+        {"contamination": 0.7},
+        {"max_samples": 1},
+        {"max_samples": 1.5},
+        {"leaf_size": 0},
+    ],
 )
 def test_bad_parameters_raise(data, params):
     X, _ = data

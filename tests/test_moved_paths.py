@@ -16,7 +16,11 @@ from anomaly_fast import ExtendedIsolationForest, IsolationForest
 
 MOVED = [
     ("anomaly_fast.isolation_forest", "IsolationForest", "anomaly_fast.forest.isolation_forest"),
-    ("anomaly_fast.extended_isolation_forest", "ExtendedIsolationForest", "anomaly_fast.forest.extended_isolation_forest"),
+    (
+        "anomaly_fast.extended_isolation_forest",
+        "ExtendedIsolationForest",
+        "anomaly_fast.forest.extended_isolation_forest",
+    ),
     ("anomaly_fast._forest", "average_path_length", "anomaly_fast.forest.base"),
     ("anomaly_fast._forest_format", "check_forest", "anomaly_fast.forest.format"),
     ("anomaly_fast.alert_store", "SQLiteAlertStore", "anomaly_fast.pipeline.alert_store"),
@@ -50,7 +54,11 @@ def test_the_new_paths_and_the_package_warn_nothing():
 
 
 @pytest.mark.parametrize(
-    "cls, old", [(IsolationForest, "anomaly_fast.isolation_forest"), (ExtendedIsolationForest, "anomaly_fast.extended_isolation_forest")]
+    "cls, old",
+    [
+        (IsolationForest, "anomaly_fast.isolation_forest"),
+        (ExtendedIsolationForest, "anomaly_fast.extended_isolation_forest"),
+    ],
 )
 @pytest.mark.parametrize("dump, load", [(pickle.dumps, pickle.loads), ("joblib", "joblib")])
 def test_a_pickle_naming_the_old_class_path_still_loads(monkeypatch, cls, old, dump, load):

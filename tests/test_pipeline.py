@@ -48,15 +48,19 @@ def test_pinned_scores(model):
 def test_suppression_by_event_time_per_entity(model):
     pipe = make(model)
     events = [
-        ("a", 0.0, WARN), ("b", 1.0, WARN),  # two entities alert independently
-        ("a", 59.0, WARN), ("b", 30.0, WARN),  # within the window: suppressed
+        ("a", 0.0, WARN),
+        ("b", 1.0, WARN),  # two entities alert independently
+        ("a", 59.0, WARN),
+        ("b", 30.0, WARN),  # within the window: suppressed
         ("a", 60.0, WARN),  # exactly one window after a's alert: new alert
         ("b", 61.0, NORMAL),  # below threshold
         ("b", 61.5, WARN),  # 60.5 s after b's alert: new
     ]
     assert run(pipe, events) == [
-        (0.0, "a", "warning", "new"), (1.0, "b", "warning", "new"),
-        (60.0, "a", "warning", "new"), (61.5, "b", "warning", "new"),
+        (0.0, "a", "warning", "new"),
+        (1.0, "b", "warning", "new"),
+        (60.0, "a", "warning", "new"),
+        (61.5, "b", "warning", "new"),
     ]
     assert pipe.stats["suppressed"] == 2
     assert pipe.stats["events"] == 7
@@ -72,12 +76,21 @@ def test_suppression_ignores_wall_clock(model):
 
 def test_escalation_through_suppression(model):
     pipe = make(model)
-    alerts = run(pipe, [
-        ("a", 0.0, WARN), ("a", 10.0, WARN), ("a", 20.0, CRIT), ("a", 25.0, CRIT),
-        ("a", 30.0, EMERG), ("a", 40.0, CRIT), ("a", 50.0, EMERG),
-    ])
+    alerts = run(
+        pipe,
+        [
+            ("a", 0.0, WARN),
+            ("a", 10.0, WARN),
+            ("a", 20.0, CRIT),
+            ("a", 25.0, CRIT),
+            ("a", 30.0, EMERG),
+            ("a", 40.0, CRIT),
+            ("a", 50.0, EMERG),
+        ],
+    )
     assert alerts == [
-        (0.0, "a", "warning", "new"), (20.0, "a", "critical", "escalation"),
+        (0.0, "a", "warning", "new"),
+        (20.0, "a", "critical", "escalation"),
         (30.0, "a", "emergency", "escalation"),
     ]
     last = pipe.alerts()[-1]
@@ -89,7 +102,11 @@ def test_escalation_through_suppression(model):
 def test_escalation_restarts_window(model):
     pipe = make(model)
     alerts = run(pipe, [("a", 0.0, WARN), ("a", 50.0, CRIT), ("a", 70.0, WARN), ("a", 110.0, WARN)])
-    assert alerts == [(0.0, "a", "warning", "new"), (50.0, "a", "critical", "escalation"), (110.0, "a", "warning", "new")]
+    assert alerts == [
+        (0.0, "a", "warning", "new"),
+        (50.0, "a", "critical", "escalation"),
+        (110.0, "a", "warning", "new"),
+    ]
 
 
 def test_alert_fields(model):
@@ -148,7 +165,9 @@ def test_batch_equals_one_by_one(model, rng):
             alerts_one.append(r)
     b = make(model, threshold=0.62)
     alerts_batch = b.process_batch(X[:1000], {"entity_id": entities[:1000], "timestamp": ts[:1000]})
-    alerts_batch += b.process_batch(X[1000:], [{"entity_id": e, "timestamp": t} for e, t in zip(entities[1000:], ts[1000:])])
+    alerts_batch += b.process_batch(
+        X[1000:], [{"entity_id": e, "timestamp": t} for e, t in zip(entities[1000:], ts[1000:])]
+    )
     assert len(alerts_one) > 20
     assert alerts_batch == alerts_one
     assert a.stats == b.stats
@@ -156,7 +175,11 @@ def test_batch_equals_one_by_one(model, rng):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from("ab"), st.floats(0, 100), st.sampled_from([NORMAL, WARN, CRIT, EMERG])), max_size=40))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("ab"), st.floats(0, 100), st.sampled_from([NORMAL, WARN, CRIT, EMERG])), max_size=40
+    )
+)
 def test_batch_equals_one_by_one_property(model, events):
     events = sorted(events, key=lambda e: e[1])
     one = make(model, monitor_features=False)
@@ -177,7 +200,9 @@ def test_batch_equals_one_by_one_property(model, events):
 
 
 def test_feedback_moves_threshold_with_bounded_steps(model):
-    pipe = make(model, suppression_window=0.0, min_feedback=4, feedback_window=4, target_precision=0.75, threshold_step=0.01)
+    pipe = make(
+        model, suppression_window=0.0, min_feedback=4, feedback_window=4, target_precision=0.75, threshold_step=0.01
+    )
     alerts = [pipe.process(WARN, {"entity_id": "a", "timestamp": float(t)}) for t in range(12)]
     assert all(a is not None for a in alerts)
     thresholds = [pipe.feedback(a.alert_id, False) for a in alerts[:6]]
@@ -354,8 +379,19 @@ def test_helpers():
 
 def test_memory_store_rejects_duplicates():
     store = MemoryAlertStore(2)
-    alert = {"alert_id": "x", "event_key": "k", "timestamp": 0.0, "entity_id": "a", "tier": "warning", "score": 0.8,
-             "threshold": 0.7, "features": {}, "detector": "d", "model_version": None, "context": {}}
+    alert = {
+        "alert_id": "x",
+        "event_key": "k",
+        "timestamp": 0.0,
+        "entity_id": "a",
+        "tier": "warning",
+        "score": 0.8,
+        "threshold": 0.7,
+        "features": {},
+        "detector": "d",
+        "model_version": None,
+        "context": {},
+    }
     store.add_alerts([alert])
     with pytest.raises(ValueError, match="duplicate"):
         store.add_alerts([alert])
@@ -375,7 +411,9 @@ def test_drift_events_on_shifted_feature(model, tmp_path, rng):
     assert kinds == [("drift", "x1"), ("out_of_range", "x1")]
     assert 2000 <= seen[0].timestamp < 2100
     stored = pipe.drift_events()
-    assert [(d["kind"], d["feature"], d["timestamp"]) for d in stored] == [(e.kind, e.feature, e.timestamp) for e in seen]
+    assert [(d["kind"], d["feature"], d["timestamp"]) for d in stored] == [
+        (e.kind, e.feature, e.timestamp) for e in seen
+    ]
     assert {r["feature"]: r["n_drifts"] for r in pipe.feature_report()} == {"x0": 0, "x1": 1}
     pipe.close()
     # a replay of the same stream after a restart stores no drift event twice
@@ -451,5 +489,7 @@ def test_ensemble_detector(rng):
     ens = AnomalyEnsemble(random_state=0).fit(X)
     pipe = AnomalyPipeline(ens, threshold=0.9)
     alert = pipe.process([9.0, 9.0], {"entity_id": "a", "timestamp": 0.0})
-    assert alert.detector == "AnomalyEnsemble" and alert.score == pytest.approx(float(ens.anomaly_score([[9.0, 9.0]])[0]))
+    assert alert.detector == "AnomalyEnsemble" and alert.score == pytest.approx(
+        float(ens.anomaly_score([[9.0, 9.0]])[0])
+    )
     assert pipe.process([0.0, 0.0], {"entity_id": "a", "timestamp": 1.0}) is None

@@ -34,7 +34,11 @@ def events(rng, n, n_entities=4, malformed=()):
         x = rng.normal(size=3)
         if rng.rand() < 0.04:
             x = x * rng.choice([2.0, 4.0, 8.0])
-        lines.append(json.dumps({"entity_id": f"h{i % n_entities}", "timestamp": 1.7e9 + i, "features": dict(zip("abc", x.tolist()))}))
+        lines.append(
+            json.dumps(
+                {"entity_id": f"h{i % n_entities}", "timestamp": 1.7e9 + i, "features": dict(zip("abc", x.tolist()))}
+            )
+        )
     for at, bad in malformed:
         lines.insert(at, bad)
     return "".join(line + "\n" for line in lines)
@@ -72,7 +76,10 @@ def test_fit_and_score(registry, tmp_path, capsys):
 def test_fit_parquet(tmp_path, rng):
     pytest.importorskip("pyarrow")
     pd.DataFrame(rng.normal(size=(200, 2)), columns=["u", "v"]).to_parquet(tmp_path / "t.parquet")
-    assert fit_main([str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--model", "eif", "--n-estimators", "10"]) == 0
+    assert (
+        fit_main([str(tmp_path / "t.parquet"), "-o", str(tmp_path / "m"), "--model", "eif", "--n-estimators", "10"])
+        == 0
+    )
 
 
 def test_fit_errors(tmp_path, capsys):
@@ -117,7 +124,16 @@ def test_stream_malformed_lines_are_counted_and_skipped(registry, rng):
 
 def test_stream_is_idempotent_on_redelivery(registry, rng, tmp_path):
     text = events(rng, 500)
-    argv = ["--model", str(registry), "--store", str(tmp_path / "a.db"), "--threshold", "0.6", "--suppression-window", "20"]
+    argv = [
+        "--model",
+        str(registry),
+        "--store",
+        str(tmp_path / "a.db"),
+        "--threshold",
+        "0.6",
+        "--suppression-window",
+        "20",
+    ]
     _, first, _, _ = run_stream(argv, text)
     _, second, summary, _ = run_stream(argv, text)
     assert len(first) > 5 and second == []
@@ -125,8 +141,20 @@ def test_stream_is_idempotent_on_redelivery(registry, rng, tmp_path):
 
 
 def _stream_cmd(registry, store):
-    return [sys.executable, "-m", "anomaly_fast.cli", "stream", "--model", str(registry), "--store", str(store),
-            "--threshold", "0.6", "--suppression-window", "20"]
+    return [
+        sys.executable,
+        "-m",
+        "anomaly_fast.cli",
+        "stream",
+        "--model",
+        str(registry),
+        "--store",
+        str(store),
+        "--threshold",
+        "0.6",
+        "--suppression-window",
+        "20",
+    ]
 
 
 def test_sigkill_mid_stream_then_redelivery_gives_exactly_the_alerts(registry, rng, tmp_path):
@@ -134,15 +162,31 @@ def test_sigkill_mid_stream_then_redelivery_gives_exactly_the_alerts(registry, r
     lines = text.splitlines(keepends=True)
     # reference: one uninterrupted run
     code, reference, _, _ = run_stream(
-        ["--model", str(registry), "--store", str(tmp_path / "ref.db"), "--threshold", "0.6", "--suppression-window", "20"], text
+        [
+            "--model",
+            str(registry),
+            "--store",
+            str(tmp_path / "ref.db"),
+            "--threshold",
+            "0.6",
+            "--suppression-window",
+            "20",
+        ],
+        text,
     )
     assert code == 0 and len(reference) > 40
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
     # crash run: feed the first 60% of the input, kill -9 once half the alerts were emitted
     store = tmp_path / "crash.db"
-    proc = subprocess.Popen(_stream_cmd(registry, store), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        _stream_cmd(registry, store),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
     def feed():
         try:
@@ -171,7 +215,9 @@ def test_sigkill_mid_stream_then_redelivery_gives_exactly_the_alerts(registry, r
     assert target <= n_before < len(reference)
 
     # restart on the same store; the upstream redelivers everything
-    rerun = subprocess.run(_stream_cmd(registry, store), input=text, capture_output=True, text=True, env=env, timeout=300)
+    rerun = subprocess.run(
+        _stream_cmd(registry, store), input=text, capture_output=True, text=True, env=env, timeout=300
+    )
     assert rerun.returncode == 0
     emitted += [json.loads(line) for line in rerun.stdout.splitlines()]
     summary = json.loads(rerun.stderr.strip().splitlines()[-1])["summary"]
@@ -192,9 +238,9 @@ def test_stream_keeps_going_past_numbers_too_large_for_a_float(registry, rng):
     huge = "1" + "0" * 400
     bad = [
         (2, '{"entity_id": "x", "timestamp": 1, "features": {"a": ' + huge + ', "b": 0, "c": 0}}'),
-        (4, '{"entity_id": "x", "timestamp": 1, "features": [' + huge + ', 0, 0]}'),
+        (4, '{"entity_id": "x", "timestamp": 1, "features": [' + huge + ", 0, 0]}"),
         (6, '{"entity_id": "x", "timestamp": ' + huge + ', "features": [0, 0, 0]}'),
-        (8, '{"entity_id": "x", "timestamp": 1, "features": [' + "9" * 5000 + ', 0, 0]}'),  # beyond int digits
+        (8, '{"entity_id": "x", "timestamp": 1, "features": [' + "9" * 5000 + ", 0, 0]}"),  # beyond int digits
     ]
     code, alerts, summary, err = run_stream(["--model", str(registry)], events(rng, 50, malformed=bad))
     assert code == 0 and summary["events"] == 50 and summary["malformed"] == 4
@@ -223,8 +269,10 @@ def test_stream_threshold_defaults_to_the_stores(registry, rng, tmp_path):
 
 
 def test_stream_millisecond_timestamps(registry):
-    lines = [json.dumps({"entity_id": "h", "timestamp": 1_700_000_000_000 + 1000 * i, "features": [9.0, 9.0, 9.0]})
-             for i in range(5)]
+    lines = [
+        json.dumps({"entity_id": "h", "timestamp": 1_700_000_000_000 + 1000 * i, "features": [9.0, 9.0, 9.0]})
+        for i in range(5)
+    ]
     _, alerts, summary, _ = run_stream(["--model", str(registry), "--timestamp-unit", "ms"], "\n".join(lines) + "\n")
     assert [a["timestamp"] for a in alerts] == [1_700_000_000.0] and summary["suppressed"] == 4
 
@@ -247,15 +295,23 @@ def test_stream_reports_its_counters_on_stderr_every_progress_interval(registry,
     clock = [0.0]
     monkeypatch.setattr(cli_module, "_clock", lambda: clock[0])
     err = io.StringIO()
-    code = stream_main(["--model", str(registry), "--progress-every", "10"],
-                       stdin=_SlowLines(events(rng, 35), clock), stdout=io.StringIO(), stderr=err)
+    code = stream_main(
+        ["--model", str(registry), "--progress-every", "10"],
+        stdin=_SlowLines(events(rng, 35), clock),
+        stdout=io.StringIO(),
+        stderr=err,
+    )
     assert code == 0
     progress = [json.loads(line)["progress"] for line in err.getvalue().splitlines() if line.startswith('{"progress"')]
     assert [p["events"] for p in progress] == [9, 19, 29]  # one line per 10 s, counting the events before it
     assert json.loads(err.getvalue().splitlines()[-1])["summary"]["events"] == 35
     err = io.StringIO()
-    stream_main(["--model", str(registry), "--progress-every", "0"],
-                stdin=_SlowLines(events(rng, 35), clock), stdout=io.StringIO(), stderr=err)
+    stream_main(
+        ["--model", str(registry), "--progress-every", "0"],
+        stdin=_SlowLines(events(rng, 35), clock),
+        stdout=io.StringIO(),
+        stderr=err,
+    )
     assert '"progress"' not in err.getvalue()
 
 
@@ -272,8 +328,9 @@ def test_stream_workers_need_a_shared_store_and_report_a_store_that_cannot_open(
 def test_stream_workers_on_sqlite_store_what_one_process_stores(registry, rng, tmp_path):
     text = events(rng, 400, n_entities=7, malformed=[(3, "{"), (50, '{"entity_id": "h1", "features": {"a": "x"}}')])
     one = run_stream(["--model", str(registry), "--store", str(tmp_path / "one.db"), "--threshold", "0.6"], text)
-    two = run_stream(["--model", str(registry), "--store", str(tmp_path / "two.db"), "--threshold", "0.6",
-                      "--workers", "2"], text)
+    two = run_stream(
+        ["--model", str(registry), "--store", str(tmp_path / "two.db"), "--threshold", "0.6", "--workers", "2"], text
+    )
     assert one[0] == two[0] == 0 and len(one[1]) > 5
     key = lambda a: a["alert_id"]  # noqa: E731
     assert sorted(two[1], key=key) == sorted(one[1], key=key)

@@ -29,8 +29,13 @@ def test_eight_threads_on_one_pipeline_for_both_stores():
 
 def _run_processes(store, n, mode):
     procs = [
-        subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), str(store), str(k), str(n), mode],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        subprocess.Popen(
+            [sys.executable, str(TESTS / "_pipeline_stress.py"), str(store), str(k), str(n), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         for k in range(n)
     ]
     results = []

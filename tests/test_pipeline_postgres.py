@@ -24,8 +24,13 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)
 
 
 def _worker(spec, shard, n, mode):
-    return subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), spec, str(shard), str(n), mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    return subprocess.Popen(
+        [sys.executable, str(TESTS / "_pipeline_stress.py"), spec, str(shard), str(n), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
 
 
 def _finish(proc):
@@ -87,16 +92,22 @@ def test_a_worker_killed_mid_stream_then_its_shard_replayed_stores_exactly_the_a
     assert not set(replayed["ids"]) & stored_before
     assert replayed["stats"]["duplicates"] >= len(emitted)
     assert sum(len(r["ids"]) for r in results) + len(stored_before & {a["alert_id"] for a in shard_alerts}) + len(
-        replayed["ids"]) == len(expected)
+        replayed["ids"]
+    ) == len(expected)
 
 
 class _Server:
     """A pipeline worker process taking commands (see ``serve_main``)."""
 
     def __init__(self, spec):
-        self.proc = subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), "serve", spec],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=ENV)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(TESTS / "_pipeline_stress.py"), "serve", spec],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
         self.threshold = self._answer()["threshold"]
 
     def _answer(self):
@@ -162,15 +173,26 @@ def test_stream_workers_cli_stores_what_one_process_stores(spec, tmp_path, rng):
     lines = []
     for i in range(1500):
         x = rng.normal(size=3) * (rng.choice([3.0, 6.0]) if rng.rand() < 0.08 else 1.0)
-        lines.append(json.dumps({"entity_id": f"h{i % 23}", "timestamp": 1.7e9 + i,
-                                 "features": dict(zip("abc", x.tolist()))}))
+        lines.append(
+            json.dumps({"entity_id": f"h{i % 23}", "timestamp": 1.7e9 + i, "features": dict(zip("abc", x.tolist()))})
+        )
     lines[10:10] = ["not json", "[1, 2]", json.dumps({"entity_id": "h1", "features": {"a": 1.0}})]
     text = "\n".join(lines) + "\n"
 
     def run(store_arg, workers):
         out, err = io.StringIO(), io.StringIO()
-        argv = ["--model", str(tmp_path / "models"), "--store", store_arg, "--workers", str(workers),
-                "--suppression-window", "20", "--progress-every", "0"]
+        argv = [
+            "--model",
+            str(tmp_path / "models"),
+            "--store",
+            store_arg,
+            "--workers",
+            str(workers),
+            "--suppression-window",
+            "20",
+            "--progress-every",
+            "0",
+        ]
         code = stream_main(argv, stdin=io.StringIO(text), stdout=out, stderr=err)
         skipped = sorted(line for line in err.getvalue().splitlines() if "skipped" in line)
         summary = json.loads(err.getvalue().splitlines()[-1])["summary"]

@@ -55,7 +55,10 @@ def test_an_event_is_judged_with_the_threshold_in_force_at_its_time(tmp_path):
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from("abc"), st.integers(0, 3), st.sampled_from([NORMAL, WARN, CRIT, EMERG]), st.booleans(),
+            st.sampled_from("abc"),
+            st.integers(0, 3),
+            st.sampled_from([NORMAL, WARN, CRIT, EMERG]),
+            st.booleans(),
             st.one_of(st.none(), st.tuples(st.integers(0, 50), st.booleans())),
         ),
         min_size=1,
@@ -88,8 +91,11 @@ def test_restart_after_any_prefix_with_feedback_stores_the_uninterrupted_runs_al
     if batch_prefix and crash:  # the upstream redelivers the prefix in one batch
         restarted.process_batch(np.array([p for p, _, _ in events[:crash]]), [md for _, md, _ in events[:crash]])
         rest = [(i, a, label) for i, a, label in actions[given:]]
-        stress.play(restarted, [(p, md, None) if i < crash else (p, md, fb) for i, (p, md, fb) in enumerate(events)],
-                    actions=rest)
+        stress.play(
+            restarted,
+            [(p, md, None) if i < crash else (p, md, fb) for i, (p, md, fb) in enumerate(events)],
+            actions=rest,
+        )
     else:
         stress.play(restarted, events, actions=actions, skip=given)
     assert restarted.alerts() == reference.alerts()
@@ -105,8 +111,13 @@ def test_kill_9_mid_stream_with_feedback_then_refeed_stores_exactly_the_alerts(t
     expected = reference.alerts()
     assert len(expected) > 30 and len(actions) > 10 and len({h["new"] for h in history(reference)}) > 2
     db = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), "replay", str(db), str(seed)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "_pipeline_stress.py"), "replay", str(db), str(seed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     emitted = []
     for line in proc.stdout:  # blocks on the child's output, no sleeps
         emitted.append(line.strip())
@@ -143,7 +154,9 @@ def test_drift_events_are_recomputed_exactly_after_a_restart(tmp_path, rng):
         del crashed
         restarted = pipe(tmp_path / f"c{crash}.db")
         for s in range(0, 3000, 250):
-            restarted.process_batch(X[s : s + 250], {k: v[s : s + 250] if k == "timestamp" else v for k, v in meta.items()})
+            restarted.process_batch(
+                X[s : s + 250], {k: v[s : s + 250] if k == "timestamp" else v for k, v in meta.items()}
+            )
         assert restarted.drift_events() == reference.drift_events()
         assert restarted.feature_report() == reference.feature_report()
 
@@ -161,8 +174,13 @@ def test_kill_9_mid_stream_with_adaptation_then_refeed_gives_the_same_alerts_ver
     assert "promotion" in [c["kind"] for c in reference.model_changes()]
     promoted = [c["version"] for c in reference.model_changes() if c["kind"] == "promotion"]
     db = tmp_path / "crash.db"
-    proc = subprocess.Popen([sys.executable, str(TESTS / "_pipeline_stress.py"), "adapt", str(db)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [sys.executable, str(TESTS / "_pipeline_stress.py"), "adapt", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     for line in proc.stdout:  # killed after the promotion, mid-stream
         if line.split()[1] in promoted:
             break

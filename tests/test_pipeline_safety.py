@@ -34,8 +34,14 @@ def make(model, store=None, **kw):
 def state(pipe):
     """Everything a failed call must leave unchanged."""
     return (
-        dict(pipe.stats), pipe.threshold, pipe._watermark, pipe.alerts(), pipe.drift_events(),
-        pipe.threshold_history(), pipe.feature_report(), pipe.store.feedback(),
+        dict(pipe.stats),
+        pipe.threshold,
+        pipe._watermark,
+        pipe.alerts(),
+        pipe.drift_events(),
+        pipe.threshold_history(),
+        pipe.feature_report(),
+        pipe.store.feedback(),
     )
 
 
@@ -128,8 +134,7 @@ def test_disk_full_mid_batch_raises_the_real_error_and_a_retry_stores_every_aler
     pipe = make(model, store, suppression_window=0.0)
     n = 200
     X = np.array([EMERG] * n) + rng.uniform(-0.01, 0.01, (n, 2))
-    meta = {"entity_id": [f"entity-{i}" for i in range(n)], "timestamp": np.arange(n, dtype=float),
-            "note": "x" * 2000}
+    meta = {"entity_id": [f"entity-{i}" for i in range(n)], "timestamp": np.arange(n, dtype=float), "note": "x" * 2000}
     pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
     store._conn.execute(f"PRAGMA max_page_count = {pages + 20}")
     before = state(pipe)
@@ -227,8 +232,12 @@ def test_numbers_too_large_for_a_float_get_a_clear_value_error(model):
 def test_metadata_columns_of_any_kind_are_per_row(model, wrap):
     n = 10
     X = np.array([EMERG] * n)
-    meta = {"entity_id": wrap([f"e{i}" for i in range(n)]), "timestamp": wrap(list(np.arange(n, dtype=float))),
-            "event_id": wrap(list(range(n))), "site": wrap(["eu"] * n)}
+    meta = {
+        "entity_id": wrap([f"e{i}" for i in range(n)]),
+        "timestamp": wrap(list(np.arange(n, dtype=float))),
+        "event_id": wrap(list(range(n))),
+        "site": wrap(["eu"] * n),
+    }
     alerts = make(model).process_batch(X, meta)
     assert [a.entity_id for a in alerts] == [f"e{i}" for i in range(n)]
     assert [a.timestamp for a in alerts] == list(np.arange(n, dtype=float))
@@ -237,7 +246,12 @@ def test_metadata_columns_of_any_kind_are_per_row(model, wrap):
 
 
 def test_a_dataframe_and_datetime_columns_work_as_metadata(model):
-    df = pd.DataFrame({"entity_id": ["a", "b"], "timestamp": pd.to_datetime(["2024-01-01T00:00:00", "2024-01-01T00:00:01.5"], format="ISO8601")})
+    df = pd.DataFrame(
+        {
+            "entity_id": ["a", "b"],
+            "timestamp": pd.to_datetime(["2024-01-01T00:00:00", "2024-01-01T00:00:01.5"], format="ISO8601"),
+        }
+    )
     alerts = make(model).process_batch(np.array([EMERG, EMERG]), df)
     assert [a.timestamp for a in alerts] == [1704067200.0, 1704067201.5]
     aware = df.assign(timestamp=df["timestamp"].dt.tz_localize("UTC"))
@@ -280,7 +294,9 @@ def test_millisecond_timestamps_with_timestamp_unit(model):
     assert pipe.process(WARN, {"entity_id": "a", "timestamp": t0}).timestamp == 1_700_000_000.0
     assert pipe.process(WARN, {"entity_id": "a", "timestamp": t0 + 30_000}) is None  # 30 s later: suppressed
     assert pipe.process(WARN, {"entity_id": "a", "timestamp": t0 + 60_000}) is not None
-    alerts = make(model, timestamp_unit="ms").process_batch(np.array([WARN, WARN]), {"entity_id": "a", "timestamp": [t0, t0 + 1000]})
+    alerts = make(model, timestamp_unit="ms").process_batch(
+        np.array([WARN, WARN]), {"entity_id": "a", "timestamp": [t0, t0 + 1000]}
+    )
     assert [a.timestamp for a in alerts] == [1_700_000_000.0]
 
 

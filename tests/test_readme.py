@@ -23,7 +23,7 @@ def readme_blocks(text):
         expected = None
         if i + 1 < len(matches):
             after = matches[i + 1]
-            if after.group(1) == "text" and text[match.end():after.start()].strip() == "":
+            if after.group(1) == "text" and text[match.end() : after.start()].strip() == "":
                 expected = after.group(2)
         blocks.append((match.group(2), expected))
     return blocks

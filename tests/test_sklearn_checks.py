@@ -1,4 +1,5 @@
 """scikit-learn's estimator checks for every anomaly_fast estimator."""
+
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from anomaly_fast import ExtendedIsolationForest, IsolationForest, LocalOutlierFactor
@@ -26,6 +27,7 @@ def expected_failed_checks(estimator):
     if isinstance(estimator, ExtendedIsolationForest):
         return {**SAMPLE_WEIGHT_XFAIL, **EIF_XFAIL}
     return SAMPLE_WEIGHT_XFAIL
+
 
 # ExtendedIsolationForest takes +-inf (a documented rule) but not NaN: the
 # check wants an estimator without NaN support to refuse infinities too.

@@ -30,7 +30,7 @@ EXPECTED_FAILURES = {
     "does not provide: see IsolationForest's Notes",
 }
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 
 EXPECTED_FAILURES = {expected!r}
@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(items):
         reason = EXPECTED_FAILURES.get(item.originalname)
         if reason is not None:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
-'''
+"""
 
 
 def _sklearn_test_file():
@@ -71,10 +71,27 @@ def test_scikit_learns_iforest_tests_pass_with_our_isolation_forest(tmp_path):
     report = tmp_path / "report.xml"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
-         f"--junitxml={report}", "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path),
-         str(tmp_path / "test_iforest_anomaly_fast.py")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:randomly",
+            f"--junitxml={report}",
+            "-c",
+            str(tmp_path / "pytest.ini"),
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_iforest_anomaly_fast.py"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     cases = ET.parse(report).getroot().iter("testcase")
     outcomes = {}

@@ -31,7 +31,8 @@ def spark():
         print(f"skipping the Spark tests: {problem}")
         pytest.skip(problem)
     session = (
-        pyspark.sql.SparkSession.builder.master("local[2]").appName("anomaly_fast-tests")
+        pyspark.sql.SparkSession.builder.master("local[2]")
+        .appName("anomaly_fast-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -54,8 +55,9 @@ def frame():
 def test_map_in_pandas_scores_equal_the_in_memory_scores_exactly(spark, frame):
     model = IsolationForest(n_estimators=40, contamination=0.05, random_state=0).fit(frame[["a", "b", "c"]])
     sdf = spark.createDataFrame(frame).repartition(4)
-    score = spark_score_function(model, keep=["entity_id", "event_id"],
-                                 methods=["anomaly_score", "predict", "score_samples"])
+    score = spark_score_function(
+        model, keep=["entity_id", "event_id"], methods=["anomaly_score", "predict", "score_samples"]
+    )
     assert score.broadcast is not None
     schema = score.output_schema(sdf.schema)
     assert schema.fieldNames() == ["entity_id", "event_id", "anomaly_score", "predict", "score_samples"]
@@ -74,8 +76,9 @@ def test_a_model_without_feature_names_scores_every_non_metadata_column(spark, f
     score = spark_score_function(model, methods=["decision_function"])
     out = sdf.mapInPandas(score, schema=score.output_schema(sdf.schema)).toPandas()
     out = out.sort_values("event_id")
-    np.testing.assert_array_equal(out["decision_function"].to_numpy(),
-                                  model.decision_function(frame[["a", "b", "c"]].to_numpy()))
+    np.testing.assert_array_equal(
+        out["decision_function"].to_numpy(), model.decision_function(frame[["a", "b", "c"]].to_numpy())
+    )
 
 
 def test_the_helper_refuses_a_method_the_model_lacks(frame):

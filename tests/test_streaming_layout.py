@@ -50,8 +50,10 @@ def test_an_old_module_path_gives_the_same_objects(old, new):
         assert getattr(old_module, name) is getattr(new_module, name)
 
 
-@pytest.mark.skipif(np.lib.NumpyVersion(np.__version__) < "2.0.0",
-                    reason="the pickle was written under NumPy 2, whose pickles NumPy 1.x cannot load")
+@pytest.mark.skipif(
+    np.lib.NumpyVersion(np.__version__) < "2.0.0",
+    reason="the pickle was written under NumPy 2, whose pickles NumPy 1.x cannot load",
+)
 def test_pickles_written_before_the_move_load_and_score_as_before():
     # written by anomaly_fast 0.1.0 (classes in anomaly_fast.adwin etc., copyreg pickling)
     saved = pickle.loads(LEGACY.read_bytes())

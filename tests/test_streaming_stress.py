@@ -123,10 +123,10 @@ print("ok")
 """
 
 
-@pytest.mark.parametrize("script", [ADWIN_SCRIPT, HST_SCRIPT, MONITOR_SCRIPT],
-                         ids=["ADWIN", "HalfSpaceTrees", "FeatureMonitor"])
+@pytest.mark.parametrize(
+    "script", [ADWIN_SCRIPT, HST_SCRIPT, MONITOR_SCRIPT], ids=["ADWIN", "HalfSpaceTrees", "FeatureMonitor"]
+)
 def test_eight_threads_on_one_detector_no_crash_and_a_consistent_state(script):
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (done.returncode, done.stderr[-3000:])
     assert done.stdout.strip().endswith("ok")

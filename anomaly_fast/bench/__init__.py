@@ -13,26 +13,37 @@ import sys
 __all__ = ["SUITES", "main"]
 
 SUITES = {
-    "forest": ("anomaly_fast.bench.forest",
-               "IsolationForest / EIF speed (and --accuracy) vs scikit-learn and isotree [default]"),
-    "streaming": ("anomaly_fast.bench.streaming",
-                  "ADWIN and Half-Space Trees detections, speed and ROC-AUC vs river"),
-    "pipeline": ("anomaly_fast.bench.pipeline",
-                 "AnomalyPipeline events/s and one-event latency vs bare scikit-learn scoring"),
-    "evaluate": ("anomaly_fast.bench.evaluate",
-                 "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble"),
-    "nab": ("anomaly_fast.bench.nab",
-            "time-series detectors on NAB: window recall and false-alarm runs"),
-    "timeseries": ("anomaly_fast.bench.timeseries",
-                   "TSB-AD-style VUS-PR / AUC-PR / AUC-ROC and held-out alarm figures on NAB"),
-    "ensemble-latency": ("anomaly_fast.bench.ensemble_latency",
-                         "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling"),
-    "adaptation": ("anomaly_fast.bench.adaptation",
-                   "AnomalyPipeline(adapt=...): mean shifts, incidents, walks; latency with a promotion"),
-    "stores": ("anomaly_fast.bench.stores",
-               "AnomalyPipeline events/s on SQLite vs PostgreSQL, stream --workers 1/2/4 (needs a server)"),
-    "scale-out": ("anomaly_fast.bench.scale_out",
-                  "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)"),
+    "forest": (
+        "anomaly_fast.bench.forest",
+        "IsolationForest / EIF speed (and --accuracy) vs scikit-learn and isotree [default]",
+    ),
+    "streaming": ("anomaly_fast.bench.streaming", "ADWIN and Half-Space Trees detections, speed and ROC-AUC vs river"),
+    "pipeline": (
+        "anomaly_fast.bench.pipeline",
+        "AnomalyPipeline events/s and one-event latency vs bare scikit-learn scoring",
+    ),
+    "evaluate": ("anomaly_fast.bench.evaluate", "ROC-AUC / AP / P@k of IF, EIF, LOF and AnomalyEnsemble"),
+    "nab": ("anomaly_fast.bench.nab", "time-series detectors on NAB: window recall and false-alarm runs"),
+    "timeseries": (
+        "anomaly_fast.bench.timeseries",
+        "TSB-AD-style VUS-PR / AUC-PR / AUC-ROC and held-out alarm figures on NAB",
+    ),
+    "ensemble-latency": (
+        "anomaly_fast.bench.ensemble_latency",
+        "AnomalyEnsemble one-row latency and batch consistency vs batch rescaling",
+    ),
+    "adaptation": (
+        "anomaly_fast.bench.adaptation",
+        "AnomalyPipeline(adapt=...): mean shifts, incidents, walks; latency with a promotion",
+    ),
+    "stores": (
+        "anomaly_fast.bench.stores",
+        "AnomalyPipeline events/s on SQLite vs PostgreSQL, stream --workers 1/2/4 (needs a server)",
+    ),
+    "scale-out": (
+        "anomaly_fast.bench.scale_out",
+        "Dask scoring beyond memory, 1 vs 2 workers, vs dask-ml ParallelPostFit(sklearn)",
+    ),
 }
 DEFAULT_SUITE = "forest"
 

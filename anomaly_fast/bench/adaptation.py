@@ -39,8 +39,10 @@ def stream(d, n, shift_at, shift, seed=0, walk=False, n_entities=50):
         X[shift_at:] += shift
     planted = rng.rand(n) < 0.005
     X[planted] += 10.0 * rng.choice([-1.0, 1.0], (int(planted.sum()), d))
-    meta = {"entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
-            "timestamp": np.arange(n, dtype=np.float64)}
+    meta = {
+        "entity_id": np.array([f"h{k}" for k in rng.randint(0, n_entities, n)], dtype=object),
+        "timestamp": np.arange(n, dtype=np.float64),
+    }
     return X, meta, planted
 
 
@@ -69,9 +71,11 @@ def settled_at(flags, start, bound, width=1000):
 def shift_rows(n, shift_at):
     policy = AdaptationPolicy()
     budget = policy.window + 2000
-    print(f"| d | shift | pre-shift rate | no adapt: rate after shift | promotion at (events after shift) "
-          f"| rate after promotion | rate from shift + {budget} on "
-          f"| settled <= 2x base at (events after shift) | planted alerted after promotion | changes |")
+    print(
+        f"| d | shift | pre-shift rate | no adapt: rate after shift | promotion at (events after shift) "
+        f"| rate after promotion | rate from shift + {budget} on "
+        f"| settled <= 2x base at (events after shift) | planted alerted after promotion | changes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for d in (2, 5, 10):
         for shift in (3.0, 5.0):
@@ -85,9 +89,11 @@ def shift_rows(n, shift_at):
             after = slice(p + 1, n)
             settled = settled_at(flags, shift_at, 2 * base) - shift_at
             kinds = ",".join(c["kind"] for c in pipe.model_changes()[1:])
-            print(f"| {d} | {shift:g} | {base:.4f} | {fixed[shift_at + 500:].mean():.4f} | {p - shift_at} "
-                  f"| {flags[after].mean():.4f} | {flags[shift_at + budget:].mean():.4f} | {settled} | {flags[after][planted[after]].mean():.3f} "
-                  f"({int(planted[after].sum())}) | {kinds} |")
+            print(
+                f"| {d} | {shift:g} | {base:.4f} | {fixed[shift_at + 500 :].mean():.4f} | {p - shift_at} "
+                f"| {flags[after].mean():.4f} | {flags[shift_at + budget :].mean():.4f} | {settled} | {flags[after][planted[after]].mean():.3f} "
+                f"({int(planted[after].sum())}) | {kinds} |"
+            )
 
 
 def incident(n):
@@ -97,8 +103,10 @@ def incident(n):
     meta["entity_id"][burst] = np.array(["h1", "h2", "h3"] * 67, dtype=object)[:200]
     pipe = pipeline(2, AdaptationPolicy())
     flags = feed_batches(pipe, X, meta)
-    print(f"- incident burst (200 events from 3 entities at event {n // 2}): {int(flags[burst].sum())} of 200 "
-          f"alerted; changes: {[c['kind'] for c in pipe.model_changes()]}")
+    print(
+        f"- incident burst (200 events from 3 entities at event {n // 2}): {int(flags[burst].sum())} of 200 "
+        f"alerted; changes: {[c['kind'] for c in pipe.model_changes()]}"
+    )
     for c in pipe.model_changes():
         if c["kind"] == "incident":
             print(f"  - incident at event {c['event_index']}: {c['reason']}")
@@ -111,8 +119,10 @@ def walk(n, shift_at):
         feed_batches(pipe, X, meta)
         promos = [c["event_index"] for c in pipe.model_changes() if c["kind"] == "promotion"]
         sigma = [round(5.0 * (p - shift_at) / (n - shift_at), 2) for p in promos]
-        print(f"- gradual walk, d={d}, 0 -> 5 sigma over events {shift_at}..{n}: promotions at events {promos} "
-              f"(mean displaced by {sigma} sigma at those events)")
+        print(
+            f"- gradual walk, d={d}, 0 -> 5 sigma over events {shift_at}..{n}: promotions at events {promos} "
+            f"(mean displaced by {sigma} sigma at those events)"
+        )
 
 
 def timing(n, shift_at, repeats=3):
@@ -144,14 +154,18 @@ def timing(n, shift_at, repeats=3):
             fit = slice(promo[0] - shadow, promo[0] - shadow + 50) if promo else slice(0, 0)
             extra = [lat[promo[0]] / 1e3, np.median(lat[fit]) / 1e3, lat[fit].max() / 1e3] if promo else [np.nan] * 3
             runs.append(q + [lat.max() / 1e3, rate, calm_rate] + extra)
-    print("| pipeline (medians of 3 alternating runs) | process p50 (us) | p99 (us) | p99.9 (us) | max (us) "
-          "| process_batch, shift + promotion (events/s) | process_batch, no shift (events/s) "
-          "| promotion event (us) | 50 events after the fit starts: median / max (us) |")
+    print(
+        "| pipeline (medians of 3 alternating runs) | process p50 (us) | p99 (us) | p99.9 (us) | max (us) "
+        "| process_batch, shift + promotion (events/s) | process_batch, no shift (events/s) "
+        "| promotion event (us) | 50 events after the fit starts: median / max (us) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, runs in results.items():
         m = np.median(np.array(runs), axis=0)
-        print(f"| {name} | {m[0]:.1f} | {m[1]:.0f} | {m[2]:.0f} | {m[3]:.0f} | {m[4]:,.0f} | {m[5]:,.0f} "
-              f"| {m[6]:.0f} | {m[7]:.1f} / {m[8]:.0f} |")
+        print(
+            f"| {name} | {m[0]:.1f} | {m[1]:.0f} | {m[2]:.0f} | {m[3]:.0f} | {m[4]:,.0f} | {m[5]:,.0f} "
+            f"| {m[6]:.0f} | {m[7]:.1f} / {m[8]:.0f} |"
+        )
 
 
 def fit_stall(repeats=7, d=5):
@@ -187,22 +201,27 @@ def fit_stall(repeats=7, d=5):
         beside_idle = calls(idle, 0)
         rows.append((len(during), during.max(), quiet.max(), beside_idle.max(), sync * 1e6))
     m = np.median(np.array(rows), axis=0)
-    print(f"- fit off the hot path (d={d}, medians of {repeats}): {m[0]:.0f} process calls ran during a threaded "
-          f"fit, the slowest took {m[1]:,.0f} us; as many calls without a thread: slowest {m[2]:,.0f} us; "
-          f"beside a thread that only sleeps as long as a fit: slowest {m[3]:,.0f} us; a synchronous fit "
-          f"stalls one call for {m[4]:,.0f} us")
+    print(
+        f"- fit off the hot path (d={d}, medians of {repeats}): {m[0]:.0f} process calls ran during a threaded "
+        f"fit, the slowest took {m[1]:,.0f} us; as many calls without a thread: slowest {m[2]:,.0f} us; "
+        f"beside a thread that only sleeps as long as a fit: slowest {m[3]:,.0f} us; a synchronous fit "
+        f"stalls one call for {m[4]:,.0f} us"
+    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench adaptation",
-                                     description="Drift adaptation (issue 18): mean shifts of 3 and 5 sigma in "
-                                                 "2-10 dimensions, an incident burst, gradual walks, and the cost "
-                                                 "on the hot path (figures of benchmarks/adaptation.md).",
-                                     formatter_class=HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast bench adaptation",
+        description="Drift adaptation (issue 18): mean shifts of 3 and 5 sigma in "
+        "2-10 dimensions, an incident burst, gradual walks, and the cost "
+        "on the hot path (figures of benchmarks/adaptation.md).",
+        formatter_class=HelpFormatter,
+    )
     parser.add_argument("--n", type=int, default=20000, help="events per stream")
     parser.add_argument("--shift-at", type=int, default=6000, help="event of the mean shift")
-    parser.add_argument("--only", choices=("timing", "stall"), default=None,
-                        help="run one part only (default: every part)")
+    parser.add_argument(
+        "--only", choices=("timing", "stall"), default=None, help="run one part only (default: every part)"
+    )
     args = parser.parse_args(argv)
     if args.only is None:
         shift_rows(args.n, args.shift_at)

@@ -96,8 +96,10 @@ def seed_ensemble(seed):
     from sklearn.neighbors import LocalOutlierFactor as SkLocalOutlierFactor
 
     return AnomalyEnsemble(
-        [("iforest", IsolationForest(random_state=seed)),
-         ("lof", SkLocalOutlierFactor(novelty=True, algorithm="kd_tree"))],
+        [
+            ("iforest", IsolationForest(random_state=seed)),
+            ("lof", SkLocalOutlierFactor(novelty=True, algorithm="kd_tree")),
+        ],
         random_state=seed,
     )
 
@@ -116,10 +118,15 @@ def section_latency(args, out):
         if n_train <= args.max_sklearn_rows:
             sk = SkLocalOutlierFactor(novelty=True).fit(X)
             seed = seed_ensemble(args.seed).fit(X)
-            rows += [("peer: sklearn LocalOutlierFactor(novelty=True)", sk.score_samples),
-                     ("peer: seed design (IF + sklearn LOF member)", seed.anomaly_score)]
-        print(f"\n[latency] {n_train} training rows ({source}); default ensemble fit {fit_s:.2f} s; "
-              f"LOF fitted on {ens.named_estimators_.lof.n_samples_fit_} rows; {args.calls} one-row calls", file=out)
+            rows += [
+                ("peer: sklearn LocalOutlierFactor(novelty=True)", sk.score_samples),
+                ("peer: seed design (IF + sklearn LOF member)", seed.anomaly_score),
+            ]
+        print(
+            f"\n[latency] {n_train} training rows ({source}); default ensemble fit {fit_s:.2f} s; "
+            f"LOF fitted on {ens.named_estimators_.lof.n_samples_fit_} rows; {args.calls} one-row calls",
+            file=out,
+        )
         print(f"{'':<48}{'p50 us':>9}{'p99 us':>9}{'1000 rows ms':>14}", file=out)
         for name, func in rows:
             calls = args.calls if "peer" not in name else min(args.calls, 1000)
@@ -143,8 +150,11 @@ def section_consistency(args, out):
         alone = np.array([func(rows[i : i + 1])[0] for i in range(100)])
         batch = func(rows)
         mixed = func(np.vstack([rows, others]))[:100]
-        print(f"  {name}: max |alone - batch| {np.max(np.abs(alone - batch)):.3g}, max |batch - mixed| "
-              f"{np.max(np.abs(batch - mixed)):.3g}, distinct one-row scores {len(np.unique(alone))}", file=out)
+        print(
+            f"  {name}: max |alone - batch| {np.max(np.abs(alone - batch)):.3g}, max |batch - mixed| "
+            f"{np.max(np.abs(batch - mixed)):.3g}, distinct one-row scores {len(np.unique(alone))}",
+            file=out,
+        )
 
 
 def section_throughput(args, out):
@@ -155,20 +165,29 @@ def section_throughput(args, out):
     print(f"\n[throughput] fit + score of {args.big} x 10 (synthetic N(0, 1)), new rows scored: {args.big}", file=out)
     sk, sk_fit = timed(lambda: SkLocalOutlierFactor(novelty=True).fit(X))
     sk_scores, sk_score = timed(lambda: sk.score_samples(Q))
-    print(f"  peer: sklearn LocalOutlierFactor(novelty=True): fit {sk_fit:.2f} s + score {sk_score:.2f} s "
-          f"= {sk_fit + sk_score:.2f} s", file=out)
+    print(
+        f"  peer: sklearn LocalOutlierFactor(novelty=True): fit {sk_fit:.2f} s + score {sk_score:.2f} s "
+        f"= {sk_fit + sk_score:.2f} s",
+        file=out,
+    )
     for n_jobs in (1, 2):
         ours, fit_s = timed(lambda: LocalOutlierFactor(max_samples=None, n_jobs=n_jobs).fit(X))
         scores, score_s = timed(lambda: ours.score_samples(Q))
         rel = np.max(np.abs(scores - sk_scores) / np.abs(sk_scores))
-        print(f"  LocalOutlierFactor(max_samples=None, n_jobs={n_jobs}) [{ours._fit_method}]: fit {fit_s:.2f} s + score "
-              f"{score_s:.2f} s = {fit_s + score_s:.2f} s ({(sk_fit + sk_score) / (fit_s + score_s):.1f}x sklearn); "
-              f"max relative score difference {rel:.1e}", file=out)
+        print(
+            f"  LocalOutlierFactor(max_samples=None, n_jobs={n_jobs}) [{ours._fit_method}]: fit {fit_s:.2f} s + score "
+            f"{score_s:.2f} s = {fit_s + score_s:.2f} s ({(sk_fit + sk_score) / (fit_s + score_s):.1f}x sklearn); "
+            f"max relative score difference {rel:.1e}",
+            file=out,
+        )
     for n_jobs in (1, 2):
         ens, fit_s = timed(lambda: AnomalyEnsemble(random_state=args.seed, n_jobs=n_jobs).fit(X))
         _, score_s = timed(lambda: ens.anomaly_score(Q))
-        print(f"  AnomalyEnsemble(n_jobs={n_jobs}): fit {fit_s:.2f} s + score {score_s:.2f} s = {fit_s + score_s:.2f} s "
-              f"({(sk_fit + sk_score) / (fit_s + score_s):.1f}x sklearn's LOF alone)", file=out)
+        print(
+            f"  AnomalyEnsemble(n_jobs={n_jobs}): fit {fit_s:.2f} s + score {score_s:.2f} s = {fit_s + score_s:.2f} s "
+            f"({(sk_fit + sk_score) / (fit_s + score_s):.1f}x sklearn's LOF alone)",
+            file=out,
+        )
 
 
 def section_lof_full(args, out):
@@ -176,14 +195,19 @@ def section_lof_full(args, out):
 
     rng = np.random.RandomState(args.seed)
     X, Q = rng.normal(size=(args.big, 10)), rng.normal(size=(args.big, 10))
-    print(f"\n[lof-full] fit + score of {args.big} x 10 (synthetic N(0, 1)), {args.big} new rows; "
-          f"{args.repeats} alternating repeats", file=out)
+    print(
+        f"\n[lof-full] fit + score of {args.big} x 10 (synthetic N(0, 1)), {args.big} new rows; "
+        f"{args.repeats} alternating repeats",
+        file=out,
+    )
     models = {}
     for n_jobs in (1, 2):
-        models[f"peer: sklearn LocalOutlierFactor(novelty=True, n_jobs={n_jobs})"] = (
-            lambda n_jobs=n_jobs: SkLocalOutlierFactor(novelty=True, n_jobs=n_jobs))
-        models[f"LocalOutlierFactor(max_samples=None, n_jobs={n_jobs})"] = (
-            lambda n_jobs=n_jobs: LocalOutlierFactor(max_samples=None, n_jobs=n_jobs))
+        models[f"peer: sklearn LocalOutlierFactor(novelty=True, n_jobs={n_jobs})"] = lambda n_jobs=n_jobs: (
+            SkLocalOutlierFactor(novelty=True, n_jobs=n_jobs)
+        )
+        models[f"LocalOutlierFactor(max_samples=None, n_jobs={n_jobs})"] = lambda n_jobs=n_jobs: LocalOutlierFactor(
+            max_samples=None, n_jobs=n_jobs
+        )
     times = {name: [] for name in models}
     scores = {}
     for _ in range(args.repeats):
@@ -195,14 +219,18 @@ def section_lof_full(args, out):
     for name, t in times.items():
         n_jobs = name[-2]
         peer = times[f"peer: sklearn LocalOutlierFactor(novelty=True, n_jobs={n_jobs})"]
-        ratio = "" if name.startswith("peer") else (
-            f"{min(peer) / min(t):.1f}x / {np.median(peer) / np.median(t):.1f}x")
+        ratio = (
+            "" if name.startswith("peer") else (f"{min(peer) / min(t):.1f}x / {np.median(peer) / np.median(t):.1f}x")
+        )
         print(f"  {name:<58}{min(t):>8.2f}{np.median(t):>10.2f}{ratio:>30}", file=out)
     sk = scores["peer: sklearn LocalOutlierFactor(novelty=True, n_jobs=1)"]
     ours = scores["LocalOutlierFactor(max_samples=None, n_jobs=1)"]
     method, profile = lof_profile(X, Q)
-    print(f"  max relative score difference {np.max(np.abs(ours - sk) / np.abs(sk)):.1e}; our search: "
-          f"{method} ({'AVX2' if _lof.SIMD else 'portable'} kernel)", file=out)
+    print(
+        f"  max relative score difference {np.max(np.abs(ours - sk) / np.abs(sk)):.1e}; our search: "
+        f"{method} ({'AVX2' if _lof.SIMD else 'portable'} kernel)",
+        file=out,
+    )
     for name, seconds in profile.items():
         print(f"  profile, one thread: {name:<40}{seconds:>8.2f} s", file=out)
 
@@ -226,8 +254,12 @@ def lof_profile(X, Q):
     model = LocalOutlierFactor(max_samples=None, algorithm="kd_tree").fit(X)
     _, score = timed(lambda: model.score_samples(Q))
     method = LocalOutlierFactor(max_samples=None).fit(X)._fit_method
-    return method, {"k-d tree build and bounds": build + bounds, "neighbours of the training rows": neighbours,
-            "densities and training scores": densities, f"scoring {Q.shape[0]} new rows": score}
+    return method, {
+        "k-d tree build and bounds": build + bounds,
+        "neighbours of the training rows": neighbours,
+        "densities and training scores": densities,
+        f"scoring {Q.shape[0]} new rows": score,
+    }
 
 
 def section_fit_1m(args, out):
@@ -250,8 +282,10 @@ def section_crossover(args, out):
                 model, fit_s = timed(lambda: LocalOutlierFactor(max_samples=None, algorithm=algorithm).fit(X))
                 cells.append((one_row_us(model.score_samples, Q, 300)[0], fit_s))
             (t_q, t_f), (b_q, b_f) = cells
-            print(f"{n:>8}{d:>5}{t_q:>10.1f}{b_q:>10.1f}{t_f:>12.3f}{b_f:>12.3f}  "
-                  f"{'kd_tree' if t_q < b_q else 'brute'}", file=out)
+            print(
+                f"{n:>8}{d:>5}{t_q:>10.1f}{b_q:>10.1f}{t_f:>12.3f}{b_f:>12.3f}  {'kd_tree' if t_q < b_q else 'brute'}",
+                file=out,
+            )
 
 
 def section_pipeline(args, out):
@@ -262,9 +296,14 @@ def section_pipeline(args, out):
     n = events.shape[0]
     entities = np.array([f"e{i}" for i in range(1000)])[np.arange(n) % 1000]
     timestamps = 1.7e9 + np.arange(n, dtype=np.float64)
-    print(f"\n[pipeline] {source}, {train.shape[0]} training rows, {n} events, 1000 entities, monitoring on, in-memory store", file=out)
-    for name, model in (("AnomalyEnsemble()", AnomalyEnsemble(random_state=args.seed)),
-                        ("IsolationForest()", IsolationForest(random_state=args.seed))):
+    print(
+        f"\n[pipeline] {source}, {train.shape[0]} training rows, {n} events, 1000 entities, monitoring on, in-memory store",
+        file=out,
+    )
+    for name, model in (
+        ("AnomalyEnsemble()", AnomalyEnsemble(random_state=args.seed)),
+        ("IsolationForest()", IsolationForest(random_state=args.seed)),
+    ):
         model.fit(train)
         scores = model.anomaly_score(events)
         threshold = float(np.quantile(scores, 0.99))
@@ -276,19 +315,26 @@ def section_pipeline(args, out):
         rate = n / (time.perf_counter() - start)
         quiet = events[scores < threshold]
         pipe = AnomalyPipeline(model, threshold=threshold, suppression_window=300.0, reference=train)
-        times = time_calls(lambda row, i: pipe.process(row, {"entity_id": entities[i % n], "timestamp": timestamps[i % n]}),
-                           quiet, args.calls)
+        times = time_calls(
+            lambda row, i: pipe.process(row, {"entity_id": entities[i % n], "timestamp": timestamps[i % n]}),
+            quiet,
+            args.calls,
+        )
         p50, p99 = percentiles_us(times)
-        print(f"  {name:<20} process_batch {rate:>10,.0f} events/s; process (no alert) p50 {p50:.1f} us, p99 {p99:.1f} us",
-              file=out)
+        print(
+            f"  {name:<20} process_batch {rate:>10,.0f} events/s; process (no alert) p50 {p50:.1f} us, p99 {p99:.1f} us",
+            file=out,
+        )
 
 
 def build_parser():
     from ..cli import HelpFormatter
 
-    p = argparse.ArgumentParser(prog="anomaly-fast bench ensemble-latency",
-                                description=__doc__.split("\n\n")[0].replace("``", ""),
-                                formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="anomaly-fast bench ensemble-latency",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (default: synthetic rows)")
     p.add_argument("--dataset", default="magic.gamma", help="ADBench set for --data-dir")

@@ -121,7 +121,10 @@ def evaluate_set(X, y, args, batch_z):
         scores[name] = s
         results[name] = {**evaluate_detector(s, y_test), "seconds": seconds}
     s = batch_z(np.column_stack([scores["IF"], scores["LOF"]]))
-    results["batch-z"] = {**evaluate_detector(s, y_test), "seconds": results["IF"]["seconds"] + results["LOF"]["seconds"]}
+    results["batch-z"] = {
+        **evaluate_detector(s, y_test),
+        "seconds": results["IF"]["seconds"] + results["LOF"]["seconds"],
+    }
     info = {
         "rows": int(X.shape[0]),
         "features": int(X.shape[1]),
@@ -136,7 +139,9 @@ def print_tables(table, out):
     width = max(len(n) for n in table) + 2
     for metric, label in (("auc_roc", "ROC-AUC"), ("average_precision", "AP"), ("precision_at_k", "P@k")):
         print(f"\n{label} (test rows; k = number of test anomalies)", file=out)
-        print(f"{'dataset':<{width}}{'rows':>8}{'dims':>6}{'anom%':>7}" + "".join(f"{d:>10}" for d in DETECTORS), file=out)
+        print(
+            f"{'dataset':<{width}}{'rows':>8}{'dims':>6}{'anom%':>7}" + "".join(f"{d:>10}" for d in DETECTORS), file=out
+        )
         for name, (info, res) in table.items():
             cells = "".join(f"{res[d][metric]:>10.3f}" for d in DETECTORS)
             print(f"{name:<{width}}{info['rows']:>8}{info['features']:>6}{info['anomaly_pct']:>7.1f}{cells}", file=out)
@@ -182,15 +187,27 @@ DEFAULT_PLOT = f"{RESULTS}/evaluation.png"
 
 def build_parser():
     description = __doc__.split("\n\n")[0].replace("``", "")
-    p = argparse.ArgumentParser(prog="anomaly-fast bench evaluate", description=description, formatter_class=HelpFormatter)
-    p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (or holding adbench/) (default: built-in synthetic data)")
+    p = argparse.ArgumentParser(
+        prog="anomaly-fast bench evaluate", description=description, formatter_class=HelpFormatter
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with ADBench .npz files (or holding adbench/) (default: built-in synthetic data)",
+    )
     p.add_argument("--datasets", default="", help="comma-separated names, e.g. 'cardio,16_http' (default: all)")
     p.add_argument("--max-rows", type=int, default=20000, help="stratified subsample of larger sets")
     p.add_argument("--test-size", type=float, default=0.4, help="test fraction of the stratified split")
     p.add_argument("--n-estimators", type=int, default=100, help="trees of IF and EIF")
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample, the split and the detectors")
-    p.add_argument("--plot", nargs="?", const=DEFAULT_PLOT, default=None, metavar="PNG",
-                   help=f"save a bar chart of ROC-AUC and AP (to {DEFAULT_PLOT} when no path is given; needs matplotlib) (default: no plot)")
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const=DEFAULT_PLOT,
+        default=None,
+        metavar="PNG",
+        help=f"save a bar chart of ROC-AUC and AP (to {DEFAULT_PLOT} when no path is given; needs matplotlib) (default: no plot)",
+    )
     p.add_argument("--json", default="", help="also write the results as JSON to this path (default: no JSON)")
     return p
 
@@ -207,8 +224,10 @@ def main(argv=None):
         return 2
     batch_z, source = _pyod_batch_z_average()
     if args.data_dir is None:
-        print(f"no --data-dir: running on built-in synthetic data ({', '.join(sets)}); "
-              "pass --data-dir with a folder of ADBench .npz files for the real sets")
+        print(
+            f"no --data-dir: running on built-in synthetic data ({', '.join(sets)}); "
+            "pass --data-dir with a folder of ADBench .npz files for the real sets"
+        )
     print(
         f"anomaly-fast evaluate: {len(sets)} data sets, seed {args.seed}, test fraction {args.test_size}, "
         f"sets above {args.max_rows} rows subsampled (stratified) for every detector\n"

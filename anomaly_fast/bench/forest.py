@@ -117,9 +117,7 @@ def speed_suite(dataset, repeat, extended=False, single_row=True):
         entry = {"fit_s": fit_s, "score_s": score_s, "pickle_bytes": len(pickle.dumps(fitted))}
         if single_row:
             calls = 100 if peer == "sklearn" else 2000
-            entry["row_p50_us"], entry["row_p99_us"] = latency(
-                lambda: anomaly_scores(peer, fitted, row), calls
-            )
+            entry["row_p50_us"], entry["row_p99_us"] = latency(lambda: anomaly_scores(peer, fitted, row), calls)
         result["peers"][peer] = entry
     ours = result["peers"]["anomaly_fast"]
     if not extended:
@@ -142,16 +140,13 @@ def accuracy_suite(datasets, seeds):
         for seed in seeds:
             aucs["af_IF"].append(roc_auc_score(y, IsolationForest(random_state=seed).fit(X).anomaly_score(X)))
             aucs["sklearn_IF"].append(roc_auc_score(y, -SklearnIF(random_state=seed).fit(X).score_samples(X)))
-            aucs["af_EIF"].append(
-                roc_auc_score(y, ExtendedIsolationForest(random_state=seed).fit(X).anomaly_score(X))
-            )
+            aucs["af_EIF"].append(roc_auc_score(y, ExtendedIsolationForest(random_state=seed).fit(X).anomaly_score(X)))
             raw = ExtendedIsolationForest(standardize=False, random_state=seed).fit(X)
             aucs["af_EIF_raw"].append(roc_auc_score(y, raw.anomaly_score(X)))
             ranged = ExtendedIsolationForest(intercept="range", random_state=seed).fit(X)
             aucs["af_EIF_range"].append(roc_auc_score(y, ranged.anomaly_score(X)))
             if iso is not None:
-                common = dict(ndim=d, sample_size=256, ntrees=100, nthreads=1, random_seed=seed,
-                              missing_action="fail")
+                common = dict(ndim=d, sample_size=256, ntrees=100, nthreads=1, random_seed=seed, missing_action="fail")
                 m = iso.IsolationForest(coefs="normal", standardize_data=False, **common).fit(X)
                 aucs["isotree_EIF_raw"].append(roc_auc_score(y, m.predict(X)))
                 m = iso.IsolationForest(**common).fit(X)
@@ -177,8 +172,10 @@ def print_speed_title(model, name, shape):
 def print_speed(result):
     p = result["peers"]
     ours = p["anomaly_fast"]
-    print(f"{'library':<14}{'fit s':>10}{'score s':>10}{'row p50 us':>12}{'row p99 us':>12}{'pickle KB':>11}"
-          f"{'fit x':>9}{'score x':>9}")
+    print(
+        f"{'library':<14}{'fit s':>10}{'score s':>10}{'row p50 us':>12}{'row p99 us':>12}{'pickle KB':>11}"
+        f"{'fit x':>9}{'score x':>9}"
+    )
     for peer, e in p.items():
         print(
             f"{peer:<14}{e['fit_s']:>10.4f}{e['score_s']:>10.3f}"
@@ -188,8 +185,10 @@ def print_speed(result):
         )
     print("(fit x / score x: that library's time divided by anomaly_fast's: >1 means anomaly_fast is faster)")
     if "score_s_all_cores" in ours:
-        print(f"anomaly_fast score_samples: n_jobs=1 {ours['score_s']:.3f} s, n_jobs=-1 ({ours['cores']} cores) "
-              f"{ours['score_s_all_cores']:.3f} s: speed-up {ours['score_s'] / ours['score_s_all_cores']:.2f}x")
+        print(
+            f"anomaly_fast score_samples: n_jobs=1 {ours['score_s']:.3f} s, n_jobs=-1 ({ours['cores']} cores) "
+            f"{ours['score_s_all_cores']:.3f} s: speed-up {ours['score_s'] / ours['score_s_all_cores']:.2f}x"
+        )
 
 
 ACCURACY_COLUMNS = {
@@ -202,21 +201,26 @@ ACCURACY_COLUMNS = {
     "isotree_EIF_raw": "iso raw",
 }
 # (ours, peer) pairs compared in the summary
-ACCURACY_PAIRS = [("af_IF", "sklearn_IF"), ("af_EIF", "isotree_EIF_default"),
-                  ("af_EIF_range", "isotree_EIF_default"), ("af_EIF_raw", "isotree_EIF_raw")]
+ACCURACY_PAIRS = [
+    ("af_IF", "sklearn_IF"),
+    ("af_EIF", "isotree_EIF_default"),
+    ("af_EIF_range", "isotree_EIF_default"),
+    ("af_EIF_raw", "isotree_EIF_raw"),
+]
 
 
 def _accuracy_line(row):
-    return f"{row['dataset']:<18}" + "".join(f"{row.get(c, float('nan')):>10.4f}"
-                                             for c in ACCURACY_COLUMNS)
+    return f"{row['dataset']:<18}" + "".join(f"{row.get(c, float('nan')):>10.4f}" for c in ACCURACY_COLUMNS)
 
 
 def print_accuracy_header():
     print("\n== mean ROC-AUC over seeds ==")
     print(f"{'dataset':<18}" + "".join(f"{label:>10}" for label in ACCURACY_COLUMNS.values()))
-    print("(af EIF: standardize=True, intercept='box' (defaults); af range: intercept='range';\n"
-          " iso EIF: isotree ndim=d defaults (standardize_data); af raw: standardize=False vs\n"
-          " iso raw: isotree ndim=d, coefs='normal', standardize_data=False)")
+    print(
+        "(af EIF: standardize=True, intercept='box' (defaults); af range: intercept='range';\n"
+        " iso EIF: isotree ndim=d defaults (standardize_data); af raw: standardize=False vs\n"
+        " iso raw: isotree ndim=d, coefs='normal', standardize_data=False)"
+    )
 
 
 def print_accuracy_summary(rows):
@@ -225,10 +229,12 @@ def print_accuracy_summary(rows):
         pairs = [(r[ours], r[peer]) for r in rows if ours in r and peer in r]
         if pairs:
             diff = np.array([a - b for a, b in pairs])
-            print(f"{ACCURACY_COLUMNS[ours]} vs {ACCURACY_COLUMNS[peer]}: within 0.01 on "
-                  f"{int(np.sum(np.abs(diff) <= 0.01))}/{len(diff)} sets, higher by > 0.01 on "
-                  f"{int(np.sum(diff > 0.01))}, lower by > 0.01 on {int(np.sum(diff < -0.01))}; "
-                  f"mean difference {diff.mean():+.4f}")
+            print(
+                f"{ACCURACY_COLUMNS[ours]} vs {ACCURACY_COLUMNS[peer]}: within 0.01 on "
+                f"{int(np.sum(np.abs(diff) <= 0.01))}/{len(diff)} sets, higher by > 0.01 on "
+                f"{int(np.sum(diff > 0.01))}, lower by > 0.01 on {int(np.sum(diff < -0.01))}; "
+                f"mean difference {diff.mean():+.4f}"
+            )
 
 
 # -- main -----------------------------------------------------------------------
@@ -238,21 +244,26 @@ EIF_SETS = ["32_shuttle"]
 
 
 DEFAULT_OUT = f"{RESULTS}/bench_forest.json"
-SYNTHETIC_NOTE = ("no --data-dir: running on built-in synthetic data (Gaussian inliers, 1% uniform outliers; "
-                  "{sets}); pass --data-dir with a folder of ADBench .npz files for the real sets")
+SYNTHETIC_NOTE = (
+    "no --data-dir: running on built-in synthetic data (Gaussian inliers, 1% uniform outliers; "
+    "{sets}); pass --data-dir with a folder of ADBench .npz files for the real sets"
+)
 
 
 def build_parser():
     from . import suites_text
 
     parser = argparse.ArgumentParser(
-        prog="anomaly-fast bench", usage="anomaly-fast bench [SUITE] [options]",
+        prog="anomaly-fast bench",
+        usage="anomaly-fast bench [SUITE] [options]",
         description=__doc__.split("\n\n", 1)[1] + "\n\n" + suites_text(),
         formatter_class=HelpFormatter,
     )
     parser._optionals.title = "options of the forest suite"
-    parser.add_argument("--data-dir", help="folder of ADBench .npz files (or its parent holding adbench/) "
-                                           "(default: built-in synthetic data)")
+    parser.add_argument(
+        "--data-dir",
+        help="folder of ADBench .npz files (or its parent holding adbench/) (default: built-in synthetic data)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="repeats per timing; the minimum is kept")
     parser.add_argument("--accuracy", action="store_true", help="also compute the ROC-AUC table")
     parser.add_argument("--seeds", type=int, default=5, help="seeds for the accuracy table")
@@ -284,10 +295,12 @@ def main(argv=None):
 
     iso = _isotree()
     report = {
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpu_count": os.cpu_count()},
-        "versions": {"numpy": np.__version__, "sklearn": sklearn.__version__,
-                     "isotree": _version("isotree") if iso else None},
+        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "versions": {
+            "numpy": np.__version__,
+            "sklearn": sklearn.__version__,
+            "isotree": _version("isotree") if iso else None,
+        },
         "speed": [],
         "accuracy": [],
     }
@@ -308,8 +321,7 @@ def main(argv=None):
             names = ["synthetic_20k_x5"]
             datasets = [synthetic("synthetic_20k_x5", 20_000, 5, seed=1)]
         print_accuracy_header()
-        report["accuracy"] = accuracy_suite(progress(datasets, total=len(names), desc="accuracy"),
-                                            range(args.seeds))
+        report["accuracy"] = accuracy_suite(progress(datasets, total=len(names), desc="accuracy"), range(args.seeds))
         if report["accuracy"]:
             keys = [k for k in report["accuracy"][0] if k not in ("dataset", "shape")]
             means = {k: float(np.mean([r[k] for r in report["accuracy"] if k in r])) for k in keys}

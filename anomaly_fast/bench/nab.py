@@ -177,10 +177,14 @@ DEFAULT_PLOT = f"{RESULTS}/nab.png"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench nab", description=__doc__.split("\n")[0].replace("``", ""),
-                                     formatter_class=HelpFormatter)
-    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
-                                           "(default: built-in synthetic series)")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast bench nab",
+        description=__doc__.split("\n")[0].replace("``", ""),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir", help="NAB root (holding labels_windows.json), or its parent (default: built-in synthetic series)"
+    )
     parser.add_argument("--methods", default=",".join(METHODS), help="comma list of textbook,stl,stl-online,lstm")
     parser.add_argument("--series", default="", help="only series whose name contains this")
     parser.add_argument("--train-fraction", type=float, default=0.15, help="LSTM and online-STL training prefix")
@@ -188,12 +192,20 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="torch threads (shared machines: 1)")
     parser.add_argument("--progress", action="store_true", help="show the LSTM training bar")
     parser.add_argument("--per-series", action="store_true", help="print a row per series")
-    parser.add_argument("--plot", nargs="?", const=DEFAULT_PLOT, default=None, metavar="PNG",
-                        help=f"plot one series with its windows and alarms (to {DEFAULT_PLOT} when no path is given) (default: no plot)")
+    parser.add_argument(
+        "--plot",
+        nargs="?",
+        const=DEFAULT_PLOT,
+        default=None,
+        metavar="PNG",
+        help=f"plot one series with its windows and alarms (to {DEFAULT_PLOT} when no path is given) (default: no plot)",
+    )
     parser.add_argument("--plot-series", default="machine_temperature", help="series to plot (substring)")
     parser.add_argument("--json", help="write the summary as JSON here (default: no JSON)")
     parser.add_argument(
-        "--lstm-fit-points", type=int, default=0,
+        "--lstm-fit-points",
+        type=int,
+        default=0,
         help="also time one LSTMDetector fit (default parameters) on this many points of the first series",
     )
     args = parser.parse_args(argv)
@@ -214,8 +226,10 @@ def main(argv=None):
     if args.data_dir:
         cases = load_nab(args.data_dir)
     else:
-        print("no --data-dir: running on built-in synthetic hourly series (spike, level shift, flat line); "
-              "pass --data-dir with the NAB folder for the real series")
+        print(
+            "no --data-dir: running on built-in synthetic hourly series (spike, level shift, flat line); "
+            "pass --data-dir with the NAB folder for the real series"
+        )
         cases = synthetic_cases()
     cases = [c for c in cases if args.series in c.name]
     if not cases:
@@ -236,7 +250,9 @@ def main(argv=None):
             row["seconds"] += seconds
             if args.per_series:
                 rate = 1000 * runs / max(int((~inside).sum()), 1)
-                print(f"{case.name:<58} {name:<12} windows {hits}/{len(masks)}  false runs {runs:>5} ({rate:6.2f}/1000)")
+                print(
+                    f"{case.name:<58} {name:<12} windows {hits}/{len(masks)}  false runs {runs:>5} ({rate:6.2f}/1000)"
+                )
         if args.plot and plotted is None and args.plot_series in case.name:
             _plot(case, results, args.plot)
             plotted = case.name
@@ -246,15 +262,19 @@ def main(argv=None):
         plotted = case.name
 
     n_points = sum(len(c.series) for c in cases)
-    print(f"\n{len(cases)} series, {n_points} points, {sum(len(c.windows) for c in cases)} windows"
-          f" ({'NAB: ' + str(args.data_dir) if args.data_dir else 'synthetic'})")
+    print(
+        f"\n{len(cases)} series, {n_points} points, {sum(len(c.windows) for c in cases)} windows"
+        f" ({'NAB: ' + str(args.data_dir) if args.data_dir else 'synthetic'})"
+    )
     print(f"{'method':<14}{'recall':>8}{'windows':>9}{'false runs':>12}{'per 1000':>10}{'seconds':>9}")
     summary = {}
     for name, row in totals.items():
         recall = row["hits"] / row["windows"] if row["windows"] else float("nan")
         rate = 1000 * row["runs"] / max(row["outside"], 1)
         summary[name] = dict(row, recall=recall, false_runs_per_1000=rate)
-        print(f"{name:<14}{recall:>8.2f}{row['hits']:>5}/{row['windows']:<3}{row['runs']:>12}{rate:>10.2f}{row['seconds']:>9.1f}")
+        print(
+            f"{name:<14}{recall:>8.2f}{row['hits']:>5}/{row['windows']:<3}{row['runs']:>12}{rate:>10.2f}{row['seconds']:>9.1f}"
+        )
     if plotted:
         print(f"plot of {plotted} written to {args.plot}")
     if args.lstm_fit_points and "lstm" in methods:

@@ -40,8 +40,11 @@ def load_rows(data_dir, dataset, n_train, n_events, n_features, seed):
 def build_parser():
     from ..cli import HelpFormatter
 
-    p = argparse.ArgumentParser(prog="anomaly-fast bench pipeline", formatter_class=HelpFormatter,
-                                description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = argparse.ArgumentParser(
+        prog="anomaly-fast bench pipeline",
+        formatter_class=HelpFormatter,
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
     p.add_argument("--data-dir", default=None, help="folder with ADBench .npz files (default: synthetic rows)")
     p.add_argument("--dataset", default="shuttle", help="ADBench set for --data-dir")
     p.add_argument("--n-train", type=int, default=10000, help="training rows of the IsolationForest")
@@ -63,7 +66,9 @@ def main(argv=None):
     from ..forest.isolation_forest import IsolationForest
     from ..pipeline import AnomalyPipeline
 
-    train, events, source = load_rows(args.data_dir, args.dataset, args.n_train, args.n_events, args.n_features, args.seed)
+    train, events, source = load_rows(
+        args.data_dir, args.dataset, args.n_train, args.n_events, args.n_features, args.seed
+    )
     n, d = events.shape
     model = IsolationForest(n_estimators=args.n_estimators, random_state=args.seed).fit(train)
     sk = SkIsolationForest(n_estimators=args.n_estimators, random_state=args.seed).fit(train)
@@ -71,12 +76,21 @@ def main(argv=None):
     threshold = float(np.quantile(scores, 0.99))  # ~1% of events are alert candidates
     entities = np.array([f"e{i}" for i in range(args.entities)])[np.arange(n) % args.entities]
     timestamps = 1.7e9 + np.arange(n, dtype=np.float64)
-    print(f"data: {source}; {n} events, {args.entities} entities, IsolationForest({args.n_estimators} trees), "
-          f"threshold {threshold:.3f} (99th percentile of scores), 1 thread")
+    print(
+        f"data: {source}; {n} events, {args.entities} entities, IsolationForest({args.n_estimators} trees), "
+        f"threshold {threshold:.3f} (99th percentile of scores), 1 thread"
+    )
 
     def pipeline(store=None, monitor=True):
-        return AnomalyPipeline(model, threshold=threshold, suppression_window=300.0, store=store,
-                               monitor_features=monitor, reference=train, model_version="bench")
+        return AnomalyPipeline(
+            model,
+            threshold=threshold,
+            suppression_window=300.0,
+            store=store,
+            monitor_features=monitor,
+            reference=train,
+            model_version="bench",
+        )
 
     rows = []
 
@@ -93,16 +107,24 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         rate_mem = batch_run("process_batch, in-memory store, monitoring on", pipeline())
         batch_run("process_batch, in-memory store, monitoring off", pipeline(monitor=False))
-        rate_sql = batch_run("process_batch, SQLite store (WAL, synchronous=FULL)", pipeline(store=str(Path(tmp) / "a.db")))
+        rate_sql = batch_run(
+            "process_batch, SQLite store (WAL, synchronous=FULL)", pipeline(store=str(Path(tmp) / "a.db"))
+        )
         start = time.perf_counter()
         for s in range(0, n, args.batch):
             sk.score_samples(events[s : s + args.batch])
         sk_rate = n / (time.perf_counter() - start)
-        rows.append(("peer: sklearn IsolationForest.score_samples, same batches", f"{sk_rate:,.0f} rows/s", "scoring only"))
+        rows.append(
+            ("peer: sklearn IsolationForest.score_samples, same batches", f"{sk_rate:,.0f} rows/s", "scoring only")
+        )
 
         quiet = events[scores < threshold]
         pipe = pipeline()
-        t_proc = time_calls(lambda row, i: pipe.process(row, {"entity_id": entities[i % n], "timestamp": timestamps[i % n]}), quiet, args.calls)
+        t_proc = time_calls(
+            lambda row, i: pipe.process(row, {"entity_id": entities[i % n], "timestamp": timestamps[i % n]}),
+            quiet,
+            args.calls,
+        )
         assert pipe.stats["alerts"] == 0
         p50, p99 = percentiles_us(t_proc)
         rows.append(("process (no alert written), monitoring on", f"p50 {p50:.1f} us", f"p99 {p99:.1f} us"))
@@ -116,17 +138,27 @@ def main(argv=None):
         loud = events[scores >= threshold]
         sql = pipeline(store=str(Path(tmp) / "b.db"))
         sql.suppression_window = 0.0
-        t_alert = time_calls(lambda row, i: sql.process(row, {"entity_id": "x", "timestamp": float(i)}), loud, min(args.calls, 300))
+        t_alert = time_calls(
+            lambda row, i: sql.process(row, {"entity_id": "x", "timestamp": float(i)}), loud, min(args.calls, 300)
+        )
         w50, w99 = percentiles_us(t_alert)
-        rows.append((f"process writing an alert to SQLite ({sql.stats['alerts']} alerts)", f"p50 {w50:.1f} us", f"p99 {w99:.1f} us"))
+        rows.append(
+            (
+                f"process writing an alert to SQLite ({sql.stats['alerts']} alerts)",
+                f"p50 {w50:.1f} us",
+                f"p99 {w99:.1f} us",
+            )
+        )
 
     width = max(len(r[0]) for r in rows)
     for label, a, b in rows:
         print(f"  {label:<{width}}  {a:>22}  {b}")
-    print(f"targets: process_batch >= 200,000 events/s: {'met' if rate_mem >= 2e5 else 'NOT met'} "
-          f"(in memory {rate_mem:,.0f}, SQLite {rate_sql:,.0f}); "
-          f"process p99 <= 100 us without alert: {'met' if p99 <= 100 else 'NOT met'} ({p99:.1f} us); "
-          f"pipeline batch / bare sklearn scoring = {rate_mem / sk_rate:.1f}x")
+    print(
+        f"targets: process_batch >= 200,000 events/s: {'met' if rate_mem >= 2e5 else 'NOT met'} "
+        f"(in memory {rate_mem:,.0f}, SQLite {rate_sql:,.0f}); "
+        f"process p99 <= 100 us without alert: {'met' if p99 <= 100 else 'NOT met'} ({p99:.1f} us); "
+        f"pipeline batch / bare sklearn scoring = {rate_mem / sk_rate:.1f}x"
+    )
     return 0
 
 

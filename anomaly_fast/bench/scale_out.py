@@ -101,8 +101,9 @@ def _busy_seconds(stream):
 def _cluster(n_workers, memory_limit):
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           memory_limit=memory_limit, dashboard_address=":0")
+    cluster = LocalCluster(
+        n_workers=n_workers, threads_per_worker=1, processes=True, memory_limit=memory_limit, dashboard_address=":0"
+    )
     client = Client(cluster, set_as_default=False)
     client.run(_warm_up)  # imports outside the timed runs
     return cluster, client
@@ -144,9 +145,18 @@ def _part_a(files, model, memory_limit):
         client.close()
         cluster.close()
     size = sum(f.stat().st_size for f in files)
-    return {"files": len(files), "bytes_on_disk": size, "rows": rows, "outliers": outliers,
-            "seconds": wall, "rows_per_s": rows / wall, "peak_worker_memory": sorted(peaks.values()),
-            "memory_limit": memory_limit, "workers_restarted": restarted, "busy_s": busy}
+    return {
+        "files": len(files),
+        "bytes_on_disk": size,
+        "rows": rows,
+        "outliers": outliers,
+        "seconds": wall,
+        "rows_per_s": rows / wall,
+        "peak_worker_memory": sorted(peaks.values()),
+        "memory_limit": memory_limit,
+        "workers_restarted": restarted,
+        "busy_s": busy,
+    }
 
 
 def _part_b(files, model, memory_limit, repeats):
@@ -156,8 +166,9 @@ def _part_b(files, model, memory_limit, repeats):
         try:
             runs = [_score_run(client, model, files) for _ in range(repeats)]
             wall, rows, _, busy = min(runs)
-            timed = client.gather(client.map(_timed_partition, files, model=client.scatter(model, broadcast=True),
-                                             pure=False))
+            timed = client.gather(
+                client.map(_timed_partition, files, model=client.scatter(model, broadcast=True), pure=False)
+            )
         finally:
             client.close()
             cluster.close()
@@ -166,10 +177,15 @@ def _part_b(files, model, memory_limit, repeats):
         capacity = wall * n_workers
         busy_share = min(busy / capacity, 1.0)
         out[n_workers] = {
-            "seconds": wall, "all_seconds": [r[0] for r in runs], "rows": rows, "rows_per_s": rows / wall,
-            "share_io": busy_share * read / (read + score), "share_scoring": busy_share * score / (read + score),
+            "seconds": wall,
+            "all_seconds": [r[0] for r in runs],
+            "rows": rows,
+            "rows_per_s": rows / wall,
+            "share_io": busy_share * read / (read + score),
+            "share_scoring": busy_share * score / (read + score),
             "share_scheduling_idle": 1.0 - busy_share,
-            "per_partition_read_s": read / len(files), "per_partition_score_s": score / len(files),
+            "per_partition_read_s": read / len(files),
+            "per_partition_score_s": score / len(files),
         }
     out["speedup"] = out[2]["rows_per_s"] / out[1]["rows_per_s"]
     return out
@@ -199,12 +215,17 @@ def _part_c(files, ours, sample, memory_limit):
         cluster.close()
     ours_only, theirs_only = sum(t[0] for t in only), sum(t[1] for t in only)
     rows = len(mine)
-    return {"rows": rows, "ours_s": ours_wall, "parallelpostfit_s": theirs_wall,
-            "end_to_end_ratio": theirs_wall / ours_wall,
-            "scoring_only_ours_s": ours_only, "scoring_only_sklearn_s": theirs_only,
-            "scoring_only_ratio": theirs_only / ours_only,
-            "outlier_fraction_ours": float(np.mean(np.asarray(mine) == -1)),
-            "outlier_fraction_sklearn": float(np.mean(np.asarray(peer) == -1))}
+    return {
+        "rows": rows,
+        "ours_s": ours_wall,
+        "parallelpostfit_s": theirs_wall,
+        "end_to_end_ratio": theirs_wall / ours_wall,
+        "scoring_only_ours_s": ours_only,
+        "scoring_only_sklearn_s": theirs_only,
+        "scoring_only_ratio": theirs_only / ours_only,
+        "outlier_fraction_ours": float(np.mean(np.asarray(mine) == -1)),
+        "outlier_fraction_sklearn": float(np.mean(np.asarray(peer) == -1)),
+    }
 
 
 class _as_default:
@@ -250,21 +271,33 @@ def _part_d(model, per_partition_s, memory_limit, n_partitions_a):
         # model: latency-bound), so it is taken as constant
         compute = n_partitions_a * per_partition_s / workers
         scheduling = n_partitions_a * per_task
-        projection[workers] = {"compute_s": compute, "scheduler_s": scheduling, "broadcast_s": broadcast,
-                               "wall_s": max(compute, scheduling) + broadcast}
-    return {"scheduler_s_per_task": per_task, "broadcast_2_workers_s": broadcast, "model_bytes": model_bytes,
-            "per_partition_s": per_partition_s, "partitions": n_partitions_a, "projection": projection}
+        projection[workers] = {
+            "compute_s": compute,
+            "scheduler_s": scheduling,
+            "broadcast_s": broadcast,
+            "wall_s": max(compute, scheduling) + broadcast,
+        }
+    return {
+        "scheduler_s_per_task": per_task,
+        "broadcast_2_workers_s": broadcast,
+        "model_bytes": model_bytes,
+        "per_partition_s": per_partition_s,
+        "partitions": n_partitions_a,
+        "projection": projection,
+    }
 
 
 def main(argv=None):
     from ..cli import HelpFormatter
 
     parser = argparse.ArgumentParser(
-        prog="anomaly-fast bench scale-out", formatter_class=HelpFormatter,
+        prog="anomaly-fast bench scale-out",
+        formatter_class=HelpFormatter,
         description="Dask scoring of a synthetic Parquet dataset on LocalClusters: (a) data larger than the "
-                    "workers' memory, (b) 1 vs 2 workers, (c) against dask-ml ParallelPostFit(scikit-learn "
-                    "IsolationForest), (d) scheduler overhead and a projection to 10 and 100 workers. Needs "
-                    "pip install 'anomaly_fast[dask]' dask-ml.")
+        "workers' memory, (b) 1 vs 2 workers, (c) against dask-ml ParallelPostFit(scikit-learn "
+        "IsolationForest), (d) scheduler overhead and a projection to 10 and 100 workers. Needs "
+        "pip install 'anomaly_fast[dask]' dask-ml.",
+    )
     parser.add_argument("--gib", type=float, default=0.5, help="size of (a)'s dataset on disk, GiB")
     parser.add_argument("--subset-gib", type=float, default=0.25, help="data of (b), GiB (first files)")
     parser.add_argument("--peer-gib", type=float, default=0.0625, help="data of (c), GiB (first files)")
@@ -286,8 +319,11 @@ def main(argv=None):
         start = time.perf_counter()
         files = _write_dataset(scratch / "data", args.gib, args.features, args.rows_per_file)
         results["write_s"] = time.perf_counter() - start
-        print(f"wrote {len(files)} files, {sum(f.stat().st_size for f in files) / 2**30:.2f} GiB in "
-              f"{results['write_s']:.0f} s", file=sys.stderr)
+        print(
+            f"wrote {len(files)} files, {sum(f.stat().st_size for f in files) / 2**30:.2f} GiB in "
+            f"{results['write_s']:.0f} s",
+            file=sys.stderr,
+        )
         per_file = args.rows_per_file * args.features * 8 / 2**30
         subset = files[: max(1, int(round(args.subset_gib / per_file)))]
         peer = files[: max(2, int(round(args.peer_gib / per_file)))]

@@ -127,8 +127,11 @@ def adwin_parity(data_dir, quick):
     from anomaly_fast import ADWIN
 
     rng = np.random.default_rng(0)
-    streams = [(kind, synthetic_stream(kind, rng, int(rng.integers(500, 5000))))
-               for _ in range(2 if quick else 8) for kind in STREAM_KINDS]
+    streams = [
+        (kind, synthetic_stream(kind, rng, int(rng.integers(500, 5000))))
+        for _ in range(2 if quick else 8)
+        for kind in STREAM_KINDS
+    ]
     if data_dir:
         streams += list(_nab_series(data_dir))
     rows = []
@@ -145,8 +148,11 @@ def adwin_parity(data_dir, quick):
             same += ours == found
             detections += len(found)
         rows.append([params or "defaults", len(streams), compared, same, detections, river_failed])
-    _table("ADWIN detections vs river.drift.ADWIN",
-           ["parameters", "streams", "compared", "identical", "river detections", "river panicked"], rows)
+    _table(
+        "ADWIN detections vs river.drift.ADWIN",
+        ["parameters", "streams", "compared", "identical", "river detections", "river panicked"],
+        rows,
+    )
     return rows
 
 
@@ -192,8 +198,11 @@ def adwin_speed(quick):
         ["anomaly_fast ADWIN.update, Python loop", f"{1 / t_loop:,.0f}", f"{t_river / t_loop:.1f}x"],
         ["anomaly_fast ADWIN.update_many", f"{1 / t_many:,.0f}", f"{t_river / t_many:.1f}x"],
     ]
-    _table(f"ADWIN throughput (values/s; mean shift every 5000 values, {n:,} values)",
-           ["implementation", "values/s", "vs river"], rows)
+    _table(
+        f"ADWIN throughput (values/s; mean shift every 5000 values, {n:,} values)",
+        ["implementation", "values/s", "vs river"],
+        rows,
+    )
     return {"river": 1 / t_river, "loop": 1 / t_loop, "many": 1 / t_many}
 
 
@@ -238,16 +247,20 @@ def hst_speed(data_dir, quick):
     river_model = anomaly.HalfSpaceTrees(seed=0, **big)
     river_model.learn_one(dicts[0])
     start = time.process_time()
-    for x in dicts[1:n_river_big + 1]:
+    for x in dicts[1 : n_river_big + 1]:
         river_model.score_one(x)
         river_model.learn_one(x)
     t_river_big = (time.process_time() - start) / n_river_big
-    rows.append(["25 trees, height 15: river score_one + learn_one (dict)",
-                 f"{1 / t_river_big:,.0f}", "1.0x"])
+    rows.append(["25 trees, height 15: river score_one + learn_one (dict)", f"{1 / t_river_big:,.0f}", "1.0x"])
     for n_jobs, label in [(1, "1 thread"), (-1, "all cores, wall clock")]:
         t_big = min(ours_big(n_jobs) for _ in range(3)) / n
-        rows.append([f"25 trees, height 15: anomaly_fast score_learn_many ({label})",
-                     f"{1 / t_big:,.0f}", f"{t_river_big / t_big:,.0f}x"])
+        rows.append(
+            [
+                f"25 trees, height 15: anomaly_fast score_learn_many ({label})",
+                f"{1 / t_big:,.0f}",
+                f"{t_river_big / t_big:,.0f}x",
+            ]
+        )
 
     m = 20_000
     rows_np = list(X[:m])
@@ -273,26 +286,35 @@ def hst_speed(data_dir, quick):
     def ours_default_batch():
         HalfSpaceTrees(seed=0, limits=limits).score_learn_many(X[:m])
 
-    contenders = {"river": river_default,
-                  "score_one + learn_one, numpy row": ours_default_array,
-                  "score_one + learn_one, dict": ours_default_dict,
-                  "score_learn_many": ours_default_batch}
+    contenders = {
+        "river": river_default,
+        "score_one + learn_one, numpy row": ours_default_array,
+        "score_one + learn_one, dict": ours_default_dict,
+        "score_learn_many": ours_default_batch,
+    }
     best = _best_interleaved(contenders, 2 if quick else 4)
     t_river = best.pop("river") / m
-    rows.append(["defaults (10 trees, height 8): river score_one + learn_one (dict)",
-                 f"{1 / t_river:,.0f} ({t_river * 1e6:.2f} us/point)", "1.0x"])
+    rows.append(
+        [
+            "defaults (10 trees, height 8): river score_one + learn_one (dict)",
+            f"{1 / t_river:,.0f} ({t_river * 1e6:.2f} us/point)",
+            "1.0x",
+        ]
+    )
     for label, total in best.items():
         t = total / m
-        rows.append([f"defaults: anomaly_fast {label}", f"{1 / t:,.0f} ({t * 1e6:.2f} us/point)",
-                     f"{t_river / t:,.0f}x"])
+        rows.append(
+            [f"defaults: anomaly_fast {label}", f"{1 / t:,.0f} ({t * 1e6:.2f} us/point)", f"{t_river / t:,.0f}x"]
+        )
     _table(f"Half-Space Trees throughput (points/s; {source})", ["run", "points/s", "vs river"], rows)
     return rows
 
 
 def _adbench_sets(data_dir, max_rows):
     rng_order = np.random.default_rng(0)
-    for path in sorted(glob.glob(os.path.join(data_dir, "adbench", "*.npz")),
-                       key=lambda p: int(os.path.basename(p).split("_")[0])):
+    for path in sorted(
+        glob.glob(os.path.join(data_dir, "adbench", "*.npz")), key=lambda p: int(os.path.basename(p).split("_")[0])
+    ):
         data = np.load(path)
         X, y = data["X"].astype(np.float64), data["y"].astype(int)
         order = np.random.default_rng(rng_order.integers(2**31)).permutation(len(X))[:max_rows]
@@ -338,27 +360,54 @@ def hst_auc(data_dir, quick, n_seeds, max_rows):
             river_auc.append(roc_auc_score(y, theirs))
             ours_auc.append(roc_auc_score(y, ours))
             learned_auc.append(roc_auc_score(y, HalfSpaceTrees(seed=seed).score_learn_many(X)))
-            terminal_auc.append(roc_auc_score(
-                y, HalfSpaceTrees(seed=seed, limits=[(0.0, 1.0)] * d, score_rule="terminal").score_learn_many(X)))
+            terminal_auc.append(
+                roc_auc_score(
+                    y, HalfSpaceTrees(seed=seed, limits=[(0.0, 1.0)] * d, score_rule="terminal").score_learn_many(X)
+                )
+            )
         diff = np.mean(ours_auc) - np.mean(river_auc)
         diffs.append(diff)
-        rows.append([name, f"{len(X)}x{d}", f"{np.mean(river_auc):.3f}", f"{np.mean(ours_auc):.3f}",
-                     f"{diff:+.3f}", "yes" if identical else "no",
-                     f"{np.mean(learned_auc):.3f}", f"{np.mean(terminal_auc):.3f}"])
+        rows.append(
+            [
+                name,
+                f"{len(X)}x{d}",
+                f"{np.mean(river_auc):.3f}",
+                f"{np.mean(ours_auc):.3f}",
+                f"{diff:+.3f}",
+                "yes" if identical else "no",
+                f"{np.mean(learned_auc):.3f}",
+                f"{np.mean(terminal_auc):.3f}",
+            ]
+        )
         print(" ".join(rows[-1]), flush=True)
-    _table(f"Half-Space Trees prequential ROC-AUC (defaults, mean over {n_seeds} seeds)",
-           ["data set", "rows x features", "river", "anomaly_fast", "diff", "scores identical",
-            "anomaly_fast, learned limits", "anomaly_fast, terminal rule"], rows)
+    _table(
+        f"Half-Space Trees prequential ROC-AUC (defaults, mean over {n_seeds} seeds)",
+        [
+            "data set",
+            "rows x features",
+            "river",
+            "anomaly_fast",
+            "diff",
+            "scores identical",
+            "anomaly_fast, learned limits",
+            "anomaly_fast, terminal rule",
+        ],
+        rows,
+    )
     if diffs:
         print(f"\nlargest |diff|: {np.max(np.abs(diffs)):.3f}")
     return rows
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench streaming",
-                                     description=__doc__.split("\n\n")[0].replace("``", ""),
-                                     formatter_class=HelpFormatter)
-    parser.add_argument("--data-dir", default=None, help="folder with adbench/ and nab/ (default: built-in synthetic data)")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast bench streaming",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument(
+        "--data-dir", default=None, help="folder with adbench/ and nab/ (default: built-in synthetic data)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller streams, fewer repeats")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per data set for the ROC-AUC table")
     parser.add_argument("--max-rows", type=int, default=10_000, help="rows per ADBench set in the ROC-AUC table")
@@ -368,8 +417,11 @@ def main(argv=None):
     if args.data_dir:
         existing_folder(args.data_dir)
     else:
-        print("no --data-dir: running on built-in synthetic streams; pass --data-dir with a folder holding "
-              "adbench/ and nab/ for the real data", flush=True)
+        print(
+            "no --data-dir: running on built-in synthetic streams; pass --data-dir with a folder holding "
+            "adbench/ and nab/ for the real data",
+            flush=True,
+        )
     parts = set(args.only.split(","))
     results = {}
     if "adwin" in parts:

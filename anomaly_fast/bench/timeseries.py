@@ -245,13 +245,20 @@ def speed(cases, train_fraction, stream_points=6000):
 
     for name, mode in (("stl_detect", "online"), ("stl_centred_detect", "batch")):
         wall, cpu = wall_and_cpu(lambda: stl_all(mode))
-        out[name] = dict(points=points, wall_s=wall, cpu_s=cpu, cpu_s_per_250k=cpu * 250_000 / points,
-                         wall_s_per_250k=wall * 250_000 / points)
+        out[name] = dict(
+            points=points,
+            wall_s=wall,
+            cpu_s=cpu,
+            cpu_s_per_250k=cpu * 250_000 / points,
+            wall_s_per_250k=wall * 250_000 / points,
+        )
     longest = max(cases, key=lambda c: len(c.series)).series
     n_train = max(int(train_fraction * len(longest)), 3 * infer_period(longest.index))
     items = list(longest.iloc[n_train : n_train + stream_points].items())
-    for name, det in (("stl_update", STLDetector().fit(longest.iloc[:n_train])),
-                      ("window_if_update", WindowDetector().fit(longest.iloc[:n_train]))):
+    for name, det in (
+        ("stl_update", STLDetector().fit(longest.iloc[:n_train])),
+        ("window_if_update", WindowDetector().fit(longest.iloc[:n_train])),
+    ):
         wall, cpu = wall_and_cpu(lambda: [det.update(v, t) for t, v in items])
         out[name] = dict(points=len(items), wall_us=1e6 * wall / len(items), cpu_us=1e6 * cpu / len(items))
     try:
@@ -268,8 +275,9 @@ def speed(cases, train_fraction, stream_points=6000):
 
 
 def _new_cell():
-    return dict(batch_hits=0, online_hits=0, windows=0, batch_runs=0, online_runs=0, outside=0,
-                batch_alarms=0, matched=0)
+    return dict(
+        batch_hits=0, online_hits=0, windows=0, batch_runs=0, online_runs=0, outside=0, batch_alarms=0, matched=0
+    )
 
 
 def _online_vs_batch(cell, batch, case, masks, inside):
@@ -298,26 +306,38 @@ def _group(name):
 def main(argv=None):
     from anomaly_fast.timeseries._series import acf_period
 
-    parser = argparse.ArgumentParser(prog="anomaly-fast bench timeseries", description=__doc__.split("\n")[0],
-                                     formatter_class=HelpFormatter)
-    parser.add_argument("--data-dir", help="NAB root (holding labels_windows.json), or its parent "
-                        "(default: synthetic series)")
+    parser = argparse.ArgumentParser(
+        prog="anomaly-fast bench timeseries", description=__doc__.split("\n")[0], formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", help="NAB root (holding labels_windows.json), or its parent (default: synthetic series)"
+    )
     parser.add_argument("--train-fraction", type=float, default=0.15, help="STLDetector training prefix")
     parser.add_argument("--lstm-train-fraction", type=float, default=0.3, help="LSTMDetector training prefix")
-    parser.add_argument("--tsb-ad-python", help="a Python interpreter that can import TSB_AD (e.g. a virtualenv "
-                        "with numpy<2 and tsb-ad 1.5): its Sub-PCA and IForest run on the same series in a "
-                        "subprocess (default: only when TSB_AD imports here)")
+    parser.add_argument(
+        "--tsb-ad-python",
+        help="a Python interpreter that can import TSB_AD (e.g. a virtualenv "
+        "with numpy<2 and tsb-ad 1.5): its Sub-PCA and IForest run on the same series in a "
+        "subprocess (default: only when TSB_AD imports here)",
+    )
     parser.add_argument("--no-lstm", action="store_true", help="skip LSTMDetector (default: run it; needs torch)")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
-    parser.add_argument("--speed-only", action="store_true", help="only time STLDetector over every series "
-                        "and the per-point update of STLDetector and WindowDetector (default: full evaluation)")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only time STLDetector over every series "
+        "and the per-point update of STLDetector and WindowDetector (default: full evaluation)",
+    )
     args = parser.parse_args(argv)
 
     cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
     if args.speed_only:
         figures = speed(cases, args.train_fraction)
         for name, entry in figures.items():
-            print(f"{name:<18}" + "  ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
+            print(
+                f"{name:<18}"
+                + "  ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items())
+            )
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
         return 0
@@ -333,7 +353,9 @@ def main(argv=None):
         window = acf_period(case.series.to_numpy())
         group = _group(case.name)
         for method, (score, seconds) in {**_scores(case, args), **peers.get(case.name, {})}.items():
-            row = rows.setdefault(method, {}).setdefault(group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0))
+            row = rows.setdefault(method, {}).setdefault(
+                group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0)
+            )
             row["vus_pr"].append(vus_pr(labels, score, window))
             row["auc_pr"].append(auc_pr(labels, score))
             row["auc_roc"].append(auc_roc(labels, score))
@@ -345,7 +367,9 @@ def main(argv=None):
                 if method in ("stl", "stl-centred") and threshold == _DEFAULT_STL_THRESHOLD:  # vs update's alarms
                     cells = online_rows.setdefault(method, {})
                     _online_vs_batch(cells.setdefault(group, _new_cell()), alarms, case, masks, inside)
-                cell = alarm_rows.setdefault((method, threshold), {}).setdefault(group, dict(hits=0, windows=0, runs=0, outside=0))
+                cell = alarm_rows.setdefault((method, threshold), {}).setdefault(
+                    group, dict(hits=0, windows=0, runs=0, outside=0)
+                )
                 cell["hits"] += window_hits(alarms, masks)
                 cell["windows"] += len(masks)
                 cell["runs"] += false_alarm_runs(alarms, inside)
@@ -362,15 +386,19 @@ def main(argv=None):
             entry = {k: float(np.mean(g[k])) for k in ("vus_pr", "auc_pr", "auc_roc")}
             entry["ms_per_1000"] = 1e6 * g["seconds"] / max(g["points"], 1)
             summary["scores"].setdefault(method, {})[group] = entry
-            print(f"{method:<16}{group:<24}{entry['vus_pr']:>8.3f}{entry['auc_pr']:>8.3f}{entry['auc_roc']:>8.3f}{entry['ms_per_1000']:>12.1f}")
+            print(
+                f"{method:<16}{group:<24}{entry['vus_pr']:>8.3f}{entry['auc_pr']:>8.3f}{entry['auc_roc']:>8.3f}{entry['ms_per_1000']:>12.1f}"
+            )
 
     def rate(cell):
         recall = cell["hits"] / max(cell["windows"], 1)
         return recall, 1000 * cell["runs"] / max(cell["outside"], 1)
 
     groups = sorted({g for by in alarm_rows.values() for g in by})
-    print("\nalarms, threshold chosen on the other group (max recall at <= 1.0 false runs / 1000, "
-          "else fewest false runs), reported on this one:")
+    print(
+        "\nalarms, threshold chosen on the other group (max recall at <= 1.0 false runs / 1000, "
+        "else fewest false runs), reported on this one:"
+    )
     for method, thresholds in THRESHOLDS.items():
         for test in groups:
             tune = [g for g in groups if g != test]
@@ -390,19 +418,27 @@ def main(argv=None):
         for th in thresholds:  # the full table, for transparency (in-sample per threshold)
             for g in groups:
                 recall, fa = rate(alarm_rows[(method, th)][g])
-                summary["alarms"].setdefault(method, {}).setdefault("by_threshold", {}).setdefault(str(th), {})[g] = [recall, fa]
+                summary["alarms"].setdefault(method, {}).setdefault("by_threshold", {}).setdefault(str(th), {})[g] = [
+                    recall,
+                    fa,
+                ]
     print("\nSTLDetector.update alarms vs detect (default, causal) and vs mode='batch' (centred STL), threshold 4:")
     for (method, group), cell in sorted(((m, g), c) for m, by in online_rows.items() for g, c in by.items()):
         windows, outside = max(cell["windows"], 1), max(cell["outside"], 1)
-        entry = dict(batch_recall=cell["batch_hits"] / windows, online_recall=cell["online_hits"] / windows,
-                     batch_false_runs_per_1000=1000 * cell["batch_runs"] / outside,
-                     online_false_runs_per_1000=1000 * cell["online_runs"] / outside,
-                     batch_alarms_matched_online=cell["matched"] / max(cell["batch_alarms"], 1))
+        entry = dict(
+            batch_recall=cell["batch_hits"] / windows,
+            online_recall=cell["online_hits"] / windows,
+            batch_false_runs_per_1000=1000 * cell["batch_runs"] / outside,
+            online_false_runs_per_1000=1000 * cell["online_runs"] / outside,
+            batch_alarms_matched_online=cell["matched"] / max(cell["batch_alarms"], 1),
+        )
         summary.setdefault("online_vs_batch", {}).setdefault(method, {})[group] = entry
-        print(f"{method:<12}{group:<24} recall batch {entry['batch_recall']:.2f} online {entry['online_recall']:.2f}  "
-              f"false runs/1000 batch {entry['batch_false_runs_per_1000']:.2f} online "
-              f"{entry['online_false_runs_per_1000']:.2f}  batch alarms with an online one within a period "
-              f"{entry['batch_alarms_matched_online']:.2f}")
+        print(
+            f"{method:<12}{group:<24} recall batch {entry['batch_recall']:.2f} online {entry['online_recall']:.2f}  "
+            f"false runs/1000 batch {entry['batch_false_runs_per_1000']:.2f} online "
+            f"{entry['online_false_runs_per_1000']:.2f}  batch alarms with an online one within a period "
+            f"{entry['batch_alarms_matched_online']:.2f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     return 0

@@ -298,10 +298,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _resolve_max_features(self, n_features):
         if isinstance(self.max_features, Integral):
             if self.max_features > n_features:
-                raise ValueError(
-                    f"max_features must be <= n_features ({n_features}), got "
-                    f"{self.max_features}"
-                )
+                raise ValueError(f"max_features must be <= n_features ({n_features}), got {self.max_features}")
             return int(self.max_features)
         return max(1, int(self.max_features * n_features))
 
@@ -353,15 +350,14 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         # One seed per tree, drawn for all n_estimators so that a warm start
         # from k trees to n trees equals a cold fit of n trees.
         random_state = check_random_state(self.random_state)
-        all_seeds = random_state.randint(
-            np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64
-        ).astype(np.uint64)
+        all_seeds = random_state.randint(np.iinfo(np.int64).max, size=self.n_estimators, dtype=np.int64).astype(
+            np.uint64
+        )
         seeds = all_seeds[n_old:]
         self._max_depth = max_depth
         if len(seeds) == 0:
             warnings.warn(
-                "Warm-start fitting without increasing n_estimators does not "
-                "fit new trees.",
+                "Warm-start fitting without increasing n_estimators does not fit new trees.",
                 UserWarning,
             )
         else:
@@ -373,9 +369,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             parts = _chunks(len(seeds), n_threads)
 
             def build(rows):
-                self._build(
-                    X, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows]
-                )
+                self._build(X, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
 
             if len(parts) == 1:
                 build(parts[0])
@@ -387,9 +381,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         if self.contamination == "auto":
             self.offset_ = -0.5
         else:
-            self.offset_ = float(
-                np.percentile(self._score_samples(X, has_missing), 100.0 * self.contamination)
-            )
+            self.offset_ = float(np.percentile(self._score_samples(X, has_missing), 100.0 * self.contamination))
         return self
 
     def _denominator(self, n_trees):
@@ -411,8 +403,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         ):
             if hasattr(self, "feature_names_in_"):  # as validate_data would
                 warnings.warn(
-                    f"X does not have valid feature names, but {type(self).__name__} "
-                    "was fitted with feature names",
+                    f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names",
                     UserWarning,
                     stacklevel=3,
                 )
@@ -445,8 +436,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             has_missing = not all_finite(X) and bool(np.isnan(X).any())
         if has_missing and not self._allow_missing:
             raise ValueError(
-                f"Input X contains NaN. {type(self).__name__} does not accept "
-                "missing values encoded as NaN natively."
+                f"Input X contains NaN. {type(self).__name__} does not accept missing values encoded as NaN natively."
             )
         if has_missing and not reset and not getattr(self._forest, "missing_ready", True):
             raise ValueError(

@@ -181,10 +181,7 @@ class ExtendedIsolationForest(BaseIsolationForest):
             level = int(self.extension_level)
         previous = getattr(self, "extension_level_", None)
         if self.warm_start and hasattr(self, "_forest") and previous != level:
-            raise ValueError(
-                "extension_level cannot change between warm-start fits "
-                f"({previous} -> {level})"
-            )
+            raise ValueError(f"extension_level cannot change between warm-start fits ({previous} -> {level})")
         self.extension_level_ = level
 
     _forest_kind = "hyperplane"
@@ -284,7 +281,15 @@ class ExtendedIsolationForest(BaseIsolationForest):
         if center is None:  # a model saved before explanations: the origin
             center = np.zeros(self.n_features_in_, dtype=np.float64)
         _isolation.hyperplane_explain(
-            forest.nodes, forest.values, np.ascontiguousarray(forest.normals),
-            np.ascontiguousarray(forest.terms), gains, center, forest.offsets,
-            X, forest.denominator, scores, phi,
+            forest.nodes,
+            forest.values,
+            np.ascontiguousarray(forest.normals),
+            np.ascontiguousarray(forest.terms),
+            gains,
+            center,
+            forest.offsets,
+            X,
+            forest.denominator,
+            scores,
+            phi,
         )

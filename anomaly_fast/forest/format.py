@@ -102,9 +102,15 @@ KINDS = {
         "kernel": _isolation.HyperplaneForest,
     },
 }
-_DTYPES = {"values": np.dtype(np.float64), "offsets": np.dtype(np.int64), "depths": np.dtype(np.int32),
-           "normals": np.dtype(np.float64), "terms": np.dtype(np.int32), "missing": np.dtype(np.uint8),
-           "fills": np.dtype(np.float64)}
+_DTYPES = {
+    "values": np.dtype(np.float64),
+    "offsets": np.dtype(np.int64),
+    "depths": np.dtype(np.int32),
+    "normals": np.dtype(np.float64),
+    "terms": np.dtype(np.int32),
+    "missing": np.dtype(np.uint8),
+    "fills": np.dtype(np.float64),
+}
 # Arrays each older format lacks.
 _ADDED_SINCE = {FORMAT_V1: ("missing", "fills"), FORMAT_V2: ("fills",), FORMAT: ()}
 
@@ -126,8 +132,9 @@ def export_forest(model):
     and a JSON-able dict (see the module docstring)."""
     spec = KINDS[model._forest_kind]
     forest = model._forest
-    arrays = {key: np.ascontiguousarray(getattr(forest, key)) for key in spec["arrays"]
-              if getattr(forest, key) is not None}
+    arrays = {
+        key: np.ascontiguousarray(getattr(forest, key)) for key in spec["arrays"] if getattr(forest, key) is not None
+    }
     fitted = {}
     for key in spec["fitted"]:
         value = getattr(model, key)
@@ -151,7 +158,10 @@ def import_forest(model, arrays, state, fmt=FORMAT):
     extra = {key: arrays[key] for key in ("missing", "fills") if key in arrays}
     model._forest = spec["kernel"](
         *(arrays[key] for key in array_names(model._forest_kind, FORMAT_V1)),
-        denominator, fitted["n_features_in_"], trusted=True, **extra
+        denominator,
+        fitted["n_features_in_"],
+        trusted=True,
+        **extra,
     )
     return model
 
@@ -207,7 +217,9 @@ def check_fitted(kind, fitted, n_trees=None):
     out["_max_features"] = _int("_max_features", fitted["_max_features"], 1, n_features)
     out["_max_depth"] = _int("_max_depth", fitted["_max_depth"], 0)
     if out["_max_depth"] != max_depth_for(max_samples):
-        _fail("_max_depth", f"= {out['_max_depth']} differs from ceil(log2(max_samples_)) = {max_depth_for(max_samples)}")
+        _fail(
+            "_max_depth", f"= {out['_max_depth']} differs from ceil(log2(max_samples_)) = {max_depth_for(max_samples)}"
+        )
     out["offset_"] = _float("offset_", fitted["offset_"])
     if "extension_level_" in spec["fitted"]:
         out["extension_level_"] = _int("extension_level_", fitted["extension_level_"], 0, out["_max_features"] - 1)
@@ -438,5 +450,8 @@ def restore_legacy_state(kind, state):
     if "feature_names_in_" in fitted:
         names = fitted["feature_names_in_"]
         fitted["feature_names_in_"] = list(names) if isinstance(names, np.ndarray) else names
-    return {"format": FORMAT_V1, "arrays": arrays,
-            "state": {"denominator": forest.denominator, "n_features": forest.n_features, "fitted": fitted}}
+    return {
+        "format": FORMAT_V1,
+        "arrays": arrays,
+        "state": {"denominator": forest.denominator, "n_features": forest.n_features, "fitted": fitted},
+    }

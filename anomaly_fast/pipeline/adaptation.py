@@ -142,9 +142,21 @@ class AdaptationPolicy:
         "on_change": [callable, None],
     }
 
-    def __init__(self, window=2000, persistence=1000, min_duration=0.0, shadow=500, expected_rate="auto",
-                 tolerance=2.0, min_entity_share=0.5, max_top_tier_share=0.5, delta=0.002, registry=None,
-                 random_state=0, on_change=None):
+    def __init__(
+        self,
+        window=2000,
+        persistence=1000,
+        min_duration=0.0,
+        shadow=500,
+        expected_rate="auto",
+        tolerance=2.0,
+        min_entity_share=0.5,
+        max_top_tier_share=0.5,
+        delta=0.002,
+        registry=None,
+        random_state=0,
+        on_change=None,
+    ):
         params = dict(locals())
         del params["self"]
         validate_parameter_constraints(self._parameter_constraints, params, caller_name="AdaptationPolicy")
@@ -174,8 +186,10 @@ class AdaptationPolicy:
         return hits / n > self.tolerance * expected + 3.0 * math.sqrt(expected / n)
 
     def __repr__(self):
-        return (f"AdaptationPolicy(window={self.window}, persistence={self.persistence}, shadow={self.shadow}, "
-                f"expected_rate={self.expected_rate!r}, tolerance={self.tolerance:g})")
+        return (
+            f"AdaptationPolicy(window={self.window}, persistence={self.persistence}, shadow={self.shadow}, "
+            f"expected_rate={self.expected_rate!r}, tolerance={self.tolerance:g})"
+        )
 
 
 def fit_challenger(champion, X, seed):
@@ -201,8 +215,12 @@ class _Fit:
 
     def __init__(self, champion, X, seed, registry, tags, feature_names):
         self.result = None  # (model, version) or an exception
-        self._thread = threading.Thread(target=self._run, args=(champion, X, seed, registry, tags, feature_names),
-                                        name="anomaly-fast-challenger", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(champion, X, seed, registry, tags, feature_names),
+            name="anomaly-fast-challenger",
+            daemon=True,
+        )
         self._thread.start()
 
     def _run(self, champion, X, seed, registry, tags, feature_names):
@@ -215,8 +233,9 @@ class _Fit:
                 try:
                     version = registry.save(model, X, feature_names=feature_names, tags=tags)
                 except Exception as exc:  # noqa: BLE001 - the version is content-derived: the same either way
-                    warnings.warn(f"challenger {version} not saved to the registry: {exc}", RuntimeWarning,
-                                  stacklevel=2)
+                    warnings.warn(
+                        f"challenger {version} not saved to the registry: {exc}", RuntimeWarning, stacklevel=2
+                    )
             self.result = (model, version)
         except Exception as exc:  # noqa: BLE001 - reported as a rejection at the decision
             self.result = exc
@@ -281,8 +300,13 @@ class Adapter:
     def observe(self, X, ts, scores, thresholds, entities):
         """Take scored events (rows of ``X``, event times, scores in [0, 1]
         or NaN, the thresholds in force, entity ids)."""
-        inputs = (X, np.asarray(ts, dtype=np.float64).reshape(-1), np.asarray(scores, dtype=np.float64).reshape(-1),
-                  np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (X.shape[0],)), entities)
+        inputs = (
+            X,
+            np.asarray(ts, dtype=np.float64).reshape(-1),
+            np.asarray(scores, dtype=np.float64).reshape(-1),
+            np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (X.shape[0],)),
+            entities,
+        )
         self._pending.append(inputs)
         self._observe(*inputs, emit=True)
 
@@ -392,8 +416,10 @@ class Adapter:
         why = None if j is None else "the score distribution changed (ADWIN)"
         for row, hits, n in blocks:
             if row >= i and (j is None or row < j) and p.elevated(hits, n, expected):
-                return row, (f"alert rate {hits / n:.4f} over a block of {p.block} events is above "
-                             f"{p.tolerance:g}x the expected {expected:.4f}")
+                return row, (
+                    f"alert rate {hits / n:.4f} over a block of {p.block} events is above "
+                    f"{p.tolerance:g}x the expected {expected:.4f}"
+                )
         return j, why
 
     @staticmethod
@@ -430,16 +456,23 @@ class Adapter:
         hits = int(hit.sum())
         top_share = s.span_top / hits if hits else 0.0
         detail = {
-            "since_event": s.cycle_start, "since": s.cycle_start_time, "trigger": s.trigger,
-            "block_rates": [h / f if f else 0.0 for h, f in blocks], "expected_rate": s.expected,
-            "entities": len(active), "elevated_entity_share": entity_share, "top_tier_share": top_share,
+            "since_event": s.cycle_start,
+            "since": s.cycle_start_time,
+            "trigger": s.trigger,
+            "block_rates": [h / f if f else 0.0 for h, f in blocks],
+            "expected_rate": s.expected,
+            "entities": len(active),
+            "elevated_entity_share": entity_share,
+            "top_tier_share": top_share,
         }
         why = []
         if elevated_blocks < 4:
             why.append(f"the alert rate was elevated in {elevated_blocks} of 4 blocks only (a burst)")
         if entity_share < p.min_entity_share:
-            why.append(f"only {elevated_entities} of {len(active)} entities had elevated rates "
-                       f"(< {p.min_entity_share:g}: concentrated)")
+            why.append(
+                f"only {elevated_entities} of {len(active)} entities had elevated rates "
+                f"(< {p.min_entity_share:g}: concentrated)"
+            )
         if top_share > p.max_top_tier_share:
             why.append(f"{top_share:.2f} of the alerts were in the highest tier (an emergency)")
         s.entities = {}
@@ -448,8 +481,9 @@ class Adapter:
             self._emit(emit, index, event_time, "incident", s.version, None, "; ".join(why), detail)
             s.end_cycle()
             return
-        self._emit(emit, index, event_time, "change", s.version, None,
-                   f"lasting change since event {s.cycle_start}", detail)
+        self._emit(
+            emit, index, event_time, "change", s.version, None, f"lasting change since event {s.cycle_start}", detail
+        )
         s.phase = _COLLECT
         if s.cycle_n >= max(p.window, p.persistence):
             self._start_fit(s)
@@ -458,11 +492,16 @@ class Adapter:
         X = np.vstack(s.window_X) if s.window_X else np.empty((0, len(self.feature_names)))
         ts = np.concatenate(s.window_ts) if s.window_ts else np.empty(0)
         s.window_X, s.window_ts = [], []
-        window = {"start": float(ts.min()) if ts.shape[0] else None, "end": float(ts.max()) if ts.shape[0] else None,
-                  "events": int(X.shape[0])}
+        window = {
+            "start": float(ts.min()) if ts.shape[0] else None,
+            "end": float(ts.max()) if ts.shape[0] else None,
+            "events": int(X.shape[0]),
+        }
         params = getattr(s.champion, "get_params", dict)()
         seed = params.get("random_state")
-        seed = seed if isinstance(seed, Integral) and not isinstance(seed, bool) else self.policy.random_state + s.n_fits
+        seed = (
+            seed if isinstance(seed, Integral) and not isinstance(seed, bool) else self.policy.random_state + s.n_fits
+        )
         tags = {"role": "challenger", "champion": s.version, "training_window": window}
         s.fit_X = X
         s.fit = _Fit(s.champion, X, seed, self.registry, tags, self.feature_names) if X.shape[0] else None
@@ -476,13 +515,25 @@ class Adapter:
         X = np.vstack(s.shadow_X) if s.shadow_X else np.empty((0, len(self.feature_names)))
         thresholds = np.concatenate(s.shadow_thresholds) if s.shadow_thresholds else np.empty(0)
         champion_rate = s.shadow_hits / s.shadow_finite if s.shadow_finite else 0.0
-        detail = {"training_window": s.fit_window, "shadow_events": p.shadow, "champion_rate": champion_rate,
-                  "expected_rate": s.expected}
+        detail = {
+            "training_window": s.fit_window,
+            "shadow_events": p.shadow,
+            "champion_rate": champion_rate,
+            "expected_rate": s.expected,
+        }
         previous = s.version
         if isinstance(result, BaseException):
             s.end_cycle()
-            self._emit(emit, index, event_time, "rejection", None, previous,
-                       f"the challenger could not be fitted: {type(result).__name__}: {result}", detail)
+            self._emit(
+                emit,
+                index,
+                event_time,
+                "rejection",
+                None,
+                previous,
+                f"the challenger could not be fitted: {type(result).__name__}: {result}",
+                detail,
+            )
             return
         model, version = result
         scorers = self._make_scorers(model, s.fit_X)
@@ -492,9 +543,16 @@ class Adapter:
         n = int(finite.sum())
         challenger_rate = hits / n if n else 1.0
         detail["challenger_rate"] = challenger_rate
-        self._emit(emit, index, event_time, "challenger", version, previous,
-                   f"fitted on {s.fit_window['events']} events of event time "
-                   f"[{s.fit_window['start']}, {s.fit_window['end']}]", detail)
+        self._emit(
+            emit,
+            index,
+            event_time,
+            "challenger",
+            version,
+            previous,
+            f"fitted on {s.fit_window['events']} events of event time [{s.fit_window['start']}, {s.fit_window['end']}]",
+            detail,
+        )
         champion_high = p.elevated(s.shadow_hits, s.shadow_finite, s.expected)
         challenger_near = n > 0 and not p.elevated(hits, n, s.expected)
         s.end_cycle()
@@ -504,13 +562,23 @@ class Adapter:
             s.block_n = s.block_finite = s.block_hits = 0
             s.n_promotions += 1
             self._use_model(model, version, scorers)
-            self._emit(emit, index, event_time, "promotion", version, previous,
-                       f"challenger alert rate {challenger_rate:.4f} near the expected {s.expected:.4f}, "
-                       f"champion's {champion_rate:.4f} is not", detail)
+            self._emit(
+                emit,
+                index,
+                event_time,
+                "promotion",
+                version,
+                previous,
+                f"challenger alert rate {challenger_rate:.4f} near the expected {s.expected:.4f}, "
+                f"champion's {champion_rate:.4f} is not",
+                detail,
+            )
         else:
-            why = (f"the champion's alert rate {champion_rate:.4f} is near the expected {s.expected:.4f}"
-                   if not champion_high else
-                   f"the challenger's alert rate {challenger_rate:.4f} is not near the expected {s.expected:.4f}")
+            why = (
+                f"the champion's alert rate {champion_rate:.4f} is near the expected {s.expected:.4f}"
+                if not champion_high
+                else f"the challenger's alert rate {challenger_rate:.4f} is not near the expected {s.expected:.4f}"
+            )
             self._emit(emit, index, event_time, "rejection", version, previous, why, detail)
 
     def _emit(self, emit, index, event_time, kind, version, previous, reason, detail):
@@ -519,8 +587,16 @@ class Adapter:
 
     @staticmethod
     def _record(index, event_time, kind, version, previous, reason, detail):
-        return {"timestamp": time.time(), "event_index": int(index), "event_time": float(event_time), "kind": kind,
-                "version": version, "previous": previous, "reason": reason, "detail": detail}
+        return {
+            "timestamp": time.time(),
+            "event_index": int(index),
+            "event_time": float(event_time),
+            "kind": kind,
+            "version": version,
+            "previous": previous,
+            "reason": reason,
+            "detail": detail,
+        }
 
 
 class _State:

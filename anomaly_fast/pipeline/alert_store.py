@@ -41,8 +41,18 @@ MAX_ID_LENGTH = 1024  # characters of an entity id or event id
 MAX_METADATA_BYTES = 65536  # bytes of an alert's JSON context (the caller's metadata)
 
 _ALERT_COLUMNS = (
-    "alert_id", "event_key", "timestamp", "entity_id", "score", "tier", "threshold",
-    "features", "detector", "model_version", "context", "explanation",
+    "alert_id",
+    "event_key",
+    "timestamp",
+    "entity_id",
+    "score",
+    "tier",
+    "threshold",
+    "features",
+    "detector",
+    "model_version",
+    "context",
+    "explanation",
 )
 _DRIFT_COLUMNS = ("timestamp", "feature", "kind", "value", "detail")
 _THRESHOLD_COLUMNS = ("timestamp", "event_time", "old", "new", "reason")
@@ -143,11 +153,14 @@ class AlertStore(ABC):
         if not isinstance(entity, str) or not isinstance(key, str):
             raise TypeError("alert entity_id and event_key must be str")
         if len(entity) > self.max_id_length:
-            raise ValueError(f"entity_id is {len(entity)} characters long; the store's limit is "
-                             f"{self.max_id_length} (max_id_length)")
+            raise ValueError(
+                f"entity_id is {len(entity)} characters long; the store's limit is {self.max_id_length} (max_id_length)"
+            )
         if len(key) > 2 * self.max_id_length + 64:  # entity + event id + separators and digest
-            raise ValueError(f"event_id of entity {entity[:50]!r} is too long; the store's limit is "
-                             f"{self.max_id_length} characters (max_id_length)")
+            raise ValueError(
+                f"event_id of entity {entity[:50]!r} is too long; the store's limit is "
+                f"{self.max_id_length} characters (max_id_length)"
+            )
         for name in ("score", "threshold", "timestamp"):
             if not isinstance(d[name], (int, float)) or not math.isfinite(d[name]):
                 raise ValueError(f"alert {name} must be a finite number, got {d[name]!r}")
@@ -155,8 +168,10 @@ class AlertStore(ABC):
             raise TypeError("alert explanation must be a list of dicts")
         context = json.dumps(d["context"], sort_keys=True, default=str)
         if len(context.encode()) > self.max_metadata_bytes:
-            raise ValueError(f"alert metadata is {len(context.encode())} bytes as JSON; the store's limit is "
-                             f"{self.max_metadata_bytes} (max_metadata_bytes)")
+            raise ValueError(
+                f"alert metadata is {len(context.encode())} bytes as JSON; the store's limit is "
+                f"{self.max_metadata_bytes} (max_metadata_bytes)"
+            )
         return context
 
     # -- alerts ------------------------------------------------------------------
@@ -386,8 +401,17 @@ MIGRATIONS = {
 
 def _alert_row(d, context):
     return (
-        d["alert_id"], d["event_key"], float(d["timestamp"]), d["entity_id"], float(d["score"]), d["tier"],
-        float(d["threshold"]), json.dumps(d["features"], default=str), d["detector"], d["model_version"], context,
+        d["alert_id"],
+        d["event_key"],
+        float(d["timestamp"]),
+        d["entity_id"],
+        float(d["score"]),
+        d["tier"],
+        float(d["threshold"]),
+        json.dumps(d["features"], default=str),
+        d["detector"],
+        d["model_version"],
+        context,
         json.dumps(d["explanation"], default=str),
     )
 
@@ -461,9 +485,12 @@ class _SQLAlertQueries:
         return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
 
     def threshold_changes(self, after_seq=0):
-        return [tuple(r) for r in self._read(
-            "SELECT seq, event_time, new FROM threshold_history WHERE seq > ? ORDER BY seq", (int(after_seq),)
-        )]
+        return [
+            tuple(r)
+            for r in self._read(
+                "SELECT seq, event_time, new FROM threshold_history WHERE seq > ? ORDER BY seq", (int(after_seq),)
+            )
+        ]
 
     def model_changes(self, limit=None):
         sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
@@ -553,8 +580,9 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
                 os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, file_mode))
             except FileExistsError:  # another process created it meanwhile
                 pass
-        self._conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
         try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -571,20 +599,24 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
 
     def _migrate(self):
         conn = self._conn
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                     "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
         current = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0]
         if current is None:
-            has_alerts = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'"
-            ).fetchone()
+            has_alerts = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alerts'").fetchone()
             if has_alerts:  # a store from before versioning: schema 1
-                conn.execute("INSERT INTO schema_migrations VALUES (1, ?, ?)", (MIGRATIONS[1][0] + " (found)", time.time()))
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (1, ?, ?)", (MIGRATIONS[1][0] + " (found)", time.time())
+                )
                 current = 1
             else:
                 current = 0
         if current > SCHEMA_VERSION:
-            raise ValueError(f"schema version {current} is newer than this anomaly_fast's ({SCHEMA_VERSION}); upgrade it")
+            raise ValueError(
+                f"schema version {current} is newer than this anomaly_fast's ({SCHEMA_VERSION}); upgrade it"
+            )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             description, step = MIGRATIONS[version]
             if isinstance(step, str):
@@ -705,24 +737,32 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
                 if self.max_age is not None:
                     latest = self._conn.execute("SELECT MAX(timestamp) FROM alerts").fetchone()[0]
                     if latest is not None:
-                        seqs = [r[0] for r in self._conn.execute(
-                            "SELECT seq FROM alerts WHERE timestamp < ? ORDER BY seq LIMIT ?",
-                            (latest - self.max_age, self.retention_batch),
-                        )]
+                        seqs = [
+                            r[0]
+                            for r in self._conn.execute(
+                                "SELECT seq FROM alerts WHERE timestamp < ? ORDER BY seq LIMIT ?",
+                                (latest - self.max_age, self.retention_batch),
+                            )
+                        ]
                         self._conn.execute(
                             "DELETE FROM drift_events WHERE seq IN (SELECT seq FROM drift_events "
-                            "WHERE timestamp < ? LIMIT ?)", (latest - self.max_age, self.retention_batch),
+                            "WHERE timestamp < ? LIMIT ?)",
+                            (latest - self.max_age, self.retention_batch),
                         )
                 if not seqs and self.max_rows is not None:
                     excess = self._conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] - self.max_rows
                     if excess > 0:
-                        seqs = [r[0] for r in self._conn.execute(
-                            "SELECT seq FROM alerts ORDER BY seq LIMIT ?", (min(excess, self.retention_batch),)
-                        )]
+                        seqs = [
+                            r[0]
+                            for r in self._conn.execute(
+                                "SELECT seq FROM alerts ORDER BY seq LIMIT ?", (min(excess, self.retention_batch),)
+                            )
+                        ]
                 if seqs:
                     marks = ", ".join("?" * len(seqs))
                     self._conn.execute(
-                        f"DELETE FROM feedback WHERE alert_id IN (SELECT alert_id FROM alerts WHERE seq IN ({marks}))", seqs
+                        f"DELETE FROM feedback WHERE alert_id IN (SELECT alert_id FROM alerts WHERE seq IN ({marks}))",
+                        seqs,
                     )
                     self._conn.execute(f"DELETE FROM alerts WHERE seq IN ({marks})", seqs)
             deleted += len(seqs)
@@ -827,7 +867,7 @@ class MemoryAlertStore(AlertStore):
     def alerts(self, limit=None):
         with self._lock:
             out = [_public(d) for d in self._alerts.values()]
-        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+        return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
     def page_alerts(self, after=0, limit=1000):
         with self._lock:
@@ -848,12 +888,14 @@ class MemoryAlertStore(AlertStore):
             self._undo.append(log.pop)
 
     def add_feedback(self, alert_id, is_true_positive, timestamp):
-        self._append(self._feedback, {"alert_id": alert_id, "is_true_positive": bool(is_true_positive), "timestamp": timestamp})
+        self._append(
+            self._feedback, {"alert_id": alert_id, "is_true_positive": bool(is_true_positive), "timestamp": timestamp}
+        )
 
     def feedback(self, limit=None):
         with self._lock:
             out = list(self._feedback)
-        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+        return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
     def latest_labels(self, n):
         labels = OrderedDict()
@@ -862,7 +904,7 @@ class MemoryAlertStore(AlertStore):
                 labels.pop(fb["alert_id"], None)
                 labels[fb["alert_id"]] = fb["is_true_positive"]
         items = list(labels.items())
-        return dict(items[-int(n):]) if int(n) > 0 else {}
+        return dict(items[-int(n) :]) if int(n) > 0 else {}
 
     def add_drift_events(self, events):
         with self.transaction():
@@ -877,7 +919,7 @@ class MemoryAlertStore(AlertStore):
     def drift_events(self, limit=None):
         with self._lock:
             out = list(self._drift)
-        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+        return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
     def add_threshold_change(self, change):
         with self.transaction():
@@ -887,7 +929,7 @@ class MemoryAlertStore(AlertStore):
     def threshold_history(self, limit=None):
         with self._lock:
             out = [dict(c) for _, c in self._thresholds]
-        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+        return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
     def threshold_changes(self, after_seq=0):
         with self._lock:
@@ -905,7 +947,7 @@ class MemoryAlertStore(AlertStore):
     def model_changes(self, limit=None):
         with self._lock:
             out = [copy.deepcopy(c) for c in self._model_changes]
-        return out if limit is None else out[len(out) - int(limit):] if int(limit) else []
+        return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
     def event_time_watermark(self):
         with self._lock:
@@ -939,4 +981,6 @@ def open_store(store, max_alerts=10_000):
         return PostgresAlertStore(store)
     if isinstance(store, (str, bytes)) or hasattr(store, "__fspath__"):
         return SQLiteAlertStore(store)
-    raise TypeError(f"store must be None, a postgresql:// URL, a path to a SQLite file or an alert store, got {type(store).__name__}")
+    raise TypeError(
+        f"store must be None, a postgresql:// URL, a path to a SQLite file or an alert store, got {type(store).__name__}"
+    )

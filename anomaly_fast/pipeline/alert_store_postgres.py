@@ -105,10 +105,14 @@ CREATE TABLE IF NOT EXISTS model_changes (
 """
 
 MIGRATIONS = {
-    2: ("alerts, feedback, drift events, threshold history stamped with event time; unambiguous event keys",
-        _SCHEMA_V2),
-    3: ("alerts carry an explanation (top features with contributions and values)",
-        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS explanation TEXT NOT NULL DEFAULT '[]'"),
+    2: (
+        "alerts, feedback, drift events, threshold history stamped with event time; unambiguous event keys",
+        _SCHEMA_V2,
+    ),
+    3: (
+        "alerts carry an explanation (top features with contributions and values)",
+        "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS explanation TEXT NOT NULL DEFAULT '[]'",
+    ),
     4: ("model changes of the adaptation policy (promotions)", _MODEL_CHANGES),
 }
 _FIRST_VERSION = min(MIGRATIONS)
@@ -136,9 +140,7 @@ def _import_psycopg():
     try:
         import psycopg
     except ImportError:
-        raise ImportError(
-            "the PostgreSQL alert store needs psycopg 3: pip install \"anomaly_fast[postgres]\""
-        ) from None
+        raise ImportError('the PostgreSQL alert store needs psycopg 3: pip install "anomaly_fast[postgres]"') from None
     return psycopg
 
 
@@ -230,8 +232,9 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         self._lock_key = zlib.crc32(f"anomaly_fast:{self.schema}".encode()) - 2**31
         self._errors = psycopg.errors
         try:
-            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(connect_timeout)),
-                                         application_name="anomaly_fast")
+            self._conn = psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, int(connect_timeout)), application_name="anomaly_fast"
+            )
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to the PostgreSQL alert store: {exc}".strip()) from None
         try:
@@ -250,11 +253,15 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
 
     def _migrate(self):
         conn = self._conn
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
-                     "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+        )
         current = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] or 0
         if current > SCHEMA_VERSION:
-            raise ValueError(f"schema version {current} is newer than this anomaly_fast's ({SCHEMA_VERSION}); upgrade it")
+            raise ValueError(
+                f"schema version {current} is newer than this anomaly_fast's ({SCHEMA_VERSION}); upgrade it"
+            )
         for version in range(max(current + 1, _FIRST_VERSION), SCHEMA_VERSION + 1):
             description, script = MIGRATIONS[version]
             for statement in script.split(";"):
@@ -324,8 +331,10 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
 
     # -- feedback, drift, threshold ------------------------------------------------------
     def add_feedback(self, alert_id, is_true_positive, timestamp):
-        self._write("INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (%s, %s, %s)",
-                    [(alert_id, bool(is_true_positive), float(timestamp))])
+        self._write(
+            "INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (%s, %s, %s)",
+            [(alert_id, bool(is_true_positive), float(timestamp))],
+        )
 
     def feedback(self, limit=None):
         sql = "SELECT alert_id, is_true_positive, timestamp FROM feedback ORDER BY seq DESC"
@@ -350,7 +359,8 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         return self._read(
             "SELECT GREATEST((SELECT MAX(timestamp) FROM alerts), (SELECT MAX(timestamp) FROM drift_events), "
             "(SELECT MAX(event_time) FROM threshold_history WHERE event_time > %s), "
-            "(SELECT MAX(event_time) FROM model_changes WHERE event_time > %s))", (-math.inf, -math.inf)
+            "(SELECT MAX(event_time) FROM model_changes WHERE event_time > %s))",
+            (-math.inf, -math.inf),
         )[0][0]
 
     # -- retention ----------------------------------------------------------------
@@ -366,23 +376,32 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
                     latest = conn.execute("SELECT MAX(timestamp) FROM alerts").fetchone()[0]
                     if latest is not None:
                         cutoff = latest - self.max_age
-                        seqs = [r[0] for r in conn.execute(
-                            "SELECT seq FROM alerts WHERE timestamp < %s ORDER BY seq LIMIT %s",
-                            (cutoff, self.retention_batch),
-                        )]
+                        seqs = [
+                            r[0]
+                            for r in conn.execute(
+                                "SELECT seq FROM alerts WHERE timestamp < %s ORDER BY seq LIMIT %s",
+                                (cutoff, self.retention_batch),
+                            )
+                        ]
                         conn.execute(
                             "DELETE FROM drift_events WHERE seq IN (SELECT seq FROM drift_events "
-                            "WHERE timestamp < %s LIMIT %s)", (cutoff, self.retention_batch),
+                            "WHERE timestamp < %s LIMIT %s)",
+                            (cutoff, self.retention_batch),
                         )
                 if not seqs and self.max_rows is not None:
                     excess = conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] - self.max_rows
                     if excess > 0:
-                        seqs = [r[0] for r in conn.execute(
-                            "SELECT seq FROM alerts ORDER BY seq LIMIT %s", (min(excess, self.retention_batch),)
-                        )]
+                        seqs = [
+                            r[0]
+                            for r in conn.execute(
+                                "SELECT seq FROM alerts ORDER BY seq LIMIT %s", (min(excess, self.retention_batch),)
+                            )
+                        ]
                 if seqs:
-                    conn.execute("DELETE FROM feedback WHERE alert_id IN "
-                                 "(SELECT alert_id FROM alerts WHERE seq = ANY(%s))", (seqs,))
+                    conn.execute(
+                        "DELETE FROM feedback WHERE alert_id IN (SELECT alert_id FROM alerts WHERE seq = ANY(%s))",
+                        (seqs,),
+                    )
                     conn.execute("DELETE FROM alerts WHERE seq = ANY(%s)", (seqs,))
             deleted += len(seqs)
             if not seqs:

@@ -16,8 +16,15 @@ from .._scores import anomaly_scores
 from ..cli import HelpFormatter, progress
 from .events import METADATA_KEYS as METADATA_COLUMNS  # never features
 
-__all__ = ["add_model_version_option", "fit_main", "load_registered", "model_version_arg", "read_table",
-           "score_main", "stream_main"]
+__all__ = [
+    "add_model_version_option",
+    "fit_main",
+    "load_registered",
+    "model_version_arg",
+    "read_table",
+    "score_main",
+    "stream_main",
+]
 
 MODELS = ("iforest", "eif")
 LARGE = 100_000  # rows from which fit reports its steps on stderr and score shows a progress bar
@@ -98,18 +105,29 @@ def _note(prog, text):
 def add_model_version_option(parser):
     """``--model-version`` (and ``--version``, its deprecated alias, kept for
     one release: ``anomaly-fast --version`` is the program's version)."""
-    parser.add_argument("--model-version", default="latest",
-                        help="version in the registry: 'latest' or a version id (see ModelRegistry.list_versions)")
-    parser.add_argument("--version", dest="deprecated_version", default=None, metavar="MODEL_VERSION",
-                        help="deprecated alias of --model-version (removed in the next release; default: not given)")
+    parser.add_argument(
+        "--model-version",
+        default="latest",
+        help="version in the registry: 'latest' or a version id (see ModelRegistry.list_versions)",
+    )
+    parser.add_argument(
+        "--version",
+        dest="deprecated_version",
+        default=None,
+        metavar="MODEL_VERSION",
+        help="deprecated alias of --model-version (removed in the next release; default: not given)",
+    )
 
 
 def model_version_arg(args, prog, stderr=None):
     """The model version chosen by :func:`add_model_version_option`'s options,
     with a deprecation notice on ``stderr`` when ``--version`` was used."""
     if args.deprecated_version is not None:
-        print(f"anomaly-fast {prog}: --version is deprecated and will be removed in the next release; "
-              "use --model-version", file=sys.stderr if stderr is None else stderr)
+        print(
+            f"anomaly-fast {prog}: --version is deprecated and will be removed in the next release; "
+            "use --model-version",
+            file=sys.stderr if stderr is None else stderr,
+        )
         return args.deprecated_version
     return args.model_version
 
@@ -117,17 +135,30 @@ def model_version_arg(args, prog, stderr=None):
 # -- fit --------------------------------------------------------------------------
 def fit_main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="anomaly-fast fit", formatter_class=HelpFormatter,
+        prog="anomaly-fast fit",
+        formatter_class=HelpFormatter,
         description="Fit a detector on a CSV/Parquet file and save it into a model registry folder; "
-                    "prints the new version as JSON.")
-    parser.add_argument("data", help="CSV or Parquet training data (numeric feature columns; entity_id/timestamp/event_id are ignored)")
+        "prints the new version as JSON.",
+    )
+    parser.add_argument(
+        "data", help="CSV or Parquet training data (numeric feature columns; entity_id/timestamp/event_id are ignored)"
+    )
     parser.add_argument("-o", "--output", required=True, help="model registry folder (created)")
-    parser.add_argument("--model", choices=MODELS, default="iforest",
-                        help="iforest: IsolationForest; eif: ExtendedIsolationForest (fully extended)")
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="iforest",
+        help="iforest: IsolationForest; eif: ExtendedIsolationForest (fully extended)",
+    )
     parser.add_argument("--n-estimators", type=int, default=100, help="number of trees")
-    parser.add_argument("--max-samples", default="auto", help="rows per tree: 'auto' (min(256, n)), an int, or a fraction")
-    parser.add_argument("--contamination", default="auto",
-                        help="'auto' (offset -0.5) or the expected outlier fraction, which sets the predict threshold")
+    parser.add_argument(
+        "--max-samples", default="auto", help="rows per tree: 'auto' (min(256, n)), an int, or a fraction"
+    )
+    parser.add_argument(
+        "--contamination",
+        default="auto",
+        help="'auto' (offset -0.5) or the expected outlier fraction, which sets the predict threshold",
+    )
     parser.add_argument("--random-state", type=int, default=0, help="seed of the forest")
     parser.add_argument("--columns", help="comma-separated feature columns (default: every other column)")
     parser.add_argument("--dropna", action="store_true", help="skip rows with missing or infinite values")
@@ -143,21 +174,30 @@ def fit_main(argv=None):
         if not kept.all():
             _note("fit", f"skipped {int((~kept).sum())} rows with missing or infinite values")
         if X.shape[0] >= LARGE:
-            _note("fit", f"read {X.shape[0]:,} rows x {X.shape[1]} features in {time.perf_counter() - start:.1f} s; "
-                         f"fitting {args.model} ({args.n_estimators} trees)")
-        max_samples = args.max_samples if args.max_samples == "auto" else (
-            float(args.max_samples) if "." in args.max_samples else int(args.max_samples)
+            _note(
+                "fit",
+                f"read {X.shape[0]:,} rows x {X.shape[1]} features in {time.perf_counter() - start:.1f} s; "
+                f"fitting {args.model} ({args.n_estimators} trees)",
+            )
+        max_samples = (
+            args.max_samples
+            if args.max_samples == "auto"
+            else (float(args.max_samples) if "." in args.max_samples else int(args.max_samples))
         )
         contamination = args.contamination if args.contamination == "auto" else float(args.contamination)
         cls = IsolationForest if args.model == "iforest" else ExtendedIsolationForest
         model = cls(
-            n_estimators=args.n_estimators, max_samples=max_samples,
-            contamination=contamination, random_state=args.random_state,
+            n_estimators=args.n_estimators,
+            max_samples=max_samples,
+            contamination=contamination,
+            random_state=args.random_state,
         ).fit(X)
         version = ModelRegistry(args.output).save(model, X, feature_names=names, tags={"source": str(args.data)})
     except (ValueError, TypeError) as exc:
         return _fail("fit", exc)
-    print(json.dumps({"version": version, "registry": str(args.output), "n_samples": int(X.shape[0]), "features": names}))
+    print(
+        json.dumps({"version": version, "registry": str(args.output), "n_samples": int(X.shape[0]), "features": names})
+    )
     return 0
 
 
@@ -165,6 +205,7 @@ def fit_main(argv=None):
 def _score_rows(model, X, chunk=LARGE):
     """(anomaly scores in [0, 1], higher = more anomalous; is-outlier flags),
     scored in chunks of ``chunk`` rows behind a progress bar."""
+
     def score(rows):
         return anomaly_scores(model, rows)
 
@@ -227,8 +268,10 @@ def _score_dask(args, model, meta):
         frame = DaskScorer(model, client).score_frame(ddf, ("anomaly_score", "predict"), columns=names)
         frame = frame.map_partitions(_cli_scores, meta=_cli_scores(frame._meta))
         out.mkdir(parents=True, exist_ok=True)
-        writes = [dask.delayed(_write_scored_partition)(part, str(out / f"part.{i:05d}.parquet"))
-                  for i, part in enumerate(frame.to_delayed())]
+        writes = [
+            dask.delayed(_write_scored_partition)(part, str(out / f"part.{i:05d}.parquet"))
+            for i, part in enumerate(frame.to_delayed())
+        ]
         futures = client.compute(writes)
         rows = sum(f.result() for f in progress(as_completed(futures), total=len(futures), desc="partitions"))
     finally:
@@ -241,26 +284,39 @@ def _score_dask(args, model, meta):
 
 def score_main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="anomaly-fast score", formatter_class=HelpFormatter,
+        prog="anomaly-fast score",
+        formatter_class=HelpFormatter,
         description="Score a CSV/Parquet file with a registered model; writes CSV with the metadata columns "
-                    "(entity_id, timestamp, event_id when present), anomaly_score (in [0, 1], higher = more "
-                    "anomalous) and is_outlier (the model's predict == -1).  With --dask, DATA is a Parquet "
-                    "folder or glob scored on a Dask cluster and -o a folder receiving one Parquet file per "
-                    "partition (the index and metadata columns kept).")
+        "(entity_id, timestamp, event_id when present), anomaly_score (in [0, 1], higher = more "
+        "anomalous) and is_outlier (the model's predict == -1).  With --dask, DATA is a Parquet "
+        "folder or glob scored on a Dask cluster and -o a folder receiving one Parquet file per "
+        "partition (the index and metadata columns kept).",
+    )
     parser.add_argument("model", help="model registry folder or one version's folder")
-    parser.add_argument("data", help="CSV or Parquet file with the model's feature columns (with --dask: a "
-                                     "Parquet folder or glob)")
+    parser.add_argument(
+        "data", help="CSV or Parquet file with the model's feature columns (with --dask: a Parquet folder or glob)"
+    )
     add_model_version_option(parser)
     parser.add_argument("-o", "--output", help="output CSV (default: stdout); with --dask an output folder (required)")
-    parser.add_argument("--dropna", action="store_true",
-                        help="skip rows with missing or infinite values (the output then has a 'row' column: "
-                             "the row's 0-based position in the input; with --dask the index tells the rows)")
-    parser.add_argument("--dask", nargs="?", const="local", default=None, metavar="SCHEDULER_ADDRESS",
-                        help="score on Dask (pip install 'anomaly_fast[dask]'): the scheduler at "
-                             "SCHEDULER_ADDRESS (e.g. tcp://host:8786), or a local cluster when no address "
-                             "is given (default: no Dask)")
-    add_explain_option(parser, "an 'explanation' column: JSON list of the K features with the largest "
-                               "contributions to the row's score")
+    parser.add_argument(
+        "--dropna",
+        action="store_true",
+        help="skip rows with missing or infinite values (the output then has a 'row' column: "
+        "the row's 0-based position in the input; with --dask the index tells the rows)",
+    )
+    parser.add_argument(
+        "--dask",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="SCHEDULER_ADDRESS",
+        help="score on Dask (pip install 'anomaly_fast[dask]'): the scheduler at "
+        "SCHEDULER_ADDRESS (e.g. tcp://host:8786), or a local cluster when no address "
+        "is given (default: no Dask)",
+    )
+    add_explain_option(
+        parser, "an 'explanation' column: JSON list of the K features with the largest contributions to the row's score"
+    )
     args = parser.parse_args(argv)
     try:
         model, meta = load_registered(args.model, model_version_arg(args, "score"))
@@ -290,9 +346,13 @@ def score_main(argv=None):
 
 
 def add_explain_option(parser, what):
-    parser.add_argument("--explain", type=int, default=0, metavar="K",
-                        help=f"with K > 0, {what} (the model's explain(): positive = towards anomalous; "
-                             "default 0: none)")
+    parser.add_argument(
+        "--explain",
+        type=int,
+        default=0,
+        metavar="K",
+        help=f"with K > 0, {what} (the model's explain(): positive = towards anomalous; default 0: none)",
+    )
 
 
 def _explanations(model, X, k, names, chunk=LARGE):
@@ -382,11 +442,19 @@ def stream_pipeline(args, model_version, on_drift, store=None, adapt=None):
     names = meta.get("feature_names") or [f"x{j}" for j in range(model.n_features_in_)]
     training = meta.get("training_data")
     pipe = AnomalyPipeline(
-        model, threshold=args.threshold, suppression_window=args.suppression_window,
-        tiers=args.tiers, store=store if store is not None else open_cli_store(args.store, args.busy_timeout),
-        model_version=meta["version"], monitor_features=not args.no_monitor, feature_names=names,
+        model,
+        threshold=args.threshold,
+        suppression_window=args.suppression_window,
+        tiers=args.tiers,
+        store=store if store is not None else open_cli_store(args.store, args.busy_timeout),
+        model_version=meta["version"],
+        monitor_features=not args.no_monitor,
+        feature_names=names,
         reference=None if not training else {"min": training["min"], "max": training["max"]},
-        on_drift=on_drift, timestamp_unit=args.timestamp_unit, explain=getattr(args, "explain", 0), adapt=adapt,
+        on_drift=on_drift,
+        timestamp_unit=args.timestamp_unit,
+        explain=getattr(args, "explain", 0),
+        adapt=adapt,
     )
     return pipe, names
 
@@ -401,42 +469,76 @@ def _summary(stats, malformed, threshold, stderr, key="summary", pipe=None):
 
 def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
     parser = argparse.ArgumentParser(
-        prog="anomaly-fast stream", formatter_class=HelpFormatter,
+        prog="anomaly-fast stream",
+        formatter_class=HelpFormatter,
         description="Read events as JSON lines on stdin ({entity_id, timestamp, [event_id], features | feature "
-                    "columns}); write alerts as JSON lines on stdout. Malformed lines are reported on stderr, "
-                    "counted and skipped; a summary line ends stderr. Exit status: 0 done, 1 stopped by an alert "
-                    "store error (the summary says how far it got), 2 could not start.\n\n"
-                    "Restarting on the same --store and re-feeding the stream from its start stores exactly the "
-                    "alerts of an uninterrupted run (leave --threshold out when restarting: a value differing "
-                    "from the store's is recorded as a threshold change).")
+        "columns}); write alerts as JSON lines on stdout. Malformed lines are reported on stderr, "
+        "counted and skipped; a summary line ends stderr. Exit status: 0 done, 1 stopped by an alert "
+        "store error (the summary says how far it got), 2 could not start.\n\n"
+        "Restarting on the same --store and re-feeding the stream from its start stores exactly the "
+        "alerts of an uninterrupted run (leave --threshold out when restarting: a value differing "
+        "from the store's is recorded as a threshold change).",
+    )
     parser.add_argument("--model", required=True, help="model registry folder or one version's folder")
     add_model_version_option(parser)
-    parser.add_argument("--store", default=None,
-                        help="alert store: a SQLite file, or a postgresql:// URL (pip install 'anomaly_fast[postgres]') "
-                             "that pipelines on any machines can share (default: in memory, lost at exit)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="alert threshold in [0, 1] (default: the store's current one, 0.7 for a new store)")
-    parser.add_argument("--suppression-window", type=float, default=300.0,
-                        help="seconds of event time during which an entity's repeats are suppressed")
-    parser.add_argument("--tiers", type=_parse_tiers, default=None,
-                        help="tier=lowest score, comma-separated (default: warning=0.7,critical=0.8,emergency=0.9)")
-    parser.add_argument("--timestamp-unit", choices=("s", "ms", "us", "ns"), default="s",
-                        help="unit of numeric timestamps")
-    parser.add_argument("--busy-timeout", type=float, default=5.0,
-                        help="seconds to wait for another process writing the store before giving up")
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="alert store: a SQLite file, or a postgresql:// URL (pip install 'anomaly_fast[postgres]') "
+        "that pipelines on any machines can share (default: in memory, lost at exit)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="alert threshold in [0, 1] (default: the store's current one, 0.7 for a new store)",
+    )
+    parser.add_argument(
+        "--suppression-window",
+        type=float,
+        default=300.0,
+        help="seconds of event time during which an entity's repeats are suppressed",
+    )
+    parser.add_argument(
+        "--tiers",
+        type=_parse_tiers,
+        default=None,
+        help="tier=lowest score, comma-separated (default: warning=0.7,critical=0.8,emergency=0.9)",
+    )
+    parser.add_argument(
+        "--timestamp-unit", choices=("s", "ms", "us", "ns"), default="s", help="unit of numeric timestamps"
+    )
+    parser.add_argument(
+        "--busy-timeout",
+        type=float,
+        default=5.0,
+        help="seconds to wait for another process writing the store before giving up",
+    )
     parser.add_argument("--no-monitor", action="store_true", help="no feature drift / data-quality monitoring")
-    parser.add_argument("--adapt", action="store_true",
-                        help="replace the model after a lasting change of the data (not after an incident): "
-                             "challengers are saved into the --model registry, model changes printed on stderr as "
-                             '{"model_change": ...} lines; restart by re-feeding the stream from its start')
-    parser.add_argument("--progress-every", type=float, default=60.0,
-                        help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)')
-    add_explain_option(parser, "each alert's 'explanation' lists the K features with the largest "
-                               "contributions to its score")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="pipeline processes sharing --store (required when > 1): each event goes to worker "
-                             "crc32(str(entity_id)) %% N, so an entity's events stay in order in one worker; "
-                             "the alerts are those of one process, in no fixed order across workers")
+    parser.add_argument(
+        "--adapt",
+        action="store_true",
+        help="replace the model after a lasting change of the data (not after an incident): "
+        "challengers are saved into the --model registry, model changes printed on stderr as "
+        '{"model_change": ...} lines; restart by re-feeding the stream from its start',
+    )
+    parser.add_argument(
+        "--progress-every",
+        type=float,
+        default=60.0,
+        help='seconds between {"progress": counters} lines on stderr while the stream runs (0: none)',
+    )
+    add_explain_option(
+        parser, "each alert's 'explanation' lists the K features with the largest contributions to its score"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="pipeline processes sharing --store (required when > 1): each event goes to worker "
+        "crc32(str(entity_id)) %% N, so an entity's events stay in order in one worker; "
+        "the alerts are those of one process, in no fixed order across workers",
+    )
     args = parser.parse_args(argv)
     if args.progress_every < 0:
         parser.error("--progress-every must be >= 0")
@@ -475,9 +577,11 @@ def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
                 ],
             )
         pipe, names = stream_pipeline(
-            args, version,
+            args,
+            version,
             lambda events: [print(json.dumps({"drift_event": e.to_dict()}), file=stderr, flush=True) for e in events],
-            store=store, adapt=adapt,
+            store=store,
+            adapt=adapt,
         )
     except (ValueError, TypeError, NotImplementedError, *store_errors()) as exc:
         code = _fail("stream", exc, stderr)

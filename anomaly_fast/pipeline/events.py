@@ -98,9 +98,7 @@ def parse_timestamp(value, default, unit="s"):
                 raise ValueError("timestamp is NaT")
             ts = float(value.astype("datetime64[ns]").astype(np.int64)) / 1e9
         else:
-            raise TypeError(
-                f"timestamp must be a number, an ISO-8601 string or a datetime, got {type(value).__name__}"
-            )
+            raise TypeError(f"timestamp must be a number, an ISO-8601 string or a datetime, got {type(value).__name__}")
     except OverflowError:
         raise ValueError(f"timestamp {str(value)[:40]}... is too large for a float") from None
     if not math.isfinite(ts):

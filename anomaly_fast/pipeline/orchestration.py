@@ -38,8 +38,16 @@ DEFAULT_THRESHOLD = 0.7
 _MS_LOOKALIKE = 1e11  # seconds since the epoch beyond year 5138: probably milliseconds
 _RETENTION_EVERY = 1024  # alerts between retention passes
 STAT_KEYS = (
-    "events", "unscorable", "unscorable_missing", "unscorable_score", "below_threshold",
-    "alerts", "escalations", "suppressed", "duplicates", "drift_events",
+    "events",
+    "unscorable",
+    "unscorable_missing",
+    "unscorable_score",
+    "below_threshold",
+    "alerts",
+    "escalations",
+    "suppressed",
+    "duplicates",
+    "drift_events",
 )
 
 
@@ -305,8 +313,11 @@ class AnomalyPipeline:
         if hasattr(detector, "fit"):  # streaming models (learn_one) have no fit to check
             check_is_fitted(detector)
         if max_entities is not None:
-            warnings.warn("max_entities has no effect (suppression state is read from the store) and will be "
-                          "removed", FutureWarning, stacklevel=2)
+            warnings.warn(
+                "max_entities has no effect (suppression state is read from the store) and will be removed",
+                FutureWarning,
+                stacklevel=2,
+            )
         self.detector = detector
         self.suppression_window = float(suppression_window)
         self.target_precision = float(target_precision)
@@ -323,7 +334,12 @@ class AnomalyPipeline:
         if not tiers:
             raise ValueError("tiers must name at least one tier")
         for name, bound in tiers.items():
-            if not isinstance(name, str) or isinstance(bound, bool) or not isinstance(bound, Real) or not 0 <= bound <= 1:
+            if (
+                not isinstance(name, str)
+                or isinstance(bound, bool)
+                or not isinstance(bound, Real)
+                or not 0 <= bound <= 1
+            ):
                 raise ValueError(f"tiers must map names to score bounds in [0, 1], got {name!r}: {bound!r}")
         ordered = sorted(tiers.items(), key=lambda kv: kv[1])
         self.tiers = dict(ordered)
@@ -401,8 +417,9 @@ class AnomalyPipeline:
         if hasattr(detector, "_explain") and hasattr(detector, "calibrations_"):  # AnomalyEnsemble
             return lambda x: detector._explain(x.reshape(1, -1))[0]
         if not hasattr(detector, "explain"):
-            raise ValueError(f"explain={self.explain} needs a detector with explain(); "
-                             f"{type(detector).__name__} has none")
+            raise ValueError(
+                f"explain={self.explain} needs a detector with explain(); {type(detector).__name__} has none"
+            )
         return lambda x: np.asarray(detector.explain(x.reshape(1, -1)), dtype=np.float64)[0]
 
     def _score_and_explain_one(self, X):
@@ -428,15 +445,23 @@ class AnomalyPipeline:
     def _start_adapter(self, policy):
         """The adaptation state; the store records the stream's first
         champion, and a restart must begin with it to replay exactly."""
-        adapter = Adapter(policy, self.detector, self.model_version, (self._scorer, self._raw_one),
-                          make_scorers=_scorers, use_model=self._use_model, top_bound=self._tier_bounds[-1],
-                          feature_names=self.feature_names)
+        adapter = Adapter(
+            policy,
+            self.detector,
+            self.model_version,
+            (self._scorer, self._raw_one),
+            make_scorers=_scorers,
+            use_model=self._use_model,
+            top_bound=self._tier_bounds[-1],
+            feature_names=self.feature_names,
+        )
         with self._lock, self.store.transaction():
             first = [c for c in self.store.model_changes() if c["kind"] == "initial"]
             if first and first[0]["version"] != self.model_version:
                 raise ValueError(
                     f"this store's stream started with model {first[0]['version']}, not {self.model_version}: "
-                    "start with that model and re-feed the stream from its start to resume adaptation")
+                    "start with that model and re-feed the stream from its start to resume adaptation"
+                )
             if not first:
                 self.store.add_model_changes([adapter.initial_record()])
         self._adapter = adapter
@@ -463,7 +488,9 @@ class AnomalyPipeline:
                 elif threshold is not None and threshold != self._thresholds.current():
                     current = self._thresholds.current()
                     stamp = -math.inf if watermark is None else watermark
-                    self._record_threshold(current, threshold, f"set to {threshold:g} by the caller (was {current:g})", stamp)
+                    self._record_threshold(
+                        current, threshold, f"set to {threshold:g} by the caller (was {current:g})", stamp
+                    )
             self._refresh_thresholds()
             if watermark is not None:
                 self._watermark = watermark
@@ -535,7 +562,9 @@ class AnomalyPipeline:
             self._warned_unit = True
             warnings.warn(
                 f"timestamp {largest:.6g} s is after the year 5000: it looks like epoch milliseconds; "
-                "pass timestamp_unit='ms' (or 'us', 'ns')", UserWarning, stacklevel=3,
+                "pass timestamp_unit='ms' (or 'us', 'ns')",
+                UserWarning,
+                stacklevel=3,
             )
 
     def _ids(self, md):
@@ -547,7 +576,9 @@ class AnomalyPipeline:
         limit = self.store.max_id_length
         for name, value in (("entity_id", entity), ("event_id", event_id)):
             if value is not None and len(value) > limit:
-                raise ValueError(f"{name} is {len(value)} characters long; the store's limit is {limit} (max_id_length)")
+                raise ValueError(
+                    f"{name} is {len(value)} characters long; the store's limit is {limit} (max_id_length)"
+                )
         return entity, event_id
 
     def _candidate(self, i, score, md, ts, x, version=None):
@@ -710,8 +741,14 @@ class AnomalyPipeline:
                 n_scorable = int(scorable.sum())
                 hits = np.flatnonzero(scorable & (scores >= thresholds))
                 candidates = [
-                    self._candidate(int(i), float(scores[i]), meta.row(int(i)), float(ts[i]), X[i],
-                                    self.model_version if versions is None else versions[i])
+                    self._candidate(
+                        int(i),
+                        float(scores[i]),
+                        meta.row(int(i)),
+                        float(ts[i]),
+                        X[i],
+                        self.model_version if versions is None else versions[i],
+                    )
                     for i in hits
                 ]
                 drift, alerts, counts = self._feed_and_write(candidates, X, ts, one=False)
@@ -965,5 +1002,7 @@ def _scorers(detector, reference):
         )
     R = np.asarray(reference, dtype=np.float64)
     calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-    return ((lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))),
-            (lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])))
+    return (
+        (lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))),
+        (lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])),
+    )

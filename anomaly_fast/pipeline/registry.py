@@ -143,7 +143,9 @@ def _folder_mode(mode):
 
 def _check_mode(mode):
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777 or mode & 0o600 != 0o600:
-        raise ValueError(f"mode must be a permission mode in [0o600, 0o777] readable and writable by the owner, got {mode!r}")
+        raise ValueError(
+            f"mode must be a permission mode in [0o600, 0o777] readable and writable by the owner, got {mode!r}"
+        )
     return mode
 
 
@@ -206,9 +208,22 @@ def _read_meta(path):
 
 
 # -- forest files --------------------------------------------------------------------
-_NPZ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, KeyError,
-               NotImplementedError, RuntimeError, ValueError, TypeError, SyntaxError, OverflowError, MemoryError,
-               tokenize.TokenError)
+_NPZ_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    OSError,
+    EOFError,
+    KeyError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+    TypeError,
+    SyntaxError,
+    OverflowError,
+    MemoryError,
+    tokenize.TokenError,
+)
 
 
 def _read_npy(member, key, expected, limit):
@@ -281,7 +296,9 @@ def _check_registry_fields(meta, model):
     """The registry's own meta.json fields; ``feature_names`` become the
     model's ``feature_names_in_`` (issue 13)."""
     saved_at = meta.get("saved_at")
-    if saved_at is not None and (isinstance(saved_at, bool) or not isinstance(saved_at, Real) or not math.isfinite(saved_at)):
+    if saved_at is not None and (
+        isinstance(saved_at, bool) or not isinstance(saved_at, Real) or not math.isfinite(saved_at)
+    ):
         raise ValueError(f"corrupt meta.json: saved_at = {saved_at!r} is not a finite number")
     if not isinstance(meta.get("tags", {}), dict) or not isinstance(meta.get("training_data") or {}, dict):
         raise ValueError("corrupt meta.json: tags and training_data must be JSON objects")
@@ -537,6 +554,8 @@ class ModelRegistry:
             meta = _read_meta(self.root / name)
             _check_registry_fields(meta, None)
             meta["version"] = name
-            out.append({k: meta.get(k) for k in ("version", "class", "format", "params", "saved_at", "training_data", "tags")})
+            out.append(
+                {k: meta.get(k) for k in ("version", "class", "format", "params", "saved_at", "training_data", "tags")}
+            )
         out.sort(key=lambda m: (m["saved_at"] or 0.0, m["version"]))
         return out

@@ -96,8 +96,13 @@ def _worker_main(k, args, model_version, inbox, outbox):
                 try:  # one store transaction per chunk (the pipeline decides row by row inside it)
                     alerts = pipe.process_batch(np.vstack(rows), metadata)
                 except errors as exc:
-                    out.append(("err", f"anomaly-fast stream: lines {numbers[0]}-{numbers[-1]}: stopped: "
-                                       f"alert store error (none of these lines was kept): {exc}"))
+                    out.append(
+                        (
+                            "err",
+                            f"anomaly-fast stream: lines {numbers[0]}-{numbers[-1]}: stopped: "
+                            f"alert store error (none of these lines was kept): {exc}",
+                        )
+                    )
                     outbox.put(("out", k, out, dict(pipe.stats, malformed=malformed), pipe.threshold))
                     outbox.put(("failed", k, None))
                     return
@@ -142,8 +147,10 @@ def run_workers(args, stdin, stdout, stderr):
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     outbox = context.Queue()
     inboxes = [context.Queue(maxsize=8) for _ in range(n)]
-    procs = [context.Process(target=_worker_main, args=(k, args, model_version, inboxes[k], outbox), daemon=True)
-             for k in range(n)]
+    procs = [
+        context.Process(target=_worker_main, args=(k, args, model_version, inboxes[k], outbox), daemon=True)
+        for k in range(n)
+    ]
     for p in procs:
         p.start()
     stats = [dict.fromkeys(STAT_KEYS, 0) for _ in range(n)]
@@ -193,7 +200,9 @@ def run_workers(args, stdin, stdout, stderr):
     def _report_dead():
         gone = dead()
         for k in gone:
-            print(f"anomaly-fast stream: error: worker {k} died (exit code {procs[k].exitcode})", file=stderr, flush=True)
+            print(
+                f"anomaly-fast stream: error: worker {k} died (exit code {procs[k].exitcode})", file=stderr, flush=True
+            )
             failed.append(k)
             live.discard(k)
         return bool(gone)

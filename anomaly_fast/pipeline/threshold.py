@@ -78,5 +78,7 @@ def feedback_step(current, labels, target_precision, max_step, bounds):
     if new == current:
         return current, None
     direction = "below" if error > 0 else "above"
-    reason = f"precision {precision:.3f} over the last {n} labelled alerts is {direction} the target {target_precision:.3f}"
+    reason = (
+        f"precision {precision:.3f} over the last {n} labelled alerts is {direction} the target {target_precision:.3f}"
+    )
     return new, reason

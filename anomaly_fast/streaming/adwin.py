@@ -46,8 +46,9 @@ def _number(value, kinds, field, low, high):
 
 def _array(value, dtype, field):
     if type(value) is not np.ndarray or value.dtype != dtype or value.ndim != 1:
-        described = (f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray)
-                     else type(value).__name__)
+        described = (
+            f"{value.dtype} array of shape {value.shape}" if isinstance(value, np.ndarray) else type(value).__name__
+        )
         raise _bad(field, f"must be a 1-D {np.dtype(dtype)} array, got {described}")
     return value
 
@@ -333,25 +334,27 @@ class ADWIN(BaseEstimator):
         if len(arr) and not (-MAX_ABS_VALUE <= arr.min() and arr.max() <= MAX_ABS_VALUE):  # NaN fails too
             bad = int(np.flatnonzero(~(np.abs(arr) <= MAX_ABS_VALUE))[0])
             raise ValueError(
-                f"ADWIN.update_many: values must be finite with |x| <= {MAX_ABS_VALUE:g}; "
-                f"values[{bad}] = {arr[bad]!r}"
+                f"ADWIN.update_many: values must be finite with |x| <= {MAX_ABS_VALUE:g}; values[{bad}] = {arr[bad]!r}"
             )
         return self._core._update_many(arr)
 
     # -- read-only state, from the core -------------------------------------------
-    drift_detected = property(attrgetter("_core.drift_detected"),
-                              doc="True when the last update detected a drift.")
+    drift_detected = property(attrgetter("_core.drift_detected"), doc="True when the last update detected a drift.")
     width = property(attrgetter("_core.width"), doc="Number of values in the window.")
     total = property(attrgetter("_core.total"), doc="Sum of the values in the window.")
     estimation = property(attrgetter("_core.estimation"), doc="Mean of the window (0.0 when empty).")
-    variance = property(attrgetter("_core.variance"),
-                        doc="Sum of squared deviations from the mean over the window (0.0 when empty).")
-    variance_in_window = property(attrgetter("_core.variance_in_window"),
-                                  doc="Population variance of the window, ``variance / width``.")
-    n_detections = property(attrgetter("_core.n_detections"),
-                            doc="Drifts detected since construction or :meth:`reset`.")
-    bucket_counts = property(attrgetter("_core.bucket_counts"),
-                             doc="Buckets in each row of the histogram (row i: buckets of 2**i values).")
+    variance = property(
+        attrgetter("_core.variance"), doc="Sum of squared deviations from the mean over the window (0.0 when empty)."
+    )
+    variance_in_window = property(
+        attrgetter("_core.variance_in_window"), doc="Population variance of the window, ``variance / width``."
+    )
+    n_detections = property(
+        attrgetter("_core.n_detections"), doc="Drifts detected since construction or :meth:`reset`."
+    )
+    bucket_counts = property(
+        attrgetter("_core.bucket_counts"), doc="Buckets in each row of the histogram (row i: buckets of 2**i values)."
+    )
 
     # -- pickling: the parameters, and the core's state validated before it is loaded
     def __getstate__(self) -> dict[str, Any]:

@@ -25,13 +25,35 @@ __all__ = ["DriftEvent", "FeatureMonitor"]
 FAR_OUT = 10.0
 
 
-_PARAM_NAMES = ("feature_names", "reference", "delta", "quality_window", "max_nan_rate",
-                "max_out_of_range_rate")
-_STATE_NAMES = ("names_", "low_", "high_", "_adwins", "_n_seen", "_nan", "_oor", "_drifts",
-                "_last_drift", "_block_n", "_block_nan", "_block_oor", "_bad")
+_PARAM_NAMES = ("feature_names", "reference", "delta", "quality_window", "max_nan_rate", "max_out_of_range_rate")
+_STATE_NAMES = (
+    "names_",
+    "low_",
+    "high_",
+    "_adwins",
+    "_n_seen",
+    "_nan",
+    "_oor",
+    "_drifts",
+    "_last_drift",
+    "_block_n",
+    "_block_nan",
+    "_block_oor",
+    "_bad",
+)
 # recomputed from low_/high_ on loading (a stored copy is ignored)
-_DERIVED_NAMES = ("_shift", "_scale", "_shift_list", "_scale_list", "_low_list", "_high_list",
-                  "_clip_low", "_clip_high", "_clip_low_list", "_clip_high_list")
+_DERIVED_NAMES = (
+    "_shift",
+    "_scale",
+    "_shift_list",
+    "_scale_list",
+    "_low_list",
+    "_high_list",
+    "_clip_low",
+    "_clip_high",
+    "_clip_low_list",
+    "_clip_high_list",
+)
 
 
 def _bad(field, problem):
@@ -51,8 +73,7 @@ def _check_state(state):
     if not isinstance(state, dict):
         raise _bad("", "must be a dict")
     missing = [k for k in _PARAM_NAMES + _STATE_NAMES if k not in state]
-    unknown = [k for k in state if k not in _PARAM_NAMES + _STATE_NAMES + _DERIVED_NAMES
-               and k != "_sklearn_version"]
+    unknown = [k for k in state if k not in _PARAM_NAMES + _STATE_NAMES + _DERIVED_NAMES and k != "_sklearn_version"]
     if missing or unknown:
         raise _bad("", f"has missing keys {missing} and unknown keys {unknown}")
     probe = FeatureMonitor.__new__(FeatureMonitor)
@@ -68,8 +89,11 @@ def _check_state(state):
         arr = state[field]
         if type(arr) is not np.ndarray or arr.dtype != np.float64 or arr.shape != (d,) or np.isnan(arr).any():
             raise _bad(field, f"must be a float64 array of shape ({d},) without NaN")
-    if not (np.isfinite(state["low_"]) | (state["low_"] == -np.inf)).all() or not (
-            state["high_"] > -np.inf).all() or not (state["low_"] <= state["high_"]).all():
+    if (
+        not (np.isfinite(state["low_"]) | (state["low_"] == -np.inf)).all()
+        or not (state["high_"] > -np.inf).all()
+        or not (state["low_"] <= state["high_"]).all()
+    ):
         raise _bad("low_/high_", "must satisfy -inf <= low <= high <= inf")
     adwins = state["_adwins"]
     if not isinstance(adwins, list) or len(adwins) != d or not all(type(a) is ADWIN for a in adwins):
@@ -77,12 +101,20 @@ def _check_state(state):
     _count(state["_n_seen"], "_n_seen", 2**62)
     for field in ("_nan", "_oor", "_drifts"):
         arr = state[field]
-        if type(arr) is not np.ndarray or arr.dtype != np.int64 or arr.shape != (d,) or (arr < 0).any() or (
-                arr > 2**62).any():  # room to count on without overflowing int64
+        if (
+            type(arr) is not np.ndarray
+            or arr.dtype != np.int64
+            or arr.shape != (d,)
+            or (arr < 0).any()
+            or (arr > 2**62).any()
+        ):  # room to count on without overflowing int64
             raise _bad(field, f"must be an int64 array of shape ({d},) with counts in [0, 2**62]")
     last = state["_last_drift"]
-    if not isinstance(last, list) or len(last) != d or not all(
-            t is None or (isinstance(t, float) and math.isfinite(t)) for t in last):
+    if (
+        not isinstance(last, list)
+        or len(last) != d
+        or not all(t is None or (isinstance(t, float) and math.isfinite(t)) for t in last)
+    ):
         raise _bad("_last_drift", f"must be a list of {d} finite floats or None")
     _count(state["_block_n"], "_block_n", state["quality_window"] - 1)
     for field in ("_block_nan", "_block_oor"):
@@ -92,8 +124,11 @@ def _check_state(state):
         for c in counts:
             _count(c, field, state["_block_n"])
     bad = state["_bad"]
-    if not isinstance(bad, dict) or set(bad) != {"nan_rate", "out_of_range"} or not all(
-            isinstance(v, list) and len(v) == d and all(isinstance(b, bool) for b in v) for v in bad.values()):
+    if (
+        not isinstance(bad, dict)
+        or set(bad) != {"nan_rate", "out_of_range"}
+        or not all(isinstance(v, list) and len(v) == d and all(isinstance(b, bool) for b in v) for v in bad.values())
+    ):
         raise _bad("_bad", f"must map 'nan_rate' and 'out_of_range' to lists of {d} bools")
     return {k: v for k, v in state.items() if k not in _DERIVED_NAMES}
 
@@ -357,9 +392,11 @@ class FeatureMonitor(BaseEstimator):
                     what = "missing" if kind == "nan_rate" else "outside the training range"
                     events.append(
                         DriftEvent(
-                            float(timestamp), self.names_[j], kind, rate,
-                            f"{rate:.2%} of the last {n} values of {self.names_[j]!r} {what} "
-                            f"(limit {limit:.2%})",
+                            float(timestamp),
+                            self.names_[j],
+                            kind,
+                            rate,
+                            f"{rate:.2%} of the last {n} values of {self.names_[j]!r} {what} (limit {limit:.2%})",
                         )
                     )
                 bad[j] = now_bad

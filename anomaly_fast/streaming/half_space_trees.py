@@ -51,16 +51,20 @@ def _check_nodes(nodes, n_trees, height, window_size, window, count, n_features)
     ``_check_state``)."""
     slots = 2 << height
     if type(nodes) is not np.ndarray or nodes.dtype != NODE_DTYPE:
-        raise _bad("nodes", f"must be an array of dtype {NODE_DTYPE}, got "
-                   f"{getattr(nodes, 'dtype', type(nodes).__name__)}")
+        raise _bad(
+            "nodes", f"must be an array of dtype {NODE_DTYPE}, got {getattr(nodes, 'dtype', type(nodes).__name__)}"
+        )
     if nodes.shape not in ((n_trees, slots), (0, slots)):
-        raise _bad("nodes", f"must have shape ({n_trees}, {slots}) (n_trees, 2**(height + 1)), "
-                   f"or (0, {slots}) before the trees are drawn; got {nodes.shape}")
+        raise _bad(
+            "nodes",
+            f"must have shape ({n_trees}, {slots}) (n_trees, 2**(height + 1)), "
+            f"or (0, {slots}) before the trees are drawn; got {nodes.shape}",
+        )
     if len(nodes) == 0:
         if window or count:
             raise _bad("window position", "must be 0 before the trees are drawn")
         return
-    inner = nodes[:, 1:slots // 2]  # internal nodes (slot 0 is unused, leaves follow)
+    inner = nodes[:, 1 : slots // 2]  # internal nodes (slot 0 is unused, leaves follow)
     if not ((inner["feature"] >= 0) & (inner["feature"] < n_features)).all():
         raise _bad("nodes.feature", f"must be in [0, n_features={n_features}) on every internal node")
     if not np.isfinite(nodes["threshold"]).all():
@@ -74,13 +78,13 @@ def _check_nodes(nodes, n_trees, height, window_size, window, count, n_features)
     # The masses as the kernel reads them (the lazy pivot): every point that
     # passes a node passes one of its children, and every point passes the root.
     latest = np.where(tag == window, nodes["latest"], 0).astype(np.int64)
-    reference = np.where(tag == window, nodes["reference"],
-                         np.where(tag == window - 1, nodes["latest"], 0)).astype(np.int64)
-    for name, mass, root in (("latest", latest, count), ("reference", reference,
-                                                          window_size if window > 0 else 0)):
+    reference = np.where(tag == window, nodes["reference"], np.where(tag == window - 1, nodes["latest"], 0)).astype(
+        np.int64
+    )
+    for name, mass, root in (("latest", latest, count), ("reference", reference, window_size if window > 0 else 0)):
         if not (mass[:, 1] == root).all():
             raise _bad(f"nodes.{name}", f"of every root must be {root}")
-        if not (mass[:, 1:slots // 2] == mass[:, 2::2] + mass[:, 3::2]).all():
+        if not (mass[:, 1 : slots // 2] == mass[:, 2::2] + mass[:, 3::2]).all():
             raise _bad(f"nodes.{name}", "of a node must equal the sum of its children's")
 
 
@@ -143,17 +147,22 @@ def _check_state(state):
             raise _bad("feature_names_in_", "must be hashable") from None
     limits_ = attrs["limits_"]
     if limits_ is not None and not (
-        type(limits_) is np.ndarray and limits_.dtype == np.float64 and limits_.shape == (n_features, 2)
+        type(limits_) is np.ndarray
+        and limits_.dtype == np.float64
+        and limits_.shape == (n_features, 2)
         and np.isfinite(limits_).all()
     ):
         raise _bad("limits_", f"must be None or a finite float64 array of shape ({n_features}, 2)")
     held, n_held = attrs["_first_window"], attrs["_n_held"]
     if held is None:
         _int(n_held, "_n_held", 0, 0)
-    elif built or not (type(held) is np.ndarray and held.dtype == np.float64
-                       and held.shape == (window_size, n_features)):
-        raise _bad("_first_window", f"must be None, or before the trees are drawn a float64 array "
-                   f"of shape ({window_size}, {n_features})")
+    elif built or not (
+        type(held) is np.ndarray and held.dtype == np.float64 and held.shape == (window_size, n_features)
+    ):
+        raise _bad(
+            "_first_window",
+            f"must be None, or before the trees are drawn a float64 array of shape ({window_size}, {n_features})",
+        )
     else:
         _int(n_held, "_n_held", 0, window_size - 1)
         if not np.isfinite(held[:n_held]).all():
@@ -273,8 +282,11 @@ class HalfSpaceTrees(BaseEstimator):
         "limits": [dict, "array-like", None],
         "seed": [Integral, None],
         "score_rule": [StrOptions({"path", "terminal"})],
-        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"),
-                   None],  # joblib's convention: 0 has no meaning
+        "n_jobs": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+            None,
+        ],  # joblib's convention: 0 has no meaning
     }
 
     def __init__(
@@ -322,8 +334,7 @@ class HalfSpaceTrees(BaseEstimator):
                 f"{n_bytes / 2**30:.1f} GiB of nodes (limit 8 GiB); lower height or n_trees"
             )
         self._check_limits()
-        self._config = (int(self.n_trees), int(self.height), int(self.window_size),
-                        self.score_rule == "path")
+        self._config = (int(self.n_trees), int(self.height), int(self.window_size), self.score_rule == "path")
         self._core._configure(*self._config)
         self.feature_names_in_ = None
         self.n_features_in_ = None
@@ -404,13 +415,10 @@ class HalfSpaceTrees(BaseEstimator):
             if missing:
                 raise ValueError(f"HalfSpaceTrees.{caller}: X lacks the features {missing}")
             X = X[self.feature_names_in_]
-        X = check_array(X, dtype=np.float64, order="C", input_name="X",
-                        estimator=f"HalfSpaceTrees.{caller}")
+        X = check_array(X, dtype=np.float64, order="C", input_name="X", estimator=f"HalfSpaceTrees.{caller}")
         self._set_features(None, X.shape[1])
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"HalfSpaceTrees.{caller}: X has {X.shape[1]} features, expected {self.n_features_in_}"
-            )
+            raise ValueError(f"HalfSpaceTrees.{caller}: X has {X.shape[1]} features, expected {self.n_features_in_}")
         return X
 
     # -- the first window ----------------------------------------------------------
@@ -452,7 +460,7 @@ class HalfSpaceTrees(BaseEstimator):
         if self._first_window is None:
             self._first_window = np.empty((int(self.window_size), self.n_features_in_))
         k = min(len(X), len(self._first_window) - self._n_held)
-        self._first_window[self._n_held:self._n_held + k] = X[:k]
+        self._first_window[self._n_held : self._n_held + k] = X[:k]
         self._n_held += k
         if self._n_held == len(self._first_window):
             held = self._first_window
@@ -516,15 +524,23 @@ class HalfSpaceTrees(BaseEstimator):
     @property
     def feature_names_(self) -> list[Hashable] | None:
         """Deprecated alias of ``feature_names_in_`` (removed in the next release)."""
-        warnings.warn("HalfSpaceTrees.feature_names_ is now feature_names_in_ (as in scikit-learn); "
-                      "the old name goes away in the next release", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "HalfSpaceTrees.feature_names_ is now feature_names_in_ (as in scikit-learn); "
+            "the old name goes away in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
         return self.feature_names_in_
 
     @property
     def n_features_(self) -> int | None:
         """Deprecated alias of ``n_features_in_`` (removed in the next release)."""
-        warnings.warn("HalfSpaceTrees.n_features_ is now n_features_in_ (as in scikit-learn); "
-                      "the old name goes away in the next release", FutureWarning, stacklevel=2)
+        warnings.warn(
+            "HalfSpaceTrees.n_features_ is now n_features_in_ (as in scikit-learn); "
+            "the old name goes away in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
         return self.n_features_in_
 
     # -- batch API ---------------------------------------------------------------
@@ -545,8 +561,10 @@ class HalfSpaceTrees(BaseEstimator):
         self._core._begin_threads(learn)  # see "Threads" in native/_hst.pyx
         try:
             with ThreadPoolExecutor(n_threads) as pool:
-                jobs = [pool.submit(self._core._run_tree_range, X, int(a), int(b), learn, score, raw)
-                        for a, b, raw in zip(bounds[:-1], bounds[1:], raws)]
+                jobs = [
+                    pool.submit(self._core._run_tree_range, X, int(a), int(b), learn, score, raw)
+                    for a, b, raw in zip(bounds[:-1], bounds[1:], raws)
+                ]
                 for job in jobs:
                     job.result()
             raw = raws[0]
@@ -609,14 +627,18 @@ class HalfSpaceTrees(BaseEstimator):
         rest = self._hold(X)
         scores = np.zeros(n)
         if len(rest):
-            scores[n - len(rest):] = self._batch(rest, learn=True, score=True)
+            scores[n - len(rest) :] = self._batch(rest, learn=True, score=True)
         return scores
 
     # -- pickling: the parameters and fitted attributes, and the core's state,
     # validated before the core sees it --------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        kernel = (self._core._node_array(), self._core._window_index, self._core._n_seen_in_window,
-                  self.n_features_in_ or 0)
+        kernel = (
+            self._core._node_array(),
+            self._core._window_index,
+            self._core._n_seen_in_window,
+            self.n_features_in_ or 0,
+        )
         return {"params": {k: self.__dict__[k] for k in _PARAM_NAMES + _FITTED_NAMES}, "kernel": kernel}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

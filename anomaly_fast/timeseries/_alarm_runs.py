@@ -29,8 +29,12 @@ class AlarmState:
         score = np.ascontiguousarray(score, dtype=np.float64)
         alarm = np.zeros(score.shape[0], dtype=np.uint8)
         _alarms.alarm_onsets(
-            score, np.ones_like(score), np.ascontiguousarray(observed, dtype=np.uint8),
-            int(min_spacing), self.array, alarm,
+            score,
+            np.ones_like(score),
+            np.ascontiguousarray(observed, dtype=np.uint8),
+            int(min_spacing),
+            self.array,
+            alarm,
         )
         return alarm.view(bool)
 

@@ -55,9 +55,7 @@ class RegularSeries:
 def _as_series(series):
     if isinstance(series, pd.DataFrame):
         if series.shape[1] != 1:
-            raise ValueError(
-                f"series must have exactly one column, got a DataFrame with {series.shape[1]} columns"
-            )
+            raise ValueError(f"series must have exactly one column, got a DataFrame with {series.shape[1]} columns")
         series = series.iloc[:, 0]
     if not isinstance(series, pd.Series):
         array = np.asarray(series)
@@ -134,9 +132,7 @@ def period_from_step(step):
     elif step < _WEEK:
         period = int(round(_WEEK / step))
     else:
-        raise ValueError(
-            f"cannot infer a seasonal period for a sampling step of {step}; pass period explicitly"
-        )
+        raise ValueError(f"cannot infer a seasonal period for a sampling step of {step}; pass period explicitly")
     if period < 2:
         raise ValueError(f"the inferred period ({period}) is below 2; pass period explicitly")
     return period
@@ -310,9 +306,7 @@ def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap
         times_index = pd.DatetimeIndex(grid_times.view("datetime64[ns]"))
         if index.tz is not None:
             times_index = times_index.tz_localize("UTC").tz_convert(index.tz)
-    return RegularSeries(
-        grid, observed, segments, positions, carrier, index, input_values, period, step, times_index
-    )
+    return RegularSeries(grid, observed, segments, positions, carrier, index, input_values, period, step, times_index)
 
 
 def on_input(data, grid_column):

@@ -21,9 +21,7 @@ def _torch():
     try:
         import torch
     except ImportError as exc:  # pragma: no cover - exercised only without torch
-        raise ImportError(
-            "LSTMDetector needs PyTorch: pip install 'anomaly_fast[deep]'"
-        ) from exc
+        raise ImportError("LSTMDetector needs PyTorch: pip install 'anomaly_fast[deep]'") from exc
     return torch
 
 
@@ -207,8 +205,13 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
     def _grid(self, X):
         """A univariate series on the shared input path (a RegularSeries)."""
         period = self.window + 1  # the shortest useful piece: one history window and a target
-        return prepare_series(X, max(period, 2), min_cycles=1, duplicates=self.duplicates,
-                              max_gap=self.window if self.max_gap is None else self.max_gap)
+        return prepare_series(
+            X,
+            max(period, 2),
+            min_cycles=1,
+            duplicates=self.duplicates,
+            max_gap=self.window if self.max_gap is None else self.max_gap,
+        )
 
     def _validate(self, X, reset):
         """(standardisable 2-D grid values, RegularSeries or None)."""
@@ -335,7 +338,9 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
             batches = []
             for group in self._batches(chunks):
                 order = torch.randperm(len(group), generator=generator).tolist()
-                batches += [[group[i] for i in order[k : k + self.batch_size]] for k in range(0, len(group), self.batch_size)]
+                batches += [
+                    [group[i] for i in order[k : k + self.batch_size]] for k in range(0, len(group), self.batch_size)
+                ]
             total = count = 0.0
             for k in torch.randperm(len(batches), generator=generator).tolist():
                 optimizer.zero_grad()
@@ -377,8 +382,12 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
             raise ValueError("detect takes a univariate series (use prediction_error for 2-D input)")
         errors, data = self._grid_errors(series)
         score = errors / max(self.error_threshold_, 1e-12)
-        columns = {"value": data.input_values, "error": errors, "score": score,
-                   "is_anomaly": (score > 1.0) & data.observed}
+        columns = {
+            "value": data.input_values,
+            "error": errors,
+            "score": score,
+            "is_anomaly": (score > 1.0) & data.observed,
+        }
         return input_frame(data, columns, grid_alarms(score, data, self.period_))
 
     def score_samples(self, X):

@@ -268,9 +268,7 @@ class STLDetector(BaseEstimator):
         self.max_gap = max_gap
 
     def _prepare(self, series, period, min_cycles=2):
-        return prepare_series(
-            series, period, min_cycles=min_cycles, duplicates=self.duplicates, max_gap=self.max_gap
-        )
+        return prepare_series(series, period, min_cycles=min_cycles, duplicates=self.duplicates, max_gap=self.max_gap)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, series, y=None):
@@ -339,12 +337,17 @@ class STLDetector(BaseEstimator):
         super().__setstate__(state)
         fitted = [key for key in self._FITTED if key in self.__dict__]
         if fitted and len(fitted) != len(self._FITTED):
-            raise ValueError(f"corrupt STLDetector state: fitted attributes {sorted(set(self._FITTED) - set(fitted))} missing")
+            raise ValueError(
+                f"corrupt STLDetector state: fitted attributes {sorted(set(self._FITTED) - set(fitted))} missing"
+            )
         for key in fitted:
             kind, low, _ = self._FITTED[key]
             value = self.__dict__[key]
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, kind) or not np.isfinite(value) or (
-                low is not None and value < low
+            if (
+                isinstance(value, (bool, np.bool_))
+                or not isinstance(value, kind)
+                or not np.isfinite(value)
+                or (low is not None and value < low)
             ):
                 raise ValueError(f"corrupt STLDetector state: {key} = {value!r}")
         validate_estimator_params(self)
@@ -571,7 +574,9 @@ class STLDetector(BaseEstimator):
                 block = slice(start, start + period)
                 if quiet >= _TREND_QUIET:
                     deviation = abs(trend[start] - trend[start - period] - center)
-                    score[block] = np.fmax(score[block], deviation / np.maximum(spread, tiny[block]) / self.trend_threshold)
+                    score[block] = np.fmax(
+                        score[block], deviation / np.maximum(spread, tiny[block]) / self.trend_threshold
+                    )
                 quiet = 0 if (score[block] > 1.0).any() else quiet + 1
         return score
 
@@ -653,8 +658,11 @@ class _STLStream(GridStream):
             raise ValueError(f"stream field 'history' ({self.history!r}) does not match the model's ({history!r})")
         if not isinstance(self.count, int) or self.count < 0:
             raise ValueError(f"stream field 'count' must be an int >= 0, got {self.count!r}")
-        arrays = {"values": _ONLINE_STL_PERIODS * period, "seasonal": period,
-                  "deviation_ring": max(_same_phase_lags(period)[1]) + 1}
+        arrays = {
+            "values": _ONLINE_STL_PERIODS * period,
+            "seasonal": period,
+            "deviation_ring": max(_same_phase_lags(period)[1]) + 1,
+        }
         for name, size in arrays.items():
             array = getattr(self, name, None)
             if not isinstance(array, np.ndarray) or array.dtype != np.float64 or array.shape != (size,):

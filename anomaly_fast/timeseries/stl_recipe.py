@@ -224,9 +224,7 @@ def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True,
     54.54
     """
     data = prepare_series(series, period, duplicates=duplicates, max_gap=max_gap)
-    trend, seasonal, residual = decompose_segments(
-        data, lambda values: stl_decompose(values, data.period, robust)
-    )
+    trend, seasonal, residual = decompose_segments(data, lambda values: stl_decompose(values, data.period, robust))
     columns, z = decomposition_columns(data, trend, seasonal, residual)
     columns["is_anomaly"] = (np.abs(z) > threshold_sigma) & data.observed
     return input_frame(data, columns)

@@ -103,8 +103,9 @@ class WindowDetector(BaseEstimator):
         "max_gap": [Interval(Integral, 1, None, closed="left"), None],
     }
 
-    def __init__(self, estimator=None, window=None, period=None, threshold=3.0, min_spacing=None,
-                 duplicates="mean", max_gap=None):
+    def __init__(
+        self, estimator=None, window=None, period=None, threshold=3.0, min_spacing=None, duplicates="mean", max_gap=None
+    ):
         self.estimator = estimator
         self.window = window
         self.period = period
@@ -197,8 +198,12 @@ class WindowDetector(BaseEstimator):
                     done += count
         score = self._normalise(raw)
         alarm = grid_alarms(score, data, self._spacing())
-        columns = {"value": data.input_values, "anomaly_score": raw, "score": score,
-                   "is_anomaly": (score > 1.0) & data.observed}
+        columns = {
+            "value": data.input_values,
+            "anomaly_score": raw,
+            "score": score,
+            "is_anomaly": (score > 1.0) & data.observed,
+        }
         return input_frame(data, columns, alarm)
 
     def _normalise(self, raw):

@@ -22,7 +22,18 @@ def test_evaluate_on_an_adbench_style_folder(tmp_path, capsys):
     _npz(tmp_path / "12_small.npz", 1, n=600)
     out_json = tmp_path / "r.json"
     code = evaluate.main(
-        ["--data-dir", str(tmp_path), "--max-rows", "500", "--n-estimators", "20", "--plot", "", "--json", str(out_json)]
+        [
+            "--data-dir",
+            str(tmp_path),
+            "--max-rows",
+            "500",
+            "--n-estimators",
+            "20",
+            "--plot",
+            "",
+            "--json",
+            str(out_json),
+        ]
     )
     assert code == 0
     text = capsys.readouterr().out
@@ -42,7 +53,9 @@ def test_evaluate_on_an_adbench_style_folder(tmp_path, capsys):
 def test_evaluate_synthetic_fallback_and_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     plot = tmp_path / "eval.png"
-    code = cli.main(["evaluate", "--datasets", "synthetic-local", "--max-rows", "600", "--n-estimators", "20", "--plot", str(plot)])
+    code = cli.main(
+        ["evaluate", "--datasets", "synthetic-local", "--max-rows", "600", "--n-estimators", "20", "--plot", str(plot)]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "synthetic-local" in text and "synthetic-clustered" not in text
@@ -55,11 +68,27 @@ def test_evaluate_rejects_bad_options(tmp_path, capsys):
 
 
 def test_ensemble_latency_reports_batch_consistency(capsys):
-    code = cli.main([
-        "ensemble-latency", "--sections", "latency,consistency,throughput,crossover,pipeline", "--n-train", "300",
-        "--calls", "5", "--big", "300", "--max-sklearn-rows", "300", "--crossover-n", "200", "--crossover-d", "2",
-        "--events", "2000",
-    ])
+    code = cli.main(
+        [
+            "ensemble-latency",
+            "--sections",
+            "latency,consistency,throughput,crossover,pipeline",
+            "--n-train",
+            "300",
+            "--calls",
+            "5",
+            "--big",
+            "300",
+            "--max-sklearn-rows",
+            "300",
+            "--crossover-n",
+            "200",
+            "--crossover-d",
+            "2",
+            "--events",
+            "2000",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     ours = next(line for line in text.splitlines() if "AnomalyEnsemble.anomaly_score: " in line)

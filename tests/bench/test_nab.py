@@ -11,10 +11,11 @@ def test_load_nab_drops_repeated_timestamps(tmp_path):
     root = tmp_path / "nab"
     (root / "grp").mkdir(parents=True)
     (root / "grp" / "a.csv").write_text(
-        "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n"
-        "2024-01-01 00:00:00,9\n2024-01-01 02:00:00,3\n"
+        "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,2\n2024-01-01 00:00:00,9\n2024-01-01 02:00:00,3\n"
     )
-    (root / "labels_windows.json").write_text(json.dumps({"grp/a.csv": [["2024-01-01 01:00:00", "2024-01-01 02:00:00"]]}))
+    (root / "labels_windows.json").write_text(
+        json.dumps({"grp/a.csv": [["2024-01-01 01:00:00", "2024-01-01 02:00:00"]]})
+    )
     (case,) = nab.load_nab(tmp_path)  # the parent of nab/ works too
     assert case.name == "grp/a.csv"
     assert case.series.tolist() == [1.0, 2.0, 3.0]
@@ -33,7 +34,9 @@ def test_synthetic_cases_hold_their_anomaly():
 def test_command_on_synthetic_data(tmp_path, capsys):
     out = tmp_path / "summary.json"
     plot = tmp_path / "plot.png"
-    assert nab.main(["--methods", "textbook,stl", "--json", str(out), "--plot", str(plot), "--plot-series", "flat"]) == 0
+    assert (
+        nab.main(["--methods", "textbook,stl", "--json", str(out), "--plot", str(plot), "--plot-series", "flat"]) == 0
+    )
     summary = json.loads(out.read_text())
     assert summary["stl"]["recall"] == 1.0
     assert summary["stl"]["false_runs_per_1000"] < 1.0

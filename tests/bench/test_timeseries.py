@@ -27,8 +27,6 @@ def test_vus_pr_pinned_against_tsb_ad_loop():
     assert timeseries.vus_pr(labels, score, 16) == pytest.approx(PINNED, abs=1e-12)
 
 
-
-
 def test_command_on_synthetic_series(tmp_path):
     pytest.importorskip("torch")  # the suite's "lstm" method
     out = tmp_path / "summary.json"

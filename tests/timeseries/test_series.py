@@ -8,9 +8,7 @@ from anomaly_fast.timeseries import infer_period
 from anomaly_fast.timeseries._series import acf_period, prepare_series
 
 
-@pytest.mark.parametrize(
-    "freq, period", [("5min", 288), ("30min", 48), ("h", 24), ("D", 7), ("12h", 2)]
-)
+@pytest.mark.parametrize("freq, period", [("5min", 288), ("30min", 48), ("h", 24), ("D", 7), ("12h", 2)])
 def test_infer_period(freq, period):
     assert infer_period(pd.date_range("2024-01-01", periods=50, freq=freq)) == period
 

@@ -337,9 +337,7 @@ def test_a_bad_rolling_window_in_the_state_is_a_value_error(series):
         pickle.loads(pickle.dumps(det))
 
 
-@pytest.mark.parametrize(
-    "field, bad", [("period_", -3), ("residual_scale_", float("nan")), ("n_train_", "12")]
-)
+@pytest.mark.parametrize("field, bad", [("period_", -3), ("residual_scale_", float("nan")), ("n_train_", "12")])
 def test_a_bad_restored_fitted_attribute_is_a_value_error_naming_it(series, field, bad):
     det = STLDetector().fit(series.iloc[: 24 * 10])
     state = det.__getstate__()

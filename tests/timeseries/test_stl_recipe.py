@@ -13,9 +13,7 @@ COLUMNS = ["value", "trend", "seasonal", "residual", "z_score", "is_anomaly"]
 
 
 def test_modified_z_score_exact():
-    np.testing.assert_allclose(
-        modified_z_score([1.0, 2.0, 3.0, 4.0, 100.0]), [-1.349, -0.6745, 0.0, 0.6745, 65.4265]
-    )
+    np.testing.assert_allclose(modified_z_score([1.0, 2.0, 3.0, 4.0, 100.0]), [-1.349, -0.6745, 0.0, 0.6745, 65.4265])
 
 
 def test_modified_z_score_mad_zero_falls_back_to_mean_deviation():
