@@ -11,11 +11,15 @@ shows each option's default, :func:`progress` (tqdm on a terminal, silent
 otherwise), :func:`existing_folder` and the quiet exit on a closed pipe.
 """
 
+from __future__ import annotations
+
 import argparse
 import importlib
 import os
 import sys
 import textwrap
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 from . import __version__
 
@@ -52,6 +56,7 @@ DEPRECATED = {
     "ensemble-latency": "bench ensemble-latency",
 }
 
+_T = TypeVar("_T")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 
 
@@ -79,7 +84,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return "\n\n".join(out)
 
 
-def progress(iterable, total=None, desc=None):
+def progress(iterable: Iterable[_T], total: int | None = None, desc: str | None = None) -> Iterable[_T]:
     """``iterable`` wrapped in a tqdm bar on stderr when stderr is a
     terminal (tqdm's ``disable=None``); plain ``iterable`` otherwise."""
     try:
@@ -89,7 +94,7 @@ def progress(iterable, total=None, desc=None):
     return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=None, leave=False)
 
 
-def existing_folder(path, what="folder"):
+def existing_folder(path: str, what: str = "folder") -> str:
     """``path`` as given when it is an existing folder; SystemExit with
     ``no such folder: PATH`` (or ``not a folder``) otherwise."""
     if not os.path.exists(path):
@@ -130,7 +135,7 @@ def run(command, argv):
     return getattr(module, function or "main")(argv)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
         print(_usage(), file=sys.stderr)

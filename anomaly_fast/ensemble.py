@@ -1,11 +1,15 @@
 """Ensembles of outlier detectors whose score calibration is fitted at train time."""
 
+from __future__ import annotations
+
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from joblib import effective_n_jobs
-from sklearn.base import OutlierMixin, clone
+from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils import Bunch, check_random_state, get_tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -26,6 +30,9 @@ from ._validation import check_state_fields, scoring_input
 from .forest.base import BaseIsolationForest
 from .forest.isolation_forest import IsolationForest
 from .local_outlier_factor import LocalOutlierFactor, uniform_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AnomalyEnsemble"]
 
@@ -191,16 +198,16 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
 
     def __init__(
         self,
-        detectors=None,
-        normalization="rank",
-        combination="mean",
-        contamination="auto",
-        n_jobs=None,
+        detectors: list[tuple[str, BaseEstimator]] | None = None,
+        normalization: Literal["rank", "zscore", "minmax"] = "rank",
+        combination: Literal["mean", "max", "median", "aom", "moa"] = "mean",
+        contamination: Literal["auto"] | float = "auto",
+        n_jobs: int | None = None,
         *,
-        weights=None,
-        groups=None,
-        random_state=None,
-    ):
+        weights: npt.ArrayLike | None = None,
+        groups: list[list[str]] | None = None,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
         self.detectors = detectors
         self.normalization = normalization
         self.combination = combination
@@ -211,12 +218,12 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         self.random_state = random_state
 
     # -- parameters -----------------------------------------------------------
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Parameters of the ensemble and, with ``deep=True``, of each
         detector as ``<name>__<param>``."""
         return self._get_params("detectors", deep=deep)
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> AnomalyEnsemble:
         """Set ensemble parameters, whole detectors (``<name>=est``) or
         detector parameters (``<name>__<param>=value``)."""
         self._set_params("detectors", **params)
@@ -283,7 +290,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
 
     # -- fit ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y=None):
+    def fit(self, X: npt.ArrayLike, y: object = None) -> AnomalyEnsemble:
         """Fit every detector on ``X`` and the calibration of its scores.
 
         Parameters
@@ -403,7 +410,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             return total / float(len(lean))
         return combine_scores(self._components(X), self.combination, self._weights, self._groups)
 
-    def anomaly_score(self, X):
+    def anomaly_score(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Combined anomaly score in [0, 1], **higher = more anomalous**.
 
         A row's score does not depend on the other rows of ``X``.
@@ -418,7 +425,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         """
         return self._anomaly_score(scoring_input(self, X, "calibrations_", allow_nan=True))
 
-    def explain(self, X):
+    def explain(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """Per-feature contributions of the members that explain themselves
         (the isolation forests' :meth:`~anomaly_fast.IsolationForest.explain`;
         **positive = towards anomalous**), weighted as the ensemble weights
@@ -459,7 +466,9 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
                 total += w * np.asarray(est.explain(X), dtype=np.float64)
         return total / float(np.sum(weights))
 
-    def score_components(self, X, as_frame=False):
+    def score_components(
+        self, X: npt.ArrayLike, as_frame: bool = False
+    ) -> dict[str, npt.NDArray[np.float64]] | pd.DataFrame:
         """Each detector's normalized score in [0, 1] (**higher = more
         anomalous**), to see which detector fired.
 
@@ -484,7 +493,7 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
             raise ImportError("score_components(as_frame=True) needs pandas") from exc
         return pd.DataFrame(components, index=index)
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """``-anomaly_score(X)``, in [-1, 0]: scikit-learn's convention,
         **lower = more abnormal**.
 
@@ -498,12 +507,12 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         """
         return -self.anomaly_score(X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """``score_samples(X) - offset_``: negative for outliers, positive for
         inliers (scikit-learn's convention; lower = more abnormal)."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X, threshold=None):
+    def predict(self, X: npt.ArrayLike, threshold: float | None = None) -> npt.NDArray[np.int_]:
         """-1 for outliers, 1 for inliers.
 
         Parameters

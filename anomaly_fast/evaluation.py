@@ -7,14 +7,22 @@ windows (NAB) are judged by :func:`window_hits` (windows with at least one
 alarm) and :func:`false_alarm_runs` (runs of alarms outside every window).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 from itertools import combinations
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import spearmanr
 from sklearn.metrics import average_precision_score, roc_auc_score, silhouette_score
 
 from ._scores import anomaly_scores
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = [
     "anomaly_silhouette",
@@ -75,7 +83,7 @@ def _check_k(k, n, name="k"):
 
 
 # -- with labels -----------------------------------------------------------------
-def precision_at_k(scores, labels, k):
+def precision_at_k(scores: npt.ArrayLike, labels: npt.ArrayLike, k: int) -> float:
     """Fraction of anomalies among the ``k`` highest scores.
 
     Ties at the cut are resolved by expectation, independent of row order:
@@ -108,7 +116,7 @@ def precision_at_k(scores, labels, k):
     return float((y[above].sum() + share * y[tied].sum()) / k)
 
 
-def evaluate_detector(scores, labels, k=None):
+def evaluate_detector(scores: npt.ArrayLike, labels: npt.ArrayLike, k: int | None = None) -> dict[str, float | int]:
     """ROC-AUC, average precision and precision@k of anomaly scores.
 
     ROC-AUC and average precision are scikit-learn's
@@ -174,7 +182,7 @@ def _otsu_split(sorted_scores):
     return int(cuts[np.argmax(between)])
 
 
-def score_distribution_report(scores, threshold=None):
+def score_distribution_report(scores: npt.ArrayLike, threshold: float | None = None) -> dict[str, float]:
     """Label-free summary of a score distribution: is there a separate
     group of high scores?
 
@@ -253,7 +261,13 @@ def score_distribution_report(scores, threshold=None):
     }
 
 
-def plot_score_histogram(scores, threshold=None, labels=None, bins=50, ax=None):
+def plot_score_histogram(
+    scores: npt.ArrayLike,
+    threshold: float | None = None,
+    labels: npt.ArrayLike | None = None,
+    bins: int | str | Sequence[float] = 50,
+    ax: Axes | None = None,
+) -> Axes:
     """Histogram of anomaly scores (**higher = more anomalous**), optionally
     split by labels and with a threshold line.  Needs matplotlib (the
     ``plot`` extra: ``pip install anomaly_fast[plot]``).
@@ -301,7 +315,12 @@ def _top_k_set(scores, k):
     return set(np.argsort(-scores, kind="stable")[:k].tolist())
 
 
-def stability(estimator_factory, X, seeds=(0, 1, 2, 3, 4), top_k=None):
+def stability(
+    estimator_factory: Callable[[int], Any],
+    X: npt.ArrayLike,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    top_k: int | None = None,
+) -> dict[str, float | int]:
     """How much a randomised detector's output changes with its seed.
 
     The detector is fitted on ``X`` once per seed and scores ``X``; for every
@@ -365,7 +384,13 @@ def stability(estimator_factory, X, seeds=(0, 1, 2, 3, 4), top_k=None):
     }
 
 
-def anomaly_silhouette(X, flags, metric="euclidean", sample_size=None, random_state=None):
+def anomaly_silhouette(
+    X: npt.ArrayLike,
+    flags: npt.ArrayLike,
+    metric: str | Callable[..., float] = "euclidean",
+    sample_size: int | None = None,
+    random_state: int | np.random.RandomState | None = None,
+) -> float:
     """Silhouette of flagged vs normal rows (scikit-learn's
     :func:`~sklearn.metrics.silhouette_score` with the flags as two
     clusters): near 1 when the flagged rows sit apart from the rest.
@@ -399,7 +424,9 @@ def anomaly_silhouette(X, flags, metric="euclidean", sample_size=None, random_st
 
 
 # -- alarms against labelled windows (NAB) ----------------------------------------
-def window_masks(index, windows):
+def window_masks(
+    index: npt.ArrayLike, windows: Sequence[tuple[Any, Any]]
+) -> tuple[list[npt.NDArray[np.bool_]], npt.NDArray[np.bool_]]:
     """Boolean masks of ``index`` inside each labelled window, and their union.
 
     Parameters
@@ -432,7 +459,7 @@ def window_masks(index, windows):
     return masks, inside
 
 
-def window_hits(alarms, masks):
+def window_hits(alarms: npt.ArrayLike, masks: Sequence[npt.NDArray[np.bool_]]) -> int:
     """Number of labelled windows holding at least one alarm.
 
     Examples
@@ -444,7 +471,7 @@ def window_hits(alarms, masks):
     return int(sum(bool(alarms[mask].any()) for mask in masks))
 
 
-def false_alarm_runs(alarms, inside):
+def false_alarm_runs(alarms: npt.ArrayLike, inside: npt.ArrayLike) -> int:
     """Runs of consecutive alarmed points outside every window (each run is
     one false alarm, however long).
 

@@ -1,11 +1,15 @@
 """Local Outlier Factor for novelty detection, with compiled neighbour search."""
 
+from __future__ import annotations
+
 import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
@@ -163,17 +167,17 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_neighbors=20,
+        n_neighbors: int = 20,
         *,
-        algorithm="auto",
-        leaf_size=64,
-        metric="minkowski",
-        p=2,
-        contamination="auto",
-        max_samples="auto",
-        n_jobs=None,
-        random_state=None,
-    ):
+        algorithm: Literal["auto", "kd_tree", "brute"] = "auto",
+        leaf_size: int = 64,
+        metric: Literal["minkowski", "euclidean", "manhattan", "chebyshev"] = "minkowski",
+        p: float = 2,
+        contamination: Literal["auto"] | float = "auto",
+        max_samples: Literal["auto"] | int | float | None = "auto",
+        n_jobs: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+    ) -> None:
         self.n_neighbors = n_neighbors
         self.algorithm = algorithm
         self.leaf_size = leaf_size
@@ -186,7 +190,7 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
 
     # -- fit ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: npt.ArrayLike, y: object = None) -> LocalOutlierFactor:
         """Fit the model on (a uniform subsample of) ``X``.
 
         Parameters
@@ -313,7 +317,7 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
             self._run_chunks(X.shape[0], lambda s: index.score_samples(X[s], out[s]))
         return out
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """scikit-learn's ``LocalOutlierFactor(novelty=True).score_samples``:
         ``-LOF(x)``, **lower = more abnormal** (inliers near -1).
 
@@ -327,19 +331,19 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         """
         return self._score_samples(scoring_input(self, X, "_index"))
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """``score_samples(X) - offset_``: negative for outliers, positive for
         inliers (scikit-learn's convention; lower = more abnormal)."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.int_]:
         """-1 for outliers (``decision_function(X) < 0``), 1 for inliers."""
         decision = self.decision_function(X)
         labels = np.ones(decision.shape[0], dtype=int)
         labels[decision < 0] = -1
         return labels
 
-    def anomaly_score(self, X):
+    def anomaly_score(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """``LOF / (1 + LOF)`` with ``LOF = -score_samples(X)``: in [0, 1),
         **higher = more anomalous**, 0.5 for a row as dense as its
         neighbours."""

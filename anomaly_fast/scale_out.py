@@ -27,13 +27,27 @@ Score conventions are the model's own: ``score_samples`` and
 **higher = more anomalous**.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .pipeline.events import METADATA_KEYS as METADATA_COLUMNS  # never features (entity_id, timestamp, event_id)
+
+if TYPE_CHECKING:
+    import os
+
+    import dask.array as da
+    import dask.dataframe as dd
+    import pandas as pd
+    from distributed import Client
+
+    DaskData = da.Array | dd.DataFrame | str | os.PathLike[str]
 
 __all__ = ["DaskScorer", "METHODS", "default_sample_rows", "fit_dask", "sample_dask", "spark_score_function"]
 
@@ -212,7 +226,7 @@ class DaskScorer:
     True
     """
 
-    def __init__(self, model, client=None):
+    def __init__(self, model: Any, client: Client | None = None) -> None:
         check_is_fitted(model)
         self.model = model
         self.client = _default_client() if client is None else (client or None)
@@ -239,7 +253,7 @@ class DaskScorer:
             _score_series_partition, self.model_ref, method, columns, meta=(method, _dtype(method))
         )
 
-    def score_samples(self, data, columns=None):
+    def score_samples(self, data: DaskData, columns: Sequence[str] | None = None) -> da.Array | dd.Series:
         """Lazy ``model.score_samples`` of every row: scikit-learn's
         convention, **lower = more abnormal**.
 
@@ -259,23 +273,29 @@ class DaskScorer:
         """
         return self._apply(data, "score_samples", columns)
 
-    def decision_function(self, data, columns=None):
+    def decision_function(self, data: DaskData, columns: Sequence[str] | None = None) -> da.Array | dd.Series:
         """Lazy ``model.decision_function``: ``score_samples - offset_``,
         negative for outliers (**lower = more abnormal**).  Parameters and
         result as :meth:`score_samples`."""
         return self._apply(data, "decision_function", columns)
 
-    def predict(self, data, columns=None):
+    def predict(self, data: DaskData, columns: Sequence[str] | None = None) -> da.Array | dd.Series:
         """Lazy ``model.predict``: -1 for outliers, 1 for inliers.
         Parameters and result as :meth:`score_samples`."""
         return self._apply(data, "predict", columns)
 
-    def anomaly_score(self, data, columns=None):
+    def anomaly_score(self, data: DaskData, columns: Sequence[str] | None = None) -> da.Array | dd.Series:
         """Lazy ``model.anomaly_score``: in [0, 1], **higher = more
         anomalous**.  Parameters and result as :meth:`score_samples`."""
         return self._apply(data, "anomaly_score", columns)
 
-    def score_frame(self, data, methods=("anomaly_score", "predict"), columns=None, keep=METADATA_COLUMNS):
+    def score_frame(
+        self,
+        data: dd.DataFrame | str | os.PathLike[str],
+        methods: Sequence[str] = ("anomaly_score", "predict"),
+        columns: Sequence[str] | None = None,
+        keep: Sequence[str] = METADATA_COLUMNS,
+    ) -> dd.DataFrame:
         """Several scores of each row in one pass over the data, as a lazy
         dask DataFrame with the same index and divisions.
 
@@ -353,7 +373,12 @@ def _merge_bottom_k(pieces, n_rows):
     return keys[order], rows[order]
 
 
-def sample_dask(data, n_rows, random_state=None, columns=None):
+def sample_dask(
+    data: DaskData,
+    n_rows: int,
+    random_state: int | np.random.RandomState | np.random.Generator | None = None,
+    columns: Sequence[str] | None = None,
+) -> np.ndarray | pd.DataFrame:
     """A uniform random sample of ``n_rows`` rows (without replacement)
     across all partitions of a Dask collection, without materialising it.
 
@@ -413,7 +438,7 @@ def sample_dask(data, n_rows, random_state=None, columns=None):
     return pd.DataFrame(rows, columns=columns)
 
 
-def default_sample_rows(estimator):
+def default_sample_rows(estimator: Any) -> int:
     """Rows :func:`fit_dask` draws by default: ``n_estimators x max_samples``
     for a forest with an int or "auto" (256) ``max_samples`` (each tree's
     rows could then come from disjoint parts of the sample), and 100,000 for
@@ -427,7 +452,13 @@ def default_sample_rows(estimator):
     return DEFAULT_SAMPLE_ROWS
 
 
-def fit_dask(estimator, data, n_rows=None, random_state=None, columns=None):
+def fit_dask(
+    estimator: Any,
+    data: DaskData,
+    n_rows: int | None = None,
+    random_state: int | np.random.RandomState | np.random.Generator | None = None,
+    columns: Sequence[str] | None = None,
+) -> Any:
     """Fit ``estimator`` on a uniform sample of a Dask collection (see
     :func:`sample_dask`), locally, and return it.
 
@@ -473,7 +504,12 @@ def _spark_type(dtype):
     return LongType() if np.dtype(dtype).kind in "iu" else DoubleType()
 
 
-def spark_score_function(model, columns=None, keep=METADATA_COLUMNS, methods=("anomaly_score", "predict")):
+def spark_score_function(
+    model: Any,
+    columns: Sequence[str] | None = None,
+    keep: Sequence[str] = METADATA_COLUMNS,
+    methods: Sequence[str] = ("anomaly_score", "predict"),
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The function to pass to Spark's ``DataFrame.mapInPandas`` that scores
     each batch with a fitted model.
 

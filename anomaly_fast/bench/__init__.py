@@ -7,8 +7,11 @@ forest suite on ADBench).  Every suite falls back to small synthetic data
 without ``--data-dir`` and says so.
 """
 
+from __future__ import annotations
+
 import importlib
 import sys
+from collections.abc import Sequence
 
 __all__ = ["SUITES", "main"]
 
@@ -55,7 +58,7 @@ def suites_text():
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     suite = DEFAULT_SUITE
     if argv and not argv[0].startswith("-"):

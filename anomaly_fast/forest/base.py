@@ -7,11 +7,15 @@ seed per tree, spreads trees (fit) or row chunks (scoring) over threads, and
 implements scikit-learn's score conventions on top of the kernels.
 """
 
+from __future__ import annotations
+
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, OutlierMixin
@@ -35,7 +39,7 @@ _CHUNKS_PER_THREAD = 8  # scoring chunks per thread (dynamic load balance)
 _MIN_ROWS_PER_THREAD = 2048  # below this a batch is scored on one thread
 
 
-def average_path_length(n_samples):
+def average_path_length(n_samples: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
     """c(n): average path length of an unsuccessful search in a binary search
     tree of ``n`` points, used to normalise isolation depths.
 
@@ -166,16 +170,16 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def __init__(
         self,
         *,
-        n_estimators=100,
-        max_samples="auto",
-        contamination="auto",
-        max_features=1.0,
-        bootstrap=False,
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-    ):
+        n_estimators: int = 100,
+        max_samples: Literal["auto"] | int | float = "auto",
+        contamination: Literal["auto"] | float = "auto",
+        max_features: int | float = 1.0,
+        bootstrap: bool = False,
+        n_jobs: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.contamination = contamination
@@ -303,7 +307,9 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         return max(1, int(self.max_features * n_features))
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: npt.ArrayLike | sp.spmatrix | sp.sparray, y: object = None, sample_weight: npt.ArrayLike | None = None
+    ) -> BaseIsolationForest:
         """Fit the forest on ``X``.
 
         Parameters
@@ -472,7 +478,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             list(pool.map(work, parts))
         return True
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike | sp.spmatrix | sp.sparray) -> npt.NDArray[np.float64]:
         """Opposite of the anomaly score defined in the original paper
         (scikit-learn's convention): **lower = more abnormal**.
 
@@ -504,7 +510,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             forest.score_samples(X, out)
 
     # -- explanations ---------------------------------------------------------
-    def explain(self, X):
+    def explain(self, X: npt.ArrayLike | sp.spmatrix | sp.sparray) -> npt.NDArray[np.float64]:
         """Per-feature contributions to each row's anomaly score:
         **positive = pushes the row towards anomalous**.
 
@@ -610,17 +616,17 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         """Run the subclass's explain kernel on a slice of rows."""
         raise NotImplementedError
 
-    def anomaly_score(self, X):
+    def anomaly_score(self, X: npt.ArrayLike | sp.spmatrix | sp.sparray) -> npt.NDArray[np.float64]:
         """The paper's anomaly score ``2 ** (-E[h(x)] / c(max_samples_))``, in
         [0, 1], **higher = more anomalous** (equals ``-score_samples(X)``)."""
         return -self.score_samples(X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike | sp.spmatrix | sp.sparray) -> npt.NDArray[np.float64]:
         """``score_samples(X) - offset_``: negative for outliers, positive for
         inliers (scikit-learn's convention; lower = more abnormal)."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike | sp.spmatrix | sp.sparray) -> npt.NDArray[np.int_]:
         """Predict whether each row is an outlier: ``-1`` for outliers, ``1``
         for inliers (``decision_function(X) < 0`` is an outlier)."""
         decision = self.decision_function(X)

@@ -22,7 +22,13 @@ This file computes the per-node gains once per fitted forest (numpy, loops
 over tree levels only); the compiled walks live in ``native/_isolation.pyx``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from .. import _isolation
 from .base import average_path_length
@@ -31,7 +37,9 @@ from .format import node_sizes, walked_depth
 __all__ = ["axis_explain_nodes", "node_gains", "top_features"]
 
 
-def node_gains(forest, max_samples):
+def node_gains(
+    forest: _isolation.AxisForest | _isolation.HyperplaneForest, max_samples: int
+) -> npt.NDArray[np.float64]:
     """``gains[node]``: the isolation a row gains stepping into ``node``,
     ``V(parent) - 1 - V(node)`` (0 at roots), for a fitted kernel forest."""
     nodes, values, offsets = forest.nodes, forest.values, forest.offsets
@@ -47,7 +55,7 @@ def node_gains(forest, max_samples):
     return gains
 
 
-def axis_explain_nodes(forest, gains):
+def axis_explain_nodes(forest: _isolation.AxisForest, gains: npt.NDArray[np.float64]) -> npt.NDArray[np.void]:
     """The axis forest's nodes with the gains of both children, in the
     explain kernel's layout (``EXPLAIN_NODE_DTYPE``): a step reads one
     record; a leaf keeps threshold +inf, gains (0, its path length)."""
@@ -65,7 +73,9 @@ def axis_explain_nodes(forest, gains):
     return out
 
 
-def top_features(contributions, values, k, feature_names=None):
+def top_features(
+    contributions: npt.ArrayLike, values: npt.ArrayLike, k: int, feature_names: Sequence[Hashable] | None = None
+) -> list[dict[str, Any]]:
     """The ``k`` largest contributions of one row as a list of dicts
     ``{"feature", "contribution", "value"}``, largest first (ties: lower
     index first); ``feature`` is the name when ``feature_names`` is given,

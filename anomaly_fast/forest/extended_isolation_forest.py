@@ -1,6 +1,9 @@
 """Extended Isolation Forest (random hyperplane splits), compiled."""
 
+from __future__ import annotations
+
 from numbers import Integral
+from typing import Literal
 
 import numpy as np
 
@@ -140,19 +143,19 @@ class ExtendedIsolationForest(BaseIsolationForest):
     def __init__(
         self,
         *,
-        n_estimators=100,
-        max_samples="auto",
-        contamination="auto",
-        max_features=1.0,
-        bootstrap=False,
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-        warm_start=False,
-        extension_level=None,
-        standardize=True,
-        intercept="box",
-    ):
+        n_estimators: int = 100,
+        max_samples: Literal["auto"] | int | float = "auto",
+        contamination: Literal["auto"] | float = "auto",
+        max_features: int | float = 1.0,
+        bootstrap: bool = False,
+        n_jobs: int | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+        warm_start: bool = False,
+        extension_level: int | None = None,
+        standardize: bool = True,
+        intercept: Literal["box", "range"] = "box",
+    ) -> None:
         super().__init__(
             n_estimators=n_estimators,
             max_samples=max_samples,

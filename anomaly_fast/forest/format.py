@@ -68,12 +68,17 @@ safe (unpickling can run code before any check): untrusted sources must use
 the registry's non-pickle format.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import _isolation
-from .base import average_path_length, max_depth_for
+from .base import BaseIsolationForest, average_path_length, max_depth_for
 
 __all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 
@@ -127,7 +132,7 @@ def array_dtype(kind, name):
     return KINDS[kind]["node_dtype"] if name == "nodes" else _DTYPES[name]
 
 
-def export_forest(model):
+def export_forest(model: BaseIsolationForest) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any]]:
     """``(arrays, state)`` of a fitted forest estimator: plain numpy arrays
     and a JSON-able dict (see the module docstring)."""
     spec = KINDS[model._forest_kind]
@@ -147,7 +152,9 @@ def export_forest(model):
     return arrays, state
 
 
-def import_forest(model, arrays, state, fmt=FORMAT):
+def import_forest(
+    model: BaseIsolationForest, arrays: Mapping[str, Any], state: Mapping[str, Any], fmt: str = FORMAT
+) -> BaseIsolationForest:
     """Check ``arrays``/``state`` of format ``fmt`` (:func:`check_forest`),
     then give ``model`` its fitted attributes and a kernel forest built from
     the checked (and, from ``/1``, migrated) arrays."""
@@ -394,7 +401,9 @@ def _missing_from_leaf_sizes(a, fitted, depth):
     return missing
 
 
-def check_forest(kind, arrays, state, fmt=FORMAT):
+def check_forest(
+    kind: str, arrays: Mapping[str, Any], state: Mapping[str, Any], fmt: str = FORMAT
+) -> tuple[dict[str, npt.NDArray[Any]], dict[str, Any], float]:
     """Check exported ``arrays``/``state`` of a ``kind`` ("axis" or
     "hyperplane") forest of format ``fmt``; return ``(arrays, fitted,
     denominator)`` with C-contiguous arrays (an axis ``/1`` forest gains its
@@ -416,7 +425,7 @@ def check_forest(kind, arrays, state, fmt=FORMAT):
     return arrays, fitted, denominator
 
 
-def pickled_forest(kind, state):
+def pickled_forest(kind: str, state: dict[str, Any]) -> dict[str, Any] | None:
     """Pop the forest out of an estimator's pickled ``state`` dict (the
     ``_forest_state`` entry written by ``__getstate__``, or a legacy pickle's
     kernel object and fitted attributes) as ``{"arrays", "state"}`` for

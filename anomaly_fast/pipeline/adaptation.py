@@ -7,18 +7,28 @@ small (:meth:`Adapter.until_decision`, :meth:`Adapter.observe`, commit and
 rollback).
 """
 
+from __future__ import annotations
+
 import copy
 import math
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import clone
 
 from .._sklearn_compat import Interval, StrOptions, validate_parameter_constraints
 from ..streaming.adwin import ADWIN
+
+if TYPE_CHECKING:
+    import os
+
+    from .registry import ModelRegistry
 
 __all__ = ["CHANGE_KINDS", "AdaptationPolicy", "fit_challenger"]
 
@@ -144,19 +154,19 @@ class AdaptationPolicy:
 
     def __init__(
         self,
-        window=2000,
-        persistence=1000,
-        min_duration=0.0,
-        shadow=500,
-        expected_rate="auto",
-        tolerance=2.0,
-        min_entity_share=0.5,
-        max_top_tier_share=0.5,
-        delta=0.002,
-        registry=None,
-        random_state=0,
-        on_change=None,
-    ):
+        window: int = 2000,
+        persistence: int = 1000,
+        min_duration: float = 0.0,
+        shadow: int = 500,
+        expected_rate: float | Literal["auto"] = "auto",
+        tolerance: float = 2.0,
+        min_entity_share: float = 0.5,
+        max_top_tier_share: float = 0.5,
+        delta: float = 0.002,
+        registry: ModelRegistry | str | os.PathLike[str] | None = None,
+        random_state: int = 0,
+        on_change: Callable[[list[dict[str, Any]]], object] | None = None,
+    ) -> None:
         params = dict(locals())
         del params["self"]
         validate_parameter_constraints(self._parameter_constraints, params, caller_name="AdaptationPolicy")
@@ -174,11 +184,11 @@ class AdaptationPolicy:
         self.on_change = on_change
 
     @property
-    def block(self):
+    def block(self) -> int:
         """Events per block: ``persistence // 4``."""
         return self.persistence // 4
 
-    def elevated(self, hits, n, expected):
+    def elevated(self, hits: int, n: int, expected: float) -> bool:
         """Whether ``hits`` alerts in ``n`` scored events are above the
         expected rate's tolerance (False when ``n`` is 0)."""
         if n == 0:
@@ -192,7 +202,7 @@ class AdaptationPolicy:
         )
 
 
-def fit_challenger(champion, X, seed):
+def fit_challenger(champion: Any, X: npt.ArrayLike, seed: int) -> Any:
     """A challenger fitted on ``X``: a clone of ``champion`` (an unseeded
     ``random_state`` becomes ``seed``), or for a streaming detector without
     ``fit`` a copy of it that learns ``X``."""

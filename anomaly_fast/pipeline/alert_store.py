@@ -12,6 +12,8 @@ lock is held from its start to its commit), so one thread can never commit
 or roll back another's writes.
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import math
@@ -22,9 +24,17 @@ import time
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from hashlib import blake2b
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from ..streaming.feature_monitor import DriftEvent
+    from .events import AnomalyAlert
 
 __all__ = [
     "AlertStore",
@@ -63,7 +73,9 @@ class StoreBusyError(TimeoutError):
     """Another writer held the SQLite store for longer than ``busy_timeout``."""
 
 
-def event_key(entity_id, timestamp, event_id=None, features=None):
+def event_key(
+    entity_id: Hashable, timestamp: float, event_id: Hashable | None = None, features: npt.ArrayLike | None = None
+) -> str:
     """Idempotency key of an event, unambiguous by construction.
 
     ``"<len(entity)>:<entity>#<event_id>"`` when an ``event_id`` is given
@@ -124,14 +136,14 @@ class AlertStore(ABC):
     #: from its next call on.
     shared = False
 
-    def __init__(self, max_id_length=MAX_ID_LENGTH, max_metadata_bytes=MAX_METADATA_BYTES):
+    def __init__(self, max_id_length: int = MAX_ID_LENGTH, max_metadata_bytes: int = MAX_METADATA_BYTES) -> None:
         self.max_id_length = int(max_id_length)
         self.max_metadata_bytes = int(max_metadata_bytes)
         self._lock = threading.RLock()
         self._depth = 0
 
     # -- transactions ------------------------------------------------------------
-    def transaction(self):
+    def transaction(self) -> AbstractContextManager[AlertStore]:
         """Context manager: the writes in the block commit together at its
         end, or none of them on an error (which propagates unchanged).
         Blocks nest (the outermost commits); the thread holds the store
@@ -176,89 +188,89 @@ class AlertStore(ABC):
 
     # -- alerts ------------------------------------------------------------------
     @abstractmethod
-    def add_alerts(self, alerts):
+    def add_alerts(self, alerts: Iterable[AnomalyAlert | Mapping[str, Any]]) -> None:
         """Store alerts (:class:`AnomalyAlert` or dicts); a duplicate event
         key or alert id is an error."""
 
     @abstractmethod
-    def existing_event_keys(self, keys):
+    def existing_event_keys(self, keys: Iterable[str]) -> set[str]:
         """The subset of ``keys`` that already have an alert."""
 
     @abstractmethod
-    def latest_alert(self, entity_id, at_or_before=None):
+    def latest_alert(self, entity_id: str, at_or_before: float | None = None) -> tuple[float, str, str] | None:
         """(timestamp, tier, alert_id) of the entity's latest alert (at or
         before a time; the last stored among equal times), or None."""
 
     @abstractmethod
-    def get_alert(self, alert_id): ...
+    def get_alert(self, alert_id: str) -> dict[str, Any] | None: ...
 
     @abstractmethod
-    def alerts(self, limit=None):
+    def alerts(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The last ``limit`` alerts (all when None), oldest first."""
 
     @abstractmethod
-    def page_alerts(self, after=0, limit=1000):
+    def page_alerts(self, after: int = 0, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
         """(alerts, cursor): up to ``limit`` alerts stored after the cursor
         ``after`` (0 = from the start), oldest first, and the cursor to pass
         next.  Stable while alerts are added."""
 
     @abstractmethod
-    def count_alerts(self): ...
+    def count_alerts(self) -> int: ...
 
     # -- feedback, drift, thresholds ------------------------------------------------
     @abstractmethod
-    def add_feedback(self, alert_id, is_true_positive, timestamp): ...
+    def add_feedback(self, alert_id: str, is_true_positive: bool, timestamp: float) -> None: ...
 
     @abstractmethod
-    def feedback(self, limit=None): ...
+    def feedback(self, limit: int | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def latest_labels(self, n):
+    def latest_labels(self, n: int) -> dict[str, bool]:
         """{alert_id: is_true_positive} of the last ``n`` distinct alerts
         labelled (each alert's latest label), oldest first."""
 
     @abstractmethod
-    def add_drift_events(self, events):
+    def add_drift_events(self, events: Iterable[DriftEvent]) -> None:
         """Store :class:`DriftEvent` objects; ones already stored are skipped."""
 
     @abstractmethod
-    def drift_events(self, limit=None): ...
+    def drift_events(self, limit: int | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def add_threshold_change(self, change):
+    def add_threshold_change(self, change: Mapping[str, Any]) -> None:
         """Store a dict with ``timestamp`` (wall clock), ``event_time``,
         ``old``, ``new``, ``reason``."""
 
     @abstractmethod
-    def threshold_history(self, limit=None): ...
+    def threshold_history(self, limit: int | None = None) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def threshold_changes(self, after_seq=0):
+    def threshold_changes(self, after_seq: int = 0) -> list[tuple[int, float, float]]:
         """[(seq, event_time, new)] of the changes stored after ``after_seq``."""
 
     @abstractmethod
-    def event_time_watermark(self):
+    def event_time_watermark(self) -> float | None:
         """The latest event time the store knows of (alerts, drift events,
         threshold changes), or None when empty."""
 
-    def apply_retention(self):
+    def apply_retention(self) -> int:
         """Delete alerts (and their feedback) and drift events beyond the
         store's retention, in batches; returns the number of rows deleted."""
         return 0
 
     # -- model changes (adaptation, see anomaly_fast.pipeline.adaptation) -------------
-    def add_model_changes(self, changes):
+    def add_model_changes(self, changes: Iterable[Mapping[str, Any]]) -> None:
         """Store model-change dicts (``timestamp`` wall clock,
         ``event_index``, ``event_time``, ``kind``, ``version``,
         ``previous``, ``reason``, ``detail``); one already stored (same
         ``event_index`` and ``kind``) is skipped."""
         raise NotImplementedError(f"{type(self).__name__} does not record model changes (needed by adapt)")
 
-    def model_changes(self, limit=None):
+    def model_changes(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The last ``limit`` model changes (all when None), oldest first."""
         raise NotImplementedError(f"{type(self).__name__} does not record model changes (needed by adapt)")
 
-    def close(self):  # noqa: B027 - optional: stores without resources keep this no-op
+    def close(self) -> None:  # noqa: B027 - optional: stores without resources keep this no-op
         pass
 
 
@@ -431,34 +443,34 @@ class _SQLAlertQueries:
     written once, with ``?`` placeholders; a backend whose driver takes
     another style converts them in its ``_read``/``_write``."""
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._conn.close()
 
     def _commit(self):
         self._conn.execute("COMMIT")
 
-    def get_alert(self, alert_id):
+    def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         rows = self._read(f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE alert_id = ?", (alert_id,))
         return _row_alert(rows[0]) if rows else None
 
-    def alerts(self, limit=None):
+    def alerts(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(_ALERT_COLUMNS)} FROM alerts ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_row_alert(r) for r in self._read(sql)[::-1]]
 
-    def page_alerts(self, after=0, limit=1000):
+    def page_alerts(self, after: int = 0, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
         rows = self._read(
             f"SELECT seq, {', '.join(_ALERT_COLUMNS)} FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
             (int(after), int(limit)),
         )
         return [_row_alert(r[1:]) for r in rows], (rows[-1][0] if rows else int(after))
 
-    def count_alerts(self):
+    def count_alerts(self) -> int:
         return self._read("SELECT COUNT(*) FROM alerts")[0][0]
 
-    def latest_labels(self, n):
+    def latest_labels(self, n: int) -> dict[str, bool]:
         rows = self._read(
             "SELECT alert_id, is_true_positive FROM feedback WHERE seq IN "
             "(SELECT MAX(seq) FROM feedback GROUP BY alert_id) ORDER BY seq DESC LIMIT ?",
@@ -466,25 +478,25 @@ class _SQLAlertQueries:
         )
         return {a: bool(t) for a, t in rows[::-1]}
 
-    def drift_events(self, limit=None):
+    def drift_events(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(_DRIFT_COLUMNS)} FROM drift_events ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [dict(zip(_DRIFT_COLUMNS, r)) for r in self._read(sql)[::-1]]
 
-    def add_threshold_change(self, change):
+    def add_threshold_change(self, change: Mapping[str, Any]) -> None:
         self._write(
             f"INSERT INTO threshold_history ({', '.join(_THRESHOLD_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
             [tuple(change[c] for c in _THRESHOLD_COLUMNS)],
         )
 
-    def threshold_history(self, limit=None):
+    def threshold_history(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(_THRESHOLD_COLUMNS)} FROM threshold_history ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [dict(zip(_THRESHOLD_COLUMNS, r)) for r in self._read(sql)[::-1]]
 
-    def threshold_changes(self, after_seq=0):
+    def threshold_changes(self, after_seq: int = 0) -> list[tuple[int, float, float]]:
         return [
             tuple(r)
             for r in self._read(
@@ -492,7 +504,7 @@ class _SQLAlertQueries:
             )
         ]
 
-    def model_changes(self, limit=None):
+    def model_changes(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(_MODEL_CHANGE_COLUMNS)} FROM model_changes ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
@@ -548,17 +560,17 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
 
     def __init__(
         self,
-        path,
-        synchronous="FULL",
+        path: str | os.PathLike[str],
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
         *,
-        busy_timeout=5.0,
-        file_mode=0o600,
-        max_age=None,
-        max_rows=None,
-        retention_batch=1000,
-        max_id_length=MAX_ID_LENGTH,
-        max_metadata_bytes=MAX_METADATA_BYTES,
-    ):
+        busy_timeout: float = 5.0,
+        file_mode: int = 0o600,
+        max_age: float | None = None,
+        max_rows: int | None = None,
+        retention_batch: int = 1000,
+        max_id_length: int = MAX_ID_LENGTH,
+        max_metadata_bytes: int = MAX_METADATA_BYTES,
+    ) -> None:
         super().__init__(max_id_length, max_metadata_bytes)
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', got {synchronous!r}")
@@ -627,7 +639,7 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
                 step(conn)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, description, time.time()))
 
-    def schema_migrations(self):
+    def schema_migrations(self) -> list[tuple[int, str, float]]:
         """[(version, description, applied_at)] of the applied migrations."""
         with self._lock:
             return [tuple(r) for r in self._conn.execute("SELECT * FROM schema_migrations ORDER BY version")]
@@ -660,7 +672,7 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
             return self._conn.execute(sql, args).fetchall()
 
     # -- alerts -------------------------------------------------------------------
-    def add_alerts(self, alerts):
+    def add_alerts(self, alerts: Iterable[AnomalyAlert | Mapping[str, Any]]) -> None:
         rows = []
         for a in alerts:
             d = _alert_dict(a)
@@ -669,7 +681,7 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
             f"INSERT INTO alerts ({', '.join(_ALERT_COLUMNS)}) VALUES ({', '.join('?' * len(_ALERT_COLUMNS))})", rows
         )
 
-    def existing_event_keys(self, keys):
+    def existing_event_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         found = set()
         with self._lock:
@@ -681,7 +693,7 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
                 found.update(r[0] for r in rows)
         return found
 
-    def latest_alert(self, entity_id, at_or_before=None):
+    def latest_alert(self, entity_id: str, at_or_before: float | None = None) -> tuple[float, str, str] | None:
         sql = "SELECT timestamp, tier, alert_id FROM alerts WHERE entity_id = ?"
         args = (entity_id,)
         if at_or_before is not None:
@@ -691,32 +703,32 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
         return tuple(rows[0]) if rows else None
 
     # -- feedback, drift, threshold ------------------------------------------------------
-    def add_feedback(self, alert_id, is_true_positive, timestamp):
+    def add_feedback(self, alert_id: str, is_true_positive: bool, timestamp: float) -> None:
         self._write(
             "INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (?, ?, ?)",
             [(alert_id, int(bool(is_true_positive)), timestamp)],
         )
 
-    def feedback(self, limit=None):
+    def feedback(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT alert_id, is_true_positive, timestamp FROM feedback ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         rows = self._read(sql)[::-1]
         return [{"alert_id": a, "is_true_positive": bool(t), "timestamp": ts} for a, t, ts in rows]
 
-    def add_drift_events(self, events):
+    def add_drift_events(self, events: Iterable[DriftEvent]) -> None:
         self._write(
             f"INSERT OR IGNORE INTO drift_events ({', '.join(_DRIFT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
             [(e.timestamp, e.feature, e.kind, e.value, e.detail) for e in events],
         )
 
-    def add_model_changes(self, changes):
+    def add_model_changes(self, changes: Iterable[Mapping[str, Any]]) -> None:
         self._write(
             f"INSERT OR IGNORE INTO model_changes ({', '.join(_MODEL_CHANGE_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
         )
 
-    def event_time_watermark(self):
+    def event_time_watermark(self) -> float | None:
         times = [
             self._read("SELECT MAX(timestamp) FROM alerts")[0][0],
             self._read("SELECT MAX(timestamp) FROM drift_events")[0][0],
@@ -727,7 +739,7 @@ class SQLiteAlertStore(_SQLAlertQueries, AlertStore):
         return max(times) if times else None
 
     # -- retention ----------------------------------------------------------------
-    def apply_retention(self):
+    def apply_retention(self) -> int:
         if self.max_age is None and self.max_rows is None:
             return 0
         deleted = 0
@@ -783,7 +795,13 @@ class MemoryAlertStore(AlertStore):
 
     durable = False
 
-    def __init__(self, max_alerts=10_000, *, max_id_length=MAX_ID_LENGTH, max_metadata_bytes=MAX_METADATA_BYTES):
+    def __init__(
+        self,
+        max_alerts: int = 10_000,
+        *,
+        max_id_length: int = MAX_ID_LENGTH,
+        max_metadata_bytes: int = MAX_METADATA_BYTES,
+    ) -> None:
         super().__init__(max_id_length, max_metadata_bytes)
         if int(max_alerts) < 1:
             raise ValueError(f"max_alerts must be >= 1, got {max_alerts}")
@@ -828,7 +846,7 @@ class MemoryAlertStore(AlertStore):
         if not entries:
             del self._by_entity[d["entity_id"]]
 
-    def add_alerts(self, alerts):
+    def add_alerts(self, alerts: Iterable[AnomalyAlert | Mapping[str, Any]]) -> None:
         with self.transaction():
             for a in alerts:
                 d = _alert_dict(a)
@@ -844,11 +862,11 @@ class MemoryAlertStore(AlertStore):
                 entries.insert(bisect_right(entries, item), item)
                 self._undo.append(lambda d=d: (self._alerts.pop(d["alert_id"]), self._unindex(d)))
 
-    def existing_event_keys(self, keys):
+    def existing_event_keys(self, keys: Iterable[str]) -> set[str]:
         with self._lock:
             return {k for k in keys if k in self._keys}
 
-    def latest_alert(self, entity_id, at_or_before=None):
+    def latest_alert(self, entity_id: str, at_or_before: float | None = None) -> tuple[float, str, str] | None:
         with self._lock:
             entries = self._by_entity.get(entity_id)
             if not entries:
@@ -859,17 +877,17 @@ class MemoryAlertStore(AlertStore):
             ts, _, alert_id = entries[i - 1]
             return (ts, self._alerts[alert_id]["tier"], alert_id)
 
-    def get_alert(self, alert_id):
+    def get_alert(self, alert_id: str) -> dict[str, Any] | None:
         with self._lock:
             d = self._alerts.get(alert_id)
             return None if d is None else _public(d)
 
-    def alerts(self, limit=None):
+    def alerts(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             out = [_public(d) for d in self._alerts.values()]
         return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
-    def page_alerts(self, after=0, limit=1000):
+    def page_alerts(self, after: int = 0, limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
         with self._lock:
             page = []
             for d in self._alerts.values():  # O(buffer): the buffer is bounded
@@ -879,7 +897,7 @@ class MemoryAlertStore(AlertStore):
                         break
         return [_public(d) for d in page], (page[-1]["_seq"] if page else int(after))
 
-    def count_alerts(self):
+    def count_alerts(self) -> int:
         return len(self._alerts)
 
     def _append(self, log, item):
@@ -887,17 +905,17 @@ class MemoryAlertStore(AlertStore):
             log.append(item)
             self._undo.append(log.pop)
 
-    def add_feedback(self, alert_id, is_true_positive, timestamp):
+    def add_feedback(self, alert_id: str, is_true_positive: bool, timestamp: float) -> None:
         self._append(
             self._feedback, {"alert_id": alert_id, "is_true_positive": bool(is_true_positive), "timestamp": timestamp}
         )
 
-    def feedback(self, limit=None):
+    def feedback(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             out = list(self._feedback)
         return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
-    def latest_labels(self, n):
+    def latest_labels(self, n: int) -> dict[str, bool]:
         labels = OrderedDict()
         with self._lock:
             for fb in self._feedback:
@@ -906,7 +924,7 @@ class MemoryAlertStore(AlertStore):
         items = list(labels.items())
         return dict(items[-int(n) :]) if int(n) > 0 else {}
 
-    def add_drift_events(self, events):
+    def add_drift_events(self, events: Iterable[DriftEvent]) -> None:
         with self.transaction():
             for e in events:
                 d = e.to_dict()
@@ -916,26 +934,26 @@ class MemoryAlertStore(AlertStore):
                     self._append(self._drift, d)
                     self._undo.append(lambda key=key: self._drift_keys.discard(key))
 
-    def drift_events(self, limit=None):
+    def drift_events(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             out = list(self._drift)
         return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
-    def add_threshold_change(self, change):
+    def add_threshold_change(self, change: Mapping[str, Any]) -> None:
         with self.transaction():
             self._seq += 1
             self._append(self._thresholds, (self._seq, {c: change[c] for c in _THRESHOLD_COLUMNS}))
 
-    def threshold_history(self, limit=None):
+    def threshold_history(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             out = [dict(c) for _, c in self._thresholds]
         return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
-    def threshold_changes(self, after_seq=0):
+    def threshold_changes(self, after_seq: int = 0) -> list[tuple[int, float, float]]:
         with self._lock:
             return [(seq, c["event_time"], c["new"]) for seq, c in self._thresholds if seq > after_seq]
 
-    def add_model_changes(self, changes):
+    def add_model_changes(self, changes: Iterable[Mapping[str, Any]]) -> None:
         with self.transaction():
             for c in changes:
                 key = (int(c["event_index"]), c["kind"])
@@ -944,12 +962,12 @@ class MemoryAlertStore(AlertStore):
                     self._append(self._model_changes, {k: copy.deepcopy(c[k]) for k in _MODEL_CHANGE_COLUMNS})
                     self._undo.append(lambda key=key: self._model_change_keys.discard(key))
 
-    def model_changes(self, limit=None):
+    def model_changes(self, limit: int | None = None) -> list[dict[str, Any]]:
         with self._lock:
             out = [copy.deepcopy(c) for c in self._model_changes]
         return out if limit is None else out[len(out) - int(limit) :] if int(limit) else []
 
-    def event_time_watermark(self):
+    def event_time_watermark(self) -> float | None:
         with self._lock:
             times = [d["timestamp"] for d in self._drift]
             times += [c["event_time"] for c in self._model_changes if c["event_time"] > -math.inf]
@@ -966,7 +984,7 @@ def _drift_key(d):
     return (d["timestamp"], d["feature"], d["kind"])
 
 
-def open_store(store, max_alerts=10_000):
+def open_store(store: AlertStore | str | os.PathLike[str] | None, max_alerts: int = 10_000) -> AlertStore:
     """``None`` -> :class:`MemoryAlertStore`; a ``postgresql://`` URL ->
     :class:`~anomaly_fast.pipeline.alert_store_postgres.PostgresAlertStore`; a path
     (str/Path) -> :class:`SQLiteAlertStore`; an :class:`AlertStore` is

@@ -22,10 +22,14 @@ lock, so it follows commit order and paging never skips a row committed
 late.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import time
 import zlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .alert_store import (
     _ALERT_COLUMNS,
@@ -40,6 +44,10 @@ from .alert_store import (
     _alert_row,
     _SQLAlertQueries,
 )
+
+if TYPE_CHECKING:
+    from ..streaming.feature_monitor import DriftEvent
+    from .events import AnomalyAlert
 
 __all__ = ["PostgresAlertStore", "is_postgres_url"]
 
@@ -118,7 +126,7 @@ MIGRATIONS = {
 _FIRST_VERSION = min(MIGRATIONS)
 
 
-def is_postgres_url(store):
+def is_postgres_url(store: object) -> bool:
     """True for a ``postgresql://`` or ``postgres://`` connection URL."""
     return isinstance(store, str) and store.split("://", 1)[0] in ("postgresql", "postgres")
 
@@ -193,17 +201,17 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
 
     def __init__(
         self,
-        url,
+        url: str,
         *,
-        schema=None,
-        busy_timeout=5.0,
-        max_age=None,
-        max_rows=None,
-        retention_batch=1000,
-        max_id_length=MAX_ID_LENGTH,
-        max_metadata_bytes=MAX_METADATA_BYTES,
-        connect_timeout=10.0,
-    ):
+        schema: str | None = None,
+        busy_timeout: float = 5.0,
+        max_age: float | None = None,
+        max_rows: int | None = None,
+        retention_batch: int = 1000,
+        max_id_length: int = MAX_ID_LENGTH,
+        max_metadata_bytes: int = MAX_METADATA_BYTES,
+        connect_timeout: float = 10.0,
+    ) -> None:
         super().__init__(max_id_length, max_metadata_bytes)
         psycopg = _import_psycopg()
         if not isinstance(url, str):
@@ -269,7 +277,7 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
                     conn.execute(statement)
             conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)", (version, description, time.time()))
 
-    def schema_migrations(self):
+    def schema_migrations(self) -> list[tuple[int, str, float]]:
         """[(version, description, applied_at)] of the applied migrations."""
         return [tuple(r) for r in self._read("SELECT * FROM schema_migrations ORDER BY version")]
 
@@ -301,7 +309,7 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
             return self._conn.execute(sql, args).fetchall()
 
     # -- alerts -------------------------------------------------------------------
-    def add_alerts(self, alerts):
+    def add_alerts(self, alerts: Iterable[AnomalyAlert | Mapping[str, Any]]) -> None:
         rows = []
         for a in alerts:
             d = _alert_dict(a)
@@ -314,13 +322,13 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         except self._errors.UniqueViolation as exc:
             raise ValueError(f"duplicate alert: {exc.diag.message_detail or exc}") from None
 
-    def existing_event_keys(self, keys):
+    def existing_event_keys(self, keys: Iterable[str]) -> set[str]:
         keys = list(keys)
         if not keys:
             return set()
         return {r[0] for r in self._read("SELECT event_key FROM alerts WHERE event_key = ANY(%s)", (keys,))}
 
-    def latest_alert(self, entity_id, at_or_before=None):
+    def latest_alert(self, entity_id: str, at_or_before: float | None = None) -> tuple[float, str, str] | None:
         sql = "SELECT timestamp, tier, alert_id FROM alerts WHERE entity_id = %s"
         args = (entity_id,)
         if at_or_before is not None:
@@ -330,32 +338,32 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         return tuple(rows[0]) if rows else None
 
     # -- feedback, drift, threshold ------------------------------------------------------
-    def add_feedback(self, alert_id, is_true_positive, timestamp):
+    def add_feedback(self, alert_id: str, is_true_positive: bool, timestamp: float) -> None:
         self._write(
             "INSERT INTO feedback (alert_id, is_true_positive, timestamp) VALUES (%s, %s, %s)",
             [(alert_id, bool(is_true_positive), float(timestamp))],
         )
 
-    def feedback(self, limit=None):
+    def feedback(self, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT alert_id, is_true_positive, timestamp FROM feedback ORDER BY seq DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [{"alert_id": a, "is_true_positive": bool(t), "timestamp": ts} for a, t, ts in self._read(sql)[::-1]]
 
-    def add_drift_events(self, events):
+    def add_drift_events(self, events: Iterable[DriftEvent]) -> None:
         self._write(
             f"INSERT INTO drift_events ({', '.join(_DRIFT_COLUMNS)}) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(float(e.timestamp), e.feature, e.kind, float(e.value), e.detail) for e in events],
         )
 
-    def add_model_changes(self, changes):
+    def add_model_changes(self, changes: Iterable[Mapping[str, Any]]) -> None:
         self._write(
             f"INSERT INTO model_changes ({', '.join(_MODEL_CHANGE_COLUMNS)}) "
             f"VALUES ({', '.join(['%s'] * len(_MODEL_CHANGE_COLUMNS))}) ON CONFLICT (event_index, kind) DO NOTHING",
             [tuple(json.dumps(c[k]) if k == "detail" else c[k] for k in _MODEL_CHANGE_COLUMNS) for c in changes],
         )
 
-    def event_time_watermark(self):
+    def event_time_watermark(self) -> float | None:
         return self._read(
             "SELECT GREATEST((SELECT MAX(timestamp) FROM alerts), (SELECT MAX(timestamp) FROM drift_events), "
             "(SELECT MAX(event_time) FROM threshold_history WHERE event_time > %s), "
@@ -364,7 +372,7 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         )[0][0]
 
     # -- retention ----------------------------------------------------------------
-    def apply_retention(self):
+    def apply_retention(self) -> int:
         if self.max_age is None and self.max_rows is None:
             return 0
         deleted = 0
@@ -407,7 +415,7 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
             if not seqs:
                 return deleted
 
-    def drop(self):
+    def drop(self) -> None:
         """Delete the store's schema and everything in it (tests, tear-down)."""
         with self._lock:
             self._conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')

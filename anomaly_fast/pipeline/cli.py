@@ -2,19 +2,28 @@
 a file, and run an :class:`~anomaly_fast.pipeline.AnomalyPipeline` over JSON
 lines on stdin."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._scores import anomaly_scores
 from ..cli import HelpFormatter, progress
 from .events import METADATA_KEYS as METADATA_COLUMNS  # never features
+
+if TYPE_CHECKING:
+    import os
+
+    import pandas as pd
 
 __all__ = [
     "add_model_version_option",
@@ -30,7 +39,7 @@ MODELS = ("iforest", "eif")
 LARGE = 100_000  # rows from which fit reports its steps on stderr and score shows a progress bar
 
 
-def read_table(path):
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A pandas DataFrame from a CSV or Parquet file (by extension)."""
     import pandas as pd
 
@@ -76,7 +85,7 @@ def _feature_frame(df, columns=None, dropna=False):
     return X, [str(c) for c in df.columns], finite
 
 
-def load_registered(model, version="latest"):
+def load_registered(model: str | os.PathLike[str], version: str = "latest") -> tuple[Any, dict[str, Any]]:
     """(model, metadata) from a registry folder (``version``) or from one
     version's folder."""
     from .registry import ModelRegistry
@@ -102,7 +111,7 @@ def _note(prog, text):
     print(f"anomaly-fast {prog}: {text}", file=sys.stderr, flush=True)
 
 
-def add_model_version_option(parser):
+def add_model_version_option(parser: argparse.ArgumentParser) -> None:
     """``--model-version`` (and ``--version``, its deprecated alias, kept for
     one release: ``anomaly-fast --version`` is the program's version)."""
     parser.add_argument(
@@ -119,7 +128,7 @@ def add_model_version_option(parser):
     )
 
 
-def model_version_arg(args, prog, stderr=None):
+def model_version_arg(args: argparse.Namespace, prog: str, stderr: IO[str] | None = None) -> str:
     """The model version chosen by :func:`add_model_version_option`'s options,
     with a deprecation notice on ``stderr`` when ``--version`` was used."""
     if args.deprecated_version is not None:
@@ -133,7 +142,7 @@ def model_version_arg(args, prog, stderr=None):
 
 
 # -- fit --------------------------------------------------------------------------
-def fit_main(argv=None):
+def fit_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="anomaly-fast fit",
         formatter_class=HelpFormatter,
@@ -282,7 +291,7 @@ def _score_dask(args, model, meta):
     return 0
 
 
-def score_main(argv=None):
+def score_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="anomaly-fast score",
         formatter_class=HelpFormatter,
@@ -467,7 +476,12 @@ def _summary(stats, malformed, threshold, stderr, key="summary", pipe=None):
     print(json.dumps({key: summary}), file=stderr, flush=True)
 
 
-def stream_main(argv=None, stdin=None, stdout=None, stderr=None):
+def stream_main(
+    argv: Sequence[str] | None = None,
+    stdin: IO[str] | None = None,
+    stdout: IO[str] | None = None,
+    stderr: IO[str] | None = None,
+) -> int:
     parser = argparse.ArgumentParser(
         prog="anomaly-fast stream",
         formatter_class=HelpFormatter,

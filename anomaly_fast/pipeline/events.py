@@ -2,11 +2,18 @@
 timestamps (:func:`parse_timestamp`), entity / event ids, and the coercion of
 per-event and per-batch metadata."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AnomalyAlert", "METADATA_KEYS", "TIMESTAMP_UNITS", "BatchMetadata", "id_value", "number", "parse_timestamp"]
 
@@ -66,11 +73,11 @@ class AnomalyAlert:
     event_key: str = ""
     explanation: list = field(default_factory=list)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def parse_timestamp(value, default, unit="s"):
+def parse_timestamp(value: object, default: float, unit: str = "s") -> float:
     """Seconds since the epoch from a number or numeric string (in ``unit``:
     ``"s"``, ``"ms"``, ``"us"`` or ``"ns"``), an ISO-8601 string (naive =
     UTC), a datetime or a ``numpy.datetime64``; ``None`` -> ``default``."""
@@ -112,7 +119,7 @@ def _datetime_seconds(dt):
     return dt.timestamp()
 
 
-def id_value(value, name):
+def id_value(value: object, name: str) -> str:
     """An entity or event id as str: a str or number per event (NumPy
     scalars accepted); containers (a pandas Series, a list) are refused."""
     if isinstance(value, np.generic):
@@ -122,7 +129,7 @@ def id_value(value, name):
     raise TypeError(f"{name} must be a string or a number per event, got {type(value).__name__}")
 
 
-def number(value, name):
+def number(value: object, name: str) -> float:
     if value is None:
         return math.nan
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -156,7 +163,13 @@ class BatchMetadata:
     """Per-row metadata of a batch: the timestamps of every row (parsed at
     once) and the other fields of a row on demand."""
 
-    def __init__(self, metadata, n, now, unit):
+    def __init__(
+        self,
+        metadata: Mapping[str, Any] | Sequence[Mapping[str, Any]] | pd.DataFrame | None,
+        n: int,
+        now: float,
+        unit: str,
+    ) -> None:
         self.rows = None
         self.columns = {}
         self.shared = {}
@@ -199,7 +212,7 @@ class BatchMetadata:
             return arr
         return np.array([parse_timestamp(v, now, unit) for v in column], dtype=np.float64)
 
-    def row(self, i):
+    def row(self, i: int) -> dict[str, Any]:
         if self.rows is not None:
             return self.rows[i]
         out = dict(self.shared)
@@ -209,7 +222,7 @@ class BatchMetadata:
         out["timestamp"] = float(self.timestamps[i])
         return out
 
-    def entities(self):
+    def entities(self) -> list[Any]:
         """The entity id of every row (a list)."""
         n = self.timestamps.shape[0]
         if self.rows is not None:

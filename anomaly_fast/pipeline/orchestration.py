@@ -4,6 +4,8 @@ suppression and escalation, feedback, feature monitoring, restore from the
 store).  The pieces it composes live beside it: :mod:`.events`,
 :mod:`.threshold`, :mod:`.suppression`, :mod:`.alert_store`."""
 
+from __future__ import annotations
+
 import copy
 import hashlib
 import math
@@ -11,9 +13,12 @@ import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.utils.validation import check_is_fitted
 
 from .._scores import calibrated_unit_scores, fit_calibration, unit_scores
@@ -30,6 +35,11 @@ from .adaptation import AdaptationPolicy, Adapter
 from .alert_store import AlertStore, event_key, open_store
 from .events import METADATA_KEYS, TIMESTAMP_UNITS, AnomalyAlert, BatchMetadata, id_value, number, parse_timestamp
 from .threshold import ThresholdTimeline, feedback_step
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..streaming.feature_monitor import DriftEvent
 
 __all__ = ["AnomalyAlert", "AnomalyPipeline", "DEFAULT_TIERS", "event_key", "parse_timestamp"]
 
@@ -283,30 +293,30 @@ class AnomalyPipeline:
 
     def __init__(
         self,
-        detector,
-        threshold=None,
-        suppression_window=300.0,
-        tiers=None,
-        store=None,
-        model_version=None,
-        monitor_features=True,
+        detector: Any,
+        threshold: float | None = None,
+        suppression_window: float = 300.0,
+        tiers: dict[str, float] | None = None,
+        store: AlertStore | str | os.PathLike[str] | None = None,
+        model_version: str | None = None,
+        monitor_features: bool = True,
         *,
-        feature_names=None,
-        reference=None,
-        target_precision=0.9,
-        threshold_step=0.02,
-        threshold_bounds=(0.5, 0.99),
-        min_feedback=10,
-        feedback_window=100,
-        max_entities=None,
-        buffer_size=10_000,
-        monitor_options=None,
-        on_drift=None,
-        timestamp_unit="s",
-        score_missing="auto",
-        explain=0,
-        adapt=None,
-    ):
+        feature_names: list[str] | None = None,
+        reference: npt.ArrayLike | dict[str, Sequence[float]] | None = None,
+        target_precision: float = 0.9,
+        threshold_step: float = 0.02,
+        threshold_bounds: tuple[float, float] | list[float] = (0.5, 0.99),
+        min_feedback: int = 10,
+        feedback_window: int = 100,
+        max_entities: int | None = None,
+        buffer_size: int = 10_000,
+        monitor_options: dict[str, Any] | None = None,
+        on_drift: Callable[[list[DriftEvent]], object] | None = None,
+        timestamp_unit: Literal["s", "ms", "us", "ns"] = "s",
+        score_missing: bool | Literal["auto"] = "auto",
+        explain: int = 0,
+        adapt: AdaptationPolicy | bool | None = None,
+    ) -> None:
         params = dict(locals())
         del params["self"]
         validate_parameter_constraints(self._parameter_constraints, params, caller_name="AnomalyPipeline")
@@ -508,12 +518,12 @@ class AnomalyPipeline:
             self._thresholds.add(changes)
 
     @property
-    def adapt(self):
+    def adapt(self) -> AdaptationPolicy | None:
         """The :class:`AdaptationPolicy` in force, or None."""
         return None if self._adapter is None else self._adapter.policy
 
     @property
-    def threshold(self):
+    def threshold(self) -> float:
         """The current threshold: in force for events later than the latest
         change."""
         with self._lock:
@@ -595,7 +605,9 @@ class AnomalyPipeline:
             raise ValueError("the pipeline is closed")
 
     # -- one event ------------------------------------------------------------------
-    def process(self, point, metadata=None):
+    def process(
+        self, point: npt.ArrayLike | Mapping[str, float], metadata: Mapping[str, Any] | None = None
+    ) -> AnomalyAlert | None:
         """Score one event and return its :class:`AnomalyAlert`, or None.
 
         Parameters
@@ -694,7 +706,11 @@ class AnomalyPipeline:
         stats["below_threshold"] += n_scorable - n_candidates
 
     # -- many events ----------------------------------------------------------------
-    def process_batch(self, X, metadata=None):
+    def process_batch(
+        self,
+        X: npt.ArrayLike,
+        metadata: Sequence[Mapping[str, Any]] | Mapping[str, Any] | pd.DataFrame | None = None,
+    ) -> list[AnomalyAlert]:
         """Score the rows of ``X`` as events in row order; return the list of
         alerts they raised (committed to the store in one transaction).
 
@@ -890,7 +906,7 @@ class AnomalyPipeline:
             self._adapter.policy.on_change(changes)
 
     # -- feedback -------------------------------------------------------------------
-    def feedback(self, alert_id, is_true_positive, timestamp=None):
+    def feedback(self, alert_id: str, is_true_positive: bool, timestamp: object = None) -> float:
         """Record an analyst's verdict on an alert and adapt the threshold.
 
         Over the last ``feedback_window`` distinct labelled alerts (a new
@@ -935,7 +951,7 @@ class AnomalyPipeline:
             self._refresh_thresholds()
             return self._thresholds.current()
 
-    def threshold_history(self):
+    def threshold_history(self) -> list[dict[str, Any]]:
         """Every threshold change: dicts with ``timestamp`` (wall clock),
         ``event_time`` (in force for events after it), ``old``, ``new`` and
         ``reason`` (the in-memory store keeps the last ``buffer_size``)."""
@@ -943,18 +959,18 @@ class AnomalyPipeline:
             return self.store.threshold_history()
 
     # -- reports --------------------------------------------------------------------
-    def feature_report(self):
+    def feature_report(self) -> list[dict[str, Any]]:
         """Per-feature drift and data-quality summary (see
         :meth:`FeatureMonitor.feature_report`); ``[]`` when monitoring is off."""
         with self._lock:
             return [] if self.monitor is None else self.monitor.feature_report()
 
-    def drift_events(self, limit=None):
+    def drift_events(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored drift events (dicts), oldest first."""
         with self._lock:
             return self.store.drift_events(limit)
 
-    def model_changes(self, limit=None):
+    def model_changes(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Stored model changes of the adaptation policy (dicts), oldest
         first: ``kind`` (``"initial"``, ``"incident"``, ``"change"``,
         ``"challenger"``, ``"promotion"``, ``"rejection"``), ``version``,
@@ -965,13 +981,13 @@ class AnomalyPipeline:
         with self._lock:
             return self.store.model_changes(limit)
 
-    def alerts(self, limit=None):
+    def alerts(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The last ``limit`` stored alerts (dicts; all when None), oldest
         first.  :meth:`iter_alerts` reads a large store page by page."""
         with self._lock:
             return self.store.alerts(limit)
 
-    def iter_alerts(self, page_size=1000):
+    def iter_alerts(self, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every stored alert (dicts), oldest first, read ``page_size`` at a
         time (alerts stored meanwhile are included)."""
         cursor = 0
@@ -982,7 +998,7 @@ class AnomalyPipeline:
                 return
             yield from page
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True

@@ -13,6 +13,8 @@ estimator): unpickling runs code from the file before any check.  Models
 from untrusted sources must come in the non-pickle forest format.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import math
@@ -25,11 +27,14 @@ import tokenize
 import warnings
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 from numbers import Real
 from pathlib import Path
+from typing import Any
 
 import joblib
 import numpy as np
+import numpy.typing as npt
 
 from .._sklearn_compat import validate_estimator_params
 from ..forest.extended_isolation_forest import ExtendedIsolationForest
@@ -98,7 +103,7 @@ def _hash_content(arrays, state):
     return h.hexdigest()
 
 
-def model_version(model):
+def model_version(model: Any) -> str:
     """Content-derived version id of a fitted model: ``"v-"`` + 16 hex digits
     of a SHA-256 over its parameters and fitted arrays (anomaly_fast forests)
     or over ``joblib.hash`` (anything else).  Equal models get equal ids."""
@@ -109,7 +114,7 @@ def model_version(model):
     return "v-" + hashlib.sha256(joblib.hash(model).encode()).hexdigest()[:16]
 
 
-def data_fingerprint(X):
+def data_fingerprint(X: npt.ArrayLike) -> dict[str, Any]:
     """Fingerprint of training data: SHA-256 of its shape, dtype and bytes,
     plus per-feature ``min``/``max``/``mean``/``std`` (NaN ignored) used to
     monitor features in production."""
@@ -380,7 +385,7 @@ def _write_model(folder, state, write, mode):
     _fsync_folder(folder)
 
 
-def save_model(model, path, mode=DEFAULT_MODE):
+def save_model(model: Any, path: str | os.PathLike[str], mode: int = DEFAULT_MODE) -> dict[str, Any]:
     """Save a fitted model into the folder ``path`` (created).
 
     anomaly_fast forests are written as ``model.npz`` (no pickled objects) and
@@ -396,7 +401,7 @@ def save_model(model, path, mode=DEFAULT_MODE):
     return state
 
 
-def load_model(path, allow_pickle=False):
+def load_model(path: str | os.PathLike[str], allow_pickle: bool = False) -> Any:
     """Load a model saved by :func:`save_model` from the folder ``path``.
 
     Forest files are never unpickled: ``meta.json`` and ``model.npz`` are
@@ -478,12 +483,18 @@ class ModelRegistry:
     ['a', 'b', 'c']
     """
 
-    def __init__(self, root, mode=DEFAULT_MODE):
+    def __init__(self, root: str | os.PathLike[str], mode: int = DEFAULT_MODE) -> None:
         self.mode = _check_mode(mode)
         self.root = Path(root)
         _make_folder(self.root, self.mode)
 
-    def save(self, model, X=None, feature_names=None, tags=None):
+    def save(
+        self,
+        model: Any,
+        X: npt.ArrayLike | None = None,
+        feature_names: Sequence[str] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
         """Save a fitted ``model`` (trained on ``X``, optional) and return its
         version id.  ``feature_names`` (one per feature; they must equal the
         model's ``feature_names_in_`` if it has them) come back as the loaded
@@ -531,11 +542,11 @@ class ModelRegistry:
             raise ValueError(f"no model version {version!r} in {self.root}")
         return folder
 
-    def load(self, version="latest", allow_pickle=False):
+    def load(self, version: str = "latest", allow_pickle: bool = False) -> Any:
         """Load the model of ``version`` (``"latest"``: the last saved)."""
         return load_model(self._folder(version), allow_pickle=allow_pickle)
 
-    def metadata(self, version="latest"):
+    def metadata(self, version: str = "latest") -> dict[str, Any]:
         """The ``meta.json`` dict of ``version`` (its ``"version"`` is the
         folder's name)."""
         folder = self._folder(version)
@@ -543,7 +554,7 @@ class ModelRegistry:
         meta["version"] = folder.name
         return meta
 
-    def list_versions(self):
+    def list_versions(self) -> list[dict[str, Any]]:
         """Metadata of every version (without arrays), oldest save first.
         Only folders named like a version count (not symlinks); a version
         whose ``meta.json`` is unreadable raises a ValueError."""

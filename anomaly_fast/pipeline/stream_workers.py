@@ -23,14 +23,21 @@ the same hash (:func:`worker_of`) and run ``anomaly-fast stream --store
 postgresql://...`` on each shard.
 """
 
+from __future__ import annotations
+
 import json
 import multiprocessing
 import queue
 import sys
 import threading
 import zlib
+from collections.abc import Hashable
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["run_workers", "worker_of"]
 
@@ -38,7 +45,7 @@ CHUNK = 256  # lines per message to a worker
 IDLE_FLUSH = 0.05  # seconds without input after which partial chunks are sent (live streams)
 
 
-def worker_of(entity_id, n_workers):
+def worker_of(entity_id: Hashable, n_workers: int) -> int:
     """The worker of an entity: ``crc32(str(entity_id)) % n_workers``
     (stable across runs, processes and machines, unlike ``hash``)."""
     return zlib.crc32(str(entity_id).encode()) % n_workers
@@ -132,7 +139,7 @@ class _Reader(threading.Thread):
             self.lines.put(None)
 
 
-def run_workers(args, stdin, stdout, stderr):
+def run_workers(args: argparse.Namespace, stdin: IO[str], stdout: IO[str], stderr: IO[str]) -> int:
     """Run ``anomaly-fast stream`` with ``args.workers`` pipeline processes;
     returns the exit status (0 done, 1 a worker or the store failed, 2 could
     not start)."""

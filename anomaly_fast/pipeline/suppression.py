@@ -7,12 +7,18 @@ from the alert store inside the pipeline's write transaction
 writer of the store and for a replayed stream.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+
 __all__ = ["NEW", "ESCALATION", "SUPPRESSED", "decide"]
 
 NEW, ESCALATION, SUPPRESSED = "new", "escalation", "suppressed"
 
 
-def decide(last, event_time, tier, window, tier_rank):
+def decide(
+    last: tuple[float, str, str] | None, event_time: float, tier: str, window: float, tier_rank: Mapping[str, int]
+) -> str:
     """Decide one alert candidate.
 
     Parameters

@@ -1,10 +1,14 @@
 """The pipeline's threshold: the value in force at each event time, and the
 feedback controller that moves it towards a target precision."""
 
+from __future__ import annotations
+
 import math
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["ThresholdTimeline", "feedback_step"]
 
@@ -18,7 +22,7 @@ class ThresholdTimeline:
     stream judges every event with the threshold it met the first time.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._keys = []  # (event_time, seq), sorted
         self._values = []
         self._stamps = []
@@ -27,7 +31,7 @@ class ThresholdTimeline:
     def __len__(self):
         return len(self._values)
 
-    def add(self, changes):
+    def add(self, changes: Iterable[tuple[int, float, float]]) -> None:
         for seq, event_time, value in changes:
             i = bisect_right(self._keys, (event_time, seq))
             self._keys.insert(i, (event_time, seq))
@@ -37,22 +41,24 @@ class ThresholdTimeline:
         self._stamp_array = np.array(self._stamps, dtype=np.float64)
         self._value_array = np.array(self._values, dtype=np.float64)
 
-    def current(self):
+    def current(self) -> float:
         return self._values[-1]
 
-    def at(self, t):
+    def at(self, t: float) -> float:
         if t > self._stamps[-1]:
             return self._values[-1]
         return self._values[max(bisect_left(self._stamps, t) - 1, 0)]
 
-    def at_many(self, ts):
+    def at_many(self, ts: npt.NDArray[np.float64]) -> float | npt.NDArray[np.float64]:
         if len(self._values) == 1 or ts.min() > self._stamps[-1]:
             return self._values[-1]
         index = np.searchsorted(self._stamp_array, ts, side="left") - 1
         return self._value_array[np.maximum(index, 0)]
 
 
-def feedback_step(current, labels, target_precision, max_step, bounds):
+def feedback_step(
+    current: float, labels: Mapping[str, bool], target_precision: float, max_step: float, bounds: tuple[float, float]
+) -> tuple[float, str | None]:
     """The threshold after feedback: precision below ``target_precision``
     over ``labels`` (alert id -> bool) raises ``current``, above it lowers
     it, by ``min(max_step, |precision - target| / 2)``, within ``bounds``.

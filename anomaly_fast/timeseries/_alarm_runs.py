@@ -6,7 +6,10 @@ alarm per run of flagged points, at its first observed cell, at most one per
 ``min_spacing`` steps; the state restarts after a long gap (a new segment).
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .. import _alarms
@@ -59,7 +62,7 @@ class AlarmState:
         return cls(array)
 
 
-def alarm_onsets(score, min_spacing):
+def alarm_onsets(score: npt.ArrayLike, min_spacing: int) -> npt.NDArray[np.bool_]:
     """Alarms of one regular stream of scores, with the alarm spacing of the
     time-series detectors: a point is flagged when ``score > 1``; one alarm
     per run of flagged points, at its first point, at most one per

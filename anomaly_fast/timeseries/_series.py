@@ -24,6 +24,8 @@ Without a DatetimeIndex the points are taken as evenly spaced (one grid cell
 each, NaN filled by interpolation).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,7 +93,7 @@ def median_step(times_ns):
     return pd.Timedelta(int(step), unit="ns")
 
 
-def infer_period(index):
+def infer_period(index: pd.DatetimeIndex) -> int:
     """Seasonal period, in steps, implied by a DatetimeIndex.
 
     The step is the median step between distinct timestamps.  Sub-daily data

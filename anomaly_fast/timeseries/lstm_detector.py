@@ -1,9 +1,14 @@
 """Next-step LSTM prediction error as an anomaly score (needs torch)."""
 
+from __future__ import annotations
+
 import contextlib
+import os
 from numbers import Integral, Real
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils import check_random_state
@@ -169,18 +174,18 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
 
     def __init__(
         self,
-        window=32,
-        hidden_size=32,
-        n_layers=1,
-        epochs=20,
-        batch_size=8,
-        learning_rate=1e-2,
-        quantile=0.99,
-        random_state=None,
-        progress_bar=True,
-        duplicates="mean",
-        max_gap=None,
-    ):
+        window: int = 32,
+        hidden_size: int = 32,
+        n_layers: int = 1,
+        epochs: int = 20,
+        batch_size: int = 8,
+        learning_rate: float = 1e-2,
+        quantile: float = 0.99,
+        random_state: int | np.random.RandomState | None = None,
+        progress_bar: bool = True,
+        duplicates: Literal["mean", "last", "raise"] = "mean",
+        max_gap: int | None = None,
+    ) -> None:
         self.window = window
         self.hidden_size = hidden_size
         self.n_layers = n_layers
@@ -278,7 +283,7 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
 
     # -------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X: npt.ArrayLike | pd.Series | pd.DataFrame, y: object = None) -> LSTMDetector:
         """Train the network on normal data and set the threshold.
 
         Parameters
@@ -360,13 +365,13 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         segments = [(0, X.shape[0])] if data is None else [tuple(seg) for seg in data.segments.tolist()]
         return self._predict_errors((X - self.mean_) / self.scale_, segments), data
 
-    def prediction_error(self, X):
+    def prediction_error(self, X: npt.ArrayLike | pd.Series | pd.DataFrame) -> npt.NDArray[np.float64]:
         """Mean squared standardised next-step error of each step (0 for the
         first ``window`` steps).  Higher = more anomalous."""
         errors, data = self._grid_errors(X)
         return errors if data is None else on_input(data, errors)
 
-    def detect(self, series):
+    def detect(self, series: npt.ArrayLike | pd.Series) -> pd.DataFrame:
         """Score every point of a univariate ``series`` and place alarms.
 
         Returns
@@ -390,19 +395,19 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         }
         return input_frame(data, columns, grid_alarms(score, data, self.period_))
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike | pd.Series | pd.DataFrame) -> npt.NDArray[np.float64]:
         """``-prediction_error(X)``: lower = more abnormal."""
         return -self.prediction_error(X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike | pd.Series | pd.DataFrame) -> npt.NDArray[np.float64]:
         """``score_samples(X) - offset_``: negative for outliers."""
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike | pd.Series | pd.DataFrame) -> npt.NDArray[np.int_]:
         """-1 for outliers (error above ``error_threshold_``), 1 otherwise."""
         return np.where(self.decision_function(X) < 0, -1, 1)
 
-    def anomaly_score(self, X):
+    def anomaly_score(self, X: npt.ArrayLike | pd.Series | pd.DataFrame) -> npt.NDArray[np.float64]:
         """``1 - 2 ** (-error / error_threshold_)`` in [0, 1): higher = more
         anomalous, 0.5 at the threshold."""
         error = self.prediction_error(X)
@@ -411,7 +416,7 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
     # ---------------------------------------------------------- persistence
     _FITTED = ("mean_", "scale_", "error_threshold_", "offset_", "train_loss_", "n_features_in_", "period_")
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write parameters, weights and fitted state to ``path`` (torch format)."""
         check_is_fitted(self)
         torch = _torch()
@@ -424,7 +429,7 @@ class LSTMDetector(OutlierMixin, BaseEstimator):
         torch.save({"params": params, "fitted": state, "weights": self._model.state_dict()}, path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> LSTMDetector:
         """Read a detector written by :meth:`save`."""
         torch = _torch()
         saved = torch.load(path, weights_only=True)

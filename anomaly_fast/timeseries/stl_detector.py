@@ -1,10 +1,14 @@
 """STL residuals turned into alarms one can act on."""
 
+from __future__ import annotations
+
 import functools
 import warnings
 from numbers import Integral, Real
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -243,18 +247,18 @@ class STLDetector(BaseEstimator):
 
     def __init__(
         self,
-        period=None,
-        threshold=4.0,
-        trend_threshold=4.0,
-        novelty_quantile=0.99,
-        novelty_ratio=1.5,
-        history=7,
-        min_spacing=None,
-        robust_iter=3,
-        mode="online",
-        duplicates="mean",
-        max_gap=None,
-    ):
+        period: int | None = None,
+        threshold: float = 4.0,
+        trend_threshold: float = 4.0,
+        novelty_quantile: float = 0.99,
+        novelty_ratio: float = 1.5,
+        history: int = 7,
+        min_spacing: int | None = None,
+        robust_iter: int = 3,
+        mode: Literal["online", "batch"] = "online",
+        duplicates: Literal["mean", "last", "raise"] = "mean",
+        max_gap: int | None = None,
+    ) -> None:
         self.period = period
         self.threshold = threshold
         self.trend_threshold = trend_threshold
@@ -271,7 +275,7 @@ class STLDetector(BaseEstimator):
         return prepare_series(series, period, min_cycles=min_cycles, duplicates=self.duplicates, max_gap=self.max_gap)
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, series, y=None):
+    def fit(self, series: npt.ArrayLike | pd.Series, y: object = None) -> STLDetector:
         """Learn the period and the residual and trend-change scales.
 
         Parameters
@@ -355,7 +359,7 @@ class STLDetector(BaseEstimator):
     def _decompose(self, values):
         return stl_decompose(values, self.period_, robust=True, outer_iter=self.robust_iter, inner_iter=1)
 
-    def detect(self, series):
+    def detect(self, series: npt.ArrayLike | pd.Series) -> pd.DataFrame:
         """Decompose ``series``, score every point and place alarms.
 
         Parameters
@@ -413,7 +417,7 @@ class STLDetector(BaseEstimator):
         return input_frame(data, columns, alarm)
 
     # ---------------------------------------------------------------- stream
-    def update(self, value, timestamp=None):
+    def update(self, value: float, timestamp: pd.Timestamp | str | float | None = None) -> float:
         """Take the next point of a stream; return its ``score`` (``> 1`` flags).
 
         Scores as ``mode="online"`` does (whatever ``mode`` is): from the
@@ -442,7 +446,7 @@ class STLDetector(BaseEstimator):
         score, self.alarm_detected = feed(stream, self._push, value, timestamp, self.step_, max_gap, spacing)
         return score
 
-    def reset_stream(self):
+    def reset_stream(self) -> STLDetector:
         """Forget the stream (the fitted model is kept)."""
         self.__dict__.pop("_stream", None)
         return self

@@ -1,13 +1,20 @@
 """The textbook STL recipe: decompose, then threshold modified z-scores."""
 
+from __future__ import annotations
+
 import warnings
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from .._sklearn_compat import Interval, StrOptions, validate_params
 from ._alarm_runs import input_frame
 from ._series import DUPLICATES, prepare_series
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["modified_z_score", "stl_anomaly_detection"]
 
@@ -17,7 +24,7 @@ _MAD_FACTOR = 0.6745
 _MEAN_AD_FACTOR = 1.253314
 
 
-def modified_z_score(x, tol=0.0):
+def modified_z_score(x: npt.ArrayLike, tol: float = 0.0) -> npt.NDArray[np.float64]:
     """Modified z-score ``0.6745 * (x - median) / MAD`` (Iglewicz & Hoaglin).
 
     When the MAD is 0 (more than half of the values are equal), the mean
@@ -164,7 +171,14 @@ def decompose_segments(data, decompose):
     },
     prefer_skip_nested_validation=True,
 )
-def stl_anomaly_detection(series, period=None, threshold_sigma=3.0, robust=True, duplicates="mean", max_gap=None):
+def stl_anomaly_detection(
+    series: npt.ArrayLike | pd.Series,
+    period: int | None = None,
+    threshold_sigma: float = 3.0,
+    robust: bool = True,
+    duplicates: Literal["mean", "last", "raise"] = "mean",
+    max_gap: int | None = None,
+) -> pd.DataFrame:
     """Textbook STL anomaly detection: STL residuals, modified z-score, threshold.
 
     The series is decomposed with statsmodels' STL into trend + seasonal +

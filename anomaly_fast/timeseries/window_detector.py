@@ -1,8 +1,12 @@
 """Any anomaly_fast tabular detector on sliding windows of a series."""
 
+from __future__ import annotations
+
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
@@ -13,6 +17,9 @@ from ..forest.isolation_forest import IsolationForest
 from ._alarm_runs import grid_alarms, input_frame
 from ._series import DUPLICATES, acf_period, infer_period, prepare_series
 from ._stream import GridStream, feed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["WindowDetector"]
 
@@ -104,8 +111,15 @@ class WindowDetector(BaseEstimator):
     }
 
     def __init__(
-        self, estimator=None, window=None, period=None, threshold=3.0, min_spacing=None, duplicates="mean", max_gap=None
-    ):
+        self,
+        estimator: BaseEstimator | None = None,
+        window: int | None = None,
+        period: int | None = None,
+        threshold: float = 3.0,
+        min_spacing: int | None = None,
+        duplicates: Literal["mean", "last", "raise"] = "mean",
+        max_gap: int | None = None,
+    ) -> None:
         self.estimator = estimator
         self.window = window
         self.period = period
@@ -125,7 +139,7 @@ class WindowDetector(BaseEstimator):
             return acf_period(probe.values)
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, series, y=None):
+    def fit(self, series: npt.ArrayLike | pd.Series, y: object = None) -> WindowDetector:
         """Fit the estimator on the windows of ``series`` and learn the score scale.
 
         Parameters
@@ -173,7 +187,7 @@ class WindowDetector(BaseEstimator):
             return np.empty((0, window))
         return np.ascontiguousarray(np.concatenate(parts))
 
-    def detect(self, series):
+    def detect(self, series: npt.ArrayLike | pd.Series) -> pd.DataFrame:
         """Score every point of ``series`` and place alarms.
 
         Returns
@@ -213,7 +227,7 @@ class WindowDetector(BaseEstimator):
         return self.period_ if self.min_spacing is None else self.min_spacing
 
     # ---------------------------------------------------------------- stream
-    def update(self, value, timestamp=None):
+    def update(self, value: float, timestamp: pd.Timestamp | str | float | None = None) -> float:
         """Take the next point of a stream; return its ``score`` (``> 1`` flags).
 
         Points are put on the training grid as they come: a timestamp in the
@@ -250,7 +264,7 @@ class WindowDetector(BaseEstimator):
             return score
         return float(est.anomaly_score(row[None, :])[0])
 
-    def reset_stream(self):
+    def reset_stream(self) -> WindowDetector:
         """Forget the stream (the fitted model is kept)."""
         self.__dict__.pop("_stream", None)
         return self
