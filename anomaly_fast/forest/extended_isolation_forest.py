@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from .. import _isolation
+from .._checks import all_finite
 from .._sklearn_compat import Interval, StrOptions
 from .base import BaseIsolationForest, SparseRows, compact_trees, kernel_input
 
@@ -268,6 +269,9 @@ class ExtendedIsolationForest(BaseIsolationForest):
             n_features = X.shape[1]
             sums = np.bincount(indices[finite], weights=data[finite], minlength=n_features)
             counts = X.shape[0] - np.bincount(indices[~finite], minlength=n_features)
+        elif all_finite(X):  # the usual case: one pass over X, no temporary copies (same sums)
+            counts = np.full(X.shape[1], X.shape[0])
+            sums = X.sum(axis=0, dtype=np.float64)
         else:
             finite = np.isfinite(X)
             counts = finite.sum(axis=0)
