@@ -46,6 +46,7 @@ import time
 import weakref
 
 import numpy as np
+cimport cython
 cimport numpy as cnp
 
 from cpython.dict cimport PyDict_GetItem, PyDict_Next, PyDict_Size
@@ -825,3 +826,62 @@ cdef class HalfSpaceForest:
                 ref[t, j] = _reference(nd, self._window)
                 lat[t, j] = _latest(nd, self._window)
         return np.asarray(ref), np.asarray(lat)
+
+
+@cython.auto_pickle(False)
+cdef class HalfSpaceModelBase:
+    """Compiled base of :class:`anomaly_fast.HalfSpaceTrees` that gives the
+    model ``learn_one`` / ``score_one`` as methods of its own type.
+
+    CPython specialises a call ``model.score_one(x)`` only for a method found
+    on the type: a compiled method bound to the core and kept in the model's
+    ``__dict__`` costs an unspecialised look-up on every call (measured: about
+    30 ns a call, 11% of a score-then-learn at the defaults).  These methods
+    reach the core through a C field instead.  The class holds no state of its
+    own: the core (``_set_core``) holds the trees, and the model pickles
+    through its own ``__getstate__`` / ``__setstate__``."""
+    cdef HalfSpaceForest _fast_core
+
+    def _set_core(self, HalfSpaceForest core not None):
+        self._fast_core = core
+
+    def learn_one(self, x):
+        """Learn one point.
+
+        Parameters
+        ----------
+        x : dict or ndarray of shape (n_features,)
+            Feature name -> value, or the values in the order of
+            ``feature_names_in_``; finite numbers.
+        """
+        cdef HalfSpaceForest core = self._fast_core
+        if core is None:
+            raise RuntimeError("HalfSpaceTrees: the model has no compiled core (it was not initialised)")
+        if core._writers:
+            core._wait(False)
+        cdef const float64_t* p = core._point(x)
+        if p == NULL:
+            return self._learn_other(x)
+        core._learn_point(p)
+
+    def score_one(self, x):
+        """Anomaly score of one point with the current model, without
+        learning it.
+
+        Parameters
+        ----------
+        x : dict or ndarray of shape (n_features,)
+            As for :meth:`learn_one`.
+
+        Returns
+        -------
+        float
+            In [0, 1], higher = more anomalous; 0.0 during the first window.
+        """
+        cdef HalfSpaceForest core = self._fast_core
+        if core is None:
+            raise RuntimeError("HalfSpaceTrees: the model has no compiled core (it was not initialised)")
+        cdef const float64_t* p = core._point(x)
+        if p == NULL:
+            return self._score_other(x)
+        return core._score_point(p)

@@ -17,13 +17,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_array
 
 from .._checks import all_finite
-from .._hst import NODE_DTYPE, HalfSpaceForest
+from .._hst import NODE_DTYPE, HalfSpaceForest, HalfSpaceModelBase
 from .._sklearn_compat import Interval, StrOptions, validate_estimator_params
 
 __all__ = ["HalfSpaceTrees"]
-
-# one point: feature name -> value, or the values in feature order
-Point = Mapping[Hashable, float] | npt.ArrayLike
 
 _NODE_BYTES = 32
 _MIN_ROWS_PER_THREAD = 2048  # smaller batches run on one thread
@@ -170,7 +167,7 @@ def _check_state(state):
     return attrs, kernel
 
 
-class HalfSpaceTrees(BaseEstimator):
+class HalfSpaceTrees(HalfSpaceModelBase, BaseEstimator):
     """Half-Space Trees (Tan, Ting & Liu 2011) for streaming anomaly
     detection, compiled, with river's API plus batch entry points.
 
@@ -310,13 +307,12 @@ class HalfSpaceTrees(BaseEstimator):
         self.reset()
 
     def _bind(self, core: HalfSpaceForest) -> None:
-        # learn_one/score_one are the core's own methods, bound to the model:
-        # a Python method around them would add a frame to every call.  Input
-        # they cannot take comes back to _learn_other/_score_other below.
+        # learn_one/score_one (compiled methods of the base class) read the
+        # core from a C field: no Python frame and no look-up in __dict__ per
+        # call.  Input they cannot take comes back to _learn_other/_score_other below.
         self._core = core
         core._set_owner(self)
-        self.learn_one = core.learn_one
-        self.score_one = core.score_one
+        self._set_core(core)
 
     def reset(self) -> HalfSpaceTrees:
         """Forget the trees and everything learned (and apply any parameter
@@ -482,37 +478,14 @@ class HalfSpaceTrees(BaseEstimator):
         row = self._row(x, "score_one")
         return self._core._score_row(row) if self._core._is_built else 0.0
 
-    # learn_one(x) and score_one(x) are bound to the core's methods (see
-    # _bind): a finite float64 row of the right length, or a dict with
-    # exactly the model's keys and finite float/int values, never leaves
-    # compiled code; any other input comes back to the two methods above.
-    # The methods below document them (and serve calls through the class).
-    def learn_one(self, x: Point) -> None:
-        """Learn one point.
-
-        Parameters
-        ----------
-        x : dict or ndarray of shape (n_features,)
-            Feature name -> value, or the values in the order of
-            ``feature_names_in_``; finite numbers.
-        """
-        return self._core.learn_one(x)
-
-    def score_one(self, x: Point) -> float:
-        """Anomaly score of one point with the current model, without
-        learning it.
-
-        Parameters
-        ----------
-        x : dict or ndarray of shape (n_features,)
-            As for :meth:`learn_one`.
-
-        Returns
-        -------
-        float
-            In [0, 1], higher = more anomalous; 0.0 during the first window.
-        """
-        return self._core.score_one(x)
+    # learn_one(x) and score_one(x) are methods of the compiled base
+    # (HalfSpaceModelBase, reaching the core through a C field): a finite
+    # float64 row of the right length, or a dict with exactly the model's keys
+    # and finite float/int values, never leaves compiled code; any other input
+    # comes back to the two methods above.  Named here so that they are the
+    # model's own attributes (documented with it); the same objects as the base's.
+    learn_one = HalfSpaceModelBase.learn_one
+    score_one = HalfSpaceModelBase.score_one
 
     def mass_profile(self) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
         """Reference and latest masses of every node, each an int array of
