@@ -4,6 +4,8 @@ PostgreSQL in the same run (one process, ``process`` per event and
 each store.  Needs a PostgreSQL server (``--postgres URL``, default the
 ANOMALY_FAST_TEST_POSTGRES variable that ``.ci/postgres start`` prints)."""
 
+from __future__ import annotations
+
 import argparse
 import io
 import json
@@ -88,31 +90,27 @@ def main(argv=None):
         schemas.append(schema)
         return PostgresAlertStore(args.postgres, schema=schema)
 
+    def pipeline(kind):
+        return AnomalyPipeline(
+            model,
+            threshold=threshold,
+            store=open_store(kind),
+            monitor_features=False,
+            model_version="bench",
+            suppression_window=0.0,
+        )
+
     rows = []
     try:
         for kind in ("sqlite", "postgres"):
-            pipe = AnomalyPipeline(
-                model,
-                threshold=threshold,
-                store=open_store(kind),
-                monitor_features=False,
-                model_version="bench",
-                suppression_window=0.0,
-            )
+            pipe = pipeline(kind)
             start = time.perf_counter()
             for i in range(args.n_events):
                 pipe.process(X[i], {"entity_id": entities[i], "timestamp": times[i]})
             elapsed = time.perf_counter() - start
             rows.append((f"process per event, {kind}", args.n_events / elapsed, pipe.stats["alerts"]))
             pipe.close()
-            pipe = AnomalyPipeline(
-                model,
-                threshold=threshold,
-                store=open_store(kind),
-                monitor_features=False,
-                model_version="bench",
-                suppression_window=0.0,
-            )
+            pipe = pipeline(kind)
             start = time.perf_counter()
             for s in range(0, args.n_events, 1000):
                 pipe.process_batch(
