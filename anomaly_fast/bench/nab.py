@@ -38,7 +38,7 @@ from ..cli import HelpFormatter, existing_folder, progress
 from ..evaluation import false_alarm_runs, window_hits, window_masks
 from ._data import RESULTS, write_json
 
-__all__ = ["Case", "load_nab", "main", "synthetic_cases"]
+__all__ = ["Case", "load_nab", "main", "messy_cases", "synthetic_cases"]
 
 METHODS = ("textbook", "stl", "stl-online", "lstm")
 
@@ -91,6 +91,72 @@ def synthetic_cases(seed=0, weeks=6):
             y[at : at + 36] = y[at]
         window = (index[at - 12], index[min(at + 36, n - 1)])
         cases.append(Case(f"synthetic/{kind}", pd.Series(y, index=index), [window]))
+    return cases
+
+
+MESSY_KINDS = ("spike", "level_shift", "variance_change", "trend_change")
+
+
+def messy_cases(seed=2026, per_kind=6, clean=8):
+    """Seasonal series as real feeds deliver them, with one labelled anomaly each (and clean ones).
+
+    A generator of its own (``numpy.random.default_rng``, not the unit
+    tests'): per series a sampling step (5 min, 30 min or 1 h; the period is
+    a day), two daily harmonics, for half of them a weekend level, a slow
+    drift, gaussian or Student-t (3 dof) noise, and for half of them real
+    timestamps: jittered by up to 10% of a step, 5% of the points missing,
+    a gap of 1.5 periods in the first third and 1% duplicated timestamps
+    (other values).  Anomaly kinds: a spike (8 noise sd), a level shift
+    (5 sd), a variance change (x4 for one period), a trend change (6 sd per
+    two periods from then on).  Windows as NAB's: from a quarter period
+    before the onset to one period after it (three for a trend change).
+    Groups: ``messy-anomaly/...`` and ``messy-clean/...`` (no windows: every
+    alarm there is false).
+    """
+    rng = np.random.default_rng(seed)
+    kinds = [k for k in MESSY_KINDS for _ in range(per_kind)] + [None] * clean
+    cases = []
+    for i, kind in enumerate(kinds):
+        step, period = [("5min", 288), ("30min", 48), ("1h", 24)][rng.integers(3)]
+        days = {288: 16, 48: 40, 24: 60}[period]
+        n = days * period
+        index = pd.date_range("2025-03-03", periods=n, freq=step)
+        phase = np.arange(n) / period
+        y = rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * phase + rng.uniform(0, 6.3))
+        y += rng.uniform(0.0, 0.8) * np.sin(4 * np.pi * phase + rng.uniform(0, 6.3))
+        if rng.random() < 0.5:  # weekends
+            y += rng.uniform(0.3, 1.0) * (index.day_of_week >= 5)
+        y += rng.uniform(-0.5, 0.5) * phase / days  # slow drift over the series
+        sd = rng.uniform(0.05, 0.3)
+        noise = rng.standard_t(3, n) / np.sqrt(3) if rng.random() < 0.5 else rng.normal(size=n)
+        y = 10 + y + sd * noise
+        windows = []
+        if kind is not None:
+            at = int(rng.uniform(0.4, 0.85) * n)
+            if kind == "spike":
+                y[at] += rng.choice([-1, 1]) * 8 * sd
+            elif kind == "level_shift":
+                y[at:] += rng.choice([-1, 1]) * 5 * sd
+            elif kind == "variance_change":
+                y[at : at + period] = y[at : at + period] + 3 * sd * rng.normal(size=min(period, n - at))
+            else:
+                y[at:] += rng.choice([-1, 1]) * 3 * sd * np.arange(n - at) / period
+            after = 3 * period if kind == "trend_change" else period
+            windows = [(index[max(at - period // 4, 0)], index[min(at + after, n - 1)])]
+        series = pd.Series(y, index=index)
+        if rng.random() < 0.5:  # real timestamps
+            keep = rng.random(n) >= 0.05
+            gap = int(rng.uniform(0.05, 0.33) * n)
+            keep[gap : gap + 3 * period // 2] = False
+            if windows:  # the labelled window keeps its points
+                keep[(index >= windows[0][0]) & (index <= windows[0][1])] = True
+            series = series[keep]
+            jitter = rng.uniform(-0.1, 0.1, len(series)) * pd.Timedelta(step).value
+            series.index = series.index + pd.to_timedelta(jitter.astype(np.int64), unit="ns")
+            dup = series.sample(frac=0.01, random_state=int(rng.integers(2**31)))
+            series = pd.concat([series, dup + sd * rng.normal(size=len(dup))]).sort_index(kind="stable")
+        group = "messy-clean" if kind is None else "messy-anomaly"
+        cases.append(Case(f"{group}/{i:02d}_{kind or 'clean'}_{step}", series, windows))
     return cases
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from ..cli import HelpFormatter
 from ..evaluation import false_alarm_runs, window_hits, window_masks
 from ._timing import wall_and_cpu
-from .nab import load_nab, synthetic_cases
+from .nab import load_nab, messy_cases, synthetic_cases
 
 __all__ = ["auc_pr", "auc_roc", "main", "vus_pr"]
 
@@ -119,6 +119,30 @@ def vus_pr(labels, score, window):
     return float(ap.mean())
 
 
+def fit_prefix(detector, series, fraction):
+    """``(detector, n_train)``: ``detector`` fitted on the first ``n_train`` points of ``series``:
+    ``fraction`` of them, and at least its first 3 periods.
+
+    Three periods *of time*: on an irregular series they hold fewer points
+    than ``3 * period`` (rogue_agent_key_hold: 864 points are 46% of it and
+    cover its first labelled window).  When a long gap leaves the prefix
+    too short to fit, it grows by half a period of points until it fits.
+    """
+    from anomaly_fast.timeseries import infer_period
+
+    period = infer_period(series.index)
+    step = np.median(np.diff(series.index.as_unit("ns").asi8))
+    within = int(np.count_nonzero(series.index.as_unit("ns").asi8 < series.index[0].value + 3 * period * step))
+    n_train = max(int(fraction * len(series)), within)
+    while True:
+        try:
+            return detector.fit(series.iloc[:n_train]), n_train
+        except ValueError:
+            if n_train >= len(series):
+                raise
+            n_train += max(period // 2, 1)
+
+
 def _labels(case):
     masks, inside = window_masks(case.series.index, case.windows)
     return masks, inside
@@ -126,19 +150,17 @@ def _labels(case):
 
 def _scores(case, args):
     """Per-point scores (higher = more anomalous) and seconds of every method."""
-    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+    from anomaly_fast.timeseries import STLDetector, WindowDetector
 
     out = {}
     series = case.series
     start = time.perf_counter()
     out["window-if"] = (WindowDetector().fit(series).detect(series)["score"].to_numpy(), time.perf_counter() - start)
     start = time.perf_counter()
-    period = infer_period(series.index)
-    n_train = max(int(args.train_fraction * len(series)), 3 * period)
-    stl = STLDetector().fit(series.iloc[:n_train])
+    stl, _ = fit_prefix(STLDetector(), series, args.train_fraction)
     out["stl"] = (stl.detect(series)["score"].to_numpy(), time.perf_counter() - start)
     start = time.perf_counter()
-    centred = STLDetector(mode="batch").fit(series.iloc[:n_train]).detect(series)
+    centred = fit_prefix(STLDetector(mode="batch"), series, args.train_fraction)[0].detect(series)
     out["stl-centred"] = (centred["score"].to_numpy(), time.perf_counter() - start)
     case.online_alarms = _update_alarms(stl, series)  # compared with detect's below
     if not args.no_lstm:
@@ -212,17 +234,13 @@ def _update_alarms(detector, series):
 
 
 def _alarms(case, method, threshold, args):
-    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+    from anomaly_fast.timeseries import STLDetector, WindowDetector
 
     series = case.series
     if method == "stl":
-        period = infer_period(series.index)
-        n_train = max(int(args.train_fraction * len(series)), 3 * period)
-        det = STLDetector(threshold=threshold).fit(series.iloc[:n_train])
+        det, _ = fit_prefix(STLDetector(threshold=threshold), series, args.train_fraction)
     elif method == "stl-centred":
-        period = infer_period(series.index)
-        n_train = max(int(args.train_fraction * len(series)), 3 * period)
-        det = STLDetector(mode="batch", threshold=threshold).fit(series.iloc[:n_train])
+        det, _ = fit_prefix(STLDetector(mode="batch", threshold=threshold), series, args.train_fraction)
     else:
         det = WindowDetector(threshold=threshold).fit(series)
     return det.detect(series)["alarm"].to_numpy()
@@ -233,15 +251,14 @@ def speed(cases, train_fraction, stream_points=6000):
     per-point cost of ``update`` (STLDetector, WindowDetector), wall and CPU."""
     from statsmodels.tsa.seasonal import STL  # noqa: F401  a one-time import (1-2 s), not timed
 
-    from anomaly_fast.timeseries import STLDetector, WindowDetector, infer_period
+    from anomaly_fast.timeseries import STLDetector, WindowDetector
 
     out = {}
     points = sum(len(c.series) for c in cases)
 
     def stl_all(mode):
         for case in cases:
-            n_train = max(int(train_fraction * len(case.series)), 3 * infer_period(case.series.index))
-            STLDetector(mode=mode).fit(case.series.iloc[:n_train]).detect(case.series)
+            fit_prefix(STLDetector(mode=mode), case.series, train_fraction)[0].detect(case.series)
 
     for name, mode in (("stl_detect", "online"), ("stl_centred_detect", "batch")):
         wall, cpu = wall_and_cpu(lambda: stl_all(mode))
@@ -253,10 +270,10 @@ def speed(cases, train_fraction, stream_points=6000):
             wall_s_per_250k=wall * 250_000 / points,
         )
     longest = max(cases, key=lambda c: len(c.series)).series
-    n_train = max(int(train_fraction * len(longest)), 3 * infer_period(longest.index))
+    stl, n_train = fit_prefix(STLDetector(), longest, train_fraction)
     items = list(longest.iloc[n_train : n_train + stream_points].items())
     for name, det in (
-        ("stl_update", STLDetector().fit(longest.iloc[:n_train])),
+        ("stl_update", stl),
         ("window_if_update", WindowDetector().fit(longest.iloc[:n_train])),
     ):
         wall, cpu = wall_and_cpu(lambda: [det.update(v, t) for t, v in items])
@@ -320,6 +337,13 @@ def main(argv=None):
         "with numpy<2 and tsb-ad 1.5): its Sub-PCA and IForest run on the same series in a "
         "subprocess (default: only when TSB_AD imports here)",
     )
+    parser.add_argument(
+        "--synthetic",
+        choices=("basic", "messy"),
+        default="basic",
+        help="series without --data-dir: 'basic' (three hourly series) or 'messy' "
+        "(32 series with real-world timestamps and four anomaly kinds, see bench.nab.messy_cases)",
+    )
     parser.add_argument("--no-lstm", action="store_true", help="skip LSTMDetector (default: run it; needs torch)")
     parser.add_argument("--json", help="write the summary as JSON here (default: not written)")
     parser.add_argument(
@@ -330,7 +354,10 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    cases = load_nab(args.data_dir) if args.data_dir else synthetic_cases()
+    if args.data_dir:
+        cases = load_nab(args.data_dir)
+    else:
+        cases = messy_cases() if args.synthetic == "messy" else synthetic_cases()
     if args.speed_only:
         figures = speed(cases, args.train_fraction)
         for name, entry in figures.items():
@@ -341,18 +368,21 @@ def main(argv=None):
         if args.json:
             Path(args.json).write_text(json.dumps(figures, indent=2))
         return 0
-    cases = [c for c in cases if c.windows]  # series without labelled windows have no metric
+    every_case = cases  # alarms: all series (without windows every alarm is false)
+    cases = [c for c in cases if c.windows]  # threshold-free scores: labelled series only
     peers = tsb_ad_scores(cases, args.tsb_ad_python) if args.tsb_ad_python else {}
     rows = {}
     alarm_rows = {}
+    per_case = {}  # (method, threshold) -> {case name: (hits, windows, false runs, points outside)}
     online_rows = {}
-    for case in cases:
+    for case in every_case:
         print(f"  {case.name}", file=sys.stderr, flush=True)
-        masks, inside = _labels(case)
+        masks, inside = _labels(case) if case.windows else ([], np.zeros(len(case.series), dtype=bool))
         labels = inside.astype(int)
-        window = acf_period(case.series.to_numpy())
         group = _group(case.name)
-        for method, (score, seconds) in {**_scores(case, args), **peers.get(case.name, {})}.items():
+        scores = {**_scores(case, args), **peers.get(case.name, {})} if case.windows else {}
+        window = acf_period(case.series.to_numpy()) if case.windows else 0
+        for method, (score, seconds) in scores.items():
             row = rows.setdefault(method, {}).setdefault(
                 group, dict(vus_pr=[], auc_pr=[], auc_roc=[], seconds=0.0, points=0)
             )
@@ -364,7 +394,8 @@ def main(argv=None):
         for method, thresholds in THRESHOLDS.items():
             for threshold in thresholds:
                 alarms = _alarms(case, method, threshold, args)
-                if method in ("stl", "stl-centred") and threshold == _DEFAULT_STL_THRESHOLD:  # vs update's alarms
+                compare = case.windows and method in ("stl", "stl-centred")
+                if compare and threshold == _DEFAULT_STL_THRESHOLD:  # vs update's alarms
                     cells = online_rows.setdefault(method, {})
                     _online_vs_batch(cells.setdefault(group, _new_cell()), alarms, case, masks, inside)
                 cell = alarm_rows.setdefault((method, threshold), {}).setdefault(
@@ -374,6 +405,12 @@ def main(argv=None):
                 cell["windows"] += len(masks)
                 cell["runs"] += false_alarm_runs(alarms, inside)
                 cell["outside"] += int((~inside).sum())
+                per_case.setdefault((method, threshold), {})[case.name] = (
+                    window_hits(alarms, masks),
+                    len(masks),
+                    false_alarm_runs(alarms, inside),
+                    int((~inside).sum()),
+                )
 
     summary = {"scores": {}, "alarms": {}}
     print(f"{len(cases)} labelled series ({'NAB: ' + str(args.data_dir) if args.data_dir else 'synthetic'})")
@@ -394,7 +431,7 @@ def main(argv=None):
         recall = cell["hits"] / max(cell["windows"], 1)
         return recall, 1000 * cell["runs"] / max(cell["outside"], 1)
 
-    groups = sorted({g for by in alarm_rows.values() for g in by})
+    groups = sorted({g for by in alarm_rows.values() for g, cell in by.items() if cell["windows"]})
     print(
         "\nalarms, threshold chosen on the other group (max recall at <= 1.0 false runs / 1000, "
         "else fewest false runs), reported on this one:"
@@ -422,6 +459,32 @@ def main(argv=None):
                     recall,
                     fa,
                 ]
+    print(
+        "\nalarms, leave one series out: each series' threshold chosen on all the others (same rule), "
+        "held-out figures pooled per group and over all series:"
+    )
+    for method, thresholds in THRESHOLDS.items():
+        held = {}
+        for name in per_case[(method, thresholds[0])]:
+
+            def loso_key(th, name=name):
+                total = np.sum([v for k, v in per_case[(method, th)].items() if k != name], axis=0)
+                recall, fa = rate(dict(hits=total[0], windows=total[1], runs=total[2], outside=total[3]))
+                return (fa <= 1.0, recall if fa <= 1.0 else -fa, -fa)
+
+            best = max(thresholds, key=loso_key)
+            for group in (_group(name), "all"):
+                held[group] = held.get(group, np.zeros(4, dtype=np.int64)) + per_case[(method, best)][name]
+            held.setdefault("chosen", []).append(best)
+        chosen = held.pop("chosen")
+        for group, total in sorted(held.items(), key=lambda item: item[0] == "all"):
+            recall, fa = rate(dict(hits=total[0], windows=total[1], runs=total[2], outside=total[3]))
+            entry = dict(hits=int(total[0]), windows=int(total[1]), recall=recall, false_runs_per_1000=fa)
+            summary["alarms"].setdefault(method, {}).setdefault("leave_one_out", {})[group] = entry
+            print(
+                f"{method:<12} {group:<24} recall {recall:.2f} ({total[0]}/{total[1]})  false runs/1000 {fa:.2f}"
+                f"  (thresholds chosen: {sorted(set(chosen))})"
+            )
     print("\nSTLDetector.update alarms vs detect (default, causal) and vs mode='batch' (centred STL), threshold 4:")
     for (method, group), cell in sorted(((m, g), c) for m, by in online_rows.items() for g, c in by.items()):
         windows, outside = max(cell["windows"], 1), max(cell["outside"], 1)

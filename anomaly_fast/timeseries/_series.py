@@ -212,7 +212,7 @@ def _fit_grid(times_ns, step_ns):
     return times_ns[0], float(step_ns), cells.astype(np.int64)
 
 
-def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap=None):
+def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap=None, gap_periods=1):
     """Validate ``series`` and return it as a :class:`RegularSeries`.
 
     Parameters
@@ -226,7 +226,9 @@ def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap
         How values at one timestamp are aggregated.
     max_gap : int >= 1 or None
         A gap of more than ``max_gap`` steps between finite points splits the
-        series; None = one period.
+        series; None = ``gap_periods`` periods.
+    gap_periods : int >= 1
+        The default ``max_gap``, in periods.
 
     Raises ``TypeError`` for non-numeric data, ``ValueError`` for empty,
     multi-dimensional, infinite, all-missing or too-short input, NaT
@@ -266,7 +268,7 @@ def prepare_series(series, period=None, min_cycles=2, duplicates="mean", max_gap
         values, slot = input_values, unique
         origin, step_ns, cell_of_slot = 0, 1, unique
     period = int(period)
-    max_gap = period if max_gap is None else int(max_gap)
+    max_gap = gap_periods * period if max_gap is None else int(max_gap)
 
     finite = np.flatnonzero(np.isfinite(values))
     finite_cells = cell_of_slot[finite]

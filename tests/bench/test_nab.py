@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from anomaly_fast.bench import nab
@@ -29,6 +30,22 @@ def test_synthetic_cases_hold_their_anomaly():
     for case in cases:
         masks, _ = window_masks(case.series.index, case.windows)
         assert masks[0].sum() > 0
+
+
+def test_messy_cases_are_irregular_labelled_and_reproducible():
+    cases = nab.messy_cases()
+    assert [c.name for c in cases] == [c.name for c in nab.messy_cases()]
+    assert len(cases) == 32 and sum(not c.windows for c in cases) == 8
+    kinds = {c.name.split("_", 1)[1].rsplit("_", 1)[0] for c in cases if c.windows}
+    assert kinds == set(nab.MESSY_KINDS)
+    for case in cases:
+        if case.windows:
+            masks, _ = window_masks(case.series.index, case.windows)
+            assert masks[0].sum() > 0
+    irregular = [c for c in cases if c.series.index.has_duplicates]
+    assert irregular and all(c.series.index.is_monotonic_increasing for c in cases)
+    steps = np.diff(irregular[0].series.index.unique().asi8)
+    assert len(set(steps)) > 10  # jittered timestamps
 
 
 def test_command_on_synthetic_data(tmp_path, capsys):

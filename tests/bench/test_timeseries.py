@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from anomaly_fast.bench import timeseries
@@ -39,3 +40,19 @@ def test_command_on_synthetic_series(tmp_path):
     assert all(0 <= v["batch_alarms_matched_online"] <= 1 for v in summary["online_vs_batch"]["stl-centred"].values())
     for method in ("window-if", "stl", "stl-centred", "lstm"):
         assert 0 <= summary["scores"][method]["all"]["vus_pr"] <= 1
+    held = summary["alarms"]["stl"]["leave_one_out"]  # every series held out once
+    assert held["all"]["windows"] == 3 and 0 <= held["all"]["recall"] <= 1
+
+
+def test_fit_prefix_takes_three_periods_of_time_on_an_irregular_series():
+    from anomaly_fast.timeseries import STLDetector
+
+    rng = np.random.RandomState(5)
+    index = pd.date_range("2024-01-01", periods=24 * 20, freq="h")
+    keep = rng.uniform(size=index.size) > 0.4  # 40% of the hours missing
+    values = 10 + np.sin(2 * np.pi * np.arange(index.size) / 24) + 0.1 * rng.normal(size=index.size)
+    series = pd.Series(values[keep], index=index[keep])
+    det, n_train = timeseries.fit_prefix(STLDetector(), series, 0.05)
+    assert n_train < 3 * 24  # fewer points than three periods of steps ...
+    assert series.index[n_train] - series.index[0] >= pd.Timedelta(hours=3 * 24 - 1)  # ... but three days
+    assert det.period_ == 24

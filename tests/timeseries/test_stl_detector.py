@@ -344,3 +344,57 @@ def test_a_bad_restored_fitted_attribute_is_a_value_error_naming_it(series, fiel
     state[field] = bad
     with pytest.raises(ValueError, match=field):
         STLDetector.__new__(STLDetector).__setstate__(state)
+
+
+def _weekly(weeks, seed=3):
+    """Hourly daily cycle whose level is 3 higher on weekends (2024-01-06 is a Saturday)."""
+    y = seasonal(n=24 * 7 * weeks, seed=seed)
+    return y + 3.0 * (y.index.day_of_week >= 5)
+
+
+def test_weekend_level_changes_stop_raising_the_trend_channel_once_three_weeks_are_seen():
+    y = _weekly(9)
+    det = STLDetector().fit(y.iloc[: 24 * 14])
+    assert det.forecast_trend_scale_ is not None
+    found = alarms(det.detect(y))
+    # before 3 + 21 days only the training centre is known: weekend edges are level changes
+    assert found and min(found) < 24 * 24
+    assert [t for t in found if t >= 24 * 25] == []  # then each change is compared with the same weekday's
+    shifted = y.copy()
+    shifted.iloc[24 * 50 + 5 :] -= 6.0  # a level shift on a Wednesday is still flagged, at its onset
+    later = [t for t in alarms(det.detect(shifted)) if t >= 24 * 25]
+    assert len(later) == 1 and 24 * 50 + 5 <= later[0] <= 24 * 51
+
+
+def test_online_equals_batch_with_the_weekly_reference_and_a_shift():
+    y = _weekly(9)
+    y.iloc[24 * 50 + 5 :] -= 6.0
+    det = STLDetector().fit(y.iloc[: 24 * 14])
+    batch = det.detect(y)
+    scores, found = _stream(det, y)
+    np.testing.assert_allclose(scores, batch["score"].to_numpy(), rtol=1e-12, atol=1e-12)
+    assert found == batch["alarm"].tolist()
+    assert np.isfinite(det._stream.changes).all()  # 22 level changes seen
+
+
+def test_a_gap_of_up_to_two_periods_is_filled_not_restarted(series):
+    det = STLDetector().fit(series.iloc[: 24 * 10])
+    gappy = series.drop(series.index[500:536])  # 36 steps: 1.5 periods
+    out = det.detect(gappy)
+    assert (out["score"].iloc[500:572] > 0).all()  # no warm-up after the gap
+    for t, v in gappy.iloc[:501].items():
+        det.update(v, t)
+    assert det._stream.count == 537  # the 36 missing cells were filled, the stream went on
+    longer = series.drop(series.index[500:549])  # 49 steps > two periods: a restart
+    assert (det.detect(longer)["score"].iloc[500 : 500 + 72] == 0).all()
+    assert STLDetector(max_gap=24).fit(series.iloc[: 24 * 10]).detect(gappy)["score"].iloc[500:572].eq(0).all()
+
+
+def test_a_stream_pickled_before_the_weekly_reference_restores(series):
+    det = STLDetector().fit(series.iloc[: 24 * 10])
+    for t, v in series.iloc[:300].items():
+        det.update(v, t)
+    del det._stream.changes  # as pickled by the previous version
+    copy = pickle.loads(pickle.dumps(det))
+    assert np.isnan(copy._stream.changes).all()
+    copy.update(series.iloc[300], series.index[300])
