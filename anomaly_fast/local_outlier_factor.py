@@ -31,6 +31,7 @@ AUTO_MAX_SAMPLES = 256
 KD_TREE_MAX_FEATURES = 16
 _MIN_ROWS_PER_THREAD = 256  # neighbour searches per thread below which one thread runs
 _CHUNKS_PER_THREAD = 8  # chunks taken in turn by whichever thread is free
+_GROUPED_MIN_ROWS = 32  # rows scored from which nearby rows share a search (fewer: one search each)
 _METRIC_P = {"euclidean": 2.0, "manhattan": 1.0, "chebyshev": math.inf}
 
 
@@ -278,7 +279,11 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         search = _lof.LOFIndex(columns, start, end, lower, upper, metric, p, k, empty, empty)
         dist = np.empty((m, k))
         pos = np.empty((m, k), dtype=np.intp)
-        self._run_chunks(m, lambda s: search.training_neighbors(s.start, s.stop, dist, pos))
+        if order is None:
+            group = np.zeros(m, dtype=np.intp)
+        else:  # a leaf's points are searched together
+            group = leaf_of_points(start, end)
+        self._run_chunks(m, lambda s: search.training_neighbors(points, group, s.start, s.stop, dist, pos))
         lrd = np.empty(m)
         _lof.reachability_densities(dist, pos, lrd)
         factors = np.empty(m)
@@ -307,10 +312,16 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         """score_samples of validated C-contiguous float64 X."""
         out = np.empty(X.shape[0])
         index = self._index
-        if X.shape[0] < 2 * _MIN_ROWS_PER_THREAD or self.n_jobs in (None, 1):
-            index.score_samples(X, out)  # one row: no thread machinery
-        else:
-            self._run_chunks(X.shape[0], lambda s: index.score_samples(X[s], out[s]))
+        if X.shape[0] < _GROUPED_MIN_ROWS:
+            index.score_samples(X, out)  # a few rows: one search each, no thread machinery
+            return out
+        # rows in leaf order, so that rows of one leaf share a search
+        leaf = np.empty(X.shape[0], dtype=np.intp)
+        index.leaves(X, leaf)
+        order = np.argsort(leaf, kind="stable")
+        X_sorted, leaf, sorted_out = X[order], leaf[order], np.empty(X.shape[0])
+        self._run_chunks(X.shape[0], lambda s: index.score_grouped(X_sorted[s], leaf[s], sorted_out[s]))
+        out[order] = sorted_out
         return out
 
     def score_samples(self, X):
@@ -379,6 +390,13 @@ def uniform_rows(random_state, n, m):
     while rows.shape[0] < m:
         rows = np.unique(np.concatenate([rows, rng.randint(0, n, size=m)]))
     return np.sort(rng.choice(rows, m, replace=False))
+
+
+def leaf_of_points(start, end):
+    """The leaf holding each point of a k-d tree built by ``_lof.build_kd_tree``
+    (tree order), from the nodes' ``start``/``end`` slices."""
+    first_leaf = start.shape[0] // 2
+    return np.repeat(np.arange(first_leaf, start.shape[0]), end[first_leaf:] - start[first_leaf:])
 
 
 def anomaly_from_lof(lof):
