@@ -70,17 +70,23 @@ class LocalOutlierFactor(OutlierMixin, BaseEstimator):
         the same neighbours (up to the choice among rows at exactly the same
         distance); "auto" takes the k-d tree with at most 16 features, brute
         force otherwise (the measured crossover, ``benchmarks/ensemble.md``).
-        Both compare a query with eight rows at a time (AVX2 where the CPU has
-        it) and drop a block of rows as soon as its partial distances exceed
-        the k-th best so far.  Unlike scikit-learn's
-        brute force, distances are computed from coordinate differences,
-        never through matrix products, so they do not depend on the batch.
+        One row is compared with eight fitted rows at a time (AVX2 where the
+        CPU has it), a block dropped as soon as its partial distances exceed
+        the k-th best so far.  With Euclidean distance, AVX2 and FMA, batches
+        of 32 rows or more (and the fit) are searched by leaf: rows of one
+        leaf walk the tree together and meet the fitted rows in tiles, where
+        ``|q|^2 + |t|^2 - 2 q.t`` only filters with a proven rounding margin.
+        Every distance kept is computed from coordinate differences in
+        feature order (scikit-learn's trees' arithmetic, never a matrix
+        product), so results do not depend on the batch, the grouping or the
+        thread: a row scores the same alone or in any batch.
     leaf_size : int, default=64
         Rows per k-d tree leaf: between ``leaf_size`` and ``2 * leaf_size``
         (scikit-learn's rule), or all rows when there are fewer.  64 (against
-        scikit-learn's 30) measured ~7 % faster at 30,000 x 10: the search
-        compares eight rows at a time and stops early, so larger leaves cost
-        less per row than the extra tree nodes of smaller ones.
+        scikit-learn's 30) measured faster at 30,000 x 10 (one-row search:
+        ~7 %; the grouped search: 32 and 16 were 10-30 % slower): rows are
+        compared eight at a time, so larger leaves cost less per row than the
+        extra tree nodes of smaller ones.
     metric : {"minkowski", "euclidean", "manhattan", "chebyshev"}, default="minkowski"
         Distance; "minkowski" uses ``p``.
     p : float >= 1, default=2
