@@ -38,6 +38,8 @@ class LOFIndex:
     @property
     def lrd(self) -> Any: ...
     @property
+    def norms(self) -> Any: ...
+    @property
     def k(self) -> int: ...
     def __init__(
         self,
@@ -53,9 +55,19 @@ class LOFIndex:
         lrd: Any,
     ) -> None: ...
     def training_neighbors(
-        self, first: int, stop: int, dist: npt.NDArray[np.float64], pos: npt.NDArray[np.intp]
+        self,
+        points: npt.NDArray[np.float64],
+        group: npt.NDArray[np.intp],
+        first: int,
+        stop: int,
+        dist: npt.NDArray[np.float64],
+        pos: npt.NDArray[np.intp],
     ) -> Any: ...
+    def leaves(self, X: npt.NDArray[np.float64], out: npt.NDArray[np.intp]) -> Any: ...
     def score_samples(self, X: npt.NDArray[np.float64], out: npt.NDArray[np.float64]) -> Any: ...
+    def score_grouped(
+        self, X: npt.NDArray[np.float64], group: npt.NDArray[np.intp], out: npt.NDArray[np.float64]
+    ) -> Any: ...
 
 def reachability_densities(
     dist: npt.NDArray[np.float64], pos: npt.NDArray[np.intp], lrd: npt.NDArray[np.float64]

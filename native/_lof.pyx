@@ -35,6 +35,7 @@ from _types cimport float64_t, intp_t
 cdef extern from "_knn.h" nogil:
     enum:
         BLOCK "AF_KNN_BLOCK"
+        GROUP "AF_KNN_GROUP"
         METRIC_EUCLIDEAN "AF_KNN_EUCLIDEAN"
         METRIC_MANHATTAN "AF_KNN_MANHATTAN"
         METRIC_CHEBYSHEV "AF_KNN_CHEBYSHEV"
@@ -45,6 +46,8 @@ cdef extern from "_knn.h" nogil:
         const intp_t* end
         const float64_t* lower
         const float64_t* upper
+        const float64_t* norms
+        float64_t max_norm
         intp_t n
         intp_t d
         intp_t n_nodes
@@ -56,8 +59,14 @@ cdef extern from "_knn.h" nogil:
         intp_t* heap_pos
         intp_t* stack_node
         float64_t* stack_bound
-        float64_t* query
+        intp_t* active
+        float64_t* centre
+        float64_t* qnorm
     void knn "af_knn"(const Index* ix, Scratch* s, intp_t k, const float64_t* q, intp_t skip)
+    void knn_many "af_knn_many"(const Index* ix, Scratch* s, intp_t k, const float64_t* Q,
+                                const intp_t* group, intp_t m, intp_t skip0,
+                                float64_t* out_dist, intp_t* out_pos)
+    intp_t knn_leaf "af_knn_leaf"(const Index* ix, const float64_t* q)
     int af_knn_use_simd(int wanted)
 
 METRICS = {"euclidean": METRIC_EUCLIDEAN, "manhattan": METRIC_MANHATTAN,
@@ -88,13 +97,17 @@ cdef intp_t tree_levels(intp_t n_nodes) noexcept nogil:
 
 cdef bint scratch_alloc(Scratch* s, const Index* ix, intp_t k) noexcept nogil:
     cdef intp_t depth = tree_levels(ix.n_nodes) + 2
-    s.heap_dist = <float64_t*>malloc(k * sizeof(float64_t))
-    s.heap_pos = <intp_t*>malloc(k * sizeof(intp_t))
+    # GROUP heaps: af_knn_many searches up to GROUP queries together
+    s.heap_dist = <float64_t*>malloc(GROUP * k * sizeof(float64_t))
+    s.heap_pos = <intp_t*>malloc(GROUP * k * sizeof(intp_t))
     s.stack_node = <intp_t*>malloc(2 * depth * sizeof(intp_t))
     s.stack_bound = <float64_t*>malloc(2 * depth * sizeof(float64_t))
-    s.query = <float64_t*>malloc(ix.d * sizeof(float64_t))
+    s.active = <intp_t*>malloc(GROUP * (depth + 1) * sizeof(intp_t))  # a list per tree level
+    s.centre = <float64_t*>malloc(ix.d * sizeof(float64_t))
+    s.qnorm = <float64_t*>malloc(GROUP * sizeof(float64_t))
     return (s.heap_dist != NULL and s.heap_pos != NULL and s.stack_node != NULL
-            and s.stack_bound != NULL and s.query != NULL)
+            and s.stack_bound != NULL and s.active != NULL
+            and s.centre != NULL and s.qnorm != NULL)
 
 
 cdef void scratch_free(Scratch* s) noexcept nogil:
@@ -102,7 +115,9 @@ cdef void scratch_free(Scratch* s) noexcept nogil:
     free(s.heap_pos)
     free(s.stack_node)
     free(s.stack_bound)
-    free(s.query)
+    free(s.active)
+    free(s.centre)
+    free(s.qnorm)
 
 
 # --------------------------------------------------------------------------
@@ -259,7 +274,7 @@ cdef class LOFIndex:
     tree consistent with the points (built by :func:`build_kd_tree` and
     :func:`node_bounds`).
     """
-    cdef readonly object columns, start, end, lower, upper, k_distance, lrd
+    cdef readonly object columns, start, end, lower, upper, k_distance, lrd, norms
     cdef readonly intp_t k
     cdef Index ix
     cdef const float64_t* kdist_ptr
@@ -291,54 +306,109 @@ cdef class LOFIndex:
         self.ix.upper = &hi[0, 0] if st.shape[0] > 0 else NULL
         self.kdist_ptr = &kd[0] if kd.shape[0] > 0 else NULL
         self.lrd_ptr = &dens[0] if dens.shape[0] > 0 else NULL
-
-    def training_neighbors(self, intp_t first, intp_t stop,
-                           float64_t[:, ::1] dist, intp_t[:, ::1] pos):
-        """Rows first..stop-1 of dist/pos: the k nearest *other* fitted
-        points of fitted points first..stop-1 (ascending distance)."""
-        cdef Scratch s
-        cdef intp_t i, j, f, k = self.k
-        cdef bint ok
+        # squared norms of the points, for the many-query search's filter
+        self.norms = np.zeros(cols.shape[1])
+        cdef float64_t[::1] norms = self.norms
+        cdef intp_t f, j
         with nogil:
-            ok = scratch_alloc(&s, &self.ix, k)
-            if ok:
-                for i in range(first, stop):
-                    for f in range(self.ix.d):
-                        s.query[f] = self.ix.columns[f * self.ix.n + i]
-                    knn(&self.ix, &s, k, s.query, i)
-                    for j in range(k):
-                        dist[i, j] = s.heap_dist[j]
-                        pos[i, j] = s.heap_pos[j]
-            scratch_free(&s)
-        if not ok:
-            raise MemoryError("not enough memory for a neighbour search")
+            for f in range(cols.shape[0]):
+                for j in range(cols.shape[1]):
+                    norms[j] += cols[f, j] * cols[f, j]
+            self.ix.max_norm = 0.0
+            for j in range(cols.shape[1]):
+                if norms[j] > self.ix.max_norm:
+                    self.ix.max_norm = norms[j]
+        self.ix.norms = &norms[0] if cols.shape[1] > 0 else NULL
 
-    def score_samples(self, const float64_t[:, ::1] X, float64_t[::1] out):
-        """-mean(lrd(neighbour) / lrd(row)) for each row of X (scikit-learn's
-        novelty ``score_samples``: lower = more abnormal)."""
+    def training_neighbors(self, const float64_t[:, ::1] points, const intp_t[::1] group,
+                           intp_t first, intp_t stop, float64_t[:, ::1] dist, intp_t[:, ::1] pos):
+        """Rows first..stop-1 of dist/pos: the k nearest *other* fitted
+        points of fitted points first..stop-1 (ascending distance).
+        ``points`` are the fitted points by row (n x d, tree order) and
+        ``group`` their leaf (searched together: see af_knn_many)."""
         cdef Scratch s
-        cdef intp_t i, j, k = self.k, m = X.shape[0]
-        cdef float64_t reach, total, row_lrd
+        cdef intp_t k = self.k
         cdef bint ok
-        if m == 0:
+        if stop <= first:
             return
         with nogil:
             ok = scratch_alloc(&s, &self.ix, k)
             if ok:
-                for i in range(m):
-                    knn(&self.ix, &s, k, &X[i, 0], -1)
-                    total = 0.0
-                    for j in range(k):
-                        reach = self.kdist_ptr[s.heap_pos[j]]
-                        if s.heap_dist[j] > reach:
-                            reach = s.heap_dist[j]
-                        total += reach
-                    row_lrd = 1.0 / (total / k + LRD_EPSILON)
-                    total = 0.0
-                    for j in range(k):
-                        total += self.lrd_ptr[s.heap_pos[j]] / row_lrd
-                    out[i] = -(total / k)
+                knn_many(&self.ix, &s, k, &points[first, 0], &group[first], stop - first, first,
+                         &dist[first, 0], &pos[first, 0])
             scratch_free(&s)
+        if not ok:
+            raise MemoryError("not enough memory for a neighbour search")
+
+    def leaves(self, const float64_t[:, ::1] X, intp_t[::1] out):
+        """out[i]: the leaf row i of X falls in (0 for brute force); scoring
+        rows ordered by leaf lets nearby rows share a search."""
+        cdef intp_t i
+        with nogil:
+            for i in range(X.shape[0]):
+                out[i] = knn_leaf(&self.ix, &X[i, 0])
+
+    cdef inline float64_t novelty_score(self, const float64_t* dist, const intp_t* pos) noexcept nogil:
+        """-mean(lrd(neighbour) / lrd(row)) of a row with neighbours pos at
+        distances dist (scikit-learn's novelty ``score_samples``)."""
+        cdef intp_t j, k = self.k
+        cdef float64_t reach, total = 0.0, row_lrd
+        for j in range(k):
+            reach = self.kdist_ptr[pos[j]]
+            if dist[j] > reach:
+                reach = dist[j]
+            total += reach
+        row_lrd = 1.0 / (total / k + LRD_EPSILON)
+        total = 0.0
+        for j in range(k):
+            total += self.lrd_ptr[pos[j]] / row_lrd
+        return -(total / k)
+
+    def score_samples(self, const float64_t[:, ::1] X, float64_t[::1] out):
+        """Scores of the rows of X into out, one search per row (the path of
+        a few rows: no grouping)."""
+        cdef Scratch s
+        cdef intp_t i, m = X.shape[0]
+        cdef bint ok
+        if m == 0:
+            return
+        with nogil:
+            ok = scratch_alloc(&s, &self.ix, self.k)
+            if ok:
+                for i in range(m):
+                    knn(&self.ix, &s, self.k, &X[i, 0], -1)
+                    out[i] = self.novelty_score(s.heap_dist, s.heap_pos)
+            scratch_free(&s)
+        if not ok:
+            raise MemoryError("not enough memory for a neighbour search")
+
+    def score_grouped(self, const float64_t[:, ::1] X, const intp_t[::1] group, float64_t[::1] out):
+        """Scores of the rows of X into out, rows with the same ``group``
+        (their leaf, from :meth:`leaves`; rows ordered by it) searched
+        together: the same scores as :meth:`score_samples`."""
+        cdef Scratch s
+        cdef intp_t i, b, width, m = X.shape[0], k = self.k
+        cdef intp_t batch = 4096 if m > 4096 else m
+        cdef float64_t* dist
+        cdef intp_t* pos
+        cdef bint ok
+        if m == 0:
+            return
+        with nogil:
+            dist = <float64_t*>malloc(batch * k * sizeof(float64_t))
+            pos = <intp_t*>malloc(batch * k * sizeof(intp_t))
+            ok = scratch_alloc(&s, &self.ix, k) and dist != NULL and pos != NULL
+            if ok:
+                b = 0
+                while b < m:
+                    width = m - b if m - b < batch else batch
+                    knn_many(&self.ix, &s, k, &X[b, 0], &group[b], width, -1, dist, pos)
+                    for i in range(width):
+                        out[b + i] = self.novelty_score(&dist[i * k], &pos[i * k])
+                    b += width
+            scratch_free(&s)
+            free(dist)
+            free(pos)
         if not ok:
             raise MemoryError("not enough memory for a neighbour search")
 
@@ -372,3 +442,4 @@ def outlier_factors(const intp_t[:, ::1] pos, const float64_t[::1] lrd,
             for j in range(k):
                 total += lrd[pos[i, j]] / lrd[i]
             out[i] = -(total / k)
+

@@ -150,6 +150,71 @@ def test_avx2_and_portable_search_give_identical_results(metric):
         np.testing.assert_array_equal(scores, results[0][1])
 
 
+def grouped_and_one_query_results(X, X_new, **params):
+    """(negative_outlier_factor_, scores of X_new) with the searches of many
+    queries at once (rows grouped by leaf, AVX2 tiles filtered by a rounding
+    margin) and with one search per query (the portable kernel)."""
+    results = []
+    try:
+        for simd in (True, False):
+            _lof.use_simd(simd)
+            lof = our_lof(X, **params)
+            results.append((lof.negative_outlier_factor_, lof.score_samples(X_new)))
+    finally:
+        _lof.use_simd(True)
+    return results
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 300),
+    d=st.integers(1, 13),
+    k=st.integers(1, 30),
+    n_copies=st.lists(st.integers(0, 8), max_size=8),
+    algorithm=st.sampled_from(["kd_tree", "brute"]),
+    leaf_size=st.integers(1, 70),
+    shift=st.sampled_from([0.0, 1e3, 1e8]),
+)
+def test_grouped_search_equals_one_query_search(seed, n, d, k, n_copies, algorithm, leaf_size, shift):
+    # the tiles' |q|^2 + |t|^2 - 2 q.t filter must never drop a neighbour, even
+    # where that formula cancels badly (data far from the origin), and the
+    # exact recomputation must give the one-query search's distances bit for bit
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d))
+    copies = [np.repeat(X[i % n : i % n + 1], c, axis=0) for i, c in enumerate(n_copies)]
+    X = rng.permutation(np.vstack([X, *copies])) + shift
+    X_new = np.vstack([rng.normal(size=(70, d)) * 1.5 + shift, X[: min(len(X), 10)]])
+    (factors, scores), (factors_1, scores_1) = grouped_and_one_query_results(
+        X, X_new, n_neighbors=k, algorithm=algorithm, leaf_size=leaf_size
+    )
+    np.testing.assert_array_equal(factors, factors_1)
+    np.testing.assert_array_equal(scores, scores_1)
+
+
+def test_grouped_search_with_squares_overflowing():
+    # |q|^2 overflows to inf: the filter gives NaN or inf and lets every row
+    # through to the exact computation (as the one-query search, which gets inf)
+    rng = np.random.RandomState(0)
+    X, X_new = rng.normal(size=(300, 5)) * 1e155, rng.normal(size=(100, 5)) * 1e155
+    (factors, scores), (factors_1, scores_1) = grouped_and_one_query_results(X, X_new, leaf_size=8)
+    np.testing.assert_array_equal(factors, factors_1)
+    np.testing.assert_array_equal(scores, scores_1)
+
+
+def test_batch_rows_in_any_order_score_as_alone():
+    # batches are searched grouped by leaf, one row alone is not: rows far out,
+    # duplicates of fitted rows and rows in random order score the same either way
+    rng = np.random.RandomState(11)
+    X = rng.normal(size=(5000, 10))
+    X_new = rng.permutation(np.vstack([rng.normal(size=(400, 10)) * 2.0, X[:50], X[:50] + 1e-12, [[30.0] * 10]]))
+    for algorithm in ("kd_tree", "brute"):
+        lof = our_lof(X, algorithm=algorithm)
+        batch = lof.score_samples(X_new)
+        single = np.array([lof.score_samples(X_new[i : i + 1])[0] for i in range(len(X_new))])
+        np.testing.assert_array_equal(batch, single)
+
+
 # -- consistency -----------------------------------------------------------------------
 def test_one_row_scores_equal_the_batch(data):
     X, X_new = data

@@ -42,7 +42,7 @@ import numpy as np
 from .. import _lof
 from ..ensemble import AnomalyEnsemble, raw_anomaly_scores
 from ..forest.isolation_forest import IsolationForest
-from ..local_outlier_factor import LocalOutlierFactor
+from ..local_outlier_factor import LocalOutlierFactor, leaf_of_points
 from ._data import adbench_file, load_adbench_file
 from ._timing import percentiles_us, time_calls, timed
 
@@ -248,7 +248,8 @@ def lof_profile(X, Q):
     k, m, empty = lof.n_neighbors, X.shape[0], np.empty(0)
     search = _lof.LOFIndex(columns, start, end, lower, upper, _lof.METRICS["euclidean"], 2.0, k, empty, empty)
     dist, pos = np.empty((m, k)), np.empty((m, k), dtype=np.intp)
-    _, neighbours = timed(lambda: search.training_neighbors(0, m, dist, pos))
+    group = leaf_of_points(start, end)
+    _, neighbours = timed(lambda: search.training_neighbors(points, group, 0, m, dist, pos))
     lrd, factors = np.empty(m), np.empty(m)
     _, densities = timed(lambda: (_lof.reachability_densities(dist, pos, lrd), _lof.outlier_factors(pos, lrd, factors)))
     model = LocalOutlierFactor(max_samples=None, algorithm="kd_tree").fit(X)
