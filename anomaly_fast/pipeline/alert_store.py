@@ -32,6 +32,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLiteAlertStore",
     "StoreBusyError",
+    "StoreConnectionError",
     "event_key",
     "open_store",
 ]
@@ -61,6 +62,13 @@ _MODEL_CHANGE_COLUMNS = ("timestamp", "event_index", "event_time", "kind", "vers
 
 class StoreBusyError(TimeoutError):
     """Another writer held the SQLite store for longer than ``busy_timeout``."""
+
+
+class StoreConnectionError(ConnectionError):
+    """The connection to a store's server broke and could not be restored
+    within the store's reconnect budget (PostgreSQL).  The message says
+    whether the interrupted transaction was committed (it names the outcome
+    when the server could be asked)."""
 
 
 def event_key(entity_id, timestamp, event_id=None, features=None):
@@ -137,6 +145,19 @@ class AlertStore(ABC):
         Blocks nest (the outermost commits); the thread holds the store
         for the duration."""
         return _Transaction(self)
+
+    def run_transaction(self, fn, *args):
+        """``fn(*args)`` inside :meth:`transaction`; its result.
+
+        A store whose connection can break (PostgreSQL) runs ``fn`` again,
+        in a new transaction, when the connection broke before the commit
+        took effect: ``fn`` must decide from what it reads in the store
+        (then running it again decides the same, or correctly from what
+        other writers committed meanwhile).  Inside another transaction it
+        simply runs: the outermost one is the unit that is run again.
+        """
+        with self.transaction():
+            return fn(*args)
 
     @abstractmethod
     def _begin(self): ...
