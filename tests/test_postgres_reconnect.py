@@ -152,13 +152,43 @@ def test_a_server_that_stays_away_raises_a_clear_error_and_the_call_can_be_fed_a
     url = store.url
     store.url = "postgresql://postgres@127.0.0.1:1/postgres"  # nothing listens there: the server "stays down"
     _terminate(admin, store)
-    with pytest.raises(StoreConnectionError, match=r"could not restore it within reconnect_timeout=0\.3 s"):
+    with pytest.raises(StoreConnectionError, match=r"could not restore it within reconnect_timeout=0\.3 s") as error:
         pipe.process_batch(*_batch(stream, batch))
+    assert error.value.committed is False
     assert pipe.stats == stats  # the pipeline kept nothing of the failed call
     store.url = url  # the server is back
     assert store.count_alerts() == stored
     got = pipe.process_batch(*_batch(stream, batch))
     assert [a.to_dict() for a in got] == [a.to_dict() for a in want]
+    assert stress.canonical(store.alerts()) == stress.canonical(reference.alerts())
+    pipe.close()
+    reference.close()
+
+
+def test_a_lost_commit_answer_the_server_cannot_be_asked_about_is_reported_as_unknown(
+    new_postgres_store, admin, stream
+):
+    head, batch = list(range(300)), list(range(300, 420))
+    reference = stress.pipeline(new_postgres_store(), monitor=False)
+    reference.process_batch(*_batch(stream, head))
+    reference.process_batch(*_batch(stream, batch))
+    store = new_postgres_store(reconnect_timeout=0.3)
+    pipe = stress.pipeline(store, monitor=False)
+    pipe.process_batch(*_batch(stream, head))
+    url, commit = store.url, store._commit
+
+    def hooked():
+        store._conn.execute("COMMIT")  # committed; the answer is lost and the server stays away
+        store.url = "postgresql://postgres@127.0.0.1:1/postgres"
+        _terminate(admin, store)
+        commit()
+
+    store._commit = hooked
+    with pytest.raises(StoreConnectionError, match="whether the last transaction committed is unknown") as error:
+        pipe.process_batch(*_batch(stream, batch))
+    assert error.value.committed is None
+    store._commit, store.url = commit, url
+    pipe.process_batch(*_batch(stream, batch))  # fed again: it had committed, so nothing is stored twice
     assert stress.canonical(store.alerts()) == stress.canonical(reference.alerts())
     pipe.close()
     reference.close()

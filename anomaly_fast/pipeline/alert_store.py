@@ -66,9 +66,13 @@ class StoreBusyError(TimeoutError):
 
 class StoreConnectionError(ConnectionError):
     """The connection to a store's server broke and could not be restored
-    within the store's reconnect budget (PostgreSQL).  The message says
-    whether the interrupted transaction was committed (it names the outcome
-    when the server could be asked)."""
+    within the store's reconnect budget (PostgreSQL).  ``committed`` is
+    False when the interrupted transaction did not commit, None when that
+    is unknown (the server could not be asked whether a ``COMMIT`` whose
+    answer was lost took effect): feeding its events again is safe either
+    way (event keys)."""
+
+    committed = False
 
 
 def event_key(entity_id, timestamp, event_id=None, features=None):

@@ -439,10 +439,12 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
                     self._reconnect(deadline, cause)
                 status = self._conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
             except StoreConnectionError as exc:
-                raise StoreConnectionError(
+                error = StoreConnectionError(
                     f"{exc} -- whether the last transaction committed is unknown: re-feed its events "
                     "(their event keys make that safe)"
-                ) from cause
+                )
+                error.committed = None
+                raise error from cause
             except self._connection_errors as exc:
                 if not self._lost(exc):
                     raise
@@ -451,10 +453,12 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
             if status != "in progress":  # the old backend may not have noticed yet that its client left
                 return status == "committed"
             if time.monotonic() > deadline:
-                raise StoreConnectionError(
+                error = StoreConnectionError(
                     f"transaction {xid} of the PostgreSQL alert store stayed in progress on the server after its "
                     f"connection broke, for more than reconnect_timeout={self.reconnect_timeout:g} s"
-                ) from cause
+                )
+                error.committed = None
+                raise error from cause
             time.sleep(0.1)
 
     def _rollback(self):
