@@ -225,6 +225,33 @@ def one_process_alerts(store):
     return alerts
 
 
+def expected_alerts(folder):
+    """The alerts one uninterrupted process stores for the stream (SQLite
+    in ``folder``): the reference of the multi-process and reconnect tests."""
+    alerts = one_process_alerts(Path(folder) / "one.db")
+    assert len(alerts) > 50
+    return alerts
+
+
+def cli_model_and_events(folder, rng, n_train, n_events):
+    """Fit a 3-feature model into ``folder/models`` with ``anomaly-fast
+    fit``; JSON event lines for ``anomaly-fast stream`` (23 entities, 8%
+    scaled up)."""
+    import pandas as pd
+
+    from anomaly_fast.pipeline.cli import fit_main
+
+    pd.DataFrame(rng.normal(size=(n_train, 3)), columns=["a", "b", "c"]).to_csv(folder / "train.csv", index=False)
+    assert fit_main([str(folder / "train.csv"), "-o", str(folder / "models"), "--n-estimators", "50"]) == 0
+    lines = []
+    for i in range(n_events):
+        x = rng.normal(size=3) * (rng.choice([3.0, 6.0]) if rng.rand() < 0.08 else 1.0)
+        lines.append(
+            json.dumps({"entity_id": f"h{i % 23}", "timestamp": 1.7e9 + i, "features": dict(zip("abc", x.tolist()))})
+        )
+    return lines
+
+
 # -- replay after a crash -------------------------------------------------------------------
 def replay_pipeline(store):
     return AnomalyPipeline(

@@ -48,10 +48,7 @@ def spec(new_postgres_store):
 
 @pytest.fixture(scope="module")
 def expected(tmp_path_factory):
-    """The alerts one process stores for the stream (SQLite)."""
-    alerts = stress.one_process_alerts(tmp_path_factory.mktemp("one") / "one.db")
-    assert len(alerts) > 50
-    return alerts
+    return stress.expected_alerts(tmp_path_factory.mktemp("one"))
 
 
 def test_one_postgres_process_stores_what_one_sqlite_process_stores(new_postgres_store, expected):
@@ -162,20 +159,10 @@ def test_stream_workers_cli_stores_what_one_process_stores(spec, tmp_path, rng):
     """``anomaly-fast stream --workers 3`` on Postgres: the alerts (and the
     summary's counts) of ``--workers 1`` on SQLite; malformed lines reported
     as by one process."""
-    import pandas as pd
-
-    from anomaly_fast.pipeline.cli import fit_main, stream_main
+    from anomaly_fast.pipeline.cli import stream_main
 
     url, store = spec
-    df = pd.DataFrame(rng.normal(size=(1000, 3)), columns=["a", "b", "c"])
-    df.to_csv(tmp_path / "train.csv", index=False)
-    assert fit_main([str(tmp_path / "train.csv"), "-o", str(tmp_path / "models"), "--n-estimators", "50"]) == 0
-    lines = []
-    for i in range(1500):
-        x = rng.normal(size=3) * (rng.choice([3.0, 6.0]) if rng.rand() < 0.08 else 1.0)
-        lines.append(
-            json.dumps({"entity_id": f"h{i % 23}", "timestamp": 1.7e9 + i, "features": dict(zip("abc", x.tolist()))})
-        )
+    lines = stress.cli_model_and_events(tmp_path, rng, 1000, 1500)
     lines[10:10] = ["not json", "[1, 2]", json.dumps({"entity_id": "h1", "features": {"a": 1.0}})]
     text = "\n".join(lines) + "\n"
 

@@ -10,7 +10,9 @@ Four measurements, peers in the same run (results in
 (b) rows/s with 1 vs 2 workers (one thread each) on the first
     ``--subset-gib``, with the shares of Parquet I/O, scoring and
     scheduling (task-stream busy time vs wall time; I/O vs scoring timed
-    inside the tasks);
+    inside the tasks), the CPU other processes took meanwhile, and the
+    kernel's parallel ceiling (in-memory scoring, one task per worker at
+    once: what the machine allows, whatever Dask does);
 (c) against ``dask_ml.wrappers.ParallelPostFit(sklearn IsolationForest)``
     on the first ``--peer-gib``: end-to-end and scoring-only ratios;
 (d) per-partition cost, scheduler overhead per task and model broadcast
@@ -94,6 +96,43 @@ def _scoring_only(path, ours, theirs):
     return times[0], times[1], X.shape[0]
 
 
+def _cpu_seconds():
+    """(CPU seconds the whole machine spent busy, CPU seconds of this process
+    and its children, e.g. a LocalCluster's workers) since boot: their
+    difference over a run is what other processes took (Linux; zeros
+    elsewhere)."""
+    import os
+
+    import psutil
+
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+    ours = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        ours += t.user + t.system
+    return busy, ours
+
+
+def _in_memory_scoring(model, seed):
+    """Seconds of scoring one partition's worth of rows already in memory
+    (no I/O, no Dask work inside the timing): the machine's parallel
+    capacity for this kernel."""
+    X = np.random.default_rng(seed).standard_normal((262_144, model.n_features_in_))
+    model.score_samples(X[:1000])
+    start = time.perf_counter()
+    model.score_samples(X)
+    return time.perf_counter() - start
+
+
 def _busy_seconds(stream):
     return sum(sum(s["stop"] - s["start"] for s in t["startstops"] if s["action"] == "compute") for t in stream)
 
@@ -164,10 +203,20 @@ def _part_b(files, model, memory_limit, repeats):
     for n_workers in (1, 2):
         cluster, client = _cluster(n_workers, memory_limit)
         try:
+            machine0, ours0 = _cpu_seconds()
+            start = time.perf_counter()
             runs = [_score_run(client, model, files) for _ in range(repeats)]
+            machine1, ours1 = _cpu_seconds()
+            others = max(0.0, (machine1 - machine0) - (ours1 - ours0)) / (time.perf_counter() - start)
             wall, rows, _, busy = min(runs)
-            timed = client.gather(
-                client.map(_timed_partition, files, model=client.scatter(model, broadcast=True), pure=False)
+            shared = client.scatter(model, broadcast=True)
+            timed = client.gather(client.map(_timed_partition, files, model=shared, pure=False))
+            # one in-memory scoring task per worker at once, pinned: the kernel's parallel ceiling now
+            calibration = client.gather(
+                [
+                    client.submit(_in_memory_scoring, shared, seed, workers=[w], pure=False)
+                    for seed, w in enumerate(sorted(client.scheduler_info()["workers"]))
+                ]
             )
         finally:
             client.close()
@@ -186,8 +235,12 @@ def _part_b(files, model, memory_limit, repeats):
             "share_scheduling_idle": 1.0 - busy_share,
             "per_partition_read_s": read / len(files),
             "per_partition_score_s": score / len(files),
+            "other_processes_cores": others,
+            "in_memory_scoring_s": calibration,
         }
     out["speedup"] = out[2]["rows_per_s"] / out[1]["rows_per_s"]
+    # what the machine allowed: 2 workers' in-memory scoring throughput over 1 worker's (2.0 on 2 free cores)
+    out["kernel_ceiling"] = 2 * out[1]["in_memory_scoring_s"][0] / np.mean(out[2]["in_memory_scoring_s"])
     return out
 
 

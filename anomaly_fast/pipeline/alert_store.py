@@ -24,7 +24,7 @@ import time
 from abc import ABC, abstractmethod
 from bisect import bisect_right
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +42,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SQLiteAlertStore",
     "StoreBusyError",
+    "StoreConnectionError",
     "event_key",
     "open_store",
 ]
@@ -71,6 +72,17 @@ _MODEL_CHANGE_COLUMNS = ("timestamp", "event_index", "event_time", "kind", "vers
 
 class StoreBusyError(TimeoutError):
     """Another writer held the SQLite store for longer than ``busy_timeout``."""
+
+
+class StoreConnectionError(ConnectionError):
+    """The connection to a store's server broke and could not be restored
+    within the store's reconnect budget (PostgreSQL).  ``committed`` is
+    False when the interrupted transaction did not commit, None when that
+    is unknown (the server could not be asked whether a ``COMMIT`` whose
+    answer was lost took effect): feeding its events again is safe either
+    way (event keys)."""
+
+    committed = False
 
 
 def event_key(
@@ -149,6 +161,19 @@ class AlertStore(ABC):
         Blocks nest (the outermost commits); the thread holds the store
         for the duration."""
         return _Transaction(self)
+
+    def run_transaction(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` inside :meth:`transaction`; its result.
+
+        A store whose connection can break (PostgreSQL) runs ``fn`` again,
+        in a new transaction, when the connection broke before the commit
+        took effect: ``fn`` must decide from what it reads in the store
+        (then running it again decides the same, or correctly from what
+        other writers committed meanwhile).  Inside another transaction it
+        simply runs: the outermost one is the unit that is run again.
+        """
+        with self.transaction():
+            return fn(*args)
 
     @abstractmethod
     def _begin(self): ...

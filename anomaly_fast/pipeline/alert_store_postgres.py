@@ -20,6 +20,30 @@ vast majority) are scored in parallel without it.  The alerts' ``seq``
 (the cursor of :meth:`~PostgresAlertStore.page_alerts`) is assigned under the
 lock, so it follows commit order and paging never skips a row committed
 late.
+
+A lost connection
+-----------------
+When the server restarts or the connection drops (a connection-level
+error: the connection is broken afterwards; data errors and lock timeouts
+are not retried), the store reconnects with exponential backoff (0.05 s
+doubling to 2 s) for up to ``reconnect_timeout`` seconds, then:
+
+* a read runs again;
+* a transaction (:meth:`~PostgresAlertStore.run_transaction`, which the
+  pipeline uses for every decision) runs again from its start when it did
+  not commit -- the server rolled it back with the dead connection, and its
+  advisory lock went with it;
+* a ``COMMIT`` whose answer was lost is resolved, not guessed: every write
+  transaction notes its transaction id right after ``BEGIN`` (in the same
+  round trip), and the store asks the server ``txid_status`` of it once
+  reconnected -- committed means done, aborted means run it again.
+
+So a stream processed across restarts stores and returns each alert
+exactly once.  When the budget runs out, the call raises
+:class:`~anomaly_fast.alert_store.StoreConnectionError`; the pipeline keeps
+nothing of the failed call, and re-feeding its events is safe (event keys).
+The first connection is not retried: a wrong URL or a server that is not
+there fails at once with ``ConnectionError``.
 """
 
 from __future__ import annotations
@@ -28,7 +52,7 @@ import json
 import math
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .alert_store import (
@@ -40,6 +64,7 @@ from .alert_store import (
     SCHEMA_VERSION,
     AlertStore,
     StoreBusyError,
+    StoreConnectionError,
     _alert_dict,
     _alert_row,
     _SQLAlertQueries,
@@ -184,6 +209,11 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         As for :class:`~anomaly_fast.alert_store.SQLiteAlertStore`.
     connect_timeout : float, default=10.0
         Seconds to wait for the server when connecting.
+    reconnect_timeout : float >= 0, default=30.0
+        Seconds to keep reconnecting, with backoff, after the connection
+        broke (server restart, network drop), before raising
+        :class:`~anomaly_fast.alert_store.StoreConnectionError`; 0 raises
+        at once.  See "A lost connection" in the module documentation.
 
     Notes
     -----
@@ -211,6 +241,7 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         max_id_length: int = MAX_ID_LENGTH,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
         connect_timeout: float = 10.0,
+        reconnect_timeout: float = 30.0,
     ) -> None:
         super().__init__(max_id_length, max_metadata_bytes)
         psycopg = _import_psycopg()
@@ -230,6 +261,8 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
             raise ValueError(f"max_rows must be >= 1 or None, got {max_rows!r}")
         if int(retention_batch) < 1:
             raise ValueError(f"retention_batch must be >= 1, got {retention_batch!r}")
+        if not (isinstance(reconnect_timeout, (int, float)) and reconnect_timeout >= 0):
+            raise ValueError(f"reconnect_timeout must be a number of seconds >= 0, got {reconnect_timeout!r}")
         self.url = url
         self.schema = schema.lower()
         self.busy_timeout = float(busy_timeout)
@@ -238,20 +271,21 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         self.retention_batch = int(retention_batch)
         # one advisory lock per schema: stores in different schemas never wait for each other
         self._lock_key = zlib.crc32(f"anomaly_fast:{self.schema}".encode()) - 2**31
+        self.connect_timeout = float(connect_timeout)
+        self.reconnect_timeout = float(reconnect_timeout)
+        self._psycopg = psycopg
         self._errors = psycopg.errors
+        self._connection_errors = (psycopg.OperationalError, psycopg.InterfaceError)
+        self._xid = None  # the open write transaction's id (to resolve a commit whose answer was lost)
+        self._closing = False
+        self.reconnects = 0  # connections restored after a break (monitoring, tests)
+        self._conn = None
         try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, connect_timeout=max(1, int(connect_timeout)), application_name="anomaly_fast"
-            )
+            self._connect()
         except psycopg.OperationalError as exc:
             raise ConnectionError(f"cannot connect to the PostgreSQL alert store: {exc}".strip()) from None
         try:
-            # a lock wait beyond busy_timeout raises LockNotAvailable (-> StoreBusyError); 0 would mean "forever"
-            self._conn.execute(f"SET lock_timeout = {max(1, round(self.busy_timeout * 1000))}")
-            self._conn.execute(f'SET search_path = "{self.schema}"')
-            with self.transaction():  # under the store's lock: processes opening it at once migrate it once
-                self._conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                self._migrate()
+            self.run_transaction(self._migrate)  # under the store's lock: processes opening it at once migrate once
         except BaseException:
             self._conn.close()
             raise
@@ -259,8 +293,102 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
     def __repr__(self):
         return f"PostgresAlertStore(schema={self.schema!r})"
 
+    # -- the connection -----------------------------------------------------------
+    def _connect(self, timeout=None):
+        timeout = self.connect_timeout if timeout is None else timeout
+        conn = self._psycopg.connect(
+            self.url, autocommit=True, connect_timeout=max(1, math.ceil(timeout)), application_name="anomaly_fast"
+        )
+        try:
+            # a lock wait beyond busy_timeout raises LockNotAvailable (-> StoreBusyError); 0 would mean "forever"
+            conn.execute(f"SET lock_timeout = {max(1, round(self.busy_timeout * 1000))}")
+            conn.execute(f'SET search_path = "{self.schema}"')
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _lost(self, exc):
+        """True when ``exc`` broke the connection (not a data error, not a
+        lock timeout) and the store was not closed on purpose."""
+        if self._closing:
+            return False
+        if isinstance(exc, StoreConnectionError):
+            return getattr(exc, "_not_committed", False)  # safe to run again (else the outcome is unknown)
+        conn = self._conn
+        return isinstance(exc, self._connection_errors) and (conn is None or conn.broken or conn.closed)
+
+    def _broke(self, exc, detail=""):
+        """The StoreConnectionError of a break that left the transaction
+        uncommitted (so running it again is safe)."""
+        error = StoreConnectionError(f"the connection to the PostgreSQL alert store broke{detail}: {exc}")
+        error._not_committed = True
+        return error
+
+    def _reconnect(self, deadline, cause):
+        """Connect again, with backoff, until ``deadline`` (monotonic);
+        StoreConnectionError naming ``cause`` once it passed."""
+        delay, attempts = 0.05, 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StoreConnectionError(
+                    f"lost the connection to the PostgreSQL alert store (schema {self.schema}) and could not "
+                    f"restore it within reconnect_timeout={self.reconnect_timeout:g} s ({attempts} attempts): "
+                    f"{str(cause).strip()}"
+                ) from cause
+            time.sleep(min(delay, remaining))
+            delay = min(2 * delay, 2.0)
+            attempts += 1
+            try:
+                self._connect(max(1.0, deadline - time.monotonic()))
+            except self._connection_errors as exc:
+                cause = exc
+                continue
+            self.reconnects += 1
+            return
+
+    def _retrying(self, fn, *args, transaction):
+        """``fn(*args)`` (in a transaction when ``transaction``), run again
+        after a broken connection until ``reconnect_timeout``.  Inside an
+        open transaction it runs once: a break propagates (as
+        StoreConnectionError) to the outermost block, the unit that runs
+        again."""
+        with self._lock:
+            if self._depth:
+                try:
+                    return fn(*args)
+                except self._connection_errors as exc:
+                    if self._lost(exc):
+                        raise self._broke(exc) from exc
+                    raise
+            deadline = None
+            while True:
+                try:
+                    if not transaction:
+                        return fn(*args)
+                    with self.transaction():
+                        return fn(*args)
+                except (StoreConnectionError, *self._connection_errors) as exc:
+                    if not self._lost(exc):
+                        raise
+                    if deadline is None:
+                        deadline = time.monotonic() + self.reconnect_timeout
+                    if self._conn.broken or self._conn.closed:  # (resolving a lost COMMIT reconnected already)
+                        self._reconnect(deadline, exc)
+
+    def run_transaction(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._retrying(fn, *args, transaction=True)
+
+    run_transaction.__doc__ = AlertStore.run_transaction.__doc__
+
+    def close(self) -> None:
+        self._closing = True
+        super().close()
+
     def _migrate(self):
         conn = self._conn
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
@@ -283,30 +411,84 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
 
     # -- transactions -----------------------------------------------------------
     def _begin(self):
+        self._xid = None
         try:
-            self._conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key})")
+            cur = self._conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({self._lock_key}), txid_current()")
+            cur.nextset()
+            self._xid = cur.fetchone()[1]
         except self._errors.LockNotAvailable as exc:
             self._conn.execute("ROLLBACK")
             raise StoreBusyError(
                 f"alert store (schema {self.schema}) stayed locked by another writer for more than "
                 f"{self.busy_timeout:g} s (busy_timeout): {exc}".strip()
             ) from None
+        except self._connection_errors as exc:
+            if self._lost(exc):
+                raise self._broke(exc) from exc
+            raise
+
+    def _commit(self):
+        xid, self._xid = self._xid, None
+        try:
+            self._conn.execute("COMMIT")
+        except self._connection_errors as exc:
+            if not self._lost(exc):
+                raise
+            if xid is None or not self._committed_after_all(xid, exc):
+                raise self._broke(exc, "; the transaction was not committed") from exc
+
+    def _committed_after_all(self, xid, cause):
+        """Whether transaction ``xid``, whose COMMIT got no answer, committed:
+        asked of the server once reconnected (``txid_status``)."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        while True:
+            try:
+                if self._conn.broken or self._conn.closed:
+                    self._reconnect(deadline, cause)
+                status = self._conn.execute("SELECT txid_status(%s)", (xid,)).fetchone()[0]
+            except StoreConnectionError as exc:
+                error = StoreConnectionError(
+                    f"{exc} -- whether the last transaction committed is unknown: re-feed its events "
+                    "(their event keys make that safe)"
+                )
+                error.committed = None
+                raise error from cause
+            except self._connection_errors as exc:
+                if not self._lost(exc):
+                    raise
+                cause = exc
+                continue
+            if status != "in progress":  # the old backend may not have noticed yet that its client left
+                return status == "committed"
+            if time.monotonic() > deadline:
+                error = StoreConnectionError(
+                    f"transaction {xid} of the PostgreSQL alert store stayed in progress on the server after its "
+                    f"connection broke, for more than reconnect_timeout={self.reconnect_timeout:g} s"
+                )
+                error.committed = None
+                raise error from cause
+            time.sleep(0.1)
 
     def _rollback(self):
-        if not self._conn.closed:
+        self._xid = None
+        if not (self._conn.closed or self._conn.broken):
             self._conn.execute("ROLLBACK")
 
     def _write(self, sql, rows):
         sql = sql.replace("?", "%s")  # the shared queries' placeholders; psycopg takes %s
-        with self.transaction():
-            if rows:
-                with self._conn.cursor() as cur:
-                    cur.executemany(sql, rows)
+
+        def write():
+            # row by row, not executemany: its pipeline mode reports a connection lost mid-batch
+            # as a pipeline state error on a connection not yet marked broken
+            with self._conn.cursor() as cur:
+                for row in rows:
+                    cur.execute(sql, row)
+
+        self.run_transaction(write)
 
     def _read(self, sql, args=None):
         sql = sql.replace("?", "%s")
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+        return self._retrying(lambda: self._conn.execute(sql, args).fetchall(), transaction=False)
 
     # -- alerts -------------------------------------------------------------------
     def add_alerts(self, alerts: Iterable[AnomalyAlert | Mapping[str, Any]]) -> None:
@@ -376,44 +558,49 @@ class PostgresAlertStore(_SQLAlertQueries, AlertStore):
         if self.max_age is None and self.max_rows is None:
             return 0
         deleted = 0
-        conn = self._conn
         while True:
-            with self.transaction():
-                seqs = []
-                if self.max_age is not None:
-                    latest = conn.execute("SELECT MAX(timestamp) FROM alerts").fetchone()[0]
-                    if latest is not None:
-                        cutoff = latest - self.max_age
-                        seqs = [
-                            r[0]
-                            for r in conn.execute(
-                                "SELECT seq FROM alerts WHERE timestamp < %s ORDER BY seq LIMIT %s",
-                                (cutoff, self.retention_batch),
-                            )
-                        ]
-                        conn.execute(
-                            "DELETE FROM drift_events WHERE seq IN (SELECT seq FROM drift_events "
-                            "WHERE timestamp < %s LIMIT %s)",
-                            (cutoff, self.retention_batch),
-                        )
-                if not seqs and self.max_rows is not None:
-                    excess = conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] - self.max_rows
-                    if excess > 0:
-                        seqs = [
-                            r[0]
-                            for r in conn.execute(
-                                "SELECT seq FROM alerts ORDER BY seq LIMIT %s", (min(excess, self.retention_batch),)
-                            )
-                        ]
-                if seqs:
-                    conn.execute(
-                        "DELETE FROM feedback WHERE alert_id IN (SELECT alert_id FROM alerts WHERE seq = ANY(%s))",
-                        (seqs,),
-                    )
-                    conn.execute("DELETE FROM alerts WHERE seq = ANY(%s)", (seqs,))
+            seqs = self.run_transaction(self._retention_batch)
             deleted += len(seqs)
             if not seqs:
                 return deleted
+
+    def _retention_batch(self):
+        """Delete one batch of expired alerts (with their feedback) and drift
+        events; the alerts' seqs."""
+        conn = self._conn
+        seqs = []
+        if self.max_age is not None:
+            latest = conn.execute("SELECT MAX(timestamp) FROM alerts").fetchone()[0]
+            if latest is not None:
+                cutoff = latest - self.max_age
+                seqs = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM alerts WHERE timestamp < %s ORDER BY seq LIMIT %s",
+                        (cutoff, self.retention_batch),
+                    )
+                ]
+                conn.execute(
+                    "DELETE FROM drift_events WHERE seq IN (SELECT seq FROM drift_events "
+                    "WHERE timestamp < %s LIMIT %s)",
+                    (cutoff, self.retention_batch),
+                )
+        if not seqs and self.max_rows is not None:
+            excess = conn.execute("SELECT COUNT(*) FROM alerts").fetchone()[0] - self.max_rows
+            if excess > 0:
+                seqs = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT seq FROM alerts ORDER BY seq LIMIT %s", (min(excess, self.retention_batch),)
+                    )
+                ]
+        if seqs:
+            conn.execute(
+                "DELETE FROM feedback WHERE alert_id IN (SELECT alert_id FROM alerts WHERE seq = ANY(%s))",
+                (seqs,),
+            )
+            conn.execute("DELETE FROM alerts WHERE seq = ANY(%s)", (seqs,))
+        return seqs
 
     def drop(self) -> None:
         """Delete the store's schema and everything in it (tests, tear-down)."""

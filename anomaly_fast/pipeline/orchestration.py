@@ -465,7 +465,8 @@ class AnomalyPipeline:
             top_bound=self._tier_bounds[-1],
             feature_names=self.feature_names,
         )
-        with self._lock, self.store.transaction():
+
+        def record_initial():
             first = [c for c in self.store.model_changes() if c["kind"] == "initial"]
             if first and first[0]["version"] != self.model_version:
                 raise ValueError(
@@ -474,6 +475,9 @@ class AnomalyPipeline:
                 )
             if not first:
                 self.store.add_model_changes([adapter.initial_record()])
+
+        with self._lock:
+            self.store.run_transaction(record_initial)
         self._adapter = adapter
 
     def _use_model(self, detector, version, scorers):
@@ -488,19 +492,23 @@ class AnomalyPipeline:
         """Threshold history from the store; an explicit ``threshold`` that
         differs from the stored one is recorded as a change, stamped with
         the store's event-time watermark."""
+
+        def record():
+            self._thresholds.add(self.store.threshold_changes(self._thresholds.last_seq))
+            watermark = self.store.event_time_watermark()
+            if not len(self._thresholds):
+                value = DEFAULT_THRESHOLD if threshold is None else threshold
+                self._record_threshold(None, value, "initial threshold", -math.inf)
+            elif threshold is not None and threshold != self._thresholds.current():
+                current = self._thresholds.current()
+                stamp = -math.inf if watermark is None else watermark
+                self._record_threshold(
+                    current, threshold, f"set to {threshold:g} by the caller (was {current:g})", stamp
+                )
+            return watermark
+
         with self._lock:
-            with self.store.transaction():
-                self._thresholds.add(self.store.threshold_changes(self._thresholds.last_seq))
-                watermark = self.store.event_time_watermark()
-                if not len(self._thresholds):
-                    value = DEFAULT_THRESHOLD if threshold is None else threshold
-                    self._record_threshold(None, value, "initial threshold", -math.inf)
-                elif threshold is not None and threshold != self._thresholds.current():
-                    current = self._thresholds.current()
-                    stamp = -math.inf if watermark is None else watermark
-                    self._record_threshold(
-                        current, threshold, f"set to {threshold:g} by the caller (was {current:g})", stamp
-                    )
+            watermark = self.store.run_transaction(record)
             self._refresh_thresholds()
             if watermark is not None:
                 self._watermark = watermark
@@ -812,56 +820,60 @@ class AnomalyPipeline:
     # -- the alert decision ----------------------------------------------------------------
     def _write(self, candidates, X, drift):
         """Decide the candidates and store the alerts and drift events, in
-        one store transaction.  Returns (alerts, counts); the pipeline's own
-        state is not touched (see :meth:`_committed`)."""
+        one store transaction (run again from the start if the store's
+        connection broke before it committed: the decision is read from the
+        store).  Returns (alerts, counts); the pipeline's own state is not
+        touched (see :meth:`_committed`)."""
+        return self.store.run_transaction(self._decide, candidates, X, drift)
+
+    def _decide(self, candidates, X, drift):
         counts = {"duplicates": 0, "below_threshold": 0, "suppressed": 0, "escalations": 0}
         alerts = []
         store = self.store
-        with store.transaction():
-            self._refresh_thresholds()  # mirrors committed changes: safe even if this transaction fails
-            done = store.existing_event_keys([c[5] for c in candidates]) if candidates else ()
-            for i, score, md, ts, entity, key, version in candidates:
-                if key in done:
-                    counts["duplicates"] += 1
-                    continue
-                threshold = self._thresholds.at(ts)
-                if score < threshold:  # another writer raised it meanwhile
-                    counts["below_threshold"] += 1
-                    continue
-                tier = self._tier(score)
-                state = store.latest_alert(entity, ts)
-                context = {k: v for k, v in md.items() if k not in METADATA_KEYS}
-                decision = suppression.decide(state, ts, tier, self.suppression_window, self._tier_rank)
-                if decision == suppression.NEW:
-                    context["reason"] = "new"
-                elif decision == suppression.ESCALATION:
-                    context.update(reason="escalation", escalated_from=state[1], previous_alert_id=state[2])
-                    counts["escalations"] += 1
-                else:
-                    counts["suppressed"] += 1
-                    continue
-                alert = AnomalyAlert(
-                    alert_id=hashlib.sha256(f"{version}|{key}".encode()).hexdigest()[:20],
-                    timestamp=ts,
-                    entity_id=entity,
-                    score=score,
-                    tier=tier,
-                    threshold=threshold,
-                    features=dict(zip(self.feature_names, X[i].tolist())),
-                    detector=self.detector_name,
-                    model_version=version,
-                    context=context,
-                    event_key=key,
-                    explanation=self._explanation(X, i),
-                )
-                store.add_alerts([alert])
-                done.add(key)
-                alerts.append(alert)
-            if drift:
-                store.add_drift_events(drift)
-            changes = None if self._adapter is None else self._adapter.pending_changes
-            if changes:
-                store.add_model_changes(changes)
+        self._refresh_thresholds()  # mirrors committed changes: safe even if this transaction fails
+        done = store.existing_event_keys([c[5] for c in candidates]) if candidates else ()
+        for i, score, md, ts, entity, key, version in candidates:
+            if key in done:
+                counts["duplicates"] += 1
+                continue
+            threshold = self._thresholds.at(ts)
+            if score < threshold:  # another writer raised it meanwhile
+                counts["below_threshold"] += 1
+                continue
+            tier = self._tier(score)
+            state = store.latest_alert(entity, ts)
+            context = {k: v for k, v in md.items() if k not in METADATA_KEYS}
+            decision = suppression.decide(state, ts, tier, self.suppression_window, self._tier_rank)
+            if decision == suppression.NEW:
+                context["reason"] = "new"
+            elif decision == suppression.ESCALATION:
+                context.update(reason="escalation", escalated_from=state[1], previous_alert_id=state[2])
+                counts["escalations"] += 1
+            else:
+                counts["suppressed"] += 1
+                continue
+            alert = AnomalyAlert(
+                alert_id=hashlib.sha256(f"{version}|{key}".encode()).hexdigest()[:20],
+                timestamp=ts,
+                entity_id=entity,
+                score=score,
+                tier=tier,
+                threshold=threshold,
+                features=dict(zip(self.feature_names, X[i].tolist())),
+                detector=self.detector_name,
+                model_version=version,
+                context=context,
+                event_key=key,
+                explanation=self._explanation(X, i),
+            )
+            store.add_alerts([alert])
+            done.add(key)
+            alerts.append(alert)
+        if drift:
+            store.add_drift_events(drift)
+        changes = None if self._adapter is None else self._adapter.pending_changes
+        if changes:
+            store.add_model_changes(changes)
         return alerts, counts
 
     def _feed_and_write(self, candidates, X, timestamps, one):
@@ -932,15 +944,15 @@ class AnomalyPipeline:
         with self._lock:
             self._check_open()
             store = self.store
-            with store.transaction():
+
+            def record():
                 if store.get_alert(alert_id) is None:
                     raise ValueError(f"unknown alert id {alert_id!r} (not in the store)")
                 self._refresh_thresholds()
                 store.add_feedback(alert_id, bool(is_true_positive), timestamp)
                 labels = store.latest_labels(self.feedback_window)
-                n = len(labels)
                 current = self._thresholds.current()
-                if n >= self.min_feedback:
+                if len(labels) >= self.min_feedback:
                     new, reason = feedback_step(
                         current, labels, self.target_precision, self.threshold_step, self.threshold_bounds
                     )
@@ -948,6 +960,8 @@ class AnomalyPipeline:
                         stored = store.event_time_watermark()
                         stamp = max(self._watermark, -math.inf if stored is None else stored)
                         self._record_threshold(current, new, reason, stamp)
+
+            store.run_transaction(record)
             self._refresh_thresholds()
             return self._thresholds.current()
 

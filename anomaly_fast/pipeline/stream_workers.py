@@ -107,7 +107,7 @@ def _worker_main(k, args, model_version, inbox, outbox):
                         (
                             "err",
                             f"anomaly-fast stream: lines {numbers[0]}-{numbers[-1]}: stopped: "
-                            f"alert store error (none of these lines was kept): {exc}",
+                            f"alert store error ({_kept(exc)}): {exc}",
                         )
                     )
                     outbox.put(("out", k, out, dict(pipe.stats, malformed=malformed), pipe.threshold))
@@ -120,6 +120,13 @@ def _worker_main(k, args, model_version, inbox, outbox):
         outbox.put(("done", k, dict(pipe.stats, malformed=malformed), pipe.threshold))
     finally:
         pipe.close()
+
+
+def _kept(exc):
+    """What a failed chunk left in the store."""
+    if getattr(exc, "committed", False) is None:  # StoreConnectionError: a COMMIT whose answer was lost
+        return "whether these lines were kept is unknown: feed them again, their event keys make that safe"
+    return "none of these lines was kept"
 
 
 class _Reader(threading.Thread):
