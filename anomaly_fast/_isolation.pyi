@@ -36,6 +36,8 @@ def heap_layout(
     offsets: npt.NDArray[np.int64],
     depths: npt.NDArray[np.int32],
     block_rows: int,
+    missing: npt.NDArray[np.uint8] | None = ...,
+    n_features: int = ...,
 ) -> Any: ...
 def build_hyperplane_trees(
     X: npt.NDArray[np.floating[Any]],

@@ -690,7 +690,8 @@ def scoring_links(nodes, intp_t block_rows):
 
 
 def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
-                const int32_t[::1] depths, intp_t block_rows):
+                const int32_t[::1] depths, intp_t block_rows, missing=None,
+                intp_t n_features=0):
     """The "heap" scoring layout of axis trees, or None when there are no
     trees or a tree is deeper than HEAP_MAX_DEPTH.
 
@@ -706,6 +707,13 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
     AF_HEAP_COLUMNS) and ``leaves[t*2**(HEAP_MAX_DEPTH+1):]``, indexed by the
     heap index a walk ends at (2**D .. 2**(D+1) - 1; the entries below are
     unused).
+
+    ``missing`` (uint8 per compact node, 1 = a NaN goes left) and
+    ``n_features``: the layout for rows that may hold NaN, whose block has
+    two columns per feature
+    (see _transpose_block_missing): an internal node whose NaN goes right
+    reads feature f from column n_features + f, where a NaN is the largest
+    key; every other position reads column f, where a NaN is key 0.
     """
     cdef intp_t n_trees = offsets.shape[0]
     cdef intp_t t, D
@@ -725,7 +733,8 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
     cdef const int32_t[::1] node_feat = np.ascontiguousarray(nodes["feature"])
     cdef const int32_t[::1] node_left = np.ascontiguousarray(nodes["left"])
     cdef intp_t[::1] ids = np.empty(2 << HEAP_MAX_DEPTH, dtype=np.intp)
-    cdef intp_t p, n_int, base, node, k
+    cdef intp_t p, n_int, base, node, k, column
+    cdef const uint8_t[::1] miss = missing if missing is not None else np.zeros(1, dtype=np.uint8)
     for t in range(n_trees):
         D = depths[t]
         n_int = (1 << D) - 1
@@ -737,7 +746,10 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
             node = ids[p]
             k = base + node
             thr[p] = _order_key(node_thr[k])
-            col[p] = <uint32_t>(node_feat[k] * block_rows * 8)
+            column = node_feat[k]
+            if missing is not None and node_left[k] != node and miss[k] == 0:
+                column += n_features  # NaN goes right: the column where NaN is the largest key
+            col[p] = <uint32_t>(column * block_rows * 8)
             if node_left[k] == node:  # leaf: stays itself down the left path
                 ids[2 * p] = node
                 ids[2 * p + 1] = node
@@ -769,6 +781,31 @@ cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t
                 memcpy(&block[f * block_rows + r], &v, 8)
     cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
     for f in range(n_cols):
+        for r in range(nb, padded):
+            block[f * block_rows + r] = 0
+
+
+cdef void _transpose_block_missing(const floating_t* X, intp_t n_cols, intp_t r0, intp_t nb,
+                                   intp_t block_rows, uint64_t* block) noexcept nogil:
+    """_transpose_block (order keys) for rows that may hold NaN, into two
+    columns per feature: column f holds a NaN as key 0 (left of every split),
+    column n_cols + f as the largest key (right of every split); other values
+    have their order key in both.  With heap_layout's ``missing`` layout a
+    NaN goes to its node's missing side in the same branch-free step."""
+    cdef intp_t r, f
+    cdef const floating_t* row
+    cdef float64_t v
+    cdef uint64_t key
+    cdef uint64_t* right = block + n_cols * block_rows
+    for r in range(nb):
+        row = X + (r0 + r) * n_cols
+        for f in range(n_cols):
+            v = <float64_t>row[f]
+            key = _order_key(v)
+            block[f * block_rows + r] = key if v == v else 0
+            right[f * block_rows + r] = key if v == v else <uint64_t>0xFFFFFFFFFFFFFFFF
+    cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
+    for f in range(2 * n_cols):
         for r in range(nb, padded):
             block[f * block_rows + r] = 0
 
@@ -898,15 +935,18 @@ cdef inline void _links_tree(const AxisScoring* f, intp_t t, const uint64_t* blo
 
 cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
                      intp_t n_cols, intp_t block_rows, float64_t denominator,
-                     float64_t* out) noexcept nogil:
+                     float64_t* out, bint missing=False) noexcept nogil:
     """out[r] = -2 ** (-sum_t h_t(x_r) / denominator), sklearn's score_samples.
 
     Rows are copied, block by block, into a transposed buffer; the block then
     walks one tree at a time (block and tree stay in L1), twelve rows at
-    once.  Returns -1 when out of memory.
+    once.  ``missing``: rows may hold NaN, ``f`` is the "heap" layout built
+    with heap_layout's ``missing`` and ``block_rows`` is for 2 * n_cols
+    columns (_transpose_block_missing).  Returns -1 when out of memory.
     """
     cdef bint heap = f.regions != NULL
-    cdef uint64_t* block = <uint64_t*>malloc(block_rows * n_cols * sizeof(uint64_t))
+    cdef uint64_t* block = <uint64_t*>malloc(block_rows * n_cols * (2 if missing else 1)
+                                             * sizeof(uint64_t))
     cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
     cdef intp_t r0, r, nb, t
     if block == NULL or acc == NULL:
@@ -916,7 +956,10 @@ cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
     r0 = 0
     while r0 < n_rows:
         nb = min(block_rows, n_rows - r0)
-        _transpose_block(X, n_cols, r0, nb, block_rows, heap, block)
+        if missing:
+            _transpose_block_missing(X, n_cols, r0, nb, block_rows, block)
+        else:
+            _transpose_block(X, n_cols, r0, nb, block_rows, heap, block)
         if nb < ROW_GROUP:
             # Too few rows to fill a group: walk eight trees at once instead.
             for r in range(nb):
@@ -1566,7 +1609,10 @@ cdef class AxisForest:
     ``score_samples(X, out)`` writes scikit-learn's ``score_samples`` for the
     rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
     ``missing`` (uint8 per node, 1 = a NaN goes left) serves rows with NaN,
-    walked by ``score_samples(X, out, has_missing=True)``.
+    walked by ``score_samples(X, out, has_missing=True)``: in a second "heap"
+    layout whose nodes read each feature from one of two columns (a NaN
+    left or right of every split, see heap_layout), else (deeper trees) by
+    the missing-aware walk of the compact nodes for the rows with NaN.
     The compact ``nodes``/``values`` are what is pickled; the scoring layout
     ("heap" for trees of depth <= 8, else "links") is derived from them.
 
@@ -1582,6 +1628,9 @@ cdef class AxisForest:
     cdef readonly bint ready  # the scoring layout is built
     cdef object _keep  # arrays the AxisScoring pointers point into
     cdef AxisScoring _f
+    # "heap" layout for rows with NaN (regions == NULL: none; see heap_layout)
+    cdef AxisScoring _nan
+    cdef intp_t _nan_block_rows
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
                  intp_t n_features, bint trusted=False, missing=None):
@@ -1593,6 +1642,7 @@ cdef class AxisForest:
         self.denominator = denominator
         self.n_features = n_features
         memset(&self._f, 0, sizeof(AxisScoring))
+        memset(&self._nan, 0, sizeof(AxisScoring))
         self._keep = ()
         self.ready = trusted
         if not trusted:
@@ -1617,6 +1667,13 @@ cdef class AxisForest:
             self._f.regions = <const char*>&regions[0]
             self._f.leaves = &leaves[0]
             self._keep = heap
+            if missing is not None:
+                self._nan_block_rows = block_rows_for(2 * n_features)
+                regions = heap_layout(nodes, values, offsets, depths, self._nan_block_rows,
+                                      missing, n_features)[0]
+                self._nan = self._f
+                self._nan.regions = <const char*>&regions[0]
+                self._keep = heap + (regions.base,)
         else:
             thresholds = np.ascontiguousarray(nodes["threshold"])
             links = scoring_links(nodes, self.block_rows)
@@ -1642,30 +1699,39 @@ cdef class AxisForest:
         cdef int status
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
-        if has_missing:  # rare: float32 is widened (exactly) rather than compiled twice
+        cdef bint nan_heap = has_missing and self._nan.regions != NULL
+        if has_missing and not nan_heap:  # rare: float32 is widened (exactly)
             self._score_split(np.ascontiguousarray(X, dtype=np.float64), np.asarray(out))
             return
         if X.dtype == np.float32:
-            status = self._score_f32(X, out)
+            status = self._score_f32(X, out, nan_heap)
         else:
-            status = self._score_f64(X, out)
+            status = self._score_f64(X, out, nan_heap)
         if status != 0:
             raise MemoryError("not enough memory to score")
 
-    cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out):
+    cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                     self.block_rows, self.denominator, &out[0])
+                if missing:
+                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
+                                         self._nan_block_rows, self.denominator, &out[0], True)
+                else:
+                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                         self.block_rows, self.denominator, &out[0])
         return status
 
-    cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
+    cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                     self.block_rows, self.denominator, &out[0])
+                if missing:
+                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
+                                         self._nan_block_rows, self.denominator, &out[0], True)
+                else:
+                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                         self.block_rows, self.denominator, &out[0])
         return status
 
     def _score_split(self, X, out):
