@@ -39,6 +39,23 @@ def heap_layout(
     missing: npt.NDArray[np.uint8] | None = ...,
     n_features: int = ...,
 ) -> Any: ...
+def draw_tree_rows(
+    seeds: npt.NDArray[np.uint64],
+    n: int,
+    max_samples: int,
+    bootstrap: bool,
+    weights: npt.NDArray[np.float64],
+    cum_weights: npt.NDArray[np.float64],
+    n_features: int,
+    max_features: int,
+) -> npt.NDArray[np.uint8]: ...
+def csc_take_rows(
+    data: npt.NDArray[np.floating[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    indptr: npt.NDArray[np.intp],
+    n_rows: int,
+    mask: npt.NDArray[np.uint8],
+) -> Any: ...
 def build_hyperplane_trees(
     X: npt.NDArray[np.floating[Any]],
     seeds: npt.NDArray[np.uint64],

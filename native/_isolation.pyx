@@ -276,13 +276,24 @@ cdef struct CSRRows:
     const intp_t* indptr    # row r owns data[indptr[r]:indptr[r + 1]]
     intp_t n_rows           # rows of the matrix
     intp_t n_cols           # columns of the matrix
+    # Fit on some rows of a larger matrix (csc_take_rows): trees draw from
+    # range(n_draw) and row r of the larger matrix is row slots[r] here
+    # (slots NULL: n_draw == n_rows and the identity).
+    const intp_t* slots
+    intp_t n_draw
+
+
+cdef inline intp_t _csr_row(const CSRRows* X, intp_t drawn) noexcept nogil:
+    return X.slots[drawn] if X.slots != NULL else drawn
 
 
 cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
                       intp_t n_tree_features) noexcept nogil:
     """_gather for CSR input: the subsample's allowed features, zeros
-    where the matrix stores nothing."""
-    cdef intp_t i, j, p
+    where the matrix stores nothing.  ``s.columns`` must be all zeros (the
+    builder zeroes it once and _clear_csr undoes each tree's writes): the
+    cost is the subsample's stored entries, not m * n_features."""
+    cdef intp_t i, j, p, r
     cdef int32_t pos
     cdef float64_t v
     for j in range(X.n_cols):
@@ -290,9 +301,9 @@ cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
     for j in range(n_tree_features):
         s.position[s.features[j]] = <int32_t>j
         s.has_missing[j] = 0
-    memset(s.columns, 0, m * n_tree_features * sizeof(float64_t))
     for i in range(m):
-        for p in range(X.indptr[s.rows[i]], X.indptr[s.rows[i] + 1]):
+        r = _csr_row(X, s.rows[i])
+        for p in range(X.indptr[r], X.indptr[r + 1]):
             pos = s.position[X.indices[p]]
             if pos >= 0:
                 v = X.data[p]
@@ -301,6 +312,18 @@ cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
                     s.has_missing[pos] = 1
     for i in range(m):
         s.order[i] = i
+
+
+cdef void _clear_csr(const CSRRows* X, BuildScratch* s, intp_t m) noexcept nogil:
+    """Zero what _gather_csr wrote into ``s.columns``."""
+    cdef intp_t i, p, r
+    cdef int32_t pos
+    for i in range(m):
+        r = _csr_row(X, s.rows[i])
+        for p in range(X.indptr[r], X.indptr[r + 1]):
+            pos = s.position[X.indices[p]]
+            if pos >= 0:
+                s.columns[pos * m + i] = 0.0
 
 
 cdef void _densify_rows(const CSRRows* X, intp_t r0, intp_t nb, float64_t* out) noexcept nogil:
@@ -316,15 +339,23 @@ cdef void _densify_rows(const CSRRows* X, intp_t r0, intp_t nb, float64_t* out) 
 
 cdef bint _csr_view(object csr, CSRRows* out) except False:
     """Fill ``out`` from a (data float64, indices intp, indptr intp, n_cols)
-    tuple of C-contiguous arrays; the arrays must outlive ``out``."""
+    tuple of C-contiguous arrays, or (..., slots intp, n_draw) for rows taken
+    from a larger matrix (see CSRRows); the arrays must outlive ``out``."""
     cdef const float64_t[::1] data = csr[0]
     cdef const intp_t[::1] indices = csr[1]
     cdef const intp_t[::1] indptr = csr[2]
+    cdef const intp_t[::1] slots
     out.data = &data[0] if data.shape[0] > 0 else NULL
     out.indices = &indices[0] if indices.shape[0] > 0 else NULL
     out.indptr = &indptr[0]
     out.n_rows = indptr.shape[0] - 1
     out.n_cols = csr[3]
+    out.slots = NULL
+    out.n_draw = out.n_rows
+    if len(csr) > 4:
+        slots = csr[4]
+        out.slots = &slots[0]
+        out.n_draw = slots.shape[0]
     return True
 
 
@@ -334,6 +365,210 @@ cdef enum:
 
 cdef intp_t _csr_block_rows(intp_t n_cols) noexcept nogil:
     return max(1, min(4096, CSR_BLOCK_VALUES // max(n_cols, 1)))
+
+
+# --------------------------------------------------------------------------
+# Fit from CSC without converting the whole matrix: the rows every tree will
+# draw are drawn first (draw_tree_rows, the builders' own draws), and only
+# their union is taken from the CSC matrix (csc_take_rows), in one compiled
+# pass over its row indices, into a small CSR matrix the builders read
+# through ``slots`` (CSRRows).
+# --------------------------------------------------------------------------
+
+ctypedef fused csc_index_t:
+    int32_t
+    int64_t
+
+
+def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint bootstrap,
+                   const float64_t[::1] weights, const float64_t[::1] cum_weights,
+                   intp_t n_features, intp_t max_features):
+    """A (n_rows,) uint8 mask of the rows of range(n) that the trees of
+    ``seeds`` draw: the builders' first draws (features, then rows) with
+    the same arguments as build_axis_trees / build_hyperplane_trees."""
+    mask = np.zeros(n, dtype=np.uint8)
+    cdef uint8_t[::1] out = mask
+    cdef RandomState rng
+    cdef intp_t t, i
+    cdef intp_t table_size = _table_size(max_samples)
+    cdef const float64_t* w = NULL
+    cdef const float64_t* cw = NULL
+    if weights.shape[0] > 0:
+        w = &weights[0]
+        cw = &cum_weights[0]
+    cdef int32_t* features = <int32_t*>malloc(max(n_features, 1) * sizeof(int32_t))
+    cdef intp_t* rows = <intp_t*>malloc(max_samples * sizeof(intp_t))
+    cdef intp_t* table = <intp_t*>malloc(table_size * sizeof(intp_t))
+    cdef float64_t* keys = <float64_t*>malloc(max_samples * sizeof(float64_t))
+    cdef bint ok = features != NULL and rows != NULL and table != NULL and keys != NULL
+    if ok:
+        with nogil:
+            for t in range(seeds.shape[0]):
+                rng_seed(&rng, seeds[t])
+                _draw_features(&rng, n_features, max_features, features)
+                _draw_rows(&rng, n, max_samples, bootstrap, w, cw, rows, table, table_size, keys)
+                for i in range(max_samples):
+                    out[rows[i]] = 1
+    free(features)
+    free(rows)
+    free(table)
+    free(keys)
+    if not ok:
+        raise MemoryError("not enough memory to draw the trees' rows")
+    return mask
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline int af_popcount64(uint64_t x) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_popcountll(x);
+    #else
+        int n = 0;
+        while (x) { x &= x - 1; n++; }
+        return n;
+    #endif
+    }
+    """
+    int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
+
+
+cdef struct RowSet:
+    # A set of rows of range(n) as a bitset with the rank of each word's
+    # first bit: a row's slot (its index among the set's rows, ascending)
+    # is a few instructions on arrays that stay in L1 cache (n / 8 and
+    # n / 16 bytes), not a lookup in an n-entry table.
+    const uint64_t* bits
+    const intp_t* rank
+
+
+cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
+    return (t.bits[r >> 6] >> (r & 63)) & 1
+
+
+cdef inline intp_t _rowset_slot(const RowSet* t, intp_t r) noexcept nogil:
+    return t.rank[r >> 6] + _popcount64(t.bits[r >> 6] & (((<uint64_t>1) << (r & 63)) - 1))
+
+
+cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n_cols,
+                      intp_t n_rows, const RowSet* taken, intp_t* entry_pos,
+                      int32_t* entry_row, int32_t* entry_col) noexcept nogil:
+    """Positions (and rows, columns) of the CSC matrix's entries whose row is
+    ``taken``, in column order; branch-free but for the checks (per column).
+    ``entry_pos``/``entry_col`` have room for one more entry than are
+    taken.  Returns how many, -1 when a row index is out of range, -2 when a
+    column's rows are not strictly increasing (not canonical)."""
+    cdef intp_t c, p, r, prev, k = 0
+    cdef bint bad = False
+    for c in range(n_cols):
+        prev = -1
+        for p in range(indptr[c], indptr[c + 1]):
+            r = <intp_t>indices[p]
+            bad |= (r <= prev) | (r >= n_rows)
+            prev = r
+            entry_pos[k] = p
+            entry_row[k] = <int32_t>r
+            entry_col[k] = <int32_t>c
+            k += _rowset_has(taken, r if (r < n_rows) & (r >= 0) else 0)
+        if bad:
+            for p in range(indptr[c], indptr[c + 1]):
+                if indices[p] < 0 or indices[p] >= n_rows:
+                    return -1
+            return -2
+    return k
+
+
+cdef enum:
+    TAKE_BUCKET_SHIFT = 7  # 2**7 consecutive rows per bucket of csc_take_rows' sort
+
+
+def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
+                  const intp_t[::1] indptr, intp_t n_rows, const uint8_t[::1] mask):
+    """The rows of an (n_rows, len(indptr) - 1) CSC matrix where ``mask`` is
+    1, as canonical CSR arrays for the builders: (data, indices, indptr,
+    n_cols, slots, n_rows), ``slots[r]`` the row of row r (-1 when not
+    taken).  None when the matrix is not canonical (then convert it whole).
+    ``indptr`` must be checked by the caller (starts at 0, non-decreasing,
+    within data and indices); row indices are checked here (ValueError).
+    """
+    cdef intp_t n_cols = indptr.shape[0] - 1
+    cdef intp_t r, n_slots, k = 0, i, s, p, n_words = (n_rows + 63) // 64 + 1
+    taken = np.packbits(mask, bitorder="little")
+    bits_arr = np.zeros(n_words, dtype=np.uint64)
+    bits_arr.view(np.uint8)[: taken.shape[0]] = taken
+    rank_arr = np.zeros(n_words, dtype=np.intp)
+    np.cumsum(np.bitwise_count(bits_arr[:-1]), out=rank_arr[1:])
+    n_slots = rank_arr[n_words - 1]
+    cdef const uint64_t[::1] bits = bits_arr
+    cdef const intp_t[::1] rank = rank_arr
+    cdef RowSet rows
+    rows.bits = &bits[0]
+    rows.rank = &rank[0]
+    # the entries of the taken rows: at most nnz (+1: the branch-free writes)
+    cdef intp_t nnz = indptr[n_cols]
+    pos_arr = np.empty(nnz + 1, dtype=np.intp)
+    col_arr = np.empty(nnz + 1, dtype=np.int32)
+    row_arr = np.empty(nnz + 1, dtype=np.int32)
+    cdef int32_t[::1] e_row = row_arr
+    cdef intp_t[::1] e_pos = pos_arr
+    cdef int32_t[::1] e_col = col_arr
+    if n_cols > 0 and nnz > 0 and n_rows > 0:
+        with nogil:
+            k = _csc_take(&indices[0], &indptr[0], n_cols, n_rows, &rows, &e_pos[0], &e_row[0],
+                          &e_col[0])
+    if k == -1:
+        raise ValueError("sparse matrix has inconsistent indptr/indices arrays: a row index is out of range")
+    if k == -2:
+        return None
+    out_indptr = np.zeros(n_slots + 1, dtype=np.intp)
+    out_indices = np.empty(k, dtype=np.intp)
+    out_data = np.empty(k, dtype=np.float64)
+    cdef intp_t[::1] fill = out_indptr
+    cdef intp_t[::1] o_ind = out_indices
+    cdef float64_t[::1] o_data = out_data
+    # Stable counting sort by slot in two passes that keep their writes
+    # local: entries go first to buckets of 2**TAKE_BUCKET_SHIFT consecutive
+    # slots (a few hundred sequential write streams), then from each bucket
+    # to their rows, whose output is one contiguous stretch.  (One pass
+    # straight to the rows scatters every write over the whole output.)
+    cdef intp_t n_buckets = (n_slots >> TAKE_BUCKET_SHIFT) + 1, b
+    bucket_arr = np.zeros(n_buckets + 1, dtype=np.intp)
+    b_slot_arr = np.empty(max(k, 1), dtype=np.int32)
+    b_col_arr = np.empty(max(k, 1), dtype=np.int32)
+    b_data_arr = np.empty(max(k, 1), dtype=np.float64)
+    cdef intp_t[::1] bucket = bucket_arr
+    cdef int32_t[::1] b_slot = b_slot_arr
+    cdef int32_t[::1] b_col = b_col_arr
+    cdef float64_t[::1] b_data = b_data_arr
+    with nogil:
+        for i in range(k):
+            s = _rowset_slot(&rows, e_row[i])
+            e_row[i] = <int32_t>s  # from here on, the entry's slot
+            fill[s + 1] += 1
+            bucket[(s >> TAKE_BUCKET_SHIFT) + 1] += 1
+        for s in range(n_slots):
+            fill[s + 1] += fill[s]
+        for b in range(n_buckets):
+            bucket[b + 1] += bucket[b]
+        for i in range(k):
+            s = e_row[i]
+            b = bucket[s >> TAKE_BUCKET_SHIFT]
+            b_slot[b] = <int32_t>s
+            b_col[b] = e_col[i]
+            b_data[b] = <float64_t>data[e_pos[i]]
+            bucket[s >> TAKE_BUCKET_SHIFT] = b + 1
+        for i in range(k):
+            s = b_slot[i]
+            o_ind[fill[s]] = b_col[i]
+            o_data[fill[s]] = b_data[i]
+            fill[s] += 1
+        for s in range(n_slots, 0, -1):  # fill[s] is now where row s ends: shift back
+            fill[s] = fill[s - 1]
+        fill[0] = 0
+    slots_arr = np.full(n_rows, -1, dtype=np.intp)
+    slots_arr[np.flatnonzero(mask)] = np.arange(n_slots)
+    return out_data, out_indices, out_indptr, n_cols, slots_arr, n_rows
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
@@ -472,7 +707,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
     cdef bint missing_left
 
     if csr != NULL:
-        n = csr.n_rows
+        n = csr.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
@@ -556,6 +791,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
+    if csr != NULL:
+        _clear_csr(csr, s, m)
 
 
 def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
@@ -592,6 +829,8 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok and c != NULL:  # _gather_csr's zeros
+            memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
         if ok:
             for t in range(seeds.shape[0]):
                 _build_axis_tree(X, c, seeds[t], max_samples, bootstrap, w, cw, max_features,
@@ -1284,7 +1523,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, const CSRRows* csr,
     cdef const float64_t* col
 
     if csr != NULL:
-        n = csr.n_rows
+        n = csr.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
@@ -1412,6 +1651,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, const CSRRows* csr,
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
+    if csr != NULL:
+        _clear_csr(csr, s, m)
 
 
 def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
@@ -1449,6 +1690,8 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
         cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok and c != NULL:  # _gather_csr's zeros
+            memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
         if ok:
             for t in range(seeds.shape[0]):
                 _build_hyperplane_tree(X, c, seeds[t], max_samples, bootstrap, w, cw,
