@@ -359,10 +359,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Numeric training data (float32 is kept as float32; other
             numeric types are converted to float64).  Sparse matrices and
-            arrays of any format are accepted (CSC as scikit-learn; CSR
-            avoids nothing, one conversion to CSR is made either way) and give
-            the same model as the dense matrix (a stored NaN is missing, an
-            absent entry is 0).
+            arrays of any format are accepted and give the same model as the
+            dense matrix (a stored NaN is missing, an absent entry is 0):
+            from CSC (as scikit-learn) ``IsolationForest`` takes only the rows
+            its trees draw, without converting the matrix; other formats are
+            converted to CSR once.
             +-inf is accepted: splits are drawn over a node's finite values
             only, so +inf lies beyond every split (right) and -inf before it
             (left).  NaN (missing values) where the estimator supports them
