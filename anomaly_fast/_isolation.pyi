@@ -36,6 +36,25 @@ def heap_layout(
     offsets: npt.NDArray[np.int64],
     depths: npt.NDArray[np.int32],
     block_rows: int,
+    missing: npt.NDArray[np.uint8] | None = ...,
+    n_features: int = ...,
+) -> Any: ...
+def draw_tree_rows(
+    seeds: npt.NDArray[np.uint64],
+    n: int,
+    max_samples: int,
+    bootstrap: bool,
+    weights: npt.NDArray[np.float64],
+    cum_weights: npt.NDArray[np.float64],
+    n_features: int,
+    max_features: int,
+) -> npt.NDArray[np.uint8]: ...
+def csc_take_rows(
+    data: npt.NDArray[np.floating[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    indptr: npt.NDArray[np.intp],
+    n_rows: int,
+    mask: npt.NDArray[np.uint8],
 ) -> Any: ...
 def build_hyperplane_trees(
     X: npt.NDArray[np.floating[Any]],

@@ -12,8 +12,9 @@ ROC-AUC of our IsolationForest vs scikit-learn's, and of our
 ExtendedIsolationForest vs isotree ``ndim=d`` with its default
 ``missing_action`` (on all rows, or a uniform sample of ``--max-rows``).
 ``nan-speed``: scoring time with 10% NaN on http and cover, one thread each.
-``sparse``: a random 200,000 x 2,000 CSR matrix at 1% density: fit (CSC) and
-scoring against scikit-learn, and our sparse scores against our dense path.
+``sparse``: a random 200,000 x 2,000 CSR matrix at 1% density: fit (CSC; both
+sides at their default n_jobs=None, then both at n_jobs=2) and scoring against
+scikit-learn, and our sparse scores against our dense path.
 ``ab``: NaN-free scoring on http and cover, this checkout against a
 ``--baseline`` checkout with its kernels built in place, in alternating
 subprocesses (``--runs`` each).
@@ -158,12 +159,22 @@ def sparse(args):
     fit_ours, _ = _best(lambda: ours.fit(csc), 3)
     fit_ours_csr, _ = _best(lambda: ours.fit(X), 3)
     fit_theirs, _ = _best(lambda: theirs.fit(csc), 1)
+    # both sides on two threads (scikit-learn: its trees through joblib)
+    fit_ours2, _ = _best(lambda: IsolationForest(random_state=0, n_jobs=2).fit(csc), 3)
+    fit_theirs2, _ = _best(lambda: SklearnIF(random_state=0, n_jobs=2).fit(csc), 1)
     score_ours, s_sparse = _best(lambda: ours.score_samples(X), 3)
     score_theirs, _ = _best(lambda: theirs.score_samples(X), 1)
     # our dense path, 10,000 rows at a time (the whole dense matrix is 3.2 GB)
     s_dense = np.concatenate([ours.score_samples(X[i : i + 10_000].toarray()) for i in range(0, n, 10_000)])
     print(f"sparse {n} x {d} CSR, density 1% ({X.nnz} stored values)")
-    print(f"fit (CSC):   anomaly_fast {fit_ours:.3f} s, scikit-learn {fit_theirs:.3f} s: {fit_theirs / fit_ours:.1f}x")
+    print(
+        f"fit (CSC, n_jobs=None both): anomaly_fast {fit_ours:.3f} s, scikit-learn {fit_theirs:.3f} s: "
+        f"{fit_theirs / fit_ours:.1f}x"
+    )
+    print(
+        f"fit (CSC, n_jobs=2 both):    anomaly_fast {fit_ours2:.3f} s, scikit-learn {fit_theirs2:.3f} s: "
+        f"{fit_theirs2 / fit_ours2:.1f}x"
+    )
     print(f"fit (CSR):   anomaly_fast {fit_ours_csr:.3f} s ({fit_theirs / fit_ours_csr:.1f}x scikit-learn's CSC fit)")
     print(
         f"score (CSR): anomaly_fast {score_ours:.3f} s, scikit-learn {score_theirs:.3f} s: "

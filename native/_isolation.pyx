@@ -276,13 +276,24 @@ cdef struct CSRRows:
     const intp_t* indptr    # row r owns data[indptr[r]:indptr[r + 1]]
     intp_t n_rows           # rows of the matrix
     intp_t n_cols           # columns of the matrix
+    # Fit on some rows of a larger matrix (csc_take_rows): trees draw from
+    # range(n_draw) and row r of the larger matrix is row slots[r] here
+    # (slots NULL: n_draw == n_rows and the identity).
+    const intp_t* slots
+    intp_t n_draw
+
+
+cdef inline intp_t _csr_row(const CSRRows* X, intp_t drawn) noexcept nogil:
+    return X.slots[drawn] if X.slots != NULL else drawn
 
 
 cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
                       intp_t n_tree_features) noexcept nogil:
     """_gather for CSR input: the subsample's allowed features, zeros
-    where the matrix stores nothing."""
-    cdef intp_t i, j, p
+    where the matrix stores nothing.  ``s.columns`` must be all zeros (the
+    builder zeroes it once and _clear_csr undoes each tree's writes): the
+    cost is the subsample's stored entries, not m * n_features."""
+    cdef intp_t i, j, p, r
     cdef int32_t pos
     cdef float64_t v
     for j in range(X.n_cols):
@@ -290,9 +301,9 @@ cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
     for j in range(n_tree_features):
         s.position[s.features[j]] = <int32_t>j
         s.has_missing[j] = 0
-    memset(s.columns, 0, m * n_tree_features * sizeof(float64_t))
     for i in range(m):
-        for p in range(X.indptr[s.rows[i]], X.indptr[s.rows[i] + 1]):
+        r = _csr_row(X, s.rows[i])
+        for p in range(X.indptr[r], X.indptr[r + 1]):
             pos = s.position[X.indices[p]]
             if pos >= 0:
                 v = X.data[p]
@@ -301,6 +312,18 @@ cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
                     s.has_missing[pos] = 1
     for i in range(m):
         s.order[i] = i
+
+
+cdef void _clear_csr(const CSRRows* X, BuildScratch* s, intp_t m) noexcept nogil:
+    """Zero what _gather_csr wrote into ``s.columns``."""
+    cdef intp_t i, p, r
+    cdef int32_t pos
+    for i in range(m):
+        r = _csr_row(X, s.rows[i])
+        for p in range(X.indptr[r], X.indptr[r + 1]):
+            pos = s.position[X.indices[p]]
+            if pos >= 0:
+                s.columns[pos * m + i] = 0.0
 
 
 cdef void _densify_rows(const CSRRows* X, intp_t r0, intp_t nb, float64_t* out) noexcept nogil:
@@ -316,15 +339,23 @@ cdef void _densify_rows(const CSRRows* X, intp_t r0, intp_t nb, float64_t* out) 
 
 cdef bint _csr_view(object csr, CSRRows* out) except False:
     """Fill ``out`` from a (data float64, indices intp, indptr intp, n_cols)
-    tuple of C-contiguous arrays; the arrays must outlive ``out``."""
+    tuple of C-contiguous arrays, or (..., slots intp, n_draw) for rows taken
+    from a larger matrix (see CSRRows); the arrays must outlive ``out``."""
     cdef const float64_t[::1] data = csr[0]
     cdef const intp_t[::1] indices = csr[1]
     cdef const intp_t[::1] indptr = csr[2]
+    cdef const intp_t[::1] slots
     out.data = &data[0] if data.shape[0] > 0 else NULL
     out.indices = &indices[0] if indices.shape[0] > 0 else NULL
     out.indptr = &indptr[0]
     out.n_rows = indptr.shape[0] - 1
     out.n_cols = csr[3]
+    out.slots = NULL
+    out.n_draw = out.n_rows
+    if len(csr) > 4:
+        slots = csr[4]
+        out.slots = &slots[0]
+        out.n_draw = slots.shape[0]
     return True
 
 
@@ -334,6 +365,210 @@ cdef enum:
 
 cdef intp_t _csr_block_rows(intp_t n_cols) noexcept nogil:
     return max(1, min(4096, CSR_BLOCK_VALUES // max(n_cols, 1)))
+
+
+# --------------------------------------------------------------------------
+# Fit from CSC without converting the whole matrix: the rows every tree will
+# draw are drawn first (draw_tree_rows, the builders' own draws), and only
+# their union is taken from the CSC matrix (csc_take_rows), in one compiled
+# pass over its row indices, into a small CSR matrix the builders read
+# through ``slots`` (CSRRows).
+# --------------------------------------------------------------------------
+
+ctypedef fused csc_index_t:
+    int32_t
+    int64_t
+
+
+def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint bootstrap,
+                   const float64_t[::1] weights, const float64_t[::1] cum_weights,
+                   intp_t n_features, intp_t max_features):
+    """A (n_rows,) uint8 mask of the rows of range(n) that the trees of
+    ``seeds`` draw: the builders' first draws (features, then rows) with
+    the same arguments as build_axis_trees / build_hyperplane_trees."""
+    mask = np.zeros(n, dtype=np.uint8)
+    cdef uint8_t[::1] out = mask
+    cdef RandomState rng
+    cdef intp_t t, i
+    cdef intp_t table_size = _table_size(max_samples)
+    cdef const float64_t* w = NULL
+    cdef const float64_t* cw = NULL
+    if weights.shape[0] > 0:
+        w = &weights[0]
+        cw = &cum_weights[0]
+    cdef int32_t* features = <int32_t*>malloc(max(n_features, 1) * sizeof(int32_t))
+    cdef intp_t* rows = <intp_t*>malloc(max_samples * sizeof(intp_t))
+    cdef intp_t* table = <intp_t*>malloc(table_size * sizeof(intp_t))
+    cdef float64_t* keys = <float64_t*>malloc(max_samples * sizeof(float64_t))
+    cdef bint ok = features != NULL and rows != NULL and table != NULL and keys != NULL
+    if ok:
+        with nogil:
+            for t in range(seeds.shape[0]):
+                rng_seed(&rng, seeds[t])
+                _draw_features(&rng, n_features, max_features, features)
+                _draw_rows(&rng, n, max_samples, bootstrap, w, cw, rows, table, table_size, keys)
+                for i in range(max_samples):
+                    out[rows[i]] = 1
+    free(features)
+    free(rows)
+    free(table)
+    free(keys)
+    if not ok:
+        raise MemoryError("not enough memory to draw the trees' rows")
+    return mask
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    static inline int af_popcount64(uint64_t x) {
+    #if defined(__GNUC__) || defined(__clang__)
+        return __builtin_popcountll(x);
+    #else
+        int n = 0;
+        while (x) { x &= x - 1; n++; }
+        return n;
+    #endif
+    }
+    """
+    int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
+
+
+cdef struct RowSet:
+    # A set of rows of range(n) as a bitset with the rank of each word's
+    # first bit: a row's slot (its index among the set's rows, ascending)
+    # is a few instructions on arrays that stay in L1 cache (n / 8 and
+    # n / 16 bytes), not a lookup in an n-entry table.
+    const uint64_t* bits
+    const intp_t* rank
+
+
+cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
+    return (t.bits[r >> 6] >> (r & 63)) & 1
+
+
+cdef inline intp_t _rowset_slot(const RowSet* t, intp_t r) noexcept nogil:
+    return t.rank[r >> 6] + _popcount64(t.bits[r >> 6] & (((<uint64_t>1) << (r & 63)) - 1))
+
+
+cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n_cols,
+                      intp_t n_rows, const RowSet* taken, intp_t* entry_pos,
+                      int32_t* entry_row, int32_t* entry_col) noexcept nogil:
+    """Positions (and rows, columns) of the CSC matrix's entries whose row is
+    ``taken``, in column order; branch-free but for the checks (per column).
+    ``entry_pos``/``entry_col`` have room for one more entry than are
+    taken.  Returns how many, -1 when a row index is out of range, -2 when a
+    column's rows are not strictly increasing (not canonical)."""
+    cdef intp_t c, p, r, prev, k = 0
+    cdef bint bad = False
+    for c in range(n_cols):
+        prev = -1
+        for p in range(indptr[c], indptr[c + 1]):
+            r = <intp_t>indices[p]
+            bad |= (r <= prev) | (r >= n_rows)
+            prev = r
+            entry_pos[k] = p
+            entry_row[k] = <int32_t>r
+            entry_col[k] = <int32_t>c
+            k += _rowset_has(taken, r if (r < n_rows) & (r >= 0) else 0)
+        if bad:
+            for p in range(indptr[c], indptr[c + 1]):
+                if indices[p] < 0 or indices[p] >= n_rows:
+                    return -1
+            return -2
+    return k
+
+
+cdef enum:
+    TAKE_BUCKET_SHIFT = 7  # 2**7 consecutive rows per bucket of csc_take_rows' sort
+
+
+def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
+                  const intp_t[::1] indptr, intp_t n_rows, const uint8_t[::1] mask):
+    """The rows of an (n_rows, len(indptr) - 1) CSC matrix where ``mask`` is
+    1, as canonical CSR arrays for the builders: (data, indices, indptr,
+    n_cols, slots, n_rows), ``slots[r]`` the row of row r (-1 when not
+    taken).  None when the matrix is not canonical (then convert it whole).
+    ``indptr`` must be checked by the caller (starts at 0, non-decreasing,
+    within data and indices); row indices are checked here (ValueError).
+    """
+    cdef intp_t n_cols = indptr.shape[0] - 1
+    cdef intp_t r, n_slots, k = 0, i, s, p, n_words = (n_rows + 63) // 64 + 1
+    taken = np.packbits(mask, bitorder="little")
+    bits_arr = np.zeros(n_words, dtype=np.uint64)
+    bits_arr.view(np.uint8)[: taken.shape[0]] = taken
+    rank_arr = np.zeros(n_words, dtype=np.intp)
+    np.cumsum(np.bitwise_count(bits_arr[:-1]), out=rank_arr[1:])
+    n_slots = rank_arr[n_words - 1]
+    cdef const uint64_t[::1] bits = bits_arr
+    cdef const intp_t[::1] rank = rank_arr
+    cdef RowSet rows
+    rows.bits = &bits[0]
+    rows.rank = &rank[0]
+    # the entries of the taken rows: at most nnz (+1: the branch-free writes)
+    cdef intp_t nnz = indptr[n_cols]
+    pos_arr = np.empty(nnz + 1, dtype=np.intp)
+    col_arr = np.empty(nnz + 1, dtype=np.int32)
+    row_arr = np.empty(nnz + 1, dtype=np.int32)
+    cdef int32_t[::1] e_row = row_arr
+    cdef intp_t[::1] e_pos = pos_arr
+    cdef int32_t[::1] e_col = col_arr
+    if n_cols > 0 and nnz > 0 and n_rows > 0:
+        with nogil:
+            k = _csc_take(&indices[0], &indptr[0], n_cols, n_rows, &rows, &e_pos[0], &e_row[0],
+                          &e_col[0])
+    if k == -1:
+        raise ValueError("sparse matrix has inconsistent indptr/indices arrays: a row index is out of range")
+    if k == -2:
+        return None
+    out_indptr = np.zeros(n_slots + 1, dtype=np.intp)
+    out_indices = np.empty(k, dtype=np.intp)
+    out_data = np.empty(k, dtype=np.float64)
+    cdef intp_t[::1] fill = out_indptr
+    cdef intp_t[::1] o_ind = out_indices
+    cdef float64_t[::1] o_data = out_data
+    # Stable counting sort by slot in two passes that keep their writes
+    # local: entries go first to buckets of 2**TAKE_BUCKET_SHIFT consecutive
+    # slots (a few hundred sequential write streams), then from each bucket
+    # to their rows, whose output is one contiguous stretch.  (One pass
+    # straight to the rows scatters every write over the whole output.)
+    cdef intp_t n_buckets = (n_slots >> TAKE_BUCKET_SHIFT) + 1, b
+    bucket_arr = np.zeros(n_buckets + 1, dtype=np.intp)
+    b_slot_arr = np.empty(max(k, 1), dtype=np.int32)
+    b_col_arr = np.empty(max(k, 1), dtype=np.int32)
+    b_data_arr = np.empty(max(k, 1), dtype=np.float64)
+    cdef intp_t[::1] bucket = bucket_arr
+    cdef int32_t[::1] b_slot = b_slot_arr
+    cdef int32_t[::1] b_col = b_col_arr
+    cdef float64_t[::1] b_data = b_data_arr
+    with nogil:
+        for i in range(k):
+            s = _rowset_slot(&rows, e_row[i])
+            e_row[i] = <int32_t>s  # from here on, the entry's slot
+            fill[s + 1] += 1
+            bucket[(s >> TAKE_BUCKET_SHIFT) + 1] += 1
+        for s in range(n_slots):
+            fill[s + 1] += fill[s]
+        for b in range(n_buckets):
+            bucket[b + 1] += bucket[b]
+        for i in range(k):
+            s = e_row[i]
+            b = bucket[s >> TAKE_BUCKET_SHIFT]
+            b_slot[b] = <int32_t>s
+            b_col[b] = e_col[i]
+            b_data[b] = <float64_t>data[e_pos[i]]
+            bucket[s >> TAKE_BUCKET_SHIFT] = b + 1
+        for i in range(k):
+            s = b_slot[i]
+            o_ind[fill[s]] = b_col[i]
+            o_data[fill[s]] = b_data[i]
+            fill[s] += 1
+        for s in range(n_slots, 0, -1):  # fill[s] is now where row s ends: shift back
+            fill[s] = fill[s - 1]
+        fill[0] = 0
+    slots_arr = np.full(n_rows, -1, dtype=np.intp)
+    slots_arr[np.flatnonzero(mask)] = np.arange(n_slots)
+    return out_data, out_indices, out_indptr, n_cols, slots_arr, n_rows
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
@@ -472,7 +707,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
     cdef bint missing_left
 
     if csr != NULL:
-        n = csr.n_rows
+        n = csr.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
@@ -556,6 +791,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
+    if csr != NULL:
+        _clear_csr(csr, s, m)
 
 
 def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
@@ -592,6 +829,8 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok and c != NULL:  # _gather_csr's zeros
+            memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
         if ok:
             for t in range(seeds.shape[0]):
                 _build_axis_tree(X, c, seeds[t], max_samples, bootstrap, w, cw, max_features,
@@ -690,7 +929,8 @@ def scoring_links(nodes, intp_t block_rows):
 
 
 def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
-                const int32_t[::1] depths, intp_t block_rows):
+                const int32_t[::1] depths, intp_t block_rows, missing=None,
+                intp_t n_features=0):
     """The "heap" scoring layout of axis trees, or None when there are no
     trees or a tree is deeper than HEAP_MAX_DEPTH.
 
@@ -706,6 +946,13 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
     AF_HEAP_COLUMNS) and ``leaves[t*2**(HEAP_MAX_DEPTH+1):]``, indexed by the
     heap index a walk ends at (2**D .. 2**(D+1) - 1; the entries below are
     unused).
+
+    ``missing`` (uint8 per compact node, 1 = a NaN goes left) and
+    ``n_features``: the layout for rows that may hold NaN, whose block has
+    two columns per feature
+    (see _transpose_block_missing): an internal node whose NaN goes right
+    reads feature f from column n_features + f, where a NaN is the largest
+    key; every other position reads column f, where a NaN is key 0.
     """
     cdef intp_t n_trees = offsets.shape[0]
     cdef intp_t t, D
@@ -725,7 +972,8 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
     cdef const int32_t[::1] node_feat = np.ascontiguousarray(nodes["feature"])
     cdef const int32_t[::1] node_left = np.ascontiguousarray(nodes["left"])
     cdef intp_t[::1] ids = np.empty(2 << HEAP_MAX_DEPTH, dtype=np.intp)
-    cdef intp_t p, n_int, base, node, k
+    cdef intp_t p, n_int, base, node, k, column
+    cdef const uint8_t[::1] miss = missing if missing is not None else np.zeros(1, dtype=np.uint8)
     for t in range(n_trees):
         D = depths[t]
         n_int = (1 << D) - 1
@@ -737,7 +985,10 @@ def heap_layout(nodes, const float64_t[::1] values, const int64_t[::1] offsets,
             node = ids[p]
             k = base + node
             thr[p] = _order_key(node_thr[k])
-            col[p] = <uint32_t>(node_feat[k] * block_rows * 8)
+            column = node_feat[k]
+            if missing is not None and node_left[k] != node and miss[k] == 0:
+                column += n_features  # NaN goes right: the column where NaN is the largest key
+            col[p] = <uint32_t>(column * block_rows * 8)
             if node_left[k] == node:  # leaf: stays itself down the left path
                 ids[2 * p] = node
                 ids[2 * p + 1] = node
@@ -769,6 +1020,31 @@ cdef void _transpose_block(const floating_t* X, intp_t n_cols, intp_t r0, intp_t
                 memcpy(&block[f * block_rows + r], &v, 8)
     cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
     for f in range(n_cols):
+        for r in range(nb, padded):
+            block[f * block_rows + r] = 0
+
+
+cdef void _transpose_block_missing(const floating_t* X, intp_t n_cols, intp_t r0, intp_t nb,
+                                   intp_t block_rows, uint64_t* block) noexcept nogil:
+    """_transpose_block (order keys) for rows that may hold NaN, into two
+    columns per feature: column f holds a NaN as key 0 (left of every split),
+    column n_cols + f as the largest key (right of every split); other values
+    have their order key in both.  With heap_layout's ``missing`` layout a
+    NaN goes to its node's missing side in the same branch-free step."""
+    cdef intp_t r, f
+    cdef const floating_t* row
+    cdef float64_t v
+    cdef uint64_t key
+    cdef uint64_t* right = block + n_cols * block_rows
+    for r in range(nb):
+        row = X + (r0 + r) * n_cols
+        for f in range(n_cols):
+            v = <float64_t>row[f]
+            key = _order_key(v)
+            block[f * block_rows + r] = key if v == v else 0
+            right[f * block_rows + r] = key if v == v else <uint64_t>0xFFFFFFFFFFFFFFFF
+    cdef intp_t padded = min(block_rows, (nb + ROW_GROUP - 1) // ROW_GROUP * ROW_GROUP)
+    for f in range(2 * n_cols):
         for r in range(nb, padded):
             block[f * block_rows + r] = 0
 
@@ -898,15 +1174,18 @@ cdef inline void _links_tree(const AxisScoring* f, intp_t t, const uint64_t* blo
 
 cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
                      intp_t n_cols, intp_t block_rows, float64_t denominator,
-                     float64_t* out) noexcept nogil:
+                     float64_t* out, bint missing=False) noexcept nogil:
     """out[r] = -2 ** (-sum_t h_t(x_r) / denominator), sklearn's score_samples.
 
     Rows are copied, block by block, into a transposed buffer; the block then
     walks one tree at a time (block and tree stay in L1), twelve rows at
-    once.  Returns -1 when out of memory.
+    once.  ``missing``: rows may hold NaN, ``f`` is the "heap" layout built
+    with heap_layout's ``missing`` and ``block_rows`` is for 2 * n_cols
+    columns (_transpose_block_missing).  Returns -1 when out of memory.
     """
     cdef bint heap = f.regions != NULL
-    cdef uint64_t* block = <uint64_t*>malloc(block_rows * n_cols * sizeof(uint64_t))
+    cdef uint64_t* block = <uint64_t*>malloc(block_rows * n_cols * (2 if missing else 1)
+                                             * sizeof(uint64_t))
     cdef float64_t* acc = <float64_t*>malloc(block_rows * sizeof(float64_t))
     cdef intp_t r0, r, nb, t
     if block == NULL or acc == NULL:
@@ -916,7 +1195,10 @@ cdef int _axis_score(const AxisScoring* f, const floating_t* X, intp_t n_rows,
     r0 = 0
     while r0 < n_rows:
         nb = min(block_rows, n_rows - r0)
-        _transpose_block(X, n_cols, r0, nb, block_rows, heap, block)
+        if missing:
+            _transpose_block_missing(X, n_cols, r0, nb, block_rows, block)
+        else:
+            _transpose_block(X, n_cols, r0, nb, block_rows, heap, block)
         if nb < ROW_GROUP:
             # Too few rows to fill a group: walk eight trees at once instead.
             for r in range(nb):
@@ -1241,7 +1523,7 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, const CSRRows* csr,
     cdef const float64_t* col
 
     if csr != NULL:
-        n = csr.n_rows
+        n = csr.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
@@ -1369,6 +1651,8 @@ cdef void _build_hyperplane_tree(const floating_t[:, ::1] X, const CSRRows* csr,
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
+    if csr != NULL:
+        _clear_csr(csr, s, m)
 
 
 def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
@@ -1406,6 +1690,8 @@ def build_hyperplane_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds
         cw = &cum_weights[0]
     with nogil:
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
+        if ok and c != NULL:  # _gather_csr's zeros
+            memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
         if ok:
             for t in range(seeds.shape[0]):
                 _build_hyperplane_tree(X, c, seeds[t], max_samples, bootstrap, w, cw,
@@ -1566,7 +1852,10 @@ cdef class AxisForest:
     ``score_samples(X, out)`` writes scikit-learn's ``score_samples`` for the
     rows of C-contiguous float32/float64 ``X`` into ``out``; no validation.
     ``missing`` (uint8 per node, 1 = a NaN goes left) serves rows with NaN,
-    walked by ``score_samples(X, out, has_missing=True)``.
+    walked by ``score_samples(X, out, has_missing=True)``: in a second "heap"
+    layout whose nodes read each feature from one of two columns (a NaN
+    left or right of every split, see heap_layout), else (deeper trees) by
+    the missing-aware walk of the compact nodes for the rows with NaN.
     The compact ``nodes``/``values`` are what is pickled; the scoring layout
     ("heap" for trees of depth <= 8, else "links") is derived from them.
 
@@ -1582,6 +1871,9 @@ cdef class AxisForest:
     cdef readonly bint ready  # the scoring layout is built
     cdef object _keep  # arrays the AxisScoring pointers point into
     cdef AxisScoring _f
+    # "heap" layout for rows with NaN (regions == NULL: none; see heap_layout)
+    cdef AxisScoring _nan
+    cdef intp_t _nan_block_rows
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
                  intp_t n_features, bint trusted=False, missing=None):
@@ -1593,6 +1885,7 @@ cdef class AxisForest:
         self.denominator = denominator
         self.n_features = n_features
         memset(&self._f, 0, sizeof(AxisScoring))
+        memset(&self._nan, 0, sizeof(AxisScoring))
         self._keep = ()
         self.ready = trusted
         if not trusted:
@@ -1617,6 +1910,13 @@ cdef class AxisForest:
             self._f.regions = <const char*>&regions[0]
             self._f.leaves = &leaves[0]
             self._keep = heap
+            if missing is not None:
+                self._nan_block_rows = block_rows_for(2 * n_features)
+                regions = heap_layout(nodes, values, offsets, depths, self._nan_block_rows,
+                                      missing, n_features)[0]
+                self._nan = self._f
+                self._nan.regions = <const char*>&regions[0]
+                self._keep = heap + (regions.base,)
         else:
             thresholds = np.ascontiguousarray(nodes["threshold"])
             links = scoring_links(nodes, self.block_rows)
@@ -1642,30 +1942,39 @@ cdef class AxisForest:
         cdef int status
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
-        if has_missing:  # rare: float32 is widened (exactly) rather than compiled twice
+        cdef bint nan_heap = has_missing and self._nan.regions != NULL
+        if has_missing and not nan_heap:  # rare: float32 is widened (exactly)
             self._score_split(np.ascontiguousarray(X, dtype=np.float64), np.asarray(out))
             return
         if X.dtype == np.float32:
-            status = self._score_f32(X, out)
+            status = self._score_f32(X, out, nan_heap)
         else:
-            status = self._score_f64(X, out)
+            status = self._score_f64(X, out, nan_heap)
         if status != 0:
             raise MemoryError("not enough memory to score")
 
-    cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out):
+    cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                     self.block_rows, self.denominator, &out[0])
+                if missing:
+                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
+                                         self._nan_block_rows, self.denominator, &out[0], True)
+                else:
+                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                         self.block_rows, self.denominator, &out[0])
         return status
 
-    cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out):
+    cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
         if X.shape[0] > 0:
             with nogil:
-                status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                     self.block_rows, self.denominator, &out[0])
+                if missing:
+                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
+                                         self._nan_block_rows, self.denominator, &out[0], True)
+                else:
+                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
+                                         self.block_rows, self.denominator, &out[0])
         return status
 
     def _score_split(self, X, out):

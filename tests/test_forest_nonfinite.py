@@ -200,6 +200,29 @@ def test_training_rows_with_nan_reach_the_leaves_that_counted_them(seed):
             assert f.values[base + leaf] == pytest.approx(depths[leaf] + table[n - 1], abs=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    fraction=st.sampled_from([0.02, 0.1, 0.5]),
+    n_features=st.integers(1, 40),
+    n_rows=st.integers(1, 700),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_rows_with_nan_score_in_the_heap_layout_as_in_the_compact_walk(seed, fraction, n_features, n_rows, dtype):
+    """Rows with NaN are scored in the "heap" layout (two columns per feature,
+    the node's missing side chosen by its column); the result equals, bit for
+    bit, the missing-aware walk of the compact nodes over the same rows."""
+    rng = np.random.RandomState(seed)
+    X = _with_infinities(_with_missing(rng.normal(size=(300, n_features)), seed, fraction), seed + 1, 0.02)
+    forest = IsolationForest(n_estimators=7, random_state=seed).fit(X)._forest
+    assert forest.layout == "heap"
+    Q = _with_missing(rng.normal(size=(n_rows, n_features)), seed + 2, fraction).astype(dtype)
+    heap, walk = np.empty(n_rows), np.empty(n_rows)
+    forest.score_samples(Q, heap, has_missing=True)
+    forest._score_split(Q.astype(np.float64), walk)
+    assert np.array_equal(heap, walk)
+
+
 def test_nan_free_fit_stores_the_larger_side_for_nan():
     X = np.random.RandomState(0).normal(size=(300, 2))
     f = IsolationForest(n_estimators=5, random_state=0).fit(X)._forest

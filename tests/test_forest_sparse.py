@@ -238,3 +238,65 @@ def test_none_in_object_arrays_and_explicit_nan_in_sparse_are_missing_values(cls
 def test_complex_numbers_and_strings_get_scikit_learns_errors(cls, bad, error, match):
     with pytest.raises(error, match=match):
         cls().fit(bad)
+
+
+# -- fit from CSC: only the rows the trees draw are taken from the matrix -----------------
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    bootstrap=st.booleans(),
+    weighted=st.booleans(),
+    max_samples=st.sampled_from(["auto", 40, 1.0]),
+    int64=st.booleans(),
+    nan=st.sampled_from([0.0, 0.1]),
+)
+def test_csc_fit_takes_only_the_drawn_rows_and_gives_the_dense_model(
+    seed, bootstrap, weighted, max_samples, int64, nan
+):
+    from anomaly_fast.forest.base import SparseRows
+
+    X = _sparse_data(seed, n=300, d=9, density=0.2, nan=nan)
+    csc = sp.csc_matrix(X)
+    if int64:
+        csc = sp.csc_matrix((csc.data, csc.indices.astype(np.int64), csc.indptr.astype(np.int64)), shape=X.shape)
+    weights = np.random.RandomState(seed).uniform(0.0, 2.0, size=300) if weighted else None
+    kw = dict(n_estimators=6, random_state=seed, bootstrap=bootstrap, max_samples=max_samples)
+    dense = IsolationForest(**kw).fit(X, sample_weight=weights)
+    sparse = IsolationForest(**kw).fit(csc, sample_weight=weights)
+    for key in ("nodes", "values", "missing", "offsets", "depths"):
+        np.testing.assert_array_equal(getattr(sparse._forest, key), getattr(dense._forest, key))
+    # the rows handed to the build kernels: those drawn, in order, no others
+    rows = SparseRows(csc).for_trees(np.arange(1, 4, dtype=np.uint64), 40, False, (np.empty(0),) * 2, 9)
+    data, indices, indptr, n_cols, slots, n_draw = rows.csr
+    taken = np.flatnonzero(slots >= 0)
+    assert n_draw == 300 and n_cols == 9 and 0 < len(taken) <= 120
+    np.testing.assert_array_equal(slots[taken], np.arange(len(taken)))
+    small = sp.csr_matrix((data, indices, indptr), shape=(len(taken), 9)).toarray()
+    np.testing.assert_array_equal(small, np.where(np.isnan(X[taken]), np.nan, X[taken]))
+
+
+def test_csc_with_unsorted_or_duplicate_rows_is_read_as_scipy_densifies_it():
+    X = _sparse_data(4, n=200, d=5, density=0.4)
+    coo = sp.coo_matrix(X)
+    rows = np.r_[coo.row, coo.row][::-1]
+    cols = np.r_[coo.col, coo.col][::-1]
+    vals = np.r_[coo.data / 2, coo.data / 2][::-1]
+    messy = sp.csc_matrix((vals, (rows, cols)), shape=X.shape)
+    messy.indices[:2] = messy.indices[:2][::-1].copy()  # a column out of order
+    messy.has_sorted_indices = False
+    model = IsolationForest(n_estimators=8, random_state=0).fit(messy.toarray())
+    fitted = IsolationForest(n_estimators=8, random_state=0).fit(messy)
+    np.testing.assert_array_equal(fitted._forest.nodes, model._forest.nodes)
+
+
+@pytest.mark.parametrize("where", ["row", "negative", "indptr"])
+def test_csc_edited_out_of_range_gets_a_value_error_at_fit(where):
+    X = sp.random(60, 4, density=0.5, format="csc", random_state=0)
+    if where == "row":
+        X.indices[-1] = 10**6
+    elif where == "negative":
+        X.indices[0] = -5
+    else:
+        X.indptr[2] = X.indptr[-1] + 7
+    with pytest.raises(ValueError, match="indices|indptr"):
+        IsolationForest(n_estimators=3, random_state=0).fit(X)

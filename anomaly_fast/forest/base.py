@@ -90,39 +90,87 @@ def compact_trees(per_tree, n_nodes, previous=None):
 class SparseRows:
     """A validated sparse matrix as the kernels read it: canonical CSR
     arrays (float64 values, intp indices sorted within each row, no
-    duplicate entries) and its shape.  ``csr`` is the tuple the kernels take."""
+    duplicate entries) and its shape.  ``csr`` is the tuple the kernels take.
 
-    __slots__ = ("csr", "shape")
+    A CSC matrix is kept as it is until its CSR arrays are needed: ``fit``
+    takes only the rows its trees draw from it (:meth:`for_trees`)."""
+
+    __slots__ = ("_csc", "_csr", "shape")
 
     def __init__(self, X):
-        if hasattr(X, "check_format"):  # CSR/CSC/BSR: scipy's conversion trusts the indices
-            try:
-                X.check_format(full_check=True)
-            except ValueError as exc:
-                raise ValueError(f"sparse matrix has inconsistent indptr/indices arrays: {exc}") from None
-        X = X.tocsr()  # one conversion from CSC or COO; the same object when CSR
-        if not X.has_canonical_format:
-            X = X.copy()
-            X.sum_duplicates()  # also sorts the indices
         self.shape = X.shape
-        data = np.ascontiguousarray(X.data, dtype=np.float64)  # float32 widens exactly
-        indices = np.ascontiguousarray(X.indices, dtype=np.intp)
-        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
-        # The kernels write at these indices: arrays edited in place after
-        # scipy checked them get a ValueError here, never a bad write.
-        if (
-            indptr.shape != (X.shape[0] + 1,)
-            or indptr[0] != 0
-            or np.any(np.diff(indptr) < 0)
-            or indptr[-1] > min(data.shape[0], indices.shape[0])
-            or (indptr[-1] > 0 and (indices[: indptr[-1]].min() < 0 or indices[: indptr[-1]].max() >= X.shape[1]))
-        ):
-            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
-        self.csr = (data, indices, indptr, X.shape[1])
+        self._csr = None
+        self._csc = X if X.format == "csc" else None
+        if self._csc is None:
+            self._csr = _canonical_csr(X)
+
+    @classmethod
+    def _of_csr(cls, csr, shape):
+        rows = cls.__new__(cls)
+        rows._csc, rows._csr, rows.shape = None, csr, shape
+        return rows
+
+    @property
+    def csr(self):
+        if self._csr is None:
+            self._csr = _canonical_csr(self._csc)
+        return self._csr
 
     @property
     def has_nan(self):
-        return bool(np.isnan(self.csr[0]).any())
+        if self._csr is not None:
+            return bool(np.isnan(self._csr[0]).any())
+        return bool(np.isnan(self._csc.data[: self._csc.indptr[-1]]).any())
+
+    def for_trees(self, seeds, max_samples, bootstrap, weights, max_features):
+        """The rows the trees of ``seeds`` draw (the build kernels' own
+        draws), for the build kernels: from a CSC matrix only those rows, in
+        one compiled pass over its row indices, instead of converting it
+        whole (a non-canonical CSC matrix is converted); else ``self``."""
+        if self._csr is not None or self.shape[0] >= 2**31:  # the rows go into int32 scratch
+            return self
+        X = self._csc
+        n, d = X.shape
+        indices = X.indices if X.indices.dtype in (np.int32, np.int64) else X.indices.astype(np.int64)
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        if (
+            indptr.shape != (d + 1,)
+            or indptr[0] != 0
+            or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > min(X.data.shape[0], indices.shape[0])
+        ):
+            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
+        mask = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
+        csr = _isolation.csc_take_rows(np.ascontiguousarray(X.data), np.ascontiguousarray(indices), indptr, n, mask)
+        return self if csr is None else SparseRows._of_csr(csr, self.shape)
+
+
+def _canonical_csr(X):
+    """(data, indices, indptr, n_cols) of sparse ``X`` in canonical CSR form,
+    checked so that the kernels never index out of bounds."""
+    if hasattr(X, "check_format"):  # CSR/CSC/BSR: scipy's conversion trusts the indices
+        try:
+            X.check_format(full_check=True)
+        except ValueError as exc:
+            raise ValueError(f"sparse matrix has inconsistent indptr/indices arrays: {exc}") from None
+    X = X.tocsr()  # one conversion from CSC or COO; the same object when CSR
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()  # also sorts the indices
+    data = np.ascontiguousarray(X.data, dtype=np.float64)  # float32 widens exactly
+    indices = np.ascontiguousarray(X.indices, dtype=np.intp)
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+    # The kernels write at these indices: arrays edited in place after
+    # scipy checked them get a ValueError here, never a bad write.
+    if (
+        indptr.shape != (X.shape[0] + 1,)
+        or indptr[0] != 0
+        or np.any(np.diff(indptr) < 0)
+        or indptr[-1] > min(data.shape[0], indices.shape[0])
+        or (indptr[-1] > 0 and (indices[: indptr[-1]].min() < 0 or indices[: indptr[-1]].max() >= X.shape[1]))
+    ):
+        raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
+    return (data, indices, indptr, X.shape[1])
 
 
 def kernel_input(X):
@@ -317,10 +365,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Numeric training data (float32 is kept as float32; other
             numeric types are converted to float64).  Sparse matrices and
-            arrays of any format are accepted (CSC as scikit-learn; CSR
-            avoids nothing, one conversion to CSR is made either way) and give
-            the same model as the dense matrix (a stored NaN is missing, an
-            absent entry is 0).
+            arrays of any format are accepted and give the same model as the
+            dense matrix (a stored NaN is missing, an absent entry is 0):
+            from CSC (as scikit-learn) ``IsolationForest`` takes only the rows
+            its trees draw, without converting the matrix; other formats are
+            converted to CSR once.
             +-inf is accepted: splits are drawn over a node's finite values
             only, so +inf lies beyond every split (right) and -inf before it
             (left).  NaN (missing values) where the estimator supports them
@@ -374,8 +423,12 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             n_threads = min(effective_n_jobs(self.n_jobs), len(seeds))
             parts = _chunks(len(seeds), n_threads)
 
+            source = X
+            if isinstance(X, SparseRows):
+                source = X.for_trees(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
+
             def build(rows):
-                self._build(X, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
+                self._build(source, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
 
             if len(parts) == 1:
                 build(parts[0])
