@@ -28,7 +28,7 @@ from .. import _isolation
 from .base import average_path_length
 from .format import node_sizes, walked_depth
 
-__all__ = ["axis_explain_nodes", "node_gains", "top_features"]
+__all__ = ["axis_explain_layout", "expected_gain_table", "node_gains", "split_ranges", "top_features"]
 
 
 def node_gains(forest, max_samples):
@@ -47,22 +47,111 @@ def node_gains(forest, max_samples):
     return gains
 
 
-def axis_explain_nodes(forest, gains):
-    """The axis forest's nodes with the gains of both children, in the
-    explain kernel's layout (``EXPLAIN_NODE_DTYPE``): a step reads one
-    record; a leaf keeps threshold +inf, gains (0, its path length)."""
-    nodes = forest.nodes
+def split_ranges(forest):
+    """The ``(n_nodes, 2)`` training range ``[lo, hi]`` of each axis split's
+    feature (0, 0 at leaves): the forest's own, recorded at fit, or for a
+    forest saved before ranges existed a stand-in derived from the trees:
+    the cell the node's ancestors cut on that feature, its open ends closed
+    by the feature's lowest and highest threshold in the forest."""
+    if forest.ranges is not None:
+        return forest.ranges
+    nodes, offsets = forest.nodes, forest.offsets
     n = nodes.shape[0]
-    start = np.repeat(forest.offsets, np.diff(np.r_[forest.offsets, n]))
+    start = np.repeat(offsets, np.diff(np.r_[offsets, n]))
     left = start + nodes["left"].astype(np.int64)
     internal = left != np.arange(n)
-    out = np.empty(n, dtype=_isolation.EXPLAIN_NODE_DTYPE)
+    feature, threshold = nodes["feature"].astype(np.int64), nodes["threshold"]
+    parent = np.full(n, -1, dtype=np.int64)
+    splits = np.flatnonzero(internal)
+    parent[left[splits]] = splits
+    parent[left[splits] + 1] = splits
+    lo = np.full(n, -np.inf)
+    hi = np.full(n, np.inf)
+    at = np.arange(n)
+    while True:  # one step up the ancestors per pass (at most the depth)
+        up = parent[at]
+        live = internal & (up >= 0)
+        if not live.any():
+            break
+        u = np.where(live, up, 0)
+        same = live & (feature[u] == feature)
+        right = at == left[u] + 1
+        lo = np.where(same & right, np.maximum(lo, threshold[u]), lo)
+        hi = np.where(same & ~right, np.minimum(hi, threshold[u]), hi)
+        at = np.where(live, up, at)
+        internal = live
+    n_features = int(feature.max()) + 1
+    inner = left != np.arange(n)
+    fmin = np.full(n_features, np.inf)
+    fmax = np.full(n_features, -np.inf)
+    np.minimum.at(fmin, feature[inner], threshold[inner])
+    np.maximum.at(fmax, feature[inner], threshold[inner])
+    ranges = np.zeros((n, 2))
+    ranges[inner, 0] = np.where(np.isfinite(lo), lo, fmin[feature])[inner]
+    ranges[inner, 1] = np.where(np.isfinite(hi), hi, fmax[feature])[inner]
+    return ranges
+
+
+def expected_gain_table(sizes):
+    """Rows of ``_isolation.EXPLAIN_TABLE_WIDTH`` entries, one per node size in
+    ``sizes``: entry i (0 <= i <= B, B = width - 2) is the expected gain
+    ``c(n) - 1 - E[c(child)]`` of a split of a node of ``n`` rows spread
+    evenly over [lo, hi] whose threshold is uniform in [lo, hi], for a point
+    at ``lo + (i / B) (hi - lo)``; the last entry is ``E[c(child)]`` at an
+    end, the gain that certain isolation (a child of one row) adds."""
+    width = _isolation.EXPLAIN_TABLE_WIDTH
+    bins = width - 2
+    sizes = np.asarray(sizes, dtype=np.int64)
+    table = np.zeros((sizes.shape[0], width))
+    p = np.arange(bins + 1) / bins
+    exact = sizes <= _EXACT_TABLE_SIZE
+    if exact.any():
+        top = int(sizes[exact].max())
+        c = average_path_length(np.arange(top + 1))  # c[0] unused
+        cum = np.cumsum(np.r_[0.0, c[1:]])  # cum[m] = c(1) + ... + c(m)
+        n = sizes[exact][:, None]
+        pos = p[None, :] * (n - 1)
+        j = np.minimum(np.floor(pos).astype(np.int64), n - 2)  # gap of the point (0-based)
+        frac = pos - j
+        below = cum[n - 1] - cum[n - j - 1]  # gaps below the point: it goes right
+        above = cum[n - 1] - cum[j + 1]  # gaps above: it goes left
+        child = (below + above + frac * c[n - j - 1] + (1 - frac) * c[j + 1]) / (n - 1)
+        table[exact, : bins + 1] = c[n] - 1.0 - child
+        table[exact, bins + 1] = cum[n[:, 0] - 1] / (n[:, 0] - 1)
+    if (~exact).any():  # the continuum limit: 1 - 2 H(p) in nats, E[c(child)] = c(n) - 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = -np.nan_to_num(p * np.log(p)) - np.nan_to_num((1 - p) * np.log(1 - p))
+        table[~exact, : bins + 1] = 1.0 - 2.0 * h
+        table[~exact, bins + 1] = average_path_length(sizes[~exact]) - 2.0
+    return table
+
+
+_EXACT_TABLE_SIZE = 1 << 16  # larger nodes take the continuum limit (within 1e-4)
+
+
+def axis_explain_layout(forest, max_samples):
+    """``(nodes, table)`` that the axis explain kernel reads: the nodes in
+    ``EXPLAIN_NODE_DTYPE`` (threshold; the split's range as ``lo`` and
+    ``scale = 1 / (hi - lo)``; ``base``, the node size's row in ``table``;
+    a leaf keeps lo = its path length, scale 0, base 0) and the flat table of
+    :func:`expected_gain_table` rows after a row of zeros."""
+    nodes, offsets = forest.nodes, forest.offsets
+    depth = walked_depth(nodes, offsets)
+    size, left, internal = node_sizes(nodes, forest.values, offsets, depth, max_samples)
+    ranges = split_ranges(forest)
+    sizes, row = np.unique(size[internal], return_inverse=True)
+    table = np.vstack([np.zeros((1, _isolation.EXPLAIN_TABLE_WIDTH)), expected_gain_table(sizes)])
+    span = ranges[:, 1] - ranges[:, 0]
+    with np.errstate(divide="ignore", over="ignore"):
+        scale = np.where(internal & (span > 0), 1.0 / np.where(span > 0, span, 1.0), 0.0)
+    out = np.zeros(nodes.shape[0], dtype=_isolation.EXPLAIN_NODE_DTYPE)
     out["threshold"] = nodes["threshold"]
-    out["gain"][:, 0] = np.where(internal, gains[np.where(internal, left, 0)], 0.0)
-    out["gain"][:, 1] = np.where(internal, gains[np.where(internal, left + 1, 0)], forest.values)
+    out["lo"] = np.where(internal, ranges[:, 0], forest.values)
+    out["scale"] = np.minimum(scale, np.finfo(np.float32).max)
+    out["base"][internal] = (row.reshape(-1) + 1) * _isolation.EXPLAIN_TABLE_WIDTH
     out["feature"] = nodes["feature"]
     out["left"] = nodes["left"]
-    return out
+    return out, np.ascontiguousarray(table.reshape(-1))
 
 
 def top_features(contributions, values, k, feature_names=None):

@@ -35,6 +35,7 @@ from .._sklearn_compat import validate_estimator_params
 from ..forest.extended_isolation_forest import ExtendedIsolationForest
 from ..forest.format import (
     FORMAT,
+    OPTIONAL_ARRAYS,
     READABLE_FORMATS,
     STATE_KEYS,
     array_dtype,
@@ -260,7 +261,8 @@ def _read_forest_arrays(path, kind, fmt=FORMAT):
         try:
             with zipfile.ZipFile(f) as z:
                 found = [info.filename for info in z.infolist()]
-                if sorted(found) != sorted(f"{key}.npy" for key in names):
+                required = {f"{key}.npy" for key in names if key not in OPTIONAL_ARRAYS}
+                if not required <= set(found) <= {f"{key}.npy" for key in names} or len(set(found)) != len(found):
                     raise ValueError(f"holds {found}, expected {[f'{key}.npy' for key in names]}")
                 for info in z.infolist():
                     key = info.filename[: -len(".npy")]
