@@ -1970,15 +1970,10 @@ cdef inline float64_t _expected_credit(const ExplainNode* node, float64_t v,
     infinite ``v`` at a leaf (t = NaN) credits 0 and at a split is isolated
     for certain (g = 1)."""
     cdef float64_t t = (v - node.lo) * node.scale
-    cdef float64_t o = 0.0, q = 0.0
-    if -t > o:
-        o = -t
-    if t - 1.0 > o:
-        o = t - 1.0
-    if t > 0.0:
-        q = t
-    if q > 1.0:
-        q = 1.0
+    cdef float64_t o = fabs(t - 0.5) - 0.5  # how far outside [0, 1]; branch-free
+    o = o if o > 0.0 else 0.0  # NaN fails the comparisons: 0
+    cdef float64_t q = t if t > 0.0 else 0.0
+    q = q if q < 1.0 else 1.0
     cdef const float64_t* row = table + node.base
     return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
 
@@ -2011,22 +2006,22 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
     branch-free steps (a leaf steps onto itself and credits 0) level by
     level: a block of rows through one tree, or, for fewer rows,
     EXPLAIN_TREES trees at once, so that independent walks overlap their
-    memory accesses.  Rows with NaN take the plain walk."""
+    memory accesses.  Rows with NaN take the plain walk.  Every tree is at
+    most EXPLAIN_MAX_DEPTH deep (axis_explain checks it)."""
     cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f
     cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
     cdef float64_t acc[EXPLAIN_BLOCK]
     cdef bint nan_row[EXPLAIN_BLOCK]
     cdef intp_t idx[EXPLAIN_BLOCK]
     cdef const ExplainNode* trees[EXPLAIN_TREES]
-    cdef intp_t steps[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
-    cdef float64_t credit[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    # the nodes and values of the steps walked, credited after the walk (a
+    # lean walk keeps more independent node loads in flight)
+    cdef const ExplainNode* walked[EXPLAIN_BLOCK * EXPLAIN_MAX_DEPTH]
+    cdef float64_t seen[EXPLAIN_BLOCK * EXPLAIN_MAX_DEPTH]
     cdef const float64_t* row
     cdef const ExplainNode* tree
     cdef const ExplainNode* at
     cdef float64_t* out
-    cdef intp_t max_depth = 0
-    for t in range(n_trees):
-        max_depth = max(max_depth, <intp_t>depths[t])
     for f in range(n_rows * n_cols):
         phi[f] = 0.0
     r0 = 0
@@ -2040,7 +2035,7 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                 if row[f] != row[f]:
                     nan_row[r] = True
                     break
-        if nb >= EXPLAIN_TREES or max_depth > EXPLAIN_MAX_DEPTH:
+        if nb >= EXPLAIN_TREES:
             for t in range(n_trees):
                 tree = nodes + offsets[t]
                 for r in range(nb):
@@ -2048,18 +2043,24 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                     if nan_row[r]:
                         _axis_explain_missing(tree, missing + offsets[t], table, X + (r0 + r) * n_cols,
                                               phi + (r0 + r) * n_cols, &acc[r])
-                for level in range(depths[t]):
+                depth = depths[t]
+                for level in range(depth):
                     for r in range(nb):
                         if nan_row[r]:
                             continue
                         at = &tree[idx[r]]
-                        f = at.feature
-                        v = X[(r0 + r) * n_cols + f]
-                        phi[(r0 + r) * n_cols + f] += _expected_credit(at, v, table)
+                        v = X[(r0 + r) * n_cols + at.feature]
+                        walked[r * EXPLAIN_MAX_DEPTH + level] = at
+                        seen[r * EXPLAIN_MAX_DEPTH + level] = v
                         idx[r] = at.left + (v > at.threshold)
                 for r in range(nb):
-                    if not nan_row[r]:
-                        acc[r] += tree[idx[r]].lo
+                    if nan_row[r]:
+                        continue
+                    out = phi + (r0 + r) * n_cols
+                    for level in range(depth):
+                        at = walked[r * EXPLAIN_MAX_DEPTH + level]
+                        out[at.feature] += _expected_credit(at, seen[r * EXPLAIN_MAX_DEPTH + level], table)
+                    acc[r] += tree[idx[r]].lo
         else:
             for r in range(nb):
                 row = X + (r0 + r) * n_cols
@@ -2080,14 +2081,17 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                     for level in range(depth):
                         for g in range(nt):
                             at = &trees[g][idx[g]]
-                            f = at.feature
-                            v = row[f]
-                            steps[g * EXPLAIN_MAX_DEPTH + level] = f
-                            credit[g * EXPLAIN_MAX_DEPTH + level] = _expected_credit(at, v, table)
+                            v = row[at.feature]
+                            walked[g * EXPLAIN_MAX_DEPTH + level] = at
+                            seen[g * EXPLAIN_MAX_DEPTH + level] = v
                             idx[g] = at.left + (v > at.threshold)
+                    for g in range(nt):  # the credits, then their sums (fewer stalls)
+                        for level in range(depths[t0 + g]):
+                            seen[g * EXPLAIN_MAX_DEPTH + level] = _expected_credit(
+                                walked[g * EXPLAIN_MAX_DEPTH + level], seen[g * EXPLAIN_MAX_DEPTH + level], table)
                     for g in range(nt):  # added tree by tree, as the block walk adds them
                         for level in range(depths[t0 + g]):
-                            out[steps[g * EXPLAIN_MAX_DEPTH + level]] += credit[g * EXPLAIN_MAX_DEPTH + level]
+                            out[walked[g * EXPLAIN_MAX_DEPTH + level].feature] += seen[g * EXPLAIN_MAX_DEPTH + level]
                         acc[r] += trees[g][idx[g]].lo
                     t0 += nt
         for r in range(nb):
@@ -2186,6 +2190,10 @@ def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
     node's ``base`` + EXPLAIN_TABLE_WIDTH must lie within ``table``."""
     if X.shape[0] == 0 or offsets.shape[0] == 0:
         return
+    cdef intp_t t
+    for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
+        if depths[t] > EXPLAIN_MAX_DEPTH:
+            raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
     with nogil:
         _axis_explain(&nodes[0], &missing[0], &table[0], &offsets[0], &depths[0], offsets.shape[0],
                       &X[0, 0], X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])

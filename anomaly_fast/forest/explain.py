@@ -5,20 +5,27 @@ One home for how :meth:`IsolationForest.explain
 <anomaly_fast.ExtendedIsolationForest.explain>` attribute a score to features,
 and for the top-k summaries alerts carry (:func:`top_features`).
 
-The attribution (DIFFI-style, Carletti et al. 2023, made additive): the
-expected remaining path length of a node holding ``n`` training rows is
-``V = c(n)``.  A row that steps from a node into a child gains
-``V(node) - 1 - V(child)`` of isolation: positive when the step cuts it off
-from most of the node (a short expected remaining path), negative when it
-stays with the crowd.  The step credits that gain to the split's feature
-(an axis split) or shares it among the normal's features in proportion to
-``|w_j (x_j - center_j)|`` (a hyperplane split; ``center`` is the training
-mean).  Along a path the gains telescope to ``c(max_samples_) - h(x)``, so
-summed over the trees and divided by ``n_trees * c(max_samples_)`` a row's
-credits add up to ``1 - E[h(x)] / c(max_samples_) = log2(2 *
-anomaly_score(x))``: zero at the paper's threshold 0.5, positive above it.
+The attribution (DIFFI-style, Carletti et al. 2023): the expected
+remaining path length of a node holding ``n`` training rows is ``V =
+c(n)``.  A row that steps from a node into a child gains ``V(node) - 1 -
+V(child)`` of isolation: positive when the step cuts it off from most of
+the node (a short expected remaining path), negative when it stays with
+the crowd.
 
-This file computes the per-node gains once per fitted forest (numpy, loops
+* Axis splits (:func:`axis_explain_layout`) credit the split's feature with
+  that gain *expected* over the threshold's draw (uniform in the node's
+  training range ``[lo, hi]`` of the feature, recorded at fit), for the
+  row's position in the range (:func:`expected_gain_table`); a row outside
+  the range is isolated for certain when the threshold of the range
+  extended to it falls between them.  Not additive.
+* Hyperplane splits (:func:`node_gains`) share the realized gain among the
+  normal's features in proportion to ``|w_j (x_j - center_j)|``
+  (``center`` is the training mean).  Along a path the gains telescope to
+  ``c(max_samples_) - h(x)``, so summed over the trees and divided by
+  ``n_trees * c(max_samples_)`` a row's credits add up to ``1 - E[h(x)] /
+  c(max_samples_) = log2(2 * anomaly_score(x))``.
+
+This file computes the per-node tables once per fitted forest (numpy, loops
 over tree levels only); the compiled walks live in ``native/_isolation.pyx``.
 """
 

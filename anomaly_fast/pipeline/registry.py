@@ -475,7 +475,7 @@ class ModelRegistry:
     ...     print(np.array_equal(loaded.score_samples(X), model.score_samples(X)))
     ...     named = registry.load(registry.save(model, X, feature_names=["a", "b", "c"]))
     ...     print(list(named.feature_names_in_))
-    v-e8e0d8f5e8fce7dc ['v-e8e0d8f5e8fce7dc']
+    v-bd8e469fe1565ca2 ['v-bd8e469fe1565ca2']
     True
     ['a', 'b', 'c']
     """
