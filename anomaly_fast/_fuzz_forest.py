@@ -91,6 +91,9 @@ def _check_scores(model):
         return "error: predict not in {-1, 1}"
     if not np.all(np.isfinite(model.decision_function(_X))):
         return "error: decision_function not finite"
+    scores, phi = model._explain(np.asarray(_X, dtype=np.float64))  # the explain walk reads the same arrays
+    if not (np.array_equal(scores, s) and np.all(np.isfinite(phi))):
+        return "error: explain differs from scoring or is not finite"
     return "ok"
 
 
@@ -171,9 +174,12 @@ def _benign(rng, arrays, state):
     internal = np.flatnonzero(nodes[split] != np.inf)
     kind = rng.randint(3)
     if kind == 0 and internal.size:
-        nodes[split][rng.choice(internal, min(internal.size, rng.randint(1, 20)))] = rng.normal(
-            size=1
-        ) * 10.0 ** rng.randint(-3, 300)
+        moved = rng.choice(internal, min(internal.size, rng.randint(1, 20)))
+        nodes[split][moved] = rng.normal(size=1) * 10.0 ** rng.randint(-3, 300)
+        if "ranges" in arrays:  # a split's range holds its threshold
+            ranges = arrays["ranges"]
+            ranges[moved, 0] = np.minimum(ranges[moved, 0], nodes[split][moved])
+            ranges[moved, 1] = np.maximum(ranges[moved, 1], nodes[split][moved])
     elif kind == 1 and "normals" in arrays and internal.size:
         arrays["normals"][rng.choice(internal), 0] = rng.normal() * 10.0 ** rng.randint(-300, 300)
     else:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 AXIS_NODE_DTYPE: np.dtype[np.void]
 HYPERPLANE_NODE_DTYPE: np.dtype[np.void]
 EXPLAIN_NODE_DTYPE: np.dtype[np.void]
+EXPLAIN_TABLE_WIDTH: int
 
 def build_axis_trees(
     X: npt.NDArray[np.floating[Any]],
@@ -24,6 +25,7 @@ def build_axis_trees(
     nodes: npt.NDArray[Any],
     values: npt.NDArray[np.float64],
     missing: npt.NDArray[np.uint8],
+    ranges: npt.NDArray[np.float64],
     n_nodes: npt.NDArray[np.int32],
     depths: npt.NDArray[np.int32],
 ) -> Any: ...
@@ -105,7 +107,10 @@ class AxisForest:
         n_features: int,
         trusted: bool = ...,
         missing: Any = ...,
+        ranges: Any = ...,
     ) -> None: ...
+    @property
+    def ranges(self) -> Any: ...
     @property
     def n_trees(self) -> int: ...
     @property
@@ -162,6 +167,7 @@ def c_average_path_length(n: int) -> float: ...
 def axis_explain(
     nodes: npt.NDArray[np.void],
     missing: npt.NDArray[np.uint8],
+    table: npt.NDArray[np.float64],
     offsets: npt.NDArray[np.int64],
     depths: npt.NDArray[np.int32],
     X: npt.NDArray[np.float64],

@@ -32,7 +32,7 @@ def moved_module(old, new):
     >>> with warnings.catch_warnings(record=True) as caught:
     ...     warnings.simplefilter("always")
     ...     getattr_("FORMAT")
-    'anomaly_fast.forest/3'
+    'anomaly_fast.forest/4'
     >>> caught[0].category.__name__
     'DeprecationWarning'
     """

@@ -438,9 +438,10 @@ class AnomalyEnsemble(OutlierMixin, _BaseComposition):
         contributions are multiplied by ``weights[i] / sum(weights)``
         (``weights`` given with ``combination="mean"``; otherwise every member
         weighs the same).  Each member's contributions are in its own units
-        (they sum to ``log2(2 * s)`` of its raw score ``s``, before the
-        ensemble's calibration), so the sum of the ensemble's contributions
-        is not a function of its combined score.
+        (an extended forest's sum to ``log2(2 * s)`` of its raw score ``s``,
+        before the ensemble's calibration; an axis forest's are expected
+        gains, not additive), so the sum of the ensemble's contributions is
+        not a function of its combined score.
 
         Parameters
         ----------

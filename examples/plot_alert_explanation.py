@@ -7,8 +7,9 @@ behind an :class:`~anomaly_fast.AnomalyPipeline` with ``explain=3``: every alert
 three features that contributed most to its score (``alert.explanation``), stored with it.
 The bar chart shows :meth:`~anomaly_fast.IsolationForest.explain` for the alerting event,
 all eight features: a positive bar pushes the event towards anomalous, a negative one keeps it
-with the crowd. The contributions add up to ``log2(2 * anomaly_score)``, so the bars sum to
-the distance of the score above the paper's threshold 0.5 on a log scale.
+with the crowd. Each bar sums, over the splits on that feature along the event's paths, the
+isolation a split is expected to bring given where the value lies in the split's training range;
+a value far outside the range is isolated almost for certain and earns the most.
 """
 
 import matplotlib.pyplot as plt
@@ -33,7 +34,7 @@ for item in alert.explanation:
     print(f"  {item['feature']:<10} contribution {item['contribution']:+.3f}  value {item['value']:.2f}")
 
 contributions = model.explain(event.reshape(1, -1))[0]
-print(f"sum of contributions {contributions.sum():.4f} = log2(2 * score) {np.log2(2 * alert.score):.4f}")
+print(f"largest contribution: {names[int(np.argmax(contributions))]}")
 
 # %%
 order = np.argsort(contributions)

@@ -693,7 +693,7 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
                            const float64_t* cum_weights, intp_t n_tree_features,
                            intp_t max_depth, intp_t capacity,
                            BuildScratch* s, AxisNode* nodes, float64_t* values,
-                           uint8_t* missing,
+                           uint8_t* missing, float64_t* ranges,
                            int32_t* n_nodes_out, int32_t* depth_out) noexcept nogil:
     cdef RandomState rng
     cdef intp_t n = X.shape[0], d = X.shape[1]
@@ -723,6 +723,8 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
         size = end - start
         if depth > tree_depth:
             tree_depth = depth
+        ranges[2 * node] = 0.0  # a leaf's; a split's is set below
+        ranges[2 * node + 1] = 0.0
         if size <= 1 or depth >= max_depth or next_free + 2 > capacity:
             _make_axis_leaf(nodes, values, node, depth, size)
             missing[node] = 0
@@ -785,6 +787,9 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
         nodes[node].left = <int32_t>next_free
         values[node] = 0.0
         missing[node] = missing_left
+        # the node's range of the split feature, the threshold's draw (explain's)
+        ranges[2 * node] = lo if mode == 1 else threshold
+        ranges[2 * node + 1] = hi if mode == 1 else threshold
         # push right then left, so the left subtree is built first
         _push(s.stack, &top, next_free + 1, cut, end, depth + 1)
         _push(s.stack, &top, next_free, start, cut, depth + 1)
@@ -801,6 +806,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
                      intp_t max_features,
                      intp_t max_depth, AxisNode[:, ::1] nodes,
                      float64_t[:, ::1] values, uint8_t[:, ::1] missing,
+                     float64_t[:, ::1] ranges,
                      int32_t[::1] n_nodes, int32_t[::1] depths, csr=None):
     """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
     Rows are drawn uniformly, or proportionally to ``weights`` when it is not
@@ -811,6 +817,10 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     NaN in the node's feature goes left (scikit-learn 1.9's rule: a side
     drawn at random where the node held NaN at fit, else the side that
     received more rows, ties to the right), 0 when it goes right or at a leaf.
+    ``ranges[t, 2 * node : 2 * node + 2]``: the (finite) range [lo, hi] of the
+    split feature's values in the node, which the threshold was drawn from
+    (lo = hi = threshold for a split that separates infinities or missing
+    values); 0, 0 at a leaf.
     ``csr``: (data, indices, indptr, n_cols) of a canonical CSR matrix read
     instead of ``X`` (then an empty (0, n_cols) array), see _gather_csr.
     """
@@ -835,7 +845,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
             for t in range(seeds.shape[0]):
                 _build_axis_tree(X, c, seeds[t], max_samples, bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
-                                 &missing[t, 0], &n_nodes[t], &depths[t])
+                                 &missing[t, 0], &ranges[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)
     if not ok:
         raise MemoryError("not enough memory to build isolation trees")
@@ -1865,7 +1875,7 @@ cdef class AxisForest:
     are only stored and ``score_samples`` raises until the estimator rebuilds
     the forest from checked arrays.
     """
-    cdef readonly object nodes, values, missing, offsets, depths
+    cdef readonly object nodes, values, missing, offsets, depths, ranges
     cdef readonly float64_t denominator
     cdef readonly intp_t block_rows, n_features
     cdef readonly bint ready  # the scoring layout is built
@@ -1876,10 +1886,11 @@ cdef class AxisForest:
     cdef intp_t _nan_block_rows
 
     def __init__(self, nodes, values, offsets, depths, float64_t denominator,
-                 intp_t n_features, bint trusted=False, missing=None):
+                 intp_t n_features, bint trusted=False, missing=None, ranges=None):
         self.nodes = nodes
         self.values = values
         self.missing = missing
+        self.ranges = ranges  # (n_nodes, 2) training range of each split, read by explain
         self.offsets = offsets
         self.depths = depths
         self.denominator = denominator
@@ -1926,7 +1937,8 @@ cdef class AxisForest:
 
     def __reduce__(self):
         return (AxisForest, (self.nodes, self.values, self.offsets, self.depths,
-                             self.denominator, self.n_features, False, self.missing))
+                             self.denominator, self.n_features, False, self.missing,
+                             self.ranges))
 
     @property
     def n_trees(self):
@@ -2218,20 +2230,30 @@ def c_average_path_length(intp_t n):
 # Explanations: per-feature credit along each row's path (issue 17)
 # --------------------------------------------------------------------------
 #
-# ``gains[node]`` (built once per forest by anomaly_fast._explain; axis trees
-# keep the gains of both children in their parent's ExplainNode, hyperplane
-# trees in an array) is the
-# isolation the step into ``node`` brings: V(parent) - 1 - V(node), where V is
-# the expected remaining path length c(size) of a node (c(max_samples_) at
-# the root, the leaf's own c(size) at a leaf).  The gains along a path
-# telescope to c(max_samples_) - h(x), so a row's credits, divided by the
-# forest's denominator n_trees * c(max_samples_), sum to 1 - E[h(x)] / c(...)
-# = log2(2 * anomaly_score(x)).  The walks below also sum the path lengths,
-# so the score comes out of the same walk.
+# Axis trees (anomaly_fast.forest.explain builds the tables once per forest):
+# a step through a split on feature f whose node held n training rows with f
+# in [lo, hi] credits f with the isolation the step is EXPECTED to bring over
+# the threshold's draw, given where x[f] lies relative to [lo, hi]:
+#     credit = table[base + bin(q)] + g * table[base + EXPLAIN_BINS + 1]
+# with t = (x[f] - lo) * scale (scale = 1 / (hi - lo)), q = t clipped to
+# [0, 1], g = 1 - 1 / (1 + o) the share of the range extended to x that lies
+# between x and the node's rows (o = how far t is outside [0, 1]).  Row
+# ``base`` of the table belongs to the node's size n: entry i is the expected
+# gain c(n) - 1 - E[c(child)] at q = i / EXPLAIN_BINS, the last entry the
+# extra gain of certain isolation.  Leaves point at row 0 (all zeros) with
+# scale 0, so the branch-free self-steps of a leaf credit nothing; a leaf's
+# ``lo`` holds its path length.  The walks also sum the path lengths, so the
+# score comes out of the same walk.
+#
+# Hyperplane trees: ``gains[node]`` is the realized isolation V(parent) - 1 -
+# V(node) of the step into ``node`` (V = c(size)), shared among the normal's
+# features; these telescope to the score.
 
 cdef struct ExplainNode:
     float64_t threshold  # a point goes right when x[feature] > threshold; +inf at a leaf
-    float64_t gain[2]    # isolation gained stepping left / right; at a leaf: 0, its path length
+    float64_t lo         # low end of the node's training range of feature; a leaf: its path length
+    float scale          # 1 / (hi - lo), 0 when hi == lo and at a leaf
+    int32_t base         # first table entry of the node's size; 0 (a row of zeros) at a leaf
     int32_t feature      # split feature; 0 at a leaf
     int32_t left         # left child (tree-relative); right child is left + 1; a leaf points at itself
 
@@ -2240,17 +2262,34 @@ cdef enum:
     EXPLAIN_BLOCK = 64  # rows walked through one tree together by the explain kernels
     EXPLAIN_TREES = 8   # trees one row walks together when a block has too few rows
     EXPLAIN_MAX_DEPTH = 32  # deepest tree the one-row walk records (max_samples <= 2**32)
+    EXPLAIN_BINS = 32   # positions in [lo, hi] the expected-gain table resolves
 
 
 EXPLAIN_NODE_DTYPE = np.dtype(
-    [("threshold", np.float64), ("gain", np.float64, (2,)), ("feature", np.int32), ("left", np.int32)],
+    [("threshold", np.float64), ("lo", np.float64), ("scale", np.float32), ("base", np.int32),
+     ("feature", np.int32), ("left", np.int32)],
     align=True,
 )
+EXPLAIN_TABLE_WIDTH = EXPLAIN_BINS + 2  # entries per node size in the expected-gain table
+
+
+cdef inline float64_t _expected_credit(const ExplainNode* node, float64_t v,
+                                       const float64_t* table) noexcept nogil:
+    """The expected gain of one step (see above); NaN-safe comparisons, so an
+    infinite ``v`` at a leaf (t = NaN) credits 0 and at a split is isolated
+    for certain (g = 1)."""
+    cdef float64_t t = (v - node.lo) * node.scale
+    cdef float64_t o = fabs(t - 0.5) - 0.5  # how far outside [0, 1]; branch-free
+    o = o if o > 0.0 else 0.0  # NaN fails the comparisons: 0
+    cdef float64_t q = t if t > 0.0 else 0.0
+    q = q if q < 1.0 else 1.0
+    cdef const float64_t* row = table + node.base
+    return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
 
 
 cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* missing,
-                                       const float64_t* row, float64_t* out,
-                                       float64_t* acc) noexcept nogil:
+                                       const float64_t* table, const float64_t* row,
+                                       float64_t* out, float64_t* acc) noexcept nogil:
     """One tree, one row that holds NaN: a plain walk; a step a NaN routed
     (``missing`` side of its node) credits no feature."""
     cdef intp_t node = 0, f, go
@@ -2261,36 +2300,37 @@ cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* m
         if v != v:
             node = tree[node].left + 1 - missing[node]
         else:
-            go = v > tree[node].threshold
-            out[f] += tree[node].gain[go]
-            node = tree[node].left + go
-    acc[0] += tree[node].gain[1]
+            out[f] += _expected_credit(&tree[node], v, table)
+            node = tree[node].left + (v > tree[node].threshold)
+    acc[0] += tree[node].lo
 
 
 cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
+                        const float64_t* table,
                         const int64_t* offsets, const int32_t* depths, intp_t n_trees,
                         const float64_t* X, intp_t n_rows, intp_t n_cols,
                         float64_t denominator, float64_t* scores, float64_t* phi) noexcept nogil:
     """Scores and credits of axis trees: each step credits its split feature
-    with the gain of the side it takes.  Rows without NaN take exactly
-    ``depths[t]`` branch-free steps (a leaf steps onto itself and credits 0)
-    level by level: a block of rows through one tree, or, for fewer rows,
+    with its expected gain.  Rows without NaN take exactly ``depths[t]``
+    branch-free steps (a leaf steps onto itself and credits 0) level by
+    level: a block of rows through one tree, or, for fewer rows,
     EXPLAIN_TREES trees at once, so that independent walks overlap their
-    memory accesses.  Rows with NaN take the plain walk."""
-    cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f, go
+    memory accesses.  Rows with NaN take the plain walk.  Every tree is at
+    most EXPLAIN_MAX_DEPTH deep (axis_explain checks it)."""
+    cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f
     cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
     cdef float64_t acc[EXPLAIN_BLOCK]
     cdef bint nan_row[EXPLAIN_BLOCK]
     cdef intp_t idx[EXPLAIN_BLOCK]
     cdef const ExplainNode* trees[EXPLAIN_TREES]
-    cdef intp_t steps[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
-    cdef float64_t credit[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    # the nodes and values of the steps walked, credited after the walk (a
+    # lean walk keeps more independent node loads in flight)
+    cdef const ExplainNode* walked[EXPLAIN_BLOCK * EXPLAIN_MAX_DEPTH]
+    cdef float64_t seen[EXPLAIN_BLOCK * EXPLAIN_MAX_DEPTH]
     cdef const float64_t* row
     cdef const ExplainNode* tree
+    cdef const ExplainNode* at
     cdef float64_t* out
-    cdef intp_t max_depth = 0
-    for t in range(n_trees):
-        max_depth = max(max_depth, <intp_t>depths[t])
     for f in range(n_rows * n_cols):
         phi[f] = 0.0
     r0 = 0
@@ -2304,33 +2344,40 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                 if row[f] != row[f]:
                     nan_row[r] = True
                     break
-        if nb >= EXPLAIN_TREES or max_depth > EXPLAIN_MAX_DEPTH:
+        if nb >= EXPLAIN_TREES:
             for t in range(n_trees):
                 tree = nodes + offsets[t]
                 for r in range(nb):
                     idx[r] = 0
                     if nan_row[r]:
-                        _axis_explain_missing(tree, missing + offsets[t], X + (r0 + r) * n_cols,
+                        _axis_explain_missing(tree, missing + offsets[t], table, X + (r0 + r) * n_cols,
                                               phi + (r0 + r) * n_cols, &acc[r])
-                for level in range(depths[t]):
+                depth = depths[t]
+                for level in range(depth):
                     for r in range(nb):
                         if nan_row[r]:
                             continue
-                        node = idx[r]
-                        f = tree[node].feature
-                        go = X[(r0 + r) * n_cols + f] > tree[node].threshold
-                        phi[(r0 + r) * n_cols + f] += tree[node].gain[go]
-                        idx[r] = tree[node].left + go
+                        at = &tree[idx[r]]
+                        v = X[(r0 + r) * n_cols + at.feature]
+                        walked[r * EXPLAIN_MAX_DEPTH + level] = at
+                        seen[r * EXPLAIN_MAX_DEPTH + level] = v
+                        idx[r] = at.left + (v > at.threshold)
                 for r in range(nb):
-                    if not nan_row[r]:
-                        acc[r] += tree[idx[r]].gain[1]
+                    if nan_row[r]:
+                        continue
+                    out = phi + (r0 + r) * n_cols
+                    for level in range(depth):
+                        at = walked[r * EXPLAIN_MAX_DEPTH + level]
+                        out[at.feature] += _expected_credit(at, seen[r * EXPLAIN_MAX_DEPTH + level], table)
+                    acc[r] += tree[idx[r]].lo
         else:
             for r in range(nb):
                 row = X + (r0 + r) * n_cols
                 out = phi + (r0 + r) * n_cols
                 if nan_row[r]:
                     for t in range(n_trees):
-                        _axis_explain_missing(nodes + offsets[t], missing + offsets[t], row, out, &acc[r])
+                        _axis_explain_missing(nodes + offsets[t], missing + offsets[t], table, row, out,
+                                              &acc[r])
                     continue
                 t0 = 0
                 while t0 < n_trees:
@@ -2342,16 +2389,19 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                         depth = max(depth, <intp_t>depths[t0 + g])
                     for level in range(depth):
                         for g in range(nt):
-                            node = idx[g]
-                            f = trees[g][node].feature
-                            go = row[f] > trees[g][node].threshold
-                            steps[g * EXPLAIN_MAX_DEPTH + level] = f
-                            credit[g * EXPLAIN_MAX_DEPTH + level] = trees[g][node].gain[go]
-                            idx[g] = trees[g][node].left + go
+                            at = &trees[g][idx[g]]
+                            v = row[at.feature]
+                            walked[g * EXPLAIN_MAX_DEPTH + level] = at
+                            seen[g * EXPLAIN_MAX_DEPTH + level] = v
+                            idx[g] = at.left + (v > at.threshold)
+                    for g in range(nt):  # the credits, then their sums (fewer stalls)
+                        for level in range(depths[t0 + g]):
+                            seen[g * EXPLAIN_MAX_DEPTH + level] = _expected_credit(
+                                walked[g * EXPLAIN_MAX_DEPTH + level], seen[g * EXPLAIN_MAX_DEPTH + level], table)
                     for g in range(nt):  # added tree by tree, as the block walk adds them
                         for level in range(depths[t0 + g]):
-                            out[steps[g * EXPLAIN_MAX_DEPTH + level]] += credit[g * EXPLAIN_MAX_DEPTH + level]
-                        acc[r] += trees[g][idx[g]].gain[1]
+                            out[walked[g * EXPLAIN_MAX_DEPTH + level].feature] += seen[g * EXPLAIN_MAX_DEPTH + level]
+                        acc[r] += trees[g][idx[g]].lo
                     t0 += nt
         for r in range(nb):
             out = phi + (r0 + r) * n_cols
@@ -2440,15 +2490,21 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
 
 
 def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
+                 const float64_t[::1] table,
                  const int64_t[::1] offsets, const int32_t[::1] depths,
                  const float64_t[:, ::1] X, float64_t denominator, float64_t[::1] scores,
                  float64_t[:, ::1] phi):
     """Write score_samples into ``scores`` and per-feature credits into
-    ``phi`` for the rows of ``X``; no validation (see _axis_explain)."""
+    ``phi`` for the rows of ``X``; no validation (see _axis_explain): every
+    node's ``base`` + EXPLAIN_TABLE_WIDTH must lie within ``table``."""
     if X.shape[0] == 0 or offsets.shape[0] == 0:
         return
+    cdef intp_t t
+    for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
+        if depths[t] > EXPLAIN_MAX_DEPTH:
+            raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
     with nogil:
-        _axis_explain(&nodes[0], &missing[0], &offsets[0], &depths[0], offsets.shape[0],
+        _axis_explain(&nodes[0], &missing[0], &table[0], &offsets[0], &depths[0], offsets.shape[0],
                       &X[0, 0], X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])
 
 

@@ -17,8 +17,9 @@ from anomaly_fast import (
     LocalOutlierFactor,
     ModelRegistry,
 )
-from anomaly_fast.forest.explain import node_gains, top_features
-from anomaly_fast.forest.format import check_forest, export_forest
+from anomaly_fast.forest.base import average_path_length
+from anomaly_fast.forest.explain import expected_gain_table, node_gains, split_ranges, top_features
+from anomaly_fast.forest.format import FORMAT_V3, check_forest, export_forest, node_sizes, walked_depth
 from anomaly_fast.pipeline.alert_store import MemoryAlertStore
 
 FORESTS = [IsolationForest, ExtendedIsolationForest]
@@ -35,11 +36,41 @@ def fitted(request, data):
     return request.param(n_estimators=30, random_state=0).fit(data)
 
 
-def test_contributions_sum_to_log2_of_twice_the_anomaly_score(fitted, data):
+def test_hyperplane_contributions_sum_to_log2_of_twice_the_anomaly_score(data):
+    model = ExtendedIsolationForest(n_estimators=30, random_state=0).fit(data)
     rows = np.vstack([data[:50], data[:5] * 3.0])
-    phi = fitted.explain(rows)
+    phi = model.explain(rows)
     assert phi.shape == rows.shape
-    np.testing.assert_allclose(phi.sum(axis=1), np.log2(2 * fitted.anomaly_score(rows)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(phi.sum(axis=1), np.log2(2 * model.anomaly_score(rows)), rtol=0, atol=1e-12)
+
+
+def reference_axis_explain(model, rows):
+    """IsolationForest.explain written out in Python from its definition:
+    per step, c(n) - 1 - E[c(child)] at the row's position in the node's
+    range, plus the certain-isolation share g * E[c(child) at an end]."""
+    forest = model._forest
+    nodes, offsets = forest.nodes, forest.offsets
+    size, left, internal = node_sizes(nodes, forest.values, offsets, walked_depth(nodes, offsets), model.max_samples_)
+    ranges = split_ranges(forest)
+    bins = expected_gain_table([2]).shape[1] - 2
+    phi = np.zeros(rows.shape)
+    for i, x in enumerate(rows):
+        for t0 in offsets:
+            node = t0
+            while internal[node]:
+                f = nodes["feature"][node]
+                if np.isnan(x[f]):  # routed by the missing rule, credits nothing
+                    node = left[node] + 1 - forest.missing[node]
+                    continue
+                lo, hi = ranges[node]
+                scale = float(np.float32(min(1.0 / (hi - lo), np.finfo(np.float32).max))) if hi > lo else 0.0
+                t = (x[f] - lo) * scale
+                outside = max(-t, t - 1.0, 0.0) if np.isfinite(t) else np.inf
+                row = expected_gain_table([size[node]])[0]
+                share = 1.0 - 1.0 / (1.0 + outside)
+                phi[i, f] += row[int(np.clip(t, 0.0, 1.0) * bins + 0.5)] + share * row[-1]
+                node = left[node] + (x[f] > nodes["threshold"][node])
+    return phi / forest.denominator
 
 
 @settings(max_examples=40, deadline=None)
@@ -50,17 +81,25 @@ def test_contributions_sum_to_log2_of_twice_the_anomaly_score(fitted, data):
     max_samples=st.integers(2, 80),
     scale=st.floats(0.01, 100.0),
 )
-def test_additivity_holds_for_any_forest_and_row(n_features, seed, kind, max_samples, scale):
+def test_explain_matches_its_definition_for_any_forest_and_row(n_features, seed, kind, max_samples, scale):
     rng = np.random.RandomState(seed)
     X = rng.normal(size=(100, n_features)) * scale
     X[rng.rand(*X.shape) < 0.1] = 0.0  # ties and constant nodes
     model = kind(n_estimators=7, max_samples=max_samples, random_state=seed).fit(X)
     rows = np.vstack([X[:10], rng.normal(size=(10, n_features)) * scale * 4])
     rows[0, 0] = np.inf  # infinities are routed and credited as in scoring
+    rows[1, 0] = -np.inf
     scores, phi = model._explain(rows)
     np.testing.assert_array_equal(scores, model.score_samples(rows))  # the same walk as scoring
-    np.testing.assert_allclose(phi.sum(axis=1), np.log2(-2 * scores), rtol=0, atol=1e-12)
-    for i in (0, 13):  # a row alone takes the kernels' few-rows walk
+    assert np.all(np.isfinite(phi))
+    if kind is ExtendedIsolationForest:  # additive
+        np.testing.assert_allclose(phi.sum(axis=1), np.log2(-2 * scores), rtol=0, atol=1e-12)
+    else:  # the expected gains of the steps, each in [-1, c(n) - 1]
+        np.testing.assert_allclose(phi, reference_axis_explain(model, rows), rtol=1e-12, atol=1e-12)
+        steps = (np.log2(-scores) * -average_path_length(model.max_samples_)) * len(model._forest.offsets)
+        bound = steps * max(1.0, average_path_length(model.max_samples_) - 1.0) / model._forest.denominator
+        assert np.all(np.abs(phi).sum(axis=1) <= bound + 1e-9)
+    for i in (0, 1, 13):  # a row alone takes the kernels' few-rows walk
         np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
 
 
@@ -108,8 +147,7 @@ def test_a_missing_value_gets_no_credit_and_routes_as_in_scoring(data):
     assert np.all(phi[::2, 1] == 0.0)
     for i in (0, 1):
         np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
-    full = np.log2(-2 * scores)
-    np.testing.assert_allclose(phi[1::2].sum(axis=1), full[1::2], atol=1e-12)  # rows without NaN: additive
+    np.testing.assert_allclose(phi, reference_axis_explain(model, rows), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", FORESTS, ids=lambda c: c.__name__)
@@ -300,3 +338,90 @@ def test_pipeline_over_an_ensemble_explains_with_its_forest_members(data):
     alert = pipe.process(point, {"timestamp": 1.0})
     expected = ens.explain(point.reshape(1, -1))[0]
     assert sorted(e["contribution"] for e in alert.explanation) == sorted(expected.tolist())
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 64, 300])
+def test_expected_gain_table_integrates_the_threshold_draw(n):
+    # a threshold uniform over n evenly spread rows' range, integrated finely
+    u = (np.arange(20000) + 0.5) / 20000
+    left = np.minimum(np.floor(u * (n - 1)).astype(int) + 1, n - 1)
+    table = expected_gain_table([n])[0]
+    bins = table.shape[0] - 2
+    for i in range(bins + 1):
+        child = np.where(u < i / bins, average_path_length(n - left), average_path_length(left))
+        assert table[i] == pytest.approx(average_path_length(n) - 1.0 - child.mean(), abs=1e-3)
+    assert table[-1] == pytest.approx(average_path_length(n) - 1.0 - table[0], abs=1e-12)
+    assert np.all(table[:-1] >= -1.0) and np.all(table[:-1] <= max(average_path_length(n) - 1.0, 0.0))
+
+
+def test_the_continuum_limit_of_the_table_joins_the_exact_rows():
+    exact, limit = expected_gain_table([2**16, 2**16 + 1])
+    np.testing.assert_allclose(exact, limit, atol=1e-3)
+
+
+def test_splits_record_the_range_their_threshold_was_drawn_from(data):
+    model = IsolationForest(n_estimators=20, max_samples=len(data), random_state=0).fit(data)
+    forest = model._forest
+    nodes, ranges = forest.nodes, forest.ranges
+    internal = nodes["left"] != np.arange(len(nodes)) - np.repeat(
+        forest.offsets, np.diff(np.r_[forest.offsets, len(nodes)])
+    )
+    assert np.all(ranges[~internal] == 0.0)
+    assert np.all(
+        (ranges[internal, 0] <= nodes["threshold"][internal]) & (nodes["threshold"][internal] <= ranges[internal, 1])
+    )
+    roots = forest.offsets  # the root holds every row (max_samples = n, no bootstrap)
+    f = nodes["feature"][roots]
+    np.testing.assert_array_equal(ranges[roots, 0], data.min(axis=0)[f])
+    np.testing.assert_array_equal(ranges[roots, 1], data.max(axis=0)[f])
+
+
+def test_an_axis_forest_saved_without_ranges_explains_from_derived_ones(data):
+    model = IsolationForest(n_estimators=20, random_state=0).fit(data)
+    arrays, state = export_forest(model)
+    del arrays["ranges"]
+    old = IsolationForest._import(model.get_params(), arrays, state, FORMAT_V3)
+    assert old._forest.ranges is None
+    np.testing.assert_array_equal(old.score_samples(data[:20]), model.score_samples(data[:20]))
+    derived = split_ranges(old._forest)
+    threshold = old._forest.nodes["threshold"]
+    internal = np.isfinite(threshold)
+    assert np.all(derived[~internal] == 0.0)
+    assert np.all((derived[internal, 0] <= threshold[internal]) & (threshold[internal] <= derived[internal, 1]))
+    rows = np.vstack([data[:10], data[:3] + [0.0, 0.0, 3.0, 0.0]])
+    phi = old.explain(rows)
+    np.testing.assert_allclose(phi, reference_axis_explain(old, rows), rtol=1e-12, atol=1e-12)
+    assert np.all(phi[10:].argmax(axis=1) == 2)
+    # saved again: format /4 without ranges, read back the same; a warm start keeps derived ranges
+    again = IsolationForest._import(model.get_params(), *export_forest(old))
+    np.testing.assert_array_equal(again.explain(rows), phi)
+    grown = pickle.loads(pickle.dumps(old)).set_params(warm_start=True, n_estimators=25).fit(data)
+    np.testing.assert_array_equal(grown._forest.ranges[: len(derived)], derived)
+    assert grown.explain(rows).shape == rows.shape
+
+
+@pytest.mark.parametrize(
+    "corrupt, match",
+    [
+        (lambda r: r[:, :1], "ranges"),
+        (lambda r: np.where(r == r.max(), np.nan, r), "ranges"),
+        (lambda r: r + 1e6, "ranges"),  # leaves not 0, thresholds outside
+        (lambda r: np.where(np.arange(len(r))[:, None] == 0, [[1e6, 2e6]], r), "threshold"),
+    ],
+)
+def test_corrupt_ranges_are_refused_naming_them(data, corrupt, match):
+    arrays, state = export_forest(IsolationForest(n_estimators=5, random_state=0).fit(data))
+    arrays["ranges"] = np.ascontiguousarray(corrupt(arrays["ranges"]))
+    with pytest.raises(ValueError, match=match):
+        check_forest("axis", arrays, state)
+
+
+def test_the_registry_reads_an_axis_forest_without_ranges(data, tmp_path):
+    model = IsolationForest(n_estimators=10, random_state=0).fit(data)
+    arrays, state = export_forest(model)
+    del arrays["ranges"]
+    old = IsolationForest._import(model.get_params(), arrays, state, FORMAT_V3)
+    registry = ModelRegistry(tmp_path)
+    loaded = registry.load(registry.save(old))
+    assert loaded._forest.ranges is None
+    np.testing.assert_array_equal(loaded.explain(data[:10]), old.explain(data[:10]))

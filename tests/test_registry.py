@@ -78,7 +78,7 @@ def test_metadata_fingerprint(data, tmp_path):
     assert fp["min"] == data.min(axis=0).tolist()
     assert data_fingerprint(data + 1e-12)["sha256"] != fp["sha256"]
     assert meta["tags"] == {"team": "x"}
-    assert meta["format"] == "anomaly_fast.forest/3"
+    assert meta["format"] == "anomaly_fast.forest/4"
 
 
 def test_no_pickle_in_forest_files(data, tmp_path):

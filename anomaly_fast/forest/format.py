@@ -24,6 +24,10 @@ array          dtype                  content
 ``fills``      float64 (n_nodes, k)   hyperplane only (since /3): the value a missing
                                       coordinate takes (the node's mean of the
                                       feature's finite training values), 0 padded
+``ranges``     float64 (n_nodes, 2)   axis only (since /4): the range [lo, hi] of the
+                                      split feature's training values in the node,
+                                      which the threshold was drawn from (read by
+                                      ``explain``); 0, 0 at leaves
 =============  =====================  ==============================================
 
 A ``/1`` forest (no ``missing`` array; folders and pickles of earlier
@@ -33,7 +37,11 @@ rows, ties to the right: what scikit-learn does for a node that held no
 NaN at fit, which no ``/1`` node did).  A ``/1`` or ``/2`` hyperplane forest
 has no ``fills`` (node means cannot be recovered from the tree): it loads and
 scores NaN-free rows as before, and rows with NaN get a ``ValueError`` asking
-for a refit; saved again it is written as ``/3`` without ``fills``.
+for a refit; saved again it is written as ``/3`` without ``fills``.  An axis
+forest older than ``/4`` has no ``ranges`` (the subsample's ranges cannot be
+recovered either): it loads, scores as before and explains with ranges
+derived from its thresholds (:func:`anomaly_fast.forest.explain.split_ranges`);
+saved again it is written as ``/4`` without ``ranges``.
 
 ``state = {"denominator", "n_features", "fitted": {offset_, max_samples_,
 n_features_in_, _max_features, _max_depth[, extension_level_][,
@@ -58,6 +66,7 @@ loop over nodes or trees (a loop over tree levels only):
 * the stored depth of each tree equals its walked depth, which is at most
   ``_max_depth = ceil(log2(max_samples_))``;
 * ``missing`` is 0 or 1, and 0 at every leaf;
+* ``ranges`` are finite, 0 at leaves, and ``lo <= threshold <= hi`` at splits;
 * leaf values are ``depth + c(size)`` with ``0 <= c(size) <= c(max_samples_)``
   and internal values are 0; ``denominator`` equals ``n_trees *
   c(max_samples_)`` (recomputed and compared) and ``offset_`` is finite.
@@ -82,10 +91,11 @@ from .base import BaseIsolationForest, average_path_length, max_depth_for
 
 __all__ = ["FORMAT", "check_forest", "export_forest", "import_forest", "pickled_forest"]
 
-FORMAT = "anomaly_fast.forest/3"
+FORMAT = "anomaly_fast.forest/4"
+FORMAT_V3 = "anomaly_fast.forest/3"  # no ``ranges`` array (axis forests)
 FORMAT_V2 = "anomaly_fast.forest/2"  # no ``fills`` array (hyperplane forests)
 FORMAT_V1 = "anomaly_fast.forest/1"  # no ``missing`` array; migrated on load
-READABLE_FORMATS = (FORMAT, FORMAT_V2, FORMAT_V1)
+READABLE_FORMATS = (FORMAT, FORMAT_V3, FORMAT_V2, FORMAT_V1)
 STATE_KEYS = frozenset({"denominator", "n_features", "fitted"})
 _BASE_FITTED = ("offset_", "max_samples_", "n_features_in_", "_max_features", "_max_depth")
 _INT32_MAX = np.iinfo(np.int32).max
@@ -95,7 +105,7 @@ _REL_TOL = 1e-9  # recomputed floats (c(n), denominator) may differ in the last 
 KINDS = {
     "axis": {
         "node_dtype": _isolation.AXIS_NODE_DTYPE,
-        "arrays": ("nodes", "values", "missing", "offsets", "depths"),
+        "arrays": ("nodes", "values", "missing", "offsets", "depths", "ranges"),
         "fitted": _BASE_FITTED,
         "kernel": _isolation.AxisForest,
     },
@@ -115,9 +125,19 @@ _DTYPES = {
     "terms": np.dtype(np.int32),
     "missing": np.dtype(np.uint8),
     "fills": np.dtype(np.float64),
+    "ranges": np.dtype(np.float64),
 }
+# Arrays a forest of the format that added them may still lack: a /3
+# hyperplane forest ``fills`` (a /2 one loaded and saved again), a /4 axis
+# forest ``ranges`` (an older one loaded and saved again).
+OPTIONAL_ARRAYS = ("fills", "ranges")
 # Arrays each older format lacks.
-_ADDED_SINCE = {FORMAT_V1: ("missing", "fills"), FORMAT_V2: ("fills",), FORMAT: ()}
+_ADDED_SINCE = {
+    FORMAT_V1: ("missing", "fills", "ranges"),
+    FORMAT_V2: ("fills", "ranges"),
+    FORMAT_V3: ("ranges",),
+    FORMAT: (),
+}
 
 
 def array_names(kind, fmt=FORMAT):
@@ -162,7 +182,7 @@ def import_forest(
     for key, value in fitted.items():
         setattr(model, key, value)
     spec = KINDS[model._forest_kind]
-    extra = {key: arrays[key] for key in ("missing", "fills") if key in arrays}
+    extra = {key: arrays[key] for key in ("missing", "fills", "ranges") if key in arrays}
     model._forest = spec["kernel"](
         *(arrays[key] for key in array_names(model._forest_kind, FORMAT_V1)),
         denominator,
@@ -247,8 +267,7 @@ def check_fitted(kind, fitted, n_trees=None):
 
 def _check_arrays(kind, arrays, fitted, fmt):
     names = array_names(kind, fmt)
-    # a /3 hyperplane forest may lack fills: a /2 one loaded and saved again
-    optional = ("fills",) if "fills" in names else ()
+    optional = tuple(n for n in OPTIONAL_ARRAYS if n in names)
     _keys("arrays", arrays, [n for n in names if n not in optional], optional)
     names = tuple(n for n in names if n in arrays)
     for key in names:
@@ -258,13 +277,15 @@ def _check_arrays(kind, arrays, fitted, fmt):
         expected = array_dtype(kind, key)
         if a.dtype != expected:
             _fail(key, f"has dtype {a.dtype}, expected {expected}")
-        if a.ndim != (2 if key in ("normals", "terms", "fills") else 1):
+        if a.ndim != (2 if key in ("normals", "terms", "fills", "ranges") else 1):
             _fail(key, f"has shape {a.shape}")
     nodes, offsets, depths = arrays["nodes"], arrays["offsets"], arrays["depths"]
     n = nodes.shape[0]
     for key in ("values", "missing"):
         if key in names and arrays[key].shape != (n,):
             _fail(key, f"has shape {arrays[key].shape}, expected ({n},)")
+    if "ranges" in names and arrays["ranges"].shape != (n, 2):
+        _fail("ranges", f"has shape {arrays['ranges'].shape}, expected ({n}, 2)")
     if offsets.shape[0] == 0:
         _fail("offsets", "is empty: a forest has at least one tree")
     if depths.shape != offsets.shape:
@@ -329,6 +350,12 @@ def _check_trees(kind, a, fitted):
             _fail("nodes.feature", f"is out of range [0, n_features_in_ = {n_features})")
         if "missing" in a and np.any((a["missing"] > 1) | (leaf & (a["missing"] != 0))):
             _fail("missing", "is not 0 or 1, or not 0 at a leaf")
+        if "ranges" in a:
+            lo, hi = a["ranges"][:, 0], a["ranges"][:, 1]
+            if not np.all(np.isfinite(a["ranges"])) or np.any(leaf & ((lo != 0.0) | (hi != 0.0))):
+                _fail("ranges", "hold a non-finite value, or a non-zero one at a leaf")
+            if np.any(internal & ~((lo <= threshold) & (threshold <= hi))):
+                _fail("ranges", "do not hold their split's threshold (lo <= threshold <= hi)")
         return depth
     offset, n_terms, normals, terms = nodes["offset"], nodes["n_terms"], a["normals"], a["terms"]
     k = normals.shape[1]

@@ -139,6 +139,7 @@ class IsolationForest(BaseIsolationForest):
             "nodes": np.empty((n_trees, width), dtype=_isolation.AXIS_NODE_DTYPE),
             "values": np.empty((n_trees, width), dtype=np.float64),
             "missing": np.empty((n_trees, width), dtype=np.uint8),
+            "ranges": np.empty((n_trees, width, 2), dtype=np.float64),
         }
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
@@ -154,6 +155,7 @@ class IsolationForest(BaseIsolationForest):
             arrays["nodes"][rows],
             arrays["values"][rows],
             arrays["missing"][rows],
+            arrays["ranges"][rows].reshape(-1, arrays["ranges"].shape[1] * 2),
             n_nodes,
             depths,
             csr,
@@ -162,9 +164,16 @@ class IsolationForest(BaseIsolationForest):
     def _make_forest(self, arrays, n_nodes, depths, previous):
         old = None
         if previous is not None:
+            from .explain import split_ranges
+
             old = (
                 previous.offsets,
-                {"nodes": previous.nodes, "values": previous.values, "missing": previous.missing},
+                {
+                    "nodes": previous.nodes,
+                    "values": previous.values,
+                    "missing": previous.missing,
+                    "ranges": split_ranges(previous),  # derived if saved before ranges
+                },
             )
             depths = np.concatenate([previous.depths, depths])
         flat, offsets = compact_trees(arrays, n_nodes, old)
@@ -177,14 +186,16 @@ class IsolationForest(BaseIsolationForest):
             self.n_features_in_,
             trusted=True,  # built by the kernel
             missing=flat["missing"],
+            ranges=flat["ranges"],
         )
 
-    def _explain_layout(self, forest, gains):
-        from .explain import axis_explain_nodes
+    def _explain_layout(self, forest):
+        from .explain import axis_explain_layout
 
-        return axis_explain_nodes(forest, gains)
+        return axis_explain_layout(forest, self.max_samples_)
 
-    def _explain_chunk(self, forest, nodes, X, scores, phi):
+    def _explain_chunk(self, forest, layout, X, scores, phi):
+        nodes, table = layout
         _isolation.axis_explain(
-            nodes, forest.missing, forest.offsets, forest.depths, X, forest.denominator, scores, phi
+            nodes, forest.missing, table, forest.offsets, forest.depths, X, forest.denominator, scores, phi
         )
