@@ -498,7 +498,8 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     bits_arr = np.zeros(n_words, dtype=np.uint64)
     bits_arr.view(np.uint8)[: taken.shape[0]] = taken
     rank_arr = np.zeros(n_words, dtype=np.intp)
-    np.cumsum(np.bitwise_count(bits_arr[:-1]), out=rank_arr[1:])
+    # popcount of each word (np.bitwise_count needs numpy 2; the floor is 1.25)
+    np.cumsum(np.unpackbits(bits_arr[: n_words - 1].view(np.uint8)).reshape(-1, 64).sum(axis=1, dtype=np.intp), out=rank_arr[1:n_words])
     n_slots = rank_arr[n_words - 1]
     cdef const uint64_t[::1] bits = bits_arr
     cdef const intp_t[::1] rank = rank_arr
