@@ -215,6 +215,22 @@ def test_top_features_orders_by_contribution_and_names_features():
     assert top_features([0.5], [0], 0) == []
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan]), st.floats(-5, 5)),
+        min_size=1,
+        max_size=90,
+    ),
+    st.integers(0, 95),
+)
+def test_top_features_order_is_a_stable_descending_argsort(contributions, k):
+    # small rows are ordered in Python, large ones or rows with NaN by numpy: one order either way
+    c = np.array(contributions)
+    expected = np.argsort(-c, kind="stable")[: min(k, c.size)].tolist()
+    assert [t["feature"] for t in top_features(c, c, k)] == expected
+
+
 def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_path):
     model = IsolationForest(n_estimators=50, random_state=0).fit(data)
     names = ["cpu", "mem", "io", "net"]

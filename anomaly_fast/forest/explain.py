@@ -171,6 +171,9 @@ def axis_explain_layout(
     return out, np.ascontiguousarray(table.reshape(-1))
 
 
+_SMALL_ROW = 64  # rows up to this many features are ordered in Python
+
+
 def top_features(
     contributions: npt.ArrayLike, values: npt.ArrayLike, k: int, feature_names: Sequence[Hashable] | None = None
 ) -> list[dict[str, Any]]:
@@ -183,8 +186,14 @@ def top_features(
     k = min(int(k), contributions.shape[0])
     if k <= 0:
         return []
-    order = np.argsort(-contributions, kind="stable")[:k].tolist()
     c, v = contributions.tolist(), np.asarray(values, dtype=np.float64).tolist()
+    if len(c) <= _SMALL_ROW and all(x == x for x in c):
+        # no NaN: Python's sort is stable with reverse=True too, so this is
+        # the order of the argsort below, without numpy's per-call overhead
+        # (an alert's explanation: microseconds count in the pipeline)
+        order = sorted(range(len(c)), key=c.__getitem__, reverse=True)[:k]
+    else:
+        order = np.argsort(-contributions, kind="stable")[:k].tolist()
     if feature_names is None:
         return [{"feature": j, "contribution": c[j], "value": v[j]} for j in order]
     return [{"feature": str(feature_names[j]), "contribution": c[j], "value": v[j]} for j in order]
