@@ -20,7 +20,7 @@
 # exactly the code path it took before they were accepted.
 import numpy as np
 
-from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, fmax, fmin, INFINITY
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
@@ -2419,15 +2419,18 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
                               intp_t n_rows, intp_t n_cols, float64_t denominator,
                               float64_t* scores, float64_t* phi,
                               float64_t* share) noexcept nogil:
-    """Scores and credits of hyperplane trees: a step's gain is shared among
-    the normal's features in proportion to |w_j (x_j - center_j)| (equally
-    among the infinite ones when some are infinite, equally among the
-    non-zero weights when all are 0).  ``share``: scratch of k doubles.  The
+    """Scores and credits of hyperplane trees: a step's positive gain is
+    shared among the normal's features in proportion to |w_j (x_j -
+    center_j)| (equally among the infinite ones when some are infinite,
+    equally among the non-zero weights when all are 0); a negative gain is
+    summed per row and spread evenly over all n_cols features at the end.
+    ``share``: scratch of k doubles.  The
     dot product is the scoring kernels' (terms in feature order, _robust_dot
     when not finite), so rows go where scoring sends them."""
     cdef intp_t r, r0, nb, t, node, child, base, j, n_inf, n_nonzero
     cdef float64_t dot, total, g, s, wj, xj, scale = 1.0 / denominator if denominator > 0.0 else 0.0
     cdef float64_t acc[EXPLAIN_BLOCK]
+    cdef float64_t loss[EXPLAIN_BLOCK]
     cdef const float64_t* row
     cdef const float64_t* w
     cdef const int32_t* tt
@@ -2439,6 +2442,7 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
         nb = min(<intp_t>EXPLAIN_BLOCK, n_rows - r0)
         for r in range(nb):
             acc[r] = 0.0
+            loss[r] = 0.0
         for t in range(n_trees):
             base = offsets[t]
             for r in range(nb):
@@ -2461,11 +2465,12 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
                         dot = _robust_dot(w, tt, k, row, NULL)  # no NaN here: the API refuses it (fills unused)
                     child = nodes[base + node].left + (dot > nodes[base + node].offset)
                     g = gains[base + child]
+                    loss[r] += fmin(g, 0.0)  # a loss is no feature's: spread evenly at the end
                     if total > 0.0 and isfinite(total):
-                        g = g / total
+                        g = fmax(g, 0.0) / total  # no branch on the sign: half the steps are losses
                         for j in range(k):
                             out[tt[j]] += g * share[j]
-                    else:  # an infinite coordinate (or 0 * inf padding), or x == center
+                    elif g > 0.0:  # an infinite coordinate (or 0 * inf padding), or x == center
                         n_inf = 0
                         n_nonzero = 0
                         for j in range(k):
@@ -2484,8 +2489,9 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
                 acc[r] += values[base + node]
         for r in range(nb):
             out = phi + (r0 + r) * n_cols
+            g = loss[r] / n_cols
             for j in range(n_cols):
-                out[j] *= scale
+                out[j] = (out[j] + g) * scale
             scores[r0 + r] = -exp2(-acc[r] / denominator) if denominator > 0.0 else -0.5
         r0 += nb
 

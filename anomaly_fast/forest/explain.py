@@ -18,9 +18,10 @@ the crowd.
   row's position in the range (:func:`expected_gain_table`); a row outside
   the range is isolated for certain when the threshold of the range
   extended to it falls between them.  Not additive.
-* Hyperplane splits (:func:`node_gains`) share the realized gain among the
-  normal's features in proportion to ``|w_j (x_j - center_j)|``
-  (``center`` is the training mean).  Along a path the gains telescope to
+* Hyperplane splits (:func:`node_gains`) share a positive realized gain
+  among the normal's features in proportion to ``|w_j (x_j - center_j)|``
+  (``center`` is the training mean) and spread a negative one evenly over
+  all features (staying with the crowd is no feature's doing).  Along a path the gains telescope to
   ``c(max_samples_) - h(x)``, so summed over the trees and divided by
   ``n_trees * c(max_samples_)`` a row's credits add up to ``1 - E[h(x)] /
   c(max_samples_) = log2(2 * anomaly_score(x))``.
