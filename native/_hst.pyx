@@ -36,14 +36,12 @@
 # (``anomaly_fast.streaming.HalfSpaceTrees``) checks parameters, input and
 # restored states before calling the ``_``-prefixed entry points (which check
 # only that a row's length matches the trees, so a race between threads can
-# never make a walk read past a row).  The ``learn_one``/``score_one`` fast
-# paths accept only a finite float64 1-D array (or a dict with exactly the
-# model's keys) of the right length; the model binds them as its own methods,
-# so a call pays for no Python frame, and they hand anything else to the
-# model's validating slow path (``_learn_other`` / ``_score_other``), reached
-# through a weak reference so that model and core form no reference cycle.
+# never make a walk read past a row).  The model's ``learn_one``/``score_one``
+# (methods of ``HalfSpaceModelBase`` below, which reaches the core through a C
+# field) take only a finite float64 1-D array (or a dict with exactly the
+# model's keys) of the right length here, and hand anything else to the
+# model's validating slow path (``_learn_other`` / ``_score_other``).
 import time
-import weakref
 
 import numpy as np
 cimport cython
@@ -277,7 +275,6 @@ cdef class HalfSpaceForest:
     cdef bint _path_valid         # _path holds the walks of _path_point in the current trees
     cdef int _readers             # sections running without the GIL (scoring or a threaded batch)
     cdef int _writers             # multi-threaded learning batches in progress
-    cdef object _owner            # weak reference to the model whose slow path takes other input
 
     def __cinit__(self):
         self._nodes = NULL
@@ -288,7 +285,6 @@ cdef class HalfSpaceForest:
         self._path_valid = False
         self._readers = 0
         self._writers = 0
-        self._owner = None
 
     def __dealloc__(self):
         free(self._nodes)
@@ -724,34 +720,6 @@ cdef class HalfSpaceForest:
         if type(x) is dict:
             return self._dict_row(x)
         return self._fast_row(x)
-
-    def _set_owner(self, owner):
-        """The model whose ``_learn_other``/``_score_other`` take the points
-        the fast paths below cannot (kept as a weak reference)."""
-        self._owner = weakref.ref(owner)
-
-    cdef object _slow_path(self):
-        cdef object owner = self._owner() if self._owner is not None else None
-        if owner is None:
-            raise RuntimeError("HalfSpaceTrees: the model this method belongs to no longer exists")
-        return owner
-
-    def learn_one(self, x):
-        """Learn one point: a dict (feature name -> value) or a 1-D array."""
-        if self._writers:
-            self._wait(False)
-        cdef const float64_t* p = self._point(x)
-        if p == NULL:
-            return self._slow_path()._learn_other(x)
-        self._learn_point(p)
-
-    def score_one(self, x):
-        """Anomaly score of one point in [0, 1], higher = more anomalous; 0.0
-        during the first window."""
-        cdef const float64_t* p = self._point(x)
-        if p == NULL:
-            return self._slow_path()._score_other(x)
-        return self._score_point(p)
 
     def _learn_row(self, const float64_t[::1] x):
         """Learn one validated row (the slow path's exit)."""

@@ -311,7 +311,6 @@ class HalfSpaceTrees(HalfSpaceModelBase, BaseEstimator):
         # core from a C field: no Python frame and no look-up in __dict__ per
         # call.  Input they cannot take comes back to _learn_other/_score_other below.
         self._core = core
-        core._set_owner(self)
         self._set_core(core)
 
     def reset(self) -> HalfSpaceTrees:
