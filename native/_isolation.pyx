@@ -498,11 +498,11 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     bits_arr = np.zeros(n_words, dtype=np.uint64)
     bits_arr.view(np.uint8)[: taken.shape[0]] = taken
     rank_arr = np.zeros(n_words, dtype=np.intp)
-    # popcount of each word (np.bitwise_count needs numpy 2; the floor is 1.25)
-    np.cumsum(np.unpackbits(bits_arr[: n_words - 1].view(np.uint8)).reshape(-1, 64).sum(axis=1, dtype=np.intp), out=rank_arr[1:n_words])
-    n_slots = rank_arr[n_words - 1]
     cdef const uint64_t[::1] bits = bits_arr
-    cdef const intp_t[::1] rank = rank_arr
+    cdef intp_t[::1] rank = rank_arr
+    for i in range(n_words - 1):  # rank of each word's first bit
+        rank[i + 1] = rank[i] + _popcount64(bits[i])
+    n_slots = rank[n_words - 1]
     cdef RowSet rows
     rows.bits = &bits[0]
     rows.rank = &rank[0]
@@ -1968,26 +1968,22 @@ cdef class AxisForest:
 
     cdef int _score_f32(self, const float[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
+        cdef const AxisScoring* layout = &self._nan if missing else &self._f
+        cdef intp_t block_rows = self._nan_block_rows if missing else self.block_rows
         if X.shape[0] > 0:
             with nogil:
-                if missing:
-                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
-                                         self._nan_block_rows, self.denominator, &out[0], True)
-                else:
-                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                         self.block_rows, self.denominator, &out[0])
+                status = _axis_score(layout, &X[0, 0], X.shape[0], X.shape[1], block_rows, self.denominator,
+                                     &out[0], missing)
         return status
 
     cdef int _score_f64(self, const double[:, ::1] X, float64_t[::1] out, bint missing=False):
         cdef int status = 0
+        cdef const AxisScoring* layout = &self._nan if missing else &self._f
+        cdef intp_t block_rows = self._nan_block_rows if missing else self.block_rows
         if X.shape[0] > 0:
             with nogil:
-                if missing:
-                    status = _axis_score(&self._nan, &X[0, 0], X.shape[0], X.shape[1],
-                                         self._nan_block_rows, self.denominator, &out[0], True)
-                else:
-                    status = _axis_score(&self._f, &X[0, 0], X.shape[0], X.shape[1],
-                                         self.block_rows, self.denominator, &out[0])
+                status = _axis_score(layout, &X[0, 0], X.shape[0], X.shape[1], block_rows, self.denominator,
+                                     &out[0], missing)
         return status
 
     def _score_split(self, X, out):
