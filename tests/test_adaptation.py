@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from _streams import shifting_stream as stream
 from sklearn.base import BaseEstimator
@@ -194,7 +195,6 @@ def test_a_failed_write_leaves_the_adapter_as_it_was(monkeypatch):
     assert changes(pipe) == changes(reference) and pipe.alerts() == reference.alerts()
 
 
-@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # loaded with the names it was saved with
 def test_the_registry_holds_challengers_with_their_training_window(tmp_path):
     X, meta, _ = gaussian_stream(2, 6000, 2000, 4.0)
     _, pipe = run(X, meta, 2, AdaptationPolicy(registry=tmp_path / "models", **POLICY))
@@ -205,8 +205,9 @@ def test_the_registry_holds_challengers_with_their_training_window(tmp_path):
     assert tags["role"] == "challenger" and tags["champion"] == promoted["previous"]
     assert window == promoted["detail"]["training_window"]
     assert 2000 <= window["start"] < window["end"] < promoted["event_time"] and window["events"] >= 990
-    loaded = registry.load(promoted["version"])
-    assert np.array_equal(loaded.anomaly_score(X[:50]), pipe.detector.anomaly_score(X[:50]))
+    loaded = registry.load(promoted["version"])  # with the names it was saved with
+    rows = pd.DataFrame(X[:50], columns=loaded.feature_names_in_)
+    assert np.array_equal(loaded.anomaly_score(rows), pipe.detector.anomaly_score(X[:50]))
 
 
 def test_a_restart_must_begin_with_the_streams_first_champion(tmp_path):
@@ -247,7 +248,6 @@ def test_a_store_of_schema_3_gains_the_model_changes_table(tmp_path):
     assert 4 in [v for v, _, _ in store.schema_migrations()] and store.model_changes() == []
 
 
-@pytest.mark.filterwarnings("ignore:X does not have valid feature names")  # the CLI's champion has names
 def test_stream_cli_adapts_reports_promotions_and_restarts_from_the_first_champion(tmp_path):
     from io import StringIO
 

@@ -69,7 +69,7 @@ def test_fit_and_score(registry, tmp_path, capsys):
     reg = ModelRegistry(registry)
     meta = reg.metadata()
     assert meta["feature_names"] == ["a", "b", "c"] and meta["params"]["n_estimators"] == 50
-    X = pd.read_csv(tmp_path / "train.csv")[["a", "b", "c"]].to_numpy()
+    X = pd.read_csv(tmp_path / "train.csv")[["a", "b", "c"]]
     np.testing.assert_array_equal(scores["anomaly_score"].to_numpy(), reg.load().anomaly_score(X))
 
 

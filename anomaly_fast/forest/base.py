@@ -29,6 +29,7 @@ from .. import _isolation
 from .._checks import all_finite
 from .._sklearn_compat import Interval, RealNotInt, StrOptions, check_sample_weight
 from .._sklearn_compat import fit_context as _fit_context
+from .._validation import POSITIONAL, scoring_data
 
 __all__ = ["average_path_length"]
 
@@ -460,7 +461,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
             and X.shape[1] == self.n_features_in_
             and all_finite(X)
         ):
-            if hasattr(self, "feature_names_in_"):  # as validate_data would
+            if hasattr(self, "feature_names_in_") and not POSITIONAL.get():  # as validate_data would
                 warnings.warn(
                     f"X does not have valid feature names, but {type(self).__name__} was fitted with feature names",
                     UserWarning,
@@ -479,15 +480,13 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         any format), and whether it holds NaN.
         +-inf are accepted (the kernels route them beyond every finite
         split); NaN only when the estimator supports missing values."""
-        X = validate_data(
-            self,
-            X,
+        check_params = dict(
             accept_sparse=["csr", "csc"] if reset else ["csr"],
             dtype=[np.float64, np.float32],
             order="C",
-            reset=reset,
             ensure_all_finite=False,
         )
+        X = validate_data(self, X, reset=True, **check_params) if reset else scoring_data(self, X, **check_params)
         if sp.issparse(X):
             X = SparseRows(X)
             has_missing = X.has_nan

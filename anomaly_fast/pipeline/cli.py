@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from .._scores import anomaly_scores
+from .._validation import by_position
 from ..cli import HelpFormatter, progress
 from .events import METADATA_KEYS as METADATA_COLUMNS  # never features
 
@@ -215,15 +216,17 @@ def _score_rows(model, X, chunk=LARGE):
     """(anomaly scores in [0, 1], higher = more anomalous; is-outlier flags),
     scored in chunks of ``chunk`` rows behind a progress bar."""
 
-    def score(rows):
-        return anomaly_scores(model, rows)
+    def score_and_flag(rows):  # rows: the model's feature columns, in order
+        return anomaly_scores(model, rows), model.predict(rows) == -1
+
+    score_and_flag = by_position(model, score_and_flag)
 
     starts = range(0, X.shape[0], chunk)
     scores, flags = [], []
     for s in progress(starts, total=len(starts), desc="scoring") if len(starts) > 1 else starts:
-        rows = X[s : s + chunk]
-        scores.append(score(rows))
-        flags.append(model.predict(rows) == -1)
+        row_scores, row_flags = score_and_flag(X[s : s + chunk])
+        scores.append(row_scores)
+        flags.append(row_flags)
     return np.concatenate(scores), np.concatenate(flags).astype(int)
 
 
@@ -373,9 +376,10 @@ def _explanations(model, X, k, names, chunk=LARGE):
     if k < 0:
         raise ValueError(f"--explain must be >= 0, got {k}")
     out = []
+    explain = by_position(model, model.explain)  # X: the model's feature columns, in order
     for s in range(0, X.shape[0], chunk):
         rows = X[s : s + chunk]
-        for contributions, values in zip(model.explain(rows), rows):
+        for contributions, values in zip(explain(rows), rows):
             out.append(json.dumps(top_features(contributions, values, k, names)))
     return out
 

@@ -28,6 +28,7 @@ from .._sklearn_compat import (
     StrOptions,
     validate_parameter_constraints,
 )
+from .._validation import by_position
 from ..forest.explain import top_features
 from ..streaming.feature_monitor import FeatureMonitor
 from . import suppression
@@ -150,7 +151,12 @@ class AnomalyPipeline:
     detector : fitted estimator
         Anything with ``anomaly_score(X)`` in [0, 1] (anomaly_fast's
         estimators), or a scikit-learn style detector with ``score_samples``
-        (lower = more abnormal) together with ``reference``.
+        (lower = more abnormal) together with ``reference``.  A detector
+        fitted with feature names (on a DataFrame, or loaded from the
+        registry) gets each event's values in the order of its
+        ``feature_names_in_``, so it scores them without scikit-learn's
+        "X does not have valid feature names" warning (ours are told the
+        array is in that order; any other detector gets a DataFrame).
     threshold : float in [0, 1] or None, default=None
         Alert when the score is at or above it.  None keeps the store's
         current threshold (0.7 for a new store); a value differing from the
@@ -430,7 +436,8 @@ class AnomalyPipeline:
             raise ValueError(
                 f"explain={self.explain} needs a detector with explain(); {type(detector).__name__} has none"
             )
-        return lambda x: np.asarray(detector.explain(x.reshape(1, -1)), dtype=np.float64)[0]
+        explain = by_position(detector, detector.explain)
+        return lambda x: np.asarray(explain(x.reshape(1, -1)), dtype=np.float64)[0]
 
     def _score_and_explain_one(self, X):
         """anomaly_score of a one-row X from the forest's explain walk; the
@@ -1022,14 +1029,26 @@ class AnomalyPipeline:
 def _scorers(detector, reference):
     """(batch scorer, one-row scorer) of a detector: scores in [0, 1],
     higher = more anomalous; ``score_samples`` (lower = more abnormal) is
-    calibrated on ``reference``."""
+    calibrated on ``reference`` (by name when it is a DataFrame)."""
     if hasattr(detector, "anomaly_score"):
-        return (lambda X: unit_scores(detector.anomaly_score(X))), (lambda X: float(detector.anomaly_score(X)[0]))
+        score = by_position(detector, detector.anomaly_score)
+        return (lambda X: unit_scores(score(X))), (lambda X: float(score(X)[0]))
     if reference is None or isinstance(reference, dict):
         raise ValueError(
             f"{type(detector).__name__} has no anomaly_score: pass reference=<training data> "
             "to calibrate score_samples into [0, 1]"
         )
+    score = by_position(detector, detector.score_samples)
+    if hasattr(reference, "columns") and getattr(detector, "feature_names_in_", None) is not None:
+        # a DataFrame for a detector fitted with names: it checks them
+        reference_scores = detector.score_samples(reference)
+    else:
+        reference_scores = score(np.asarray(reference, dtype=np.float64))
+    calibration = fit_calibration(-np.asarray(reference_scores, dtype=np.float64), "rank")
+    return (
+        (lambda X: calibrated_unit_scores(calibration, score(X))),
+        (lambda X: float(calibrated_unit_scores(calibration, score(X))[0])),
+    )
     R = np.asarray(reference, dtype=np.float64)
     calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
     return (
