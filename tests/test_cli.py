@@ -242,9 +242,10 @@ def test_score_of_a_large_file_is_chunked_without_changing_the_scores(registry, 
 
     model = ModelRegistry(registry).load()
     X = rng.normal(size=(1000, 3))
-    scores, flags = _score_rows(model, X, chunk=128)
-    np.testing.assert_array_equal(scores, model.anomaly_score(X))
-    np.testing.assert_array_equal(flags, (model.predict(X) == -1).astype(int))
+    scores, flags = _score_rows(model, X, chunk=128)  # X: the model's columns in order
+    named = pd.DataFrame(X, columns=model.feature_names_in_)
+    np.testing.assert_array_equal(scores, model.anomaly_score(named))
+    np.testing.assert_array_equal(flags, (model.predict(named) == -1).astype(int))
 
 
 def test_score_into_a_closed_pipe_exits_quietly(registry, tmp_path, rng):
