@@ -2270,18 +2270,26 @@ EXPLAIN_NODE_DTYPE = np.dtype(
 EXPLAIN_TABLE_WIDTH = EXPLAIN_BINS + 2  # entries per node size in the expected-gain table
 
 
+cdef extern from "_clamp.h" nogil:
+    # branch-free clamps (maxsd/minsd): a branch on where a value lies is a coin flip
+    float64_t _max0 "af_max0"(float64_t x)  # x > 0 ? x : 0, NaN: 0
+    float64_t _min1 "af_min1"(float64_t x)  # x < 1 ? x : 1
+
+
+cdef inline float64_t _credit(float64_t lo, float64_t scale, const float64_t* row,
+                              float64_t v) noexcept nogil:
+    """The expected gain of one step (see above) from a split's ``lo``,
+    ``scale`` and table row; NaN-safe comparisons, so an infinite ``v`` at a
+    leaf (t = NaN) credits 0 and at a split is isolated for certain (g = 1)."""
+    cdef float64_t t = (v - lo) * scale
+    cdef float64_t o = _max0(fabs(t - 0.5) - 0.5)  # how far outside [0, 1] (NaN: 0)
+    cdef float64_t q = _min1(_max0(t))  # t clipped to [0, 1] (NaN: 0)
+    return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
+
+
 cdef inline float64_t _expected_credit(const ExplainNode* node, float64_t v,
                                        const float64_t* table) noexcept nogil:
-    """The expected gain of one step (see above); NaN-safe comparisons, so an
-    infinite ``v`` at a leaf (t = NaN) credits 0 and at a split is isolated
-    for certain (g = 1)."""
-    cdef float64_t t = (v - node.lo) * node.scale
-    cdef float64_t o = fabs(t - 0.5) - 0.5  # how far outside [0, 1]; branch-free
-    o = o if o > 0.0 else 0.0  # NaN fails the comparisons: 0
-    cdef float64_t q = t if t > 0.0 else 0.0
-    q = q if q < 1.0 else 1.0
-    cdef const float64_t* row = table + node.base
-    return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
+    return _credit(node.lo, node.scale, table + node.base, v)
 
 
 cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* missing,
@@ -2492,23 +2500,175 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
         r0 += nb
 
 
-def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
-                 const float64_t[::1] table,
-                 const int64_t[::1] offsets, const int32_t[::1] depths,
-                 const float64_t[:, ::1] X, float64_t denominator, float64_t[::1] scores,
-                 float64_t[:, ::1] phi):
-    """Write score_samples into ``scores`` and per-feature credits into
-    ``phi`` for the rows of ``X``; no validation (see _axis_explain): every
-    node's ``base`` + EXPLAIN_TABLE_WIDTH must lie within ``table``."""
-    if X.shape[0] == 0 or offsets.shape[0] == 0:
-        return
-    cdef intp_t t
-    for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
-        if depths[t] > EXPLAIN_MAX_DEPTH:
-            raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
-    with nogil:
-        _axis_explain(&nodes[0], &missing[0], &table[0], &offsets[0], &depths[0], offsets.shape[0],
-                      &X[0, 0], X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])
+cdef struct ExplainHeapNode:
+    # a split of the "heap" scoring layout as the explain credit reads it
+    float64_t lo         # as ExplainNode
+    float scale          # as ExplainNode
+    int32_t base         # as ExplainNode
+
+
+cdef enum:
+    HEAP_SLOTS = 1 << HEAP_MAX_DEPTH  # ExplainHeapNode slots per tree (heap index 1 .. 2**D - 1)
+
+
+cdef float64_t _axis_explain_heap_row(const AxisScoring* f, const ExplainHeapNode* heap,
+                                      const float64_t* table, const float64_t* row, intp_t n_cols,
+                                      intp_t block_rows, char* cell, float64_t* out) noexcept nogil:
+    """Path-length sum and credits (into ``out``, unscaled) of one row
+    without NaN, walked in the "heap" scoring layout ``f``: the walk is the
+    scoring walk (eight trees at once, see _path_sum_one_row) and a tree's
+    path is read back from the heap index it ends at (the node at level l of
+    a walk ending at p is p >> (D - l)), so the walk records nothing.  The
+    credits are then those of _axis_explain, added in the same order (tree
+    by tree, level by level), so the results are the same bit for bit.
+    ``cell``: scratch of ``n_cols`` columns of ``block_rows * 8`` bytes,
+    the scoring block's stride, so that a node's column offset addresses
+    the row's key (entry 0), value (entry 1) and credit sum (entry 2)."""
+    cdef intp_t stride = block_rows * 8, t = 0, g, tt, level, depth, D, p, node, j
+    cdef intp_t idx[8]
+    cdef intp_t dg[8]
+    cdef const char* regions[8]
+    cdef uint32_t column[8 * HEAP_MAX_DEPTH]
+    cdef float64_t credit[8 * HEAP_MAX_DEPTH]
+    cdef const uint32_t* columns
+    cdef const ExplainHeapNode* at
+    cdef const ExplainHeapNode* tree
+    cdef float64_t total = 0.0
+    for j in range(n_cols):
+        (<uint64_t*>(cell + j * stride))[0] = _order_key(row[j])
+        (<float64_t*>(cell + j * stride))[1] = row[j]
+        (<float64_t*>(cell + j * stride))[2] = 0.0
+    while t < f.n_trees:
+        depth = 0
+        for g in range(8):
+            tt = min(t + g, f.n_trees - 1)
+            regions[g] = f.regions + tt * HEAP_REGION
+            dg[g] = f.depths[tt]
+            depth = max(depth, dg[g])
+            idx[g] = 1
+        for level in range(depth):
+            for g in range(8):
+                if level < dg[g]:
+                    idx[g] = _heap_step(regions[g], idx[g], cell, 0)
+        for g in range(min(8, f.n_trees - t)):
+            D = dg[g]
+            p = idx[g]
+            columns = <const uint32_t*>(regions[g] + AF_HEAP_COLUMNS)
+            tree = heap + (t + g) * HEAP_SLOTS
+            for level in range(D):
+                node = p >> (D - level)
+                at = tree + node
+                column[g * HEAP_MAX_DEPTH + level] = columns[node]
+                credit[g * HEAP_MAX_DEPTH + level] = _credit(
+                    at.lo, at.scale, table + at.base, (<const float64_t*>(cell + 8 + columns[node]))[0])
+        for g in range(min(8, f.n_trees - t)):
+            for level in range(dg[g]):
+                (<float64_t*>(cell + 16 + column[g * HEAP_MAX_DEPTH + level]))[0] += \
+                    credit[g * HEAP_MAX_DEPTH + level]
+            total += f.leaves[((t + g) << (HEAP_MAX_DEPTH + 1)) + idx[g]]
+        t += 8
+    for j in range(n_cols):
+        out[j] = (<float64_t*>(cell + j * stride))[2]
+    return total
+
+
+cdef class AxisExplainer:
+    """What the axis explain kernels read for one :class:`AxisForest`, with
+    pointers into it (so a call acquires no arrays but its own): the
+    ``nodes`` in EXPLAIN_NODE_DTYPE and the flat expected-gain ``table``
+    (see anomaly_fast.forest.explain.axis_explain_layout), and, when the
+    forest scores in the "heap" layout, the same splits by heap position
+    (``heap``, HEAP_SLOTS per tree), which a single row walks in the scoring
+    layout (_axis_explain_heap_row).  The arrays are checked structurally
+    here: every table row a node points at lies within ``table``."""
+    cdef readonly object nodes, table, heap
+    cdef AxisForest forest
+    cdef const ExplainNode* _nodes
+    cdef const ExplainHeapNode* _heap
+    cdef const float64_t* _table
+    cdef const uint8_t* _missing
+
+    def __init__(self, AxisForest forest, nodes, table):
+        cdef const ExplainNode[::1] n = nodes
+        cdef const float64_t[::1] tab = table
+        cdef const uint8_t[::1] miss = forest.missing
+        cdef const int64_t[::1] offsets = forest.offsets
+        cdef const int32_t[::1] depths = forest.depths
+        cdef intp_t i, t, p, k, node, D
+        if not forest.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
+        if n.shape[0] != len(forest.nodes) or miss.shape[0] != n.shape[0]:
+            raise ValueError("explain nodes and missing sides must have one entry per forest node")
+        for i in range(n.shape[0]):
+            if n[i].base < 0 or n[i].base > tab.shape[0] - EXPLAIN_TABLE_WIDTH:
+                raise ValueError(f"explain node {i} points outside the expected-gain table")
+        for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
+            if depths[t] > EXPLAIN_MAX_DEPTH:
+                raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
+        self.forest, self.nodes, self.table, self.heap = forest, nodes, table, None
+        self._nodes, self._table, self._missing, self._heap = NULL, NULL, NULL, NULL
+        if n.shape[0] == 0:
+            return
+        self._nodes, self._table, self._missing = &n[0], &tab[0], &miss[0]
+        if forest._f.regions == NULL or depths.shape[0] == 0:
+            return
+        heap = np.zeros(depths.shape[0] * HEAP_SLOTS,
+                        dtype=[("lo", np.float64), ("scale", np.float32), ("base", np.int32)])
+        cdef ExplainHeapNode[::1] h = heap
+        cdef intp_t[::1] ids = np.empty(2 * HEAP_SLOTS, dtype=np.intp)
+        for t in range(depths.shape[0]):  # as heap_layout: ids[p] = the node at heap index p
+            D = depths[t]
+            ids[1] = 0
+            for p in range(1, 1 << D):
+                node = ids[p]
+                k = offsets[t] + node
+                h[t * HEAP_SLOTS + p].lo = n[k].lo  # a (stretched) leaf: scale 0, base 0, credits 0
+                h[t * HEAP_SLOTS + p].scale = n[k].scale
+                h[t * HEAP_SLOTS + p].base = n[k].base
+                ids[2 * p] = n[k].left if n[k].left != node else node
+                ids[2 * p + 1] = n[k].left + 1 if n[k].left != node else node
+        self.heap = heap
+        self._heap = &h[0]
+
+    def explain(self, const float64_t[:, ::1] X, float64_t[::1] scores, float64_t[:, ::1] phi):
+        """Write score_samples into ``scores`` and per-feature credits into
+        ``phi`` for the rows of ``X`` (shapes checked, values not): fewer
+        than EXPLAIN_TREES rows without NaN walk the scoring layout when it
+        is "heap" (_axis_explain_heap_row), the others _axis_explain."""
+        cdef const AxisScoring* f = &self.forest._f
+        cdef intp_t n_rows = X.shape[0], n_cols = X.shape[1], r, j
+        cdef float64_t denominator = self.forest.denominator, acc
+        cdef float64_t scale = 1.0 / denominator if denominator > 0.0 else 0.0
+        cdef char* cell
+        cdef bint nan_row
+        if (n_cols != self.forest.n_features or scores.shape[0] != n_rows or phi.shape[0] != n_rows
+                or phi.shape[1] != n_cols):
+            raise ValueError(f"explain takes X of {self.forest.n_features} columns and outputs of its shape")
+        if n_rows == 0 or f.n_trees == 0:
+            return
+        if self._heap == NULL or n_rows >= EXPLAIN_TREES:
+            with nogil:
+                _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
+                              &X[0, 0], n_rows, n_cols, denominator, &scores[0], &phi[0, 0])
+            return
+        cell = <char*>malloc(n_cols * self.forest.block_rows * 8)
+        if cell == NULL:
+            raise MemoryError("not enough memory to explain")
+        with nogil:
+            for r in range(n_rows):
+                nan_row = False
+                for j in range(n_cols):
+                    nan_row = nan_row or X[r, j] != X[r, j]
+                if nan_row:
+                    _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
+                                  &X[r, 0], 1, n_cols, denominator, &scores[r], &phi[r, 0])
+                    continue
+                acc = _axis_explain_heap_row(f, self._heap, self._table, &X[r, 0], n_cols,
+                                             self.forest.block_rows, cell, &phi[r, 0])
+                for j in range(n_cols):
+                    phi[r, j] *= scale
+                scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
+        free(cell)
 
 
 def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
