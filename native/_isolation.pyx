@@ -2281,10 +2281,23 @@ cdef inline float64_t _credit(float64_t lo, float64_t scale, const float64_t* ro
     """The expected gain of one step (see above) from a split's ``lo``,
     ``scale`` and table row; NaN-safe comparisons, so an infinite ``v`` at a
     leaf (t = NaN) credits 0 and at a split is isolated for certain (g = 1)."""
+    cdef intp_t b
+    cdef float64_t outside = _credit_place(lo, scale, v, &b)
+    return _credit_sum(row[b], outside, row[EXPLAIN_BINS + 1])
+
+
+cdef inline float64_t _credit_place(float64_t lo, float64_t scale, float64_t v, intp_t* b) noexcept nogil:
+    """Where ``v`` lies: sets ``b`` to the table entry of its position
+    clipped to the range, returns 1 + o (o: how far outside, NaN: 0)."""
     cdef float64_t t = (v - lo) * scale
-    cdef float64_t o = _max0(fabs(t - 0.5) - 0.5)  # how far outside [0, 1] (NaN: 0)
     cdef float64_t q = _min1(_max0(t))  # t clipped to [0, 1] (NaN: 0)
-    return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
+    b[0] = <intp_t>(q * EXPLAIN_BINS + 0.5)
+    return 1.0 + _max0(fabs(t - 0.5) - 0.5)
+
+
+cdef inline float64_t _credit_sum(float64_t near, float64_t outside, float64_t gain) noexcept nogil:
+    """_credit from its table entries and _credit_place's 1 + o."""
+    return near + (1.0 - 1.0 / outside) * gain
 
 
 cdef inline float64_t _expected_credit(const ExplainNode* node, float64_t v,
@@ -2512,24 +2525,32 @@ cdef enum:
 
 
 cdef float64_t _axis_explain_heap_row(const AxisScoring* f, const ExplainHeapNode* heap,
-                                      const float64_t* table, const float64_t* row, intp_t n_cols,
-                                      intp_t block_rows, char* cell, float64_t* out) noexcept nogil:
+                                      const uint8_t* splits, const float64_t* table,
+                                      const float64_t* row, intp_t n_cols, intp_t block_rows,
+                                      char* cell, float64_t* out) noexcept nogil:
     """Path-length sum and credits (into ``out``, unscaled) of one row
     without NaN, walked in the "heap" scoring layout ``f``: the walk is the
     scoring walk (eight trees at once, see _path_sum_one_row) and a tree's
-    path is read back from the heap index it ends at (the node at level l of
-    a walk ending at p is p >> (D - l)), so the walk records nothing.  The
-    credits are then those of _axis_explain, added in the same order (tree
-    by tree, level by level), so the results are the same bit for bit.
-    ``cell``: scratch of ``n_cols`` columns of ``block_rows * 8`` bytes,
-    the scoring block's stride, so that a node's column offset addresses
-    the row's key (entry 0), value (entry 1) and credit sum (entry 2)."""
-    cdef intp_t stride = block_rows * 8, t = 0, g, tt, level, depth, D, p, node, j
+    path is read back from the heap index p it ends at (the node at level l
+    is p >> (D - l); ``splits[p]``, per tree as ``f.leaves``: how many of
+    those are splits, the rest being a stretched leaf's zero credits).  The
+    credits are those of _axis_explain, added in the same order (tree by
+    tree, level by level), so the results are the same bit for bit; their
+    divisions run over a group's steps at once (a loop the compiler
+    vectorizes).  ``cell``: scratch of ``n_cols`` columns of ``block_rows *
+    8`` bytes, the scoring block's stride, so that a node's column offset
+    addresses the row's key (entry 0), value (entry 1) and credit sum
+    (entry 2)."""
+    cdef intp_t stride = block_rows * 8, t = 0, g, tt, level, depth, D, p, k, n, j
     cdef intp_t idx[8]
     cdef intp_t dg[8]
     cdef const char* regions[8]
     cdef uint32_t column[8 * HEAP_MAX_DEPTH]
-    cdef float64_t credit[8 * HEAP_MAX_DEPTH]
+    cdef intp_t entry[8 * HEAP_MAX_DEPTH]
+    cdef intp_t base[8 * HEAP_MAX_DEPTH]
+    cdef float64_t near[8 * HEAP_MAX_DEPTH]
+    cdef float64_t gain[8 * HEAP_MAX_DEPTH]
+    cdef float64_t end[8 * HEAP_MAX_DEPTH]
     cdef const uint32_t* columns
     cdef const ExplainHeapNode* at
     cdef const ExplainHeapNode* tree
@@ -2550,22 +2571,27 @@ cdef float64_t _axis_explain_heap_row(const AxisScoring* f, const ExplainHeapNod
             for g in range(8):
                 if level < dg[g]:
                     idx[g] = _heap_step(regions[g], idx[g], cell, 0)
+        n = 0
         for g in range(min(8, f.n_trees - t)):
             D = dg[g]
             p = idx[g]
             columns = <const uint32_t*>(regions[g] + AF_HEAP_COLUMNS)
             tree = heap + (t + g) * HEAP_SLOTS
-            for level in range(D):
-                node = p >> (D - level)
-                at = tree + node
-                column[g * HEAP_MAX_DEPTH + level] = columns[node]
-                credit[g * HEAP_MAX_DEPTH + level] = _credit(
-                    at.lo, at.scale, table + at.base, (<const float64_t*>(cell + 8 + columns[node]))[0])
-        for g in range(min(8, f.n_trees - t)):
-            for level in range(dg[g]):
-                (<float64_t*>(cell + 16 + column[g * HEAP_MAX_DEPTH + level]))[0] += \
-                    credit[g * HEAP_MAX_DEPTH + level]
-            total += f.leaves[((t + g) << (HEAP_MAX_DEPTH + 1)) + idx[g]]
+            total += f.leaves[((t + g) << (HEAP_MAX_DEPTH + 1)) + p]
+            for level in range(splits[((t + g) << (HEAP_MAX_DEPTH + 1)) + p]):
+                k = p >> (D - level)
+                at = tree + k
+                column[n] = columns[k]
+                end[n] = _credit_place(at.lo, at.scale, (<const float64_t*>(cell + 8 + columns[k]))[0], &entry[n])
+                base[n] = at.base
+                n += 1
+        for j in range(n):  # the table loads apart: independent of each other, they overlap
+            near[j] = table[base[j] + entry[j]]
+            gain[j] = table[base[j] + EXPLAIN_BINS + 1]
+        for j in range(n):  # vectorized: the divisions two at a time
+            near[j] = _credit_sum(near[j], end[j], gain[j])
+        for j in range(n):
+            (<float64_t*>(cell + 16 + column[j]))[0] += near[j]
         t += 8
     for j in range(n_cols):
         out[j] = (<float64_t*>(cell + j * stride))[2]
@@ -2578,13 +2604,15 @@ cdef class AxisExplainer:
     ``nodes`` in EXPLAIN_NODE_DTYPE and the flat expected-gain ``table``
     (see anomaly_fast.forest.explain.axis_explain_layout), and, when the
     forest scores in the "heap" layout, the same splits by heap position
-    (``heap``, HEAP_SLOTS per tree), which a single row walks in the scoring
-    layout (_axis_explain_heap_row).  The arrays are checked structurally
+    (``heap``, HEAP_SLOTS per tree) and the number of splits on the path to
+    each final heap index (``splits``), with which a single row walks the
+    scoring layout (_axis_explain_heap_row).  The arrays are checked structurally
     here: every table row a node points at lies within ``table``."""
-    cdef readonly object nodes, table, heap
+    cdef readonly object nodes, table, heap, splits
     cdef AxisForest forest
     cdef const ExplainNode* _nodes
     cdef const ExplainHeapNode* _heap
+    cdef const uint8_t* _splits
     cdef const float64_t* _table
     cdef const uint8_t* _missing
 
@@ -2605,8 +2633,8 @@ cdef class AxisExplainer:
         for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
             if depths[t] > EXPLAIN_MAX_DEPTH:
                 raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
-        self.forest, self.nodes, self.table, self.heap = forest, nodes, table, None
-        self._nodes, self._table, self._missing, self._heap = NULL, NULL, NULL, NULL
+        self.forest, self.nodes, self.table, self.heap, self.splits = forest, nodes, table, None, None
+        self._nodes, self._table, self._missing, self._heap, self._splits = NULL, NULL, NULL, NULL, NULL
         if n.shape[0] == 0:
             return
         self._nodes, self._table, self._missing = &n[0], &tab[0], &miss[0]
@@ -2614,11 +2642,15 @@ cdef class AxisExplainer:
             return
         heap = np.zeros(depths.shape[0] * HEAP_SLOTS,
                         dtype=[("lo", np.float64), ("scale", np.float32), ("base", np.int32)])
+        splits = np.zeros(depths.shape[0] * 2 * HEAP_SLOTS, dtype=np.uint8)
         cdef ExplainHeapNode[::1] h = heap
+        cdef uint8_t[::1] sp = splits
         cdef intp_t[::1] ids = np.empty(2 * HEAP_SLOTS, dtype=np.intp)
+        cdef uint8_t[::1] above = np.empty(2 * HEAP_SLOTS, dtype=np.uint8)  # splits above heap index p
         for t in range(depths.shape[0]):  # as heap_layout: ids[p] = the node at heap index p
             D = depths[t]
             ids[1] = 0
+            above[1] = 0
             for p in range(1, 1 << D):
                 node = ids[p]
                 k = offsets[t] + node
@@ -2627,8 +2659,11 @@ cdef class AxisExplainer:
                 h[t * HEAP_SLOTS + p].base = n[k].base
                 ids[2 * p] = n[k].left if n[k].left != node else node
                 ids[2 * p + 1] = n[k].left + 1 if n[k].left != node else node
-        self.heap = heap
-        self._heap = &h[0]
+                above[2 * p] = above[2 * p + 1] = above[p] + (n[k].left != node)
+            for p in range(1 << D, 2 << D):
+                sp[2 * t * HEAP_SLOTS + p] = above[p]
+        self.heap, self.splits = heap, splits
+        self._heap, self._splits = &h[0], &sp[0]
 
     def explain(self, const float64_t[:, ::1] X, float64_t[::1] scores, float64_t[:, ::1] phi):
         """Write score_samples into ``scores`` and per-feature credits into
@@ -2663,7 +2698,7 @@ cdef class AxisExplainer:
                     _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
                                   &X[r, 0], 1, n_cols, denominator, &scores[r], &phi[r, 0])
                     continue
-                acc = _axis_explain_heap_row(f, self._heap, self._table, &X[r, 0], n_cols,
+                acc = _axis_explain_heap_row(f, self._heap, self._splits, self._table, &X[r, 0], n_cols,
                                              self.forest.block_rows, cell, &phi[r, 0])
                 for j in range(n_cols):
                     phi[r, j] *= scale
