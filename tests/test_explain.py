@@ -255,6 +255,10 @@ def test_top_features_orders_by_contribution_and_names_features():
     assert top[1] == {"feature": "d", "contribution": 0.3, "value": np.inf}
     assert [t["feature"] for t in top_features([0.5, 0.1], [0, 0], 5)] == [0, 1]
     assert top_features([0.5], [0], 0) == []
+    with pytest.raises(ValueError, match="one row"):
+        top_features([0.5, 0.1], [0.0], 1)  # a value per contribution
+    with pytest.raises(ValueError, match="one row"):
+        top_features([[0.5, 0.1]], [[0.0, 1.0]], 1)
 
 
 @settings(max_examples=300, deadline=None)
