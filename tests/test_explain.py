@@ -297,6 +297,28 @@ def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_pat
     assert quiet.process(point, {"entity_id": "h", "timestamp": 1.0}).explanation == []
 
 
+def test_stores_keep_their_own_copy_of_an_explanation_and_refuse_other_shapes(tmp_path):
+    from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
+
+    def alert(key, explanation):
+        return {
+            "alert_id": key, "event_key": key, "timestamp": 1.0, "entity_id": "h", "score": 0.9, "tier": "high",
+            "threshold": 0.5, "features": {}, "detector": "d", "model_version": "v", "context": {},
+            "explanation": explanation,
+        }  # fmt: skip
+
+    for store in (MemoryAlertStore(), SQLiteAlertStore(tmp_path / "alerts.db")):
+        explanation = [{"feature": "io", "contribution": 0.5, "value": -50.0}]
+        store.add_alerts([alert("a", explanation)])
+        explanation[0]["contribution"] = 0.0  # the caller's dict, changed after the write
+        assert store.get_alert("a")["explanation"] == [{"feature": "io", "contribution": 0.5, "value": -50.0}]
+        for bad in ([("feature", "io")], ["io"], 3, [{"feature": "io"}, None]):
+            with pytest.raises(TypeError, match="list of dicts"):
+                store.add_alerts([alert("b", bad)])
+        assert store.count_alerts() == 1
+        store.close()
+
+
 def test_pipeline_refuses_explain_for_a_detector_without_it(data):
     from sklearn.ensemble import IsolationForest as SkIF
 
