@@ -2323,6 +2323,37 @@ cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* m
     acc[0] += tree[node].lo
 
 
+cdef void _credit_paths(const ExplainNode* const* walked, const float64_t* seen,
+                        const intp_t* lengths, intp_t n_paths, const float64_t* table,
+                        float64_t* out) noexcept nogil:
+    """out[feature] += the credit of each step of ``n_paths`` (<=
+    EXPLAIN_TREES) paths of one row (the few-rows walk): path g is
+    ``walked[g * EXPLAIN_MAX_DEPTH + l]`` with the value ``seen[...]`` it
+    read, for l < ``lengths[g]``, added path by path, step by step.  A
+    leaf's self-steps (base 0) are dropped first (they credit +0.0: the sums
+    are the same bit for bit), and the divisions then run over all the steps
+    at once, which the compiler vectorizes."""
+    cdef intp_t g, level, n = 0, j
+    cdef const ExplainNode* at
+    cdef int32_t feature[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t near[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t gain[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t outside[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef intp_t entry
+    for g in range(n_paths):
+        for level in range(lengths[g]):
+            at = walked[g * EXPLAIN_MAX_DEPTH + level]
+            outside[n] = _credit_place(at.lo, at.scale, seen[g * EXPLAIN_MAX_DEPTH + level], &entry)
+            near[n] = table[at.base + entry]
+            gain[n] = table[at.base + EXPLAIN_BINS + 1]
+            feature[n] = at.feature
+            n += at.base != 0  # a leaf's self-step is overwritten by the next step
+    for j in range(n):
+        near[j] = _credit_sum(near[j], outside[j], gain[j])
+    for j in range(n):
+        out[feature[j]] += near[j]
+
+
 cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                         const float64_t* table,
                         const int64_t* offsets, const int32_t* depths, intp_t n_trees,
@@ -2334,12 +2365,13 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
     level: a block of rows through one tree, or, for fewer rows,
     EXPLAIN_TREES trees at once, so that independent walks overlap their
     memory accesses.  Rows with NaN take the plain walk.  Every tree is at
-    most EXPLAIN_MAX_DEPTH deep (axis_explain checks it)."""
+    most EXPLAIN_MAX_DEPTH deep (AxisExplainer checks it)."""
     cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f
     cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
     cdef float64_t acc[EXPLAIN_BLOCK]
     cdef bint nan_row[EXPLAIN_BLOCK]
     cdef intp_t idx[EXPLAIN_BLOCK]
+    cdef intp_t lengths[EXPLAIN_TREES]
     cdef const ExplainNode* trees[EXPLAIN_TREES]
     # the nodes and values of the steps walked, credited after the walk (a
     # lean walk keeps more independent node loads in flight)
@@ -2412,13 +2444,10 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                             walked[g * EXPLAIN_MAX_DEPTH + level] = at
                             seen[g * EXPLAIN_MAX_DEPTH + level] = v
                             idx[g] = at.left + (v > at.threshold)
-                    for g in range(nt):  # the credits, then their sums (fewer stalls)
-                        for level in range(depths[t0 + g]):
-                            seen[g * EXPLAIN_MAX_DEPTH + level] = _expected_credit(
-                                walked[g * EXPLAIN_MAX_DEPTH + level], seen[g * EXPLAIN_MAX_DEPTH + level], table)
-                    for g in range(nt):  # added tree by tree, as the block walk adds them
-                        for level in range(depths[t0 + g]):
-                            out[walked[g * EXPLAIN_MAX_DEPTH + level].feature] += seen[g * EXPLAIN_MAX_DEPTH + level]
+                    for g in range(nt):
+                        lengths[g] = depths[t0 + g]
+                    _credit_paths(walked, seen, lengths, nt, table, out)  # tree by tree, as the block walk
+                    for g in range(nt):
                         acc[r] += trees[g][idx[g]].lo
                     t0 += nt
         for r in range(nb):
@@ -2513,106 +2542,17 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
         r0 += nb
 
 
-cdef struct ExplainHeapNode:
-    # a split of the "heap" scoring layout as the explain credit reads it
-    float64_t lo         # as ExplainNode
-    float scale          # as ExplainNode
-    int32_t base         # as ExplainNode
-
-
-cdef enum:
-    HEAP_SLOTS = 1 << HEAP_MAX_DEPTH  # ExplainHeapNode slots per tree (heap index 1 .. 2**D - 1)
-
-
-cdef float64_t _axis_explain_heap_row(const AxisScoring* f, const ExplainHeapNode* heap,
-                                      const uint8_t* splits, const float64_t* table,
-                                      const float64_t* row, intp_t n_cols, intp_t block_rows,
-                                      char* cell, float64_t* out) noexcept nogil:
-    """Path-length sum and credits (into ``out``, unscaled) of one row
-    without NaN, walked in the "heap" scoring layout ``f``: the walk is the
-    scoring walk (eight trees at once, see _path_sum_one_row) and a tree's
-    path is read back from the heap index p it ends at (the node at level l
-    is p >> (D - l); ``splits[p]``, per tree as ``f.leaves``: how many of
-    those are splits, the rest being a stretched leaf's zero credits).  The
-    credits are those of _axis_explain, added in the same order (tree by
-    tree, level by level), so the results are the same bit for bit; their
-    divisions run over a group's steps at once (a loop the compiler
-    vectorizes).  ``cell``: scratch of ``n_cols`` columns of ``block_rows *
-    8`` bytes, the scoring block's stride, so that a node's column offset
-    addresses the row's key (entry 0), value (entry 1) and credit sum
-    (entry 2)."""
-    cdef intp_t stride = block_rows * 8, t = 0, g, tt, level, depth, D, p, k, n, j
-    cdef intp_t idx[8]
-    cdef intp_t dg[8]
-    cdef const char* regions[8]
-    cdef uint32_t column[8 * HEAP_MAX_DEPTH]
-    cdef intp_t entry[8 * HEAP_MAX_DEPTH]
-    cdef intp_t base[8 * HEAP_MAX_DEPTH]
-    cdef float64_t near[8 * HEAP_MAX_DEPTH]
-    cdef float64_t gain[8 * HEAP_MAX_DEPTH]
-    cdef float64_t end[8 * HEAP_MAX_DEPTH]
-    cdef const uint32_t* columns
-    cdef const ExplainHeapNode* at
-    cdef const ExplainHeapNode* tree
-    cdef float64_t total = 0.0
-    for j in range(n_cols):
-        (<uint64_t*>(cell + j * stride))[0] = _order_key(row[j])
-        (<float64_t*>(cell + j * stride))[1] = row[j]
-        (<float64_t*>(cell + j * stride))[2] = 0.0
-    while t < f.n_trees:
-        depth = 0
-        for g in range(8):
-            tt = min(t + g, f.n_trees - 1)
-            regions[g] = f.regions + tt * HEAP_REGION
-            dg[g] = f.depths[tt]
-            depth = max(depth, dg[g])
-            idx[g] = 1
-        for level in range(depth):
-            for g in range(8):
-                if level < dg[g]:
-                    idx[g] = _heap_step(regions[g], idx[g], cell, 0)
-        n = 0
-        for g in range(min(8, f.n_trees - t)):
-            D = dg[g]
-            p = idx[g]
-            columns = <const uint32_t*>(regions[g] + AF_HEAP_COLUMNS)
-            tree = heap + (t + g) * HEAP_SLOTS
-            total += f.leaves[((t + g) << (HEAP_MAX_DEPTH + 1)) + p]
-            for level in range(splits[((t + g) << (HEAP_MAX_DEPTH + 1)) + p]):
-                k = p >> (D - level)
-                at = tree + k
-                column[n] = columns[k]
-                end[n] = _credit_place(at.lo, at.scale, (<const float64_t*>(cell + 8 + columns[k]))[0], &entry[n])
-                base[n] = at.base
-                n += 1
-        for j in range(n):  # the table loads apart: independent of each other, they overlap
-            near[j] = table[base[j] + entry[j]]
-            gain[j] = table[base[j] + EXPLAIN_BINS + 1]
-        for j in range(n):  # vectorized: the divisions two at a time
-            near[j] = _credit_sum(near[j], end[j], gain[j])
-        for j in range(n):
-            (<float64_t*>(cell + 16 + column[j]))[0] += near[j]
-        t += 8
-    for j in range(n_cols):
-        out[j] = (<float64_t*>(cell + j * stride))[2]
-    return total
-
-
 cdef class AxisExplainer:
-    """What the axis explain kernels read for one :class:`AxisForest`, with
-    pointers into it (so a call acquires no arrays but its own): the
-    ``nodes`` in EXPLAIN_NODE_DTYPE and the flat expected-gain ``table``
-    (see anomaly_fast.forest.explain.axis_explain_layout), and, when the
-    forest scores in the "heap" layout, the same splits by heap position
-    (``heap``, HEAP_SLOTS per tree) and the number of splits on the path to
-    each final heap index (``splits``), with which a single row walks the
-    scoring layout (_axis_explain_heap_row).  The arrays are checked structurally
-    here: every table row a node points at lies within ``table``."""
-    cdef readonly object nodes, table, heap, splits
+    """What the axis explain kernel reads for one :class:`AxisForest`, with
+    pointers into it, so that a call acquires no arrays but its own (nine
+    typed memoryviews cost about 1.4 us a call): the ``nodes`` in
+    EXPLAIN_NODE_DTYPE and the flat expected-gain ``table`` (see
+    anomaly_fast.forest.explain.axis_explain_layout), checked structurally
+    here: one node per forest node, every table row a node points at within
+    ``table``, every tree at most EXPLAIN_MAX_DEPTH deep."""
+    cdef readonly object nodes, table
     cdef AxisForest forest
     cdef const ExplainNode* _nodes
-    cdef const ExplainHeapNode* _heap
-    cdef const uint8_t* _splits
     cdef const float64_t* _table
     cdef const uint8_t* _missing
 
@@ -2620,9 +2560,8 @@ cdef class AxisExplainer:
         cdef const ExplainNode[::1] n = nodes
         cdef const float64_t[::1] tab = table
         cdef const uint8_t[::1] miss = forest.missing
-        cdef const int64_t[::1] offsets = forest.offsets
         cdef const int32_t[::1] depths = forest.depths
-        cdef intp_t i, t, p, k, node, D
+        cdef intp_t i, t
         if not forest.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         if n.shape[0] != len(forest.nodes) or miss.shape[0] != n.shape[0]:
@@ -2633,77 +2572,24 @@ cdef class AxisExplainer:
         for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
             if depths[t] > EXPLAIN_MAX_DEPTH:
                 raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
-        self.forest, self.nodes, self.table, self.heap, self.splits = forest, nodes, table, None, None
-        self._nodes, self._table, self._missing, self._heap, self._splits = NULL, NULL, NULL, NULL, NULL
-        if n.shape[0] == 0:
-            return
-        self._nodes, self._table, self._missing = &n[0], &tab[0], &miss[0]
-        if forest._f.regions == NULL or depths.shape[0] == 0:
-            return
-        heap = np.zeros(depths.shape[0] * HEAP_SLOTS,
-                        dtype=[("lo", np.float64), ("scale", np.float32), ("base", np.int32)])
-        splits = np.zeros(depths.shape[0] * 2 * HEAP_SLOTS, dtype=np.uint8)
-        cdef ExplainHeapNode[::1] h = heap
-        cdef uint8_t[::1] sp = splits
-        cdef intp_t[::1] ids = np.empty(2 * HEAP_SLOTS, dtype=np.intp)
-        cdef uint8_t[::1] above = np.empty(2 * HEAP_SLOTS, dtype=np.uint8)  # splits above heap index p
-        for t in range(depths.shape[0]):  # as heap_layout: ids[p] = the node at heap index p
-            D = depths[t]
-            ids[1] = 0
-            above[1] = 0
-            for p in range(1, 1 << D):
-                node = ids[p]
-                k = offsets[t] + node
-                h[t * HEAP_SLOTS + p].lo = n[k].lo  # a (stretched) leaf: scale 0, base 0, credits 0
-                h[t * HEAP_SLOTS + p].scale = n[k].scale
-                h[t * HEAP_SLOTS + p].base = n[k].base
-                ids[2 * p] = n[k].left if n[k].left != node else node
-                ids[2 * p + 1] = n[k].left + 1 if n[k].left != node else node
-                above[2 * p] = above[2 * p + 1] = above[p] + (n[k].left != node)
-            for p in range(1 << D, 2 << D):
-                sp[2 * t * HEAP_SLOTS + p] = above[p]
-        self.heap, self.splits = heap, splits
-        self._heap, self._splits = &h[0], &sp[0]
+        self.forest, self.nodes, self.table = forest, nodes, table
+        self._nodes, self._table, self._missing = NULL, NULL, NULL
+        if n.shape[0] > 0:
+            self._nodes, self._table, self._missing = &n[0], &tab[0], &miss[0]
 
     def explain(self, const float64_t[:, ::1] X, float64_t[::1] scores, float64_t[:, ::1] phi):
         """Write score_samples into ``scores`` and per-feature credits into
-        ``phi`` for the rows of ``X`` (shapes checked, values not): fewer
-        than EXPLAIN_TREES rows without NaN walk the scoring layout when it
-        is "heap" (_axis_explain_heap_row), the others _axis_explain."""
+        ``phi`` for the rows of ``X`` (shapes checked, values not; see
+        _axis_explain)."""
         cdef const AxisScoring* f = &self.forest._f
-        cdef intp_t n_rows = X.shape[0], n_cols = X.shape[1], r, j
-        cdef float64_t denominator = self.forest.denominator, acc
-        cdef float64_t scale = 1.0 / denominator if denominator > 0.0 else 0.0
-        cdef char* cell
-        cdef bint nan_row
-        if (n_cols != self.forest.n_features or scores.shape[0] != n_rows or phi.shape[0] != n_rows
-                or phi.shape[1] != n_cols):
+        if (X.shape[1] != self.forest.n_features or scores.shape[0] != X.shape[0] or phi.shape[0] != X.shape[0]
+                or phi.shape[1] != X.shape[1]):
             raise ValueError(f"explain takes X of {self.forest.n_features} columns and outputs of its shape")
-        if n_rows == 0 or f.n_trees == 0:
+        if X.shape[0] == 0 or f.n_trees == 0:
             return
-        if self._heap == NULL or n_rows >= EXPLAIN_TREES:
-            with nogil:
-                _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
-                              &X[0, 0], n_rows, n_cols, denominator, &scores[0], &phi[0, 0])
-            return
-        cell = <char*>malloc(n_cols * self.forest.block_rows * 8)
-        if cell == NULL:
-            raise MemoryError("not enough memory to explain")
         with nogil:
-            for r in range(n_rows):
-                nan_row = False
-                for j in range(n_cols):
-                    nan_row = nan_row or X[r, j] != X[r, j]
-                if nan_row:
-                    _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
-                                  &X[r, 0], 1, n_cols, denominator, &scores[r], &phi[r, 0])
-                    continue
-                acc = _axis_explain_heap_row(f, self._heap, self._splits, self._table, &X[r, 0], n_cols,
-                                             self.forest.block_rows, cell, &phi[r, 0])
-                for j in range(n_cols):
-                    phi[r, j] *= scale
-                scores[r] = -exp2(-acc / denominator) if denominator > 0.0 else -0.5
-        free(cell)
+            _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
+                          &X[0, 0], X.shape[0], X.shape[1], self.forest.denominator, &scores[0], &phi[0, 0])
 
 
 def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
@@ -2711,7 +2597,7 @@ def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] val
                        const float64_t[::1] gains, const float64_t[::1] center,
                        const int64_t[::1] offsets, const float64_t[:, ::1] X,
                        float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
-    """As :func:`axis_explain` for hyperplane trees (see _hyperplane_explain)."""
+    """As :meth:`AxisExplainer.explain` for hyperplane trees (see _hyperplane_explain)."""
     cdef intp_t k = normals.shape[1]
     if X.shape[0] == 0 or offsets.shape[0] == 0:
         return
