@@ -164,17 +164,17 @@ class HyperplaneForest:
 def compact_rows(arr: Any, n_nodes: npt.NDArray[np.int32]) -> Any: ...
 def dense_weights(normals: npt.NDArray[np.float64], terms: npt.NDArray[np.int32], n_features: int) -> Any: ...
 def c_average_path_length(n: int) -> float: ...
-def axis_explain(
-    nodes: npt.NDArray[np.void],
-    missing: npt.NDArray[np.uint8],
-    table: npt.NDArray[np.float64],
-    offsets: npt.NDArray[np.int64],
-    depths: npt.NDArray[np.int32],
-    X: npt.NDArray[np.float64],
-    denominator: float,
-    scores: npt.NDArray[np.float64],
-    phi: npt.NDArray[np.float64],
-) -> None: ...
+
+class AxisExplainer:
+    @property
+    def nodes(self) -> Any: ...
+    @property
+    def table(self) -> Any: ...
+    def __init__(self, forest: AxisForest, nodes: npt.NDArray[np.void], table: npt.NDArray[np.float64]) -> None: ...
+    def explain(
+        self, X: npt.NDArray[np.float64], scores: npt.NDArray[np.float64], phi: npt.NDArray[np.float64]
+    ) -> None: ...
+
 def hyperplane_explain(
     nodes: npt.NDArray[np.void],
     values: npt.NDArray[np.float64],

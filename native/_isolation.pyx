@@ -2270,18 +2270,39 @@ EXPLAIN_NODE_DTYPE = np.dtype(
 EXPLAIN_TABLE_WIDTH = EXPLAIN_BINS + 2  # entries per node size in the expected-gain table
 
 
+cdef extern from "_clamp.h" nogil:
+    # branch-free clamps (maxsd/minsd): a branch on where a value lies is a coin flip
+    float64_t _max0 "af_max0"(float64_t x)  # x > 0 ? x : 0, NaN: 0
+    float64_t _min1 "af_min1"(float64_t x)  # x < 1 ? x : 1
+
+
+cdef inline float64_t _credit(float64_t lo, float64_t scale, const float64_t* row,
+                              float64_t v) noexcept nogil:
+    """The expected gain of one step (see above) from a split's ``lo``,
+    ``scale`` and table row; NaN-safe comparisons, so an infinite ``v`` at a
+    leaf (t = NaN) credits 0 and at a split is isolated for certain (g = 1)."""
+    cdef intp_t b
+    cdef float64_t outside = _credit_place(lo, scale, v, &b)
+    return _credit_sum(row[b], outside, row[EXPLAIN_BINS + 1])
+
+
+cdef inline float64_t _credit_place(float64_t lo, float64_t scale, float64_t v, intp_t* b) noexcept nogil:
+    """Where ``v`` lies: sets ``b`` to the table entry of its position
+    clipped to the range, returns 1 + o (o: how far outside, NaN: 0)."""
+    cdef float64_t t = (v - lo) * scale
+    cdef float64_t q = _min1(_max0(t))  # t clipped to [0, 1] (NaN: 0)
+    b[0] = <intp_t>(q * EXPLAIN_BINS + 0.5)
+    return 1.0 + _max0(fabs(t - 0.5) - 0.5)
+
+
+cdef inline float64_t _credit_sum(float64_t near, float64_t outside, float64_t gain) noexcept nogil:
+    """_credit from its table entries and _credit_place's 1 + o."""
+    return near + (1.0 - 1.0 / outside) * gain
+
+
 cdef inline float64_t _expected_credit(const ExplainNode* node, float64_t v,
                                        const float64_t* table) noexcept nogil:
-    """The expected gain of one step (see above); NaN-safe comparisons, so an
-    infinite ``v`` at a leaf (t = NaN) credits 0 and at a split is isolated
-    for certain (g = 1)."""
-    cdef float64_t t = (v - node.lo) * node.scale
-    cdef float64_t o = fabs(t - 0.5) - 0.5  # how far outside [0, 1]; branch-free
-    o = o if o > 0.0 else 0.0  # NaN fails the comparisons: 0
-    cdef float64_t q = t if t > 0.0 else 0.0
-    q = q if q < 1.0 else 1.0
-    cdef const float64_t* row = table + node.base
-    return row[<intp_t>(q * EXPLAIN_BINS + 0.5)] + (1.0 - 1.0 / (1.0 + o)) * row[EXPLAIN_BINS + 1]
+    return _credit(node.lo, node.scale, table + node.base, v)
 
 
 cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* missing,
@@ -2302,6 +2323,37 @@ cdef inline void _axis_explain_missing(const ExplainNode* tree, const uint8_t* m
     acc[0] += tree[node].lo
 
 
+cdef void _credit_paths(const ExplainNode* const* walked, const float64_t* seen,
+                        const intp_t* lengths, intp_t n_paths, const float64_t* table,
+                        float64_t* out) noexcept nogil:
+    """out[feature] += the credit of each step of ``n_paths`` (<=
+    EXPLAIN_TREES) paths of one row (the few-rows walk): path g is
+    ``walked[g * EXPLAIN_MAX_DEPTH + l]`` with the value ``seen[...]`` it
+    read, for l < ``lengths[g]``, added path by path, step by step.  A
+    leaf's self-steps (base 0) are dropped first (they credit +0.0: the sums
+    are the same bit for bit), and the divisions then run over all the steps
+    at once, which the compiler vectorizes."""
+    cdef intp_t g, level, n = 0, j
+    cdef const ExplainNode* at
+    cdef int32_t feature[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t near[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t gain[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef float64_t outside[EXPLAIN_TREES * EXPLAIN_MAX_DEPTH]
+    cdef intp_t entry
+    for g in range(n_paths):
+        for level in range(lengths[g]):
+            at = walked[g * EXPLAIN_MAX_DEPTH + level]
+            outside[n] = _credit_place(at.lo, at.scale, seen[g * EXPLAIN_MAX_DEPTH + level], &entry)
+            near[n] = table[at.base + entry]
+            gain[n] = table[at.base + EXPLAIN_BINS + 1]
+            feature[n] = at.feature
+            n += at.base != 0  # a leaf's self-step is overwritten by the next step
+    for j in range(n):
+        near[j] = _credit_sum(near[j], outside[j], gain[j])
+    for j in range(n):
+        out[feature[j]] += near[j]
+
+
 cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                         const float64_t* table,
                         const int64_t* offsets, const int32_t* depths, intp_t n_trees,
@@ -2313,12 +2365,13 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
     level: a block of rows through one tree, or, for fewer rows,
     EXPLAIN_TREES trees at once, so that independent walks overlap their
     memory accesses.  Rows with NaN take the plain walk.  Every tree is at
-    most EXPLAIN_MAX_DEPTH deep (axis_explain checks it)."""
+    most EXPLAIN_MAX_DEPTH deep (AxisExplainer checks it)."""
     cdef intp_t r, r0, nb, t, t0, nt, g, level, depth, node, f
     cdef float64_t v, scale = 1.0 / denominator if denominator > 0.0 else 0.0
     cdef float64_t acc[EXPLAIN_BLOCK]
     cdef bint nan_row[EXPLAIN_BLOCK]
     cdef intp_t idx[EXPLAIN_BLOCK]
+    cdef intp_t lengths[EXPLAIN_TREES]
     cdef const ExplainNode* trees[EXPLAIN_TREES]
     # the nodes and values of the steps walked, credited after the walk (a
     # lean walk keeps more independent node loads in flight)
@@ -2391,13 +2444,10 @@ cdef void _axis_explain(const ExplainNode* nodes, const uint8_t* missing,
                             walked[g * EXPLAIN_MAX_DEPTH + level] = at
                             seen[g * EXPLAIN_MAX_DEPTH + level] = v
                             idx[g] = at.left + (v > at.threshold)
-                    for g in range(nt):  # the credits, then their sums (fewer stalls)
-                        for level in range(depths[t0 + g]):
-                            seen[g * EXPLAIN_MAX_DEPTH + level] = _expected_credit(
-                                walked[g * EXPLAIN_MAX_DEPTH + level], seen[g * EXPLAIN_MAX_DEPTH + level], table)
-                    for g in range(nt):  # added tree by tree, as the block walk adds them
-                        for level in range(depths[t0 + g]):
-                            out[walked[g * EXPLAIN_MAX_DEPTH + level].feature] += seen[g * EXPLAIN_MAX_DEPTH + level]
+                    for g in range(nt):
+                        lengths[g] = depths[t0 + g]
+                    _credit_paths(walked, seen, lengths, nt, table, out)  # tree by tree, as the block walk
+                    for g in range(nt):
                         acc[r] += trees[g][idx[g]].lo
                     t0 += nt
         for r in range(nb):
@@ -2492,23 +2542,54 @@ cdef void _hyperplane_explain(const HyperplaneNode* nodes, const float64_t* valu
         r0 += nb
 
 
-def axis_explain(const ExplainNode[::1] nodes, const uint8_t[::1] missing,
-                 const float64_t[::1] table,
-                 const int64_t[::1] offsets, const int32_t[::1] depths,
-                 const float64_t[:, ::1] X, float64_t denominator, float64_t[::1] scores,
-                 float64_t[:, ::1] phi):
-    """Write score_samples into ``scores`` and per-feature credits into
-    ``phi`` for the rows of ``X``; no validation (see _axis_explain): every
-    node's ``base`` + EXPLAIN_TABLE_WIDTH must lie within ``table``."""
-    if X.shape[0] == 0 or offsets.shape[0] == 0:
-        return
-    cdef intp_t t
-    for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
-        if depths[t] > EXPLAIN_MAX_DEPTH:
-            raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
-    with nogil:
-        _axis_explain(&nodes[0], &missing[0], &table[0], &offsets[0], &depths[0], offsets.shape[0],
-                      &X[0, 0], X.shape[0], X.shape[1], denominator, &scores[0], &phi[0, 0])
+cdef class AxisExplainer:
+    """What the axis explain kernel reads for one :class:`AxisForest`, with
+    pointers into it, so that a call acquires no arrays but its own (nine
+    typed memoryviews cost about 1.4 us a call): the ``nodes`` in
+    EXPLAIN_NODE_DTYPE and the flat expected-gain ``table`` (see
+    anomaly_fast.forest.explain.axis_explain_layout), checked structurally
+    here: one node per forest node, every table row a node points at within
+    ``table``, every tree at most EXPLAIN_MAX_DEPTH deep."""
+    cdef readonly object nodes, table
+    cdef AxisForest forest
+    cdef const ExplainNode* _nodes
+    cdef const float64_t* _table
+    cdef const uint8_t* _missing
+
+    def __init__(self, AxisForest forest, nodes, table):
+        cdef const ExplainNode[::1] n = nodes
+        cdef const float64_t[::1] tab = table
+        cdef const uint8_t[::1] miss = forest.missing
+        cdef const int32_t[::1] depths = forest.depths
+        cdef intp_t i, t
+        if not forest.ready:
+            raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
+        if n.shape[0] != len(forest.nodes) or miss.shape[0] != n.shape[0]:
+            raise ValueError("explain nodes and missing sides must have one entry per forest node")
+        for i in range(n.shape[0]):
+            if n[i].base < 0 or n[i].base > tab.shape[0] - EXPLAIN_TABLE_WIDTH:
+                raise ValueError(f"explain node {i} points outside the expected-gain table")
+        for t in range(depths.shape[0]):  # max_samples < 2**31 keeps trees within it
+            if depths[t] > EXPLAIN_MAX_DEPTH:
+                raise ValueError(f"explain walks trees of depth <= {EXPLAIN_MAX_DEPTH}")
+        self.forest, self.nodes, self.table = forest, nodes, table
+        self._nodes, self._table, self._missing = NULL, NULL, NULL
+        if n.shape[0] > 0:
+            self._nodes, self._table, self._missing = &n[0], &tab[0], &miss[0]
+
+    def explain(self, const float64_t[:, ::1] X, float64_t[::1] scores, float64_t[:, ::1] phi):
+        """Write score_samples into ``scores`` and per-feature credits into
+        ``phi`` for the rows of ``X`` (shapes checked, values not; see
+        _axis_explain)."""
+        cdef const AxisScoring* f = &self.forest._f
+        if (X.shape[1] != self.forest.n_features or scores.shape[0] != X.shape[0] or phi.shape[0] != X.shape[0]
+                or phi.shape[1] != X.shape[1]):
+            raise ValueError(f"explain takes X of {self.forest.n_features} columns and outputs of its shape")
+        if X.shape[0] == 0 or f.n_trees == 0:
+            return
+        with nogil:
+            _axis_explain(self._nodes, self._missing, self._table, f.offsets, f.depths, f.n_trees,
+                          &X[0, 0], X.shape[0], X.shape[1], self.forest.denominator, &scores[0], &phi[0, 0])
 
 
 def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] values,
@@ -2516,7 +2597,7 @@ def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] val
                        const float64_t[::1] gains, const float64_t[::1] center,
                        const int64_t[::1] offsets, const float64_t[:, ::1] X,
                        float64_t denominator, float64_t[::1] scores, float64_t[:, ::1] phi):
-    """As :func:`axis_explain` for hyperplane trees (see _hyperplane_explain)."""
+    """As :meth:`AxisExplainer.explain` for hyperplane trees (see _hyperplane_explain)."""
     cdef intp_t k = normals.shape[1]
     if X.shape[0] == 0 or offsets.shape[0] == 0:
         return

@@ -16,9 +16,16 @@ from anomaly_fast import (
     IsolationForest,
     LocalOutlierFactor,
     ModelRegistry,
+    _isolation,
 )
 from anomaly_fast.forest.base import average_path_length
-from anomaly_fast.forest.explain import expected_gain_table, node_gains, split_ranges, top_features
+from anomaly_fast.forest.explain import (
+    axis_explain_layout,
+    expected_gain_table,
+    node_gains,
+    split_ranges,
+    top_features,
+)
 from anomaly_fast.forest.format import FORMAT_V3, check_forest, export_forest, node_sizes, walked_depth
 from anomaly_fast.pipeline.alert_store import MemoryAlertStore
 
@@ -141,8 +148,29 @@ def test_explain_matches_its_definition_for_any_forest_and_row(n_features, seed,
         steps = (np.log2(-scores) * -average_path_length(model.max_samples_)) * len(model._forest.offsets)
         bound = steps * max(1.0, average_path_length(model.max_samples_) - 1.0) / model._forest.denominator
         assert np.all(np.abs(phi).sum(axis=1) <= bound + 1e-9)
-    for i in (0, 1, 13):  # a row alone takes the kernels' few-rows walk
-        np.testing.assert_array_equal(model._explain(rows[i : i + 1])[1][0], phi[i])
+    for i, n in ((0, 1), (1, 1), (13, 1), (2, 5)):  # a row alone or a few rows: the kernels' few-rows walk
+        few_scores, few_phi = model._explain(rows[i : i + n])
+        np.testing.assert_array_equal(few_phi, phi[i : i + n])
+        np.testing.assert_array_equal(few_scores, scores[i : i + n])
+
+
+def test_the_axis_explainer_checks_what_it_is_given():
+    X = np.random.RandomState(0).normal(size=(300, 3))
+    model = IsolationForest(n_estimators=5, random_state=0).fit(X)
+    forest = model._forest
+    nodes, table = axis_explain_layout(forest, model.max_samples_)
+    with pytest.raises(ValueError, match="table"):
+        _isolation.AxisExplainer(forest, nodes, table[: _isolation.EXPLAIN_TABLE_WIDTH])
+    with pytest.raises(ValueError, match="one entry per forest node"):
+        _isolation.AxisExplainer(forest, nodes[:-1], table)
+    explainer = _isolation.AxisExplainer(forest, nodes, table)
+    for rows, scores, phi in (
+        (X[:1, :2], np.empty(1), np.empty((1, 2))),
+        (X[:2], np.empty(1), np.empty((2, 3))),
+        (X[:2], np.empty(2), np.empty((2, 2))),
+    ):
+        with pytest.raises(ValueError, match="columns"):
+            explainer.explain(np.ascontiguousarray(rows), scores, phi)
 
 
 def test_gains_are_zero_at_roots_and_finite(fitted):
@@ -255,6 +283,10 @@ def test_top_features_orders_by_contribution_and_names_features():
     assert top[1] == {"feature": "d", "contribution": 0.3, "value": np.inf}
     assert [t["feature"] for t in top_features([0.5, 0.1], [0, 0], 5)] == [0, 1]
     assert top_features([0.5], [0], 0) == []
+    with pytest.raises(ValueError, match="one row"):
+        top_features([0.5, 0.1], [0.0], 1)  # a value per contribution
+    with pytest.raises(ValueError, match="one row"):
+        top_features([[0.5, 0.1]], [[0.0, 1.0]], 1)
 
 
 @settings(max_examples=300, deadline=None)
@@ -291,6 +323,28 @@ def test_pipeline_alerts_carry_their_explanation_through_the_store(data, tmp_pat
         pipe.close()
     quiet = AnomalyPipeline(model, threshold=0.5, feature_names=names, monitor_features=False)
     assert quiet.process(point, {"entity_id": "h", "timestamp": 1.0}).explanation == []
+
+
+def test_stores_keep_their_own_copy_of_an_explanation_and_refuse_other_shapes(tmp_path):
+    from anomaly_fast.pipeline.alert_store import SQLiteAlertStore
+
+    def alert(key, explanation):
+        return {
+            "alert_id": key, "event_key": key, "timestamp": 1.0, "entity_id": "h", "score": 0.9, "tier": "high",
+            "threshold": 0.5, "features": {}, "detector": "d", "model_version": "v", "context": {},
+            "explanation": explanation,
+        }  # fmt: skip
+
+    for store in (MemoryAlertStore(), SQLiteAlertStore(tmp_path / "alerts.db")):
+        explanation = [{"feature": "io", "contribution": 0.5, "value": -50.0}]
+        store.add_alerts([alert("a", explanation)])
+        explanation[0]["contribution"] = 0.0  # the caller's dict, changed after the write
+        assert store.get_alert("a")["explanation"] == [{"feature": "io", "contribution": 0.5, "value": -50.0}]
+        for bad in ([("feature", "io")], ["io"], 3, [{"feature": "io"}, None]):
+            with pytest.raises(TypeError, match="list of dicts"):
+                store.add_alerts([alert("b", bad)])
+        assert store.count_alerts() == 1
+        store.close()
 
 
 def test_pipeline_refuses_explain_for_a_detector_without_it(data):

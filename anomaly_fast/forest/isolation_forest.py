@@ -192,10 +192,7 @@ class IsolationForest(BaseIsolationForest):
     def _explain_layout(self, forest):
         from .explain import axis_explain_layout
 
-        return axis_explain_layout(forest, self.max_samples_)
+        return _isolation.AxisExplainer(forest, *axis_explain_layout(forest, self.max_samples_))
 
-    def _explain_chunk(self, forest, layout, X, scores, phi):
-        nodes, table = layout
-        _isolation.axis_explain(
-            nodes, forest.missing, table, forest.offsets, forest.depths, X, forest.denominator, scores, phi
-        )
+    def _explain_chunk(self, forest, explainer, X, scores, phi):
+        explainer.explain(X, scores, phi)

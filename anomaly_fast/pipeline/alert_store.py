@@ -115,7 +115,10 @@ def _alert_dict(alert):
     may change its objects afterwards.  (``dataclasses.asdict`` costs ten
     times more: it walks every value.)"""
     d = dict(alert) if isinstance(alert, dict) else {name: getattr(alert, name) for name in _ALERT_COLUMNS}
-    d["explanation"] = [dict(e) if isinstance(e, dict) else e for e in d.get("explanation") or ()]  # schema 3
+    try:  # schema 3; copied and checked in one pass (dict.copy refuses anything but a dict)
+        d["explanation"] = list(map(dict.copy, d.get("explanation") or ()))
+    except TypeError:
+        raise TypeError("alert explanation must be a list of dicts") from None
     for name in ("features", "context"):
         value = d.get(name)
         if isinstance(value, dict):
@@ -185,7 +188,8 @@ class AlertStore(ABC):
     def _rollback(self): ...
 
     def _check_alert(self, d):
-        """Validate an alert dict before it is written; returns its context as JSON."""
+        """Validate an alert dict (from :func:`_alert_dict`, which checked its
+        explanation) before it is written; returns its context as JSON."""
         entity, key = d["entity_id"], d["event_key"]
         if not isinstance(entity, str) or not isinstance(key, str):
             raise TypeError("alert entity_id and event_key must be str")
@@ -201,8 +205,6 @@ class AlertStore(ABC):
         for name in ("score", "threshold", "timestamp"):
             if not isinstance(d[name], (int, float)) or not math.isfinite(d[name]):
                 raise ValueError(f"alert {name} must be a finite number, got {d[name]!r}")
-        if not all(isinstance(e, dict) for e in d["explanation"]):
-            raise TypeError("alert explanation must be a list of dicts")
         context = json.dumps(d["context"], sort_keys=True, default=str)
         if len(context.encode()) > self.max_metadata_bytes:
             raise ValueError(
