@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _isolation
-from .base import BaseIsolationForest, compact_trees, kernel_input
+from .base import BaseIsolationForest, TreeEntries, compact_trees, kernel_input
 
 __all__ = ["IsolationForest"]
 
@@ -142,7 +142,15 @@ class IsolationForest(BaseIsolationForest):
             "ranges": np.empty((n_trees, width, 2), dtype=np.float64),
         }
 
+    def _sparse_source(self, X, seeds, weights):
+        # each tree's stored entries: the kernel tests features on them
+        return X.tree_entries(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
+
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
+        entries = None
+        if isinstance(X, TreeEntries):
+            entries = X.of_trees(rows)
+            X = np.empty((0, X.shape[1]))
         X, csr = kernel_input(X)
         _isolation.build_axis_trees(
             X,
@@ -159,6 +167,7 @@ class IsolationForest(BaseIsolationForest):
             n_nodes,
             depths,
             csr,
+            entries,
         )
 
     def _make_forest(self, arrays, n_nodes, depths, previous):
