@@ -460,10 +460,10 @@ cdef struct RowSet:
     # A set of rows of range(n) as a bitset with the rank of each word's
     # first bit: a row's slot (its index among the set's rows, ascending)
     # is a few instructions on arrays that stay in L1 cache (n / 8 and
-    # n / 16 bytes), not a lookup in an n-entry table.  Bit n (in a spare
-    # word) is never set.
+    # n / 16 bytes), not a lookup in an n-entry table.
     const uint64_t* bits
     const intp_t* rank
+    intp_t n_bits  # bits in ``bits``: a power of two
 
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
@@ -484,16 +484,22 @@ cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n
     column's rows are not strictly increasing (not canonical)."""
     cdef intp_t c, p, r, prev, k = 0
     cdef bint bad = False
+    # A row index out of range reads a bit within the bitset (the mask); the
+    # count is then wrong, but the column is found bad and the count dropped.
+    cdef uintp_t mask = taken.n_bits - 1
     for c in range(n_cols):
+        if indptr[c + 1] == indptr[c]:
+            continue
         prev = -1
         for p in range(indptr[c], indptr[c + 1]):
             r = <intp_t>indices[p]
-            bad |= (r <= prev) | (<uintp_t>r >= <uintp_t>n_rows)
+            bad |= r <= prev
             prev = r
             entry_pos[k] = p
             entry_row[k] = <int32_t>r
-            # a row out of range reads bit n_rows, which is never set
-            k += _rowset_has(taken, <intp_t>min(<uintp_t>r, <uintp_t>n_rows))
+            k += _rowset_has(taken, <intp_t>(<uintp_t>r & mask))
+        # strictly increasing: in range when the first and last are
+        bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
         if bad:
             for p in range(indptr[c], indptr[c + 1]):
                 if indices[p] < 0 or indices[p] >= n_rows:
@@ -530,7 +536,9 @@ cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indp
     cdef _Taken taken = _Taken()
     cdef intp_t n_cols = indptr.shape[0] - 1, i
     cdef intp_t nnz = indptr[n_cols]
-    cdef intp_t n_words = (n_rows + 63) // 64 + 1  # a spare zero word: bit n_rows
+    cdef intp_t n_words = 1  # a power of two whose last word holds no row: rank's end
+    while (n_words - 1) * 64 < n_rows:
+        n_words *= 2
     taken.bits_arr = np.zeros(n_words, dtype=np.uint64)
     packed = np.packbits(mask, bitorder="little")
     taken.bits_arr.view(np.uint8)[: packed.shape[0]] = packed
@@ -542,6 +550,7 @@ cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indp
     taken.n_slots = rank[n_words - 1]
     taken.rows.bits = &bits[0]
     taken.rows.rank = &rank[0]
+    taken.rows.n_bits = n_words * 64
     taken.pos = np.empty(nnz + 1, dtype=np.intp)
     taken.row = np.empty(nnz + 1, dtype=np.int32)
     taken.k = 0
