@@ -442,18 +442,34 @@ def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint
 cdef extern from *:
     """
     #include <stdint.h>
-    static inline int af_popcount64(uint64_t x) {
     #if defined(__GNUC__) || defined(__clang__)
-        return __builtin_popcountll(x);
+    #define AF_ALWAYS_INLINE inline __attribute__((always_inline))
     #else
-        int n = 0;
-        while (x) { x &= x - 1; n++; }
-        return n;
+    #define AF_ALWAYS_INLINE inline
+    #endif
+    static AF_ALWAYS_INLINE int af_popcount64(uint64_t x) {
+    #if defined(__POPCNT__)
+        return __builtin_popcountll(x);
+    #else  /* SWAR, inline: the baseline x86-64 target has no popcnt (a libgcc call) */
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    #endif
+    }
+    /* how many bits of the bitset lie below bit r, from the rank of r's word */
+    static AF_ALWAYS_INLINE Py_ssize_t af_rank_below(const uint64_t* bits, const Py_ssize_t* rank, Py_ssize_t r) {
+        return rank[r >> 6] + af_popcount64(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1));
+    }
+    static inline void af_prefetch(const void* address) {
+    #if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(address);
     #endif
     }
     """
     int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
-    void _prefetch "__builtin_prefetch"(const void* address) noexcept nogil
+    int _rank_below "af_rank_below"(const uint64_t* bits, const intp_t* rank, intp_t r) noexcept nogil
+    void _prefetch "af_prefetch"(const void* address) noexcept nogil
 
 
 cdef struct RowSet:
@@ -468,10 +484,6 @@ cdef struct RowSet:
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
     return (t.bits[r >> 6] >> (r & 63)) & 1
-
-
-cdef inline intp_t _rowset_slot(const RowSet* t, intp_t r) noexcept nogil:
-    return t.rank[r >> 6] + _popcount64(t.bits[r >> 6] & (((<uint64_t>1) << (r & 63)) - 1))
 
 
 cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n_cols,
@@ -608,7 +620,7 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     cdef float64_t[::1] b_data = b_data_arr
     with nogil:
         for i in range(k):
-            s = _rowset_slot(rows, e_row[i])
+            s = _rank_below(rows.bits, rows.rank, e_row[i])
             e_row[i] = <int32_t>s  # from here on, the entry's slot
             fill[s + 1] += 1
             bucket[(s >> TAKE_BUCKET_SHIFT) + 1] += 1
@@ -678,7 +690,7 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
     with nogil:
         for t in range(n_trees):  # uses per slot
             for i in range(m):
-                slot_use[_rowset_slot(rows, tree_rows[t, i]), 1] += 1
+                slot_use[_rank_below(rows.bits, rows.rank, tree_rows[t, i]), 1] += 1
         for s in range(n_slots):  # room for the rows drawn more than once
             if slot_use[s, 1] > 1:
                 slot_use[s, 0] = <int32_t>(-1 - n_more)
@@ -686,7 +698,7 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
                 slot_use[s, 1] = 0  # filled below
         for t in range(n_trees):
             for i in range(m):
-                s = _rowset_slot(rows, tree_rows[t, i])
+                s = _rank_below(rows.bits, rows.rank, tree_rows[t, i])
                 if slot_use[s, 0] >= 0:  # drawn once
                     slot_use[s, 0] = <int32_t>t
                     slot_use[s, 1] = <int32_t>i
@@ -696,12 +708,12 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
                     more_use[u, 1] = <int32_t>i
                     slot_use[s, 1] += 1
         for i in range(k):
-            s = _rowset_slot(rows, e_row[i])
+            s = _rank_below(rows.bits, rows.rank, e_row[i])
             e_row[i] = <int32_t>s  # from here on, the entry's slot
             slot_entries[s] += 1
         for t in range(n_trees):  # entries per tree
             for i in range(m):
-                start[t + 1] += slot_entries[_rowset_slot(rows, tree_rows[t, i])]
+                start[t + 1] += slot_entries[_rank_below(rows.bits, rows.rank, tree_rows[t, i])]
         for t in range(n_trees):
             start[t + 1] += start[t]
     cdef intp_t total = start[n_trees]
@@ -712,8 +724,11 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
     cdef intp_t[::1] fill = fill_arr
     with nogil:
         for i in range(k):
-            # the values are spread over the whole data array: ask for them early
-            _prefetch(&data[e_pos[i + TAKE_PREFETCH if i + TAKE_PREFETCH < k else i]])
+            # the values are spread over the whole data array, the rows' uses
+            # over slot_use: ask for them early
+            u = i + TAKE_PREFETCH if i + TAKE_PREFETCH < k else i
+            _prefetch(&data[e_pos[u]])
+            _prefetch(&slot_use[e_row[u], 0])
             c = _column_of(&indptr[0], c, e_pos[i])
             v = <float64_t>data[e_pos[i]]
             s = e_row[i]
