@@ -99,8 +99,10 @@ class IsolationForest(BaseIsolationForest):
     Sparse input (``*_matrix`` and ``*_array``, any format; CSC for ``fit``
     and CSR for scoring avoid nothing: one conversion to CSR is made) gives
     the same model and scores as the dense matrix bit for bit: an absent
-    entry is 0, a stored NaN is missing.  Fitting gathers each tree's rows
-    from the CSR arrays; scoring walks groups of sparse rows through the
+    entry is 0, a stored NaN is missing.  Fitting from CSC takes each
+    tree's rows as the tree's own stored entries and tests a feature in a
+    node on those entries alone (other formats: each tree's rows are
+    gathered from the CSR arrays); scoring walks groups of sparse rows through the
     trees without densifying the matrix, in the same compiled kernels
     without the GIL, ``n_jobs`` as for dense input.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
