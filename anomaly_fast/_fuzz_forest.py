@@ -19,6 +19,12 @@ Targets, for ``IsolationForest`` (``_if``) and ``ExtendedIsolationForest``
   one holding the kernel object), or the pickle's bytes truncated, then
   :func:`pickle.loads`.
 
+* ``csc_fit``: a CSC matrix whose row indices, column pointers or values
+  are mutated (out of range, negative, unsorted, duplicated, NaN, +-inf),
+  fitted by ``IsolationForest`` (the take of each tree's rows reads them
+  in compiled code): refused with a ValueError, or the model of the
+  matrix as scipy reads it (``toarray``).
+
 Mutations: random values (NaN, +-inf, huge, negative, off by one, a node's
 own index), truncated or extended arrays, other dtypes and shapes, deleted
 and added keys, self-pointing leaves with finite splits, cycles (a child
@@ -41,6 +47,7 @@ from .forest.isolation_forest import IsolationForest
 from .pipeline.registry import load_model, save_model
 
 __all__ = [
+    "csc_fit",
     "folder_eif",
     "folder_if",
     "pickle_eif",
@@ -400,3 +407,32 @@ def pickle_if(case):
 def pickle_eif(case):
     """A mutated ``ExtendedIsolationForest`` pickle through ``pickle.loads``."""
     return _pickle_target(ExtendedIsolationForest, case)
+
+
+def csc_fit(case):
+    """``IsolationForest.fit`` on a CSC matrix with mutated arrays."""
+    import scipy.sparse as sp
+
+    rng = np.random.RandomState(case)
+    n, d = int(rng.randint(1, 60)), int(rng.randint(1, 6))
+    X = sp.random(n, d, density=float(rng.choice([0.1, 0.5, 1.0])), format="csc", random_state=case)
+    if rng.rand() < 0.5:
+        X = sp.csc_matrix((X.data, X.indices.astype(np.int64), X.indptr), shape=X.shape)
+    for _ in range(rng.randint(1, 3)):
+        name = ["indices", "indptr", "data"][rng.randint(3)]
+        _set_entries(rng, getattr(X, name))
+    X.has_sorted_indices = False  # scipy's flag must not be trusted
+    kw = dict(n_estimators=5, max_samples=int(rng.randint(1, 20)), random_state=case, bootstrap=bool(case % 2))
+    try:
+        model = IsolationForest(**kw).fit(X)
+    except ValueError:
+        return "ValueError"
+    try:
+        X.check_format(full_check=True)
+        dense = X.toarray()
+    except ValueError:
+        return "error: a matrix scipy refuses was fitted"
+    expected = IsolationForest(**kw).fit(dense)._forest
+    if not all(np.array_equal(getattr(model._forest, k), getattr(expected, k)) for k in ("nodes", "values")):
+        return "error: the model differs from the dense matrix's"
+    return "ok"

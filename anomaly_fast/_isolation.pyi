@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 AXIS_NODE_DTYPE: np.dtype[np.void]
+TREE_ENTRY_DTYPE: np.dtype[np.void]
 HYPERPLANE_NODE_DTYPE: np.dtype[np.void]
 EXPLAIN_NODE_DTYPE: np.dtype[np.void]
 EXPLAIN_TABLE_WIDTH: int
@@ -28,6 +29,8 @@ def build_axis_trees(
     ranges: npt.NDArray[np.float64],
     n_nodes: npt.NDArray[np.int32],
     depths: npt.NDArray[np.int32],
+    csr: Any = ...,
+    entries: Any = ...,
 ) -> Any: ...
 def block_rows_for(n_features: int) -> int: ...
 def order_keys(values: npt.NDArray[np.float64]) -> Any: ...
@@ -50,13 +53,20 @@ def draw_tree_rows(
     cum_weights: npt.NDArray[np.float64],
     n_features: int,
     max_features: int,
-) -> npt.NDArray[np.uint8]: ...
+) -> npt.NDArray[np.int32]: ...
 def csc_take_rows(
     data: npt.NDArray[np.floating[Any]],
     indices: npt.NDArray[np.integer[Any]],
     indptr: npt.NDArray[np.intp],
     n_rows: int,
     mask: npt.NDArray[np.uint8],
+) -> Any: ...
+def csc_tree_entries(
+    data: npt.NDArray[np.floating[Any]],
+    indices: npt.NDArray[np.integer[Any]],
+    indptr: npt.NDArray[np.intp],
+    n_rows: int,
+    tree_rows: npt.NDArray[np.int32],
 ) -> Any: ...
 def build_hyperplane_trees(
     X: npt.NDArray[np.floating[Any]],

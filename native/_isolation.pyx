@@ -19,9 +19,10 @@
 # trees; hyperplane trees: see _robust_dot).  Data without infinities takes
 # exactly the code path it took before they were accepted.
 import numpy as np
+cimport cython
 
-from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, fmax, fmin, INFINITY
-from libc.stdlib cimport malloc, calloc, free
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, fmax, fmin, signbit, INFINITY
+from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
 
@@ -41,6 +42,13 @@ cdef struct HyperplaneNode:
     int32_t n_terms      # non-zero coordinates of the normal (0 at a leaf)
 
 
+cdef struct TreeEntry:
+    int32_t col    # data feature of a stored entry of a tree's subsample
+    int32_t pos    # position of the entry's row in the subsample
+    float64_t val  # stored value
+
+
+TREE_ENTRY_DTYPE = np.dtype([("col", np.int32), ("pos", np.int32), ("val", np.float64)], align=True)
 AXIS_NODE_DTYPE = np.dtype(
     [("threshold", np.float64), ("feature", np.int32), ("left", np.int32)], align=True
 )
@@ -199,6 +207,11 @@ cdef struct BuildScratch:
     unsigned char* has_missing  # per tree feature: the subsample holds a NaN in it
     int32_t* candidates # scratch list of candidate features in a node
     intp_t* stack       # pending nodes: (node, start, end, depth) quadruples
+    # axis trees built from their own stored entries (TreeEntries):
+    intp_t* col_start   # per data feature: where its entries start (n_features + 1)
+    intp_t* where       # per subsample row i: its index in ``order``
+    float64_t* key      # the split feature's values of the node's rows, by subsample row
+    bint columns_zero   # ``columns`` is all zeros (the entries' dense fallback)
 
 
 cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
@@ -218,7 +231,11 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.has_missing = <unsigned char*>malloc(d + 1)
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
-    return (s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
+    s.col_start = <intp_t*>malloc((d + 1) * sizeof(intp_t))
+    s.where = <intp_t*>malloc(m * sizeof(intp_t))
+    s.key = <float64_t*>malloc(m * sizeof(float64_t))
+    s.columns_zero = False
+    return (s.col_start != NULL and s.where != NULL and s.key != NULL and s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
             and s.columns != NULL
             and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
             and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL
@@ -241,6 +258,9 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.has_missing)
     free(s.candidates)
     free(s.stack)
+    free(s.col_start)
+    free(s.where)
+    free(s.key)
 
 
 cdef void _gather(const floating_t[:, ::1] X, BuildScratch* s, intp_t m,
@@ -383,11 +403,12 @@ ctypedef fused csc_index_t:
 def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint bootstrap,
                    const float64_t[::1] weights, const float64_t[::1] cum_weights,
                    intp_t n_features, intp_t max_features):
-    """A (n_rows,) uint8 mask of the rows of range(n) that the trees of
-    ``seeds`` draw: the builders' first draws (features, then rows) with
-    the same arguments as build_axis_trees / build_hyperplane_trees."""
-    mask = np.zeros(n, dtype=np.uint8)
-    cdef uint8_t[::1] out = mask
+    """The (n_trees, max_samples) int32 rows of range(n) (n < 2**31) that
+    the trees of ``seeds`` draw, in the order drawn: the builders' first
+    draws (features, then rows) with the same arguments as
+    build_axis_trees / build_hyperplane_trees."""
+    out_arr = np.empty((seeds.shape[0], max_samples), dtype=np.int32)
+    cdef int32_t[:, ::1] out = out_arr
     cdef RandomState rng
     cdef intp_t t, i
     cdef intp_t table_size = _table_size(max_samples)
@@ -408,30 +429,47 @@ def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint
                 _draw_features(&rng, n_features, max_features, features)
                 _draw_rows(&rng, n, max_samples, bootstrap, w, cw, rows, table, table_size, keys)
                 for i in range(max_samples):
-                    out[rows[i]] = 1
+                    out[t, i] = <int32_t>rows[i]
     free(features)
     free(rows)
     free(table)
     free(keys)
     if not ok:
         raise MemoryError("not enough memory to draw the trees' rows")
-    return mask
+    return out_arr
 
 
 cdef extern from *:
     """
     #include <stdint.h>
-    static inline int af_popcount64(uint64_t x) {
     #if defined(__GNUC__) || defined(__clang__)
-        return __builtin_popcountll(x);
+    #define AF_ALWAYS_INLINE inline __attribute__((always_inline))
     #else
-        int n = 0;
-        while (x) { x &= x - 1; n++; }
-        return n;
+    #define AF_ALWAYS_INLINE inline
+    #endif
+    static AF_ALWAYS_INLINE int af_popcount64(uint64_t x) {
+    #if defined(__POPCNT__)
+        return __builtin_popcountll(x);
+    #else  /* SWAR, inline: the baseline x86-64 target has no popcnt (a libgcc call) */
+        x = x - ((x >> 1) & 0x5555555555555555ULL);
+        x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+        x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+        return (int)((x * 0x0101010101010101ULL) >> 56);
+    #endif
+    }
+    /* how many bits of the bitset lie below bit r, from the rank of r's word */
+    static AF_ALWAYS_INLINE Py_ssize_t af_rank_below(const uint64_t* bits, const Py_ssize_t* rank, Py_ssize_t r) {
+        return rank[r >> 6] + af_popcount64(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1));
+    }
+    static inline void af_prefetch(const void* address) {
+    #if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(address);
     #endif
     }
     """
     int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
+    int _rank_below "af_rank_below"(const uint64_t* bits, const intp_t* rank, intp_t r) noexcept nogil
+    void _prefetch "af_prefetch"(const void* address) noexcept nogil
 
 
 cdef struct RowSet:
@@ -441,36 +479,39 @@ cdef struct RowSet:
     # n / 16 bytes), not a lookup in an n-entry table.
     const uint64_t* bits
     const intp_t* rank
+    intp_t n_bits  # bits in ``bits``: a power of two
 
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
     return (t.bits[r >> 6] >> (r & 63)) & 1
 
 
-cdef inline intp_t _rowset_slot(const RowSet* t, intp_t r) noexcept nogil:
-    return t.rank[r >> 6] + _popcount64(t.bits[r >> 6] & (((<uint64_t>1) << (r & 63)) - 1))
-
-
 cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n_cols,
                       intp_t n_rows, const RowSet* taken, intp_t* entry_pos,
-                      int32_t* entry_row, int32_t* entry_col) noexcept nogil:
-    """Positions (and rows, columns) of the CSC matrix's entries whose row is
+                      int32_t* entry_row) noexcept nogil:
+    """Positions (and rows) of the CSC matrix's entries whose row is
     ``taken``, in column order; branch-free but for the checks (per column).
-    ``entry_pos``/``entry_col`` have room for one more entry than are
+    ``entry_pos``/``entry_row`` have room for one more entry than are
     taken.  Returns how many, -1 when a row index is out of range, -2 when a
     column's rows are not strictly increasing (not canonical)."""
     cdef intp_t c, p, r, prev, k = 0
     cdef bint bad = False
+    # A row index out of range reads a bit within the bitset (the mask); the
+    # count is then wrong, but the column is found bad and the count dropped.
+    cdef uintp_t mask = taken.n_bits - 1
     for c in range(n_cols):
+        if indptr[c + 1] == indptr[c]:
+            continue
         prev = -1
         for p in range(indptr[c], indptr[c + 1]):
             r = <intp_t>indices[p]
-            bad |= (r <= prev) | (r >= n_rows)
+            bad |= r <= prev
             prev = r
             entry_pos[k] = p
             entry_row[k] = <int32_t>r
-            entry_col[k] = <int32_t>c
-            k += _rowset_has(taken, r if (r < n_rows) & (r >= 0) else 0)
+            k += _rowset_has(taken, <intp_t>(<uintp_t>r & mask))
+        # strictly increasing: in range when the first and last are
+        bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
         if bad:
             for p in range(indptr[c], indptr[c + 1]):
                 if indices[p] < 0 or indices[p] >= n_rows:
@@ -479,8 +520,64 @@ cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n
     return k
 
 
+cdef inline intp_t _column_of(const intp_t* indptr, intp_t c, intp_t p) noexcept nogil:
+    """The column of entry ``p`` of a CSC matrix, searching forward from
+    column ``c`` (entries visited in order)."""
+    while p >= indptr[c + 1]:
+        c += 1
+    return c
+
+
+@cython.internal
+cdef class _Taken:
+    """The entries of a CSC matrix in a set of rows (_take_entries)."""
+    cdef intp_t k            # how many; -2 when the matrix is not canonical
+    cdef intp_t n_slots      # rows in the set
+    cdef RowSet rows         # the set (into bits_arr, rank_arr)
+    cdef const intp_t[::1] pos  # entry positions, in column order
+    cdef int32_t[::1] row    # their rows (callers may overwrite them with slots)
+    cdef object bits_arr, rank_arr
+
+
+cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indptr, intp_t n_rows,
+                          mask):
+    """The entries of a CSC matrix in the rows where the uint8 ``mask`` is
+    1, in column order (_csc_take); ValueError for a row index out of
+    range.  The position arrays have room for every entry, but only the
+    first k + 1 are written (the untouched rest costs no memory)."""
+    cdef _Taken taken = _Taken()
+    cdef intp_t n_cols = indptr.shape[0] - 1, i
+    cdef intp_t nnz = indptr[n_cols]
+    cdef intp_t n_words = 1  # a power of two whose last word holds no row: rank's end
+    while (n_words - 1) * 64 < n_rows:
+        n_words *= 2
+    taken.bits_arr = np.zeros(n_words, dtype=np.uint64)
+    packed = np.packbits(mask, bitorder="little")
+    taken.bits_arr.view(np.uint8)[: packed.shape[0]] = packed
+    taken.rank_arr = np.zeros(n_words, dtype=np.intp)
+    cdef const uint64_t[::1] bits = taken.bits_arr
+    cdef intp_t[::1] rank = taken.rank_arr
+    for i in range(n_words - 1):  # rank of each word's first bit
+        rank[i + 1] = rank[i] + _popcount64(bits[i])
+    taken.n_slots = rank[n_words - 1]
+    taken.rows.bits = &bits[0]
+    taken.rows.rank = &rank[0]
+    taken.rows.n_bits = n_words * 64
+    taken.pos = np.empty(nnz + 1, dtype=np.intp)
+    taken.row = np.empty(nnz + 1, dtype=np.int32)
+    taken.k = 0
+    if n_cols > 0 and nnz > 0 and n_rows > 0:
+        with nogil:
+            taken.k = _csc_take(&indices[0], &indptr[0], n_cols, n_rows, &taken.rows,
+                                <intp_t*>&taken.pos[0], &taken.row[0])
+    if taken.k == -1:
+        raise ValueError("sparse matrix has inconsistent indptr/indices arrays: a row index is out of range")
+    return taken
+
+
 cdef enum:
     TAKE_BUCKET_SHIFT = 7  # 2**7 consecutive rows per bucket of csc_take_rows' sort
+    TAKE_PREFETCH = 24  # taken entries ahead whose value csc_tree_entries prefetches
 
 
 def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
@@ -493,35 +590,14 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     within data and indices); row indices are checked here (ValueError).
     """
     cdef intp_t n_cols = indptr.shape[0] - 1
-    cdef intp_t r, n_slots, k = 0, i, s, p, n_words = (n_rows + 63) // 64 + 1
-    taken = np.packbits(mask, bitorder="little")
-    bits_arr = np.zeros(n_words, dtype=np.uint64)
-    bits_arr.view(np.uint8)[: taken.shape[0]] = taken
-    rank_arr = np.zeros(n_words, dtype=np.intp)
-    cdef const uint64_t[::1] bits = bits_arr
-    cdef intp_t[::1] rank = rank_arr
-    for i in range(n_words - 1):  # rank of each word's first bit
-        rank[i + 1] = rank[i] + _popcount64(bits[i])
-    n_slots = rank[n_words - 1]
-    cdef RowSet rows
-    rows.bits = &bits[0]
-    rows.rank = &rank[0]
-    # the entries of the taken rows: at most nnz (+1: the branch-free writes)
-    cdef intp_t nnz = indptr[n_cols]
-    pos_arr = np.empty(nnz + 1, dtype=np.intp)
-    col_arr = np.empty(nnz + 1, dtype=np.int32)
-    row_arr = np.empty(nnz + 1, dtype=np.int32)
-    cdef int32_t[::1] e_row = row_arr
-    cdef intp_t[::1] e_pos = pos_arr
-    cdef int32_t[::1] e_col = col_arr
-    if n_cols > 0 and nnz > 0 and n_rows > 0:
-        with nogil:
-            k = _csc_take(&indices[0], &indptr[0], n_cols, n_rows, &rows, &e_pos[0], &e_row[0],
-                          &e_col[0])
-    if k == -1:
-        raise ValueError("sparse matrix has inconsistent indptr/indices arrays: a row index is out of range")
-    if k == -2:
+    cdef intp_t i, s, c = 0
+    cdef _Taken taken = _take_entries(indices, indptr, n_rows, np.asarray(mask))
+    if taken.k == -2:
         return None
+    cdef intp_t k = taken.k, n_slots = taken.n_slots
+    cdef const RowSet* rows = &taken.rows
+    cdef int32_t[::1] e_row = taken.row
+    cdef const intp_t[::1] e_pos = taken.pos
     out_indptr = np.zeros(n_slots + 1, dtype=np.intp)
     out_indices = np.empty(k, dtype=np.intp)
     out_data = np.empty(k, dtype=np.float64)
@@ -544,7 +620,7 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     cdef float64_t[::1] b_data = b_data_arr
     with nogil:
         for i in range(k):
-            s = _rowset_slot(&rows, e_row[i])
+            s = _rank_below(rows.bits, rows.rank, e_row[i])
             e_row[i] = <int32_t>s  # from here on, the entry's slot
             fill[s + 1] += 1
             bucket[(s >> TAKE_BUCKET_SHIFT) + 1] += 1
@@ -555,8 +631,9 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
         for i in range(k):
             s = e_row[i]
             b = bucket[s >> TAKE_BUCKET_SHIFT]
+            c = _column_of(&indptr[0], c, e_pos[i])
             b_slot[b] = <int32_t>s
-            b_col[b] = e_col[i]
+            b_col[b] = <int32_t>c
             b_data[b] = <float64_t>data[e_pos[i]]
             bucket[s >> TAKE_BUCKET_SHIFT] = b + 1
         for i in range(k):
@@ -570,6 +647,107 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     slots_arr = np.full(n_rows, -1, dtype=np.intp)
     slots_arr[np.flatnonzero(mask)] = np.arange(n_slots)
     return out_data, out_indices, out_indptr, n_cols, slots_arr, n_rows
+
+
+def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
+                     const intp_t[::1] indptr, intp_t n_rows, const int32_t[:, ::1] tree_rows):
+    """Each tree's subsample taken from an (n_rows, len(indptr) - 1) CSC
+    matrix as the tree's own stored entries, for build_axis_trees'
+    ``entries``: (start, entries), tree t owning the TREE_ENTRY_DTYPE
+    entries ``start[t]:start[t + 1]``, in column order: ``col``, ``pos``
+    the position of the entry's row in the subsample (``tree_rows[t]``, the
+    rows the tree draws, from draw_tree_rows; a row drawn twice gives its
+    entries twice) and ``val``.  One pass over the row indices finds the entries of
+    the drawn rows; a second copies each to the trees that drew its row.
+    None when the matrix is not canonical (then convert it whole);
+    ``indptr`` checked as for csc_take_rows, row indices checked here."""
+    cdef intp_t n_trees = tree_rows.shape[0], m = tree_rows.shape[1]
+    cdef intp_t i, t, s, u, c = 0
+    cdef float64_t v
+    mask = np.zeros(n_rows, dtype=np.uint8)
+    mask[np.asarray(tree_rows).ravel()] = 1
+    cdef _Taken taken = _take_entries(indices, indptr, n_rows, mask)
+    if taken.k == -2:
+        return None
+    cdef intp_t k = taken.k, n_slots = taken.n_slots
+    cdef const RowSet* rows = &taken.rows
+    cdef int32_t[::1] e_row = taken.row
+    cdef const intp_t[::1] e_pos = taken.pos
+    # The uses of each drawn row (slot), as (tree, position) pairs (int32:
+    # fewer than 2**31 draws): most rows are drawn once, and slot_use[s]
+    # holds that one use; a row drawn u > 1 times holds (-1 - j, u), its
+    # uses being more_use[j:j + u].  So an entry finds its row's use in one
+    # read.  And the taken entries of each slot.
+    slot_use_arr = np.zeros((n_slots + 1, 2), dtype=np.int32)
+    more_use_arr = np.empty((max(n_trees * m, 1), 2), dtype=np.int32)
+    slot_entries_arr = np.zeros(n_slots + 1, dtype=np.int32)
+    start_arr = np.zeros(n_trees + 1, dtype=np.intp)
+    cdef int32_t[:, ::1] slot_use = slot_use_arr
+    cdef int32_t[:, ::1] more_use = more_use_arr
+    cdef int32_t[::1] slot_entries = slot_entries_arr
+    cdef intp_t[::1] start = start_arr
+    cdef intp_t n_more = 0
+    with nogil:
+        for t in range(n_trees):  # uses per slot
+            for i in range(m):
+                slot_use[_rank_below(rows.bits, rows.rank, tree_rows[t, i]), 1] += 1
+        for s in range(n_slots):  # room for the rows drawn more than once
+            if slot_use[s, 1] > 1:
+                slot_use[s, 0] = <int32_t>(-1 - n_more)
+                n_more += slot_use[s, 1]
+                slot_use[s, 1] = 0  # filled below
+        for t in range(n_trees):
+            for i in range(m):
+                s = _rank_below(rows.bits, rows.rank, tree_rows[t, i])
+                if slot_use[s, 0] >= 0:  # drawn once
+                    slot_use[s, 0] = <int32_t>t
+                    slot_use[s, 1] = <int32_t>i
+                else:
+                    u = -1 - slot_use[s, 0] + slot_use[s, 1]
+                    more_use[u, 0] = <int32_t>t
+                    more_use[u, 1] = <int32_t>i
+                    slot_use[s, 1] += 1
+        for i in range(k):
+            s = _rank_below(rows.bits, rows.rank, e_row[i])
+            e_row[i] = <int32_t>s  # from here on, the entry's slot
+            slot_entries[s] += 1
+        for t in range(n_trees):  # entries per tree
+            for i in range(m):
+                start[t + 1] += slot_entries[_rank_below(rows.bits, rows.rank, tree_rows[t, i])]
+        for t in range(n_trees):
+            start[t + 1] += start[t]
+    cdef intp_t total = start[n_trees]
+    out_arr = np.empty(max(total, 1), dtype=TREE_ENTRY_DTYPE)  # never empty: the builder takes &out[0]
+    fill_arr = start_arr[:n_trees].copy()
+    cdef TreeEntry[::1] out = out_arr
+    cdef TreeEntry* o
+    cdef intp_t[::1] fill = fill_arr
+    with nogil:
+        for i in range(k):
+            # the values are spread over the whole data array, the rows' uses
+            # over slot_use: ask for them early
+            u = i + TAKE_PREFETCH if i + TAKE_PREFETCH < k else i
+            _prefetch(&data[e_pos[u]])
+            _prefetch(&slot_use[e_row[u], 0])
+            c = _column_of(&indptr[0], c, e_pos[i])
+            v = <float64_t>data[e_pos[i]]
+            s = e_row[i]
+            if slot_use[s, 0] >= 0:
+                t = slot_use[s, 0]
+                o = &out[fill[t]]
+                o.col = <int32_t>c
+                o.pos = slot_use[s, 1]
+                o.val = v
+                fill[t] += 1
+                continue
+            for u in range(-1 - slot_use[s, 0], -1 - slot_use[s, 0] + slot_use[s, 1]):
+                t = more_use[u, 0]
+                o = &out[fill[t]]
+                o.col = <int32_t>c
+                o.pos = more_use[u, 1]
+                o.val = v
+                fill[t] += 1
+    return start_arr, out_arr
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
@@ -689,7 +867,110 @@ cdef inline void _make_axis_leaf(AxisNode* nodes, float64_t* values, intp_t node
     values[node] = depth + average_path_length(size)
 
 
-cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint64_t seed, intp_t m,
+# --------------------------------------------------------------------------
+# Axis trees from their own stored entries (csc_tree_entries): a tree keeps
+# its subsample as the stored entries of its drawn rows, by column, and a
+# node tests a candidate feature on the feature's entries alone: the
+# feature is constant in the node unless the node holds one of them, and
+# its range is that of the node's entries, widened to 0 when some node row
+# stores nothing.  Only the chosen feature's values are laid out for the
+# partition.  The draws and each node's rows are those of the dense build,
+# so the tree is the same bit for bit.  A tree whose entries are not all
+# finite, or hold a -0.0 (whose sign the dense min/max may keep), is built
+# by the dense code from its entries laid out in the column buffer.
+# --------------------------------------------------------------------------
+
+cdef struct TreeEntries:
+    const TreeEntry* e    # the tree's entries, ``col`` ascending
+    intp_t n
+    intp_t n_draw         # the trees drew their rows from range(n_draw)
+
+
+cdef bint _entries_prepare(const TreeEntries* te, BuildScratch* s, intp_t m, intp_t d,
+                           intp_t n_tree_features) noexcept nogil:
+    """Set up the tree's build from its entries: True for the sparse-aware
+    build (``col_start``, ``where``), False after laying the entries out in
+    the zeroed column buffer as _gather would (undone by _entries_clear)."""
+    cdef intp_t e, i, j
+    cdef int32_t pos
+    cdef float64_t v
+    cdef bint plain = True
+    for e in range(te.n):
+        v = te.e[e].val
+        plain &= (fabs(v) < INFINITY) & ((v != 0.0) | (not signbit(v)))
+    for i in range(m):
+        s.order[i] = i
+        s.where[i] = i
+    if plain:
+        memset(s.col_start, 0, (d + 1) * sizeof(intp_t))
+        for e in range(te.n):
+            s.col_start[te.e[e].col + 1] += 1
+        for j in range(d):
+            s.col_start[j + 1] += s.col_start[j]
+        return True
+    if not s.columns_zero:
+        memset(s.columns, 0, m * d * sizeof(float64_t))
+        s.columns_zero = True
+    for j in range(d):
+        s.position[j] = -1
+    for j in range(n_tree_features):
+        s.position[s.features[j]] = <int32_t>j
+        s.has_missing[j] = 0
+    for e in range(te.n):
+        pos = s.position[te.e[e].col]
+        if pos >= 0:
+            v = te.e[e].val
+            s.columns[pos * m + te.e[e].pos] = v
+            if v != v:
+                s.has_missing[pos] = 1
+    return False
+
+
+cdef void _entries_clear(const TreeEntries* te, BuildScratch* s, intp_t m) noexcept nogil:
+    """Zero what _entries_prepare laid out in the column buffer."""
+    cdef intp_t e
+    cdef int32_t pos
+    for e in range(te.n):
+        pos = s.position[te.e[e].col]
+        if pos >= 0:
+            s.columns[pos * m + te.e[e].pos] = 0.0
+
+
+cdef inline int _entries_range(const TreeEntries* te, const BuildScratch* s, int32_t f,
+                               intp_t start, intp_t end, float64_t* lo,
+                               float64_t* hi) noexcept nogil:
+    """Feature ``f``'s min/max over the node's rows order[start:end] from
+    its entries: 1 when they differ, else 0 (the feature is constant)."""
+    cdef intp_t e, size = end - start, n_in = 0
+    cdef float64_t a = INFINITY, b = -INFINITY, v
+    for e in range(s.col_start[f], s.col_start[f + 1]):
+        if <uintp_t>(s.where[te.e[e].pos] - start) < <uintp_t>size:
+            v = te.e[e].val
+            n_in += 1
+            a = v if v < a else a
+            b = v if v > b else b
+    if n_in < size:  # a node row stores nothing: a 0
+        a = 0.0 if 0.0 < a else a
+        b = 0.0 if 0.0 > b else b
+    lo[0] = a
+    hi[0] = b
+    return b > a
+
+
+cdef const float64_t* _entries_key(const TreeEntries* te, BuildScratch* s, int32_t f,
+                                   intp_t start, intp_t end) noexcept nogil:
+    """Feature ``f``'s values of the node's rows, indexed by subsample row
+    (other rows' entries are stale)."""
+    cdef intp_t i, e
+    for i in range(start, end):
+        s.key[s.order[i]] = 0.0
+    for e in range(s.col_start[f], s.col_start[f + 1]):
+        s.key[te.e[e].pos] = te.e[e].val
+    return s.key
+
+
+cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
+                           const TreeEntries* te, uint64_t seed, intp_t m,
                            bint bootstrap, const float64_t* weights,
                            const float64_t* cum_weights, intp_t n_tree_features,
                            intp_t max_depth, intp_t capacity,
@@ -706,14 +987,20 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
     cdef int mode = 1  # how the split is drawn (see _finite_range)
     cdef intp_t n_missing = 0  # NaN in the chosen feature in this node
     cdef bint missing_left
+    cdef bint sparse = False  # built from ``te`` by the sparse-aware tests
+    cdef const float64_t* key
 
     if csr != NULL:
         n = csr.n_draw
+    if te != NULL:
+        n = te.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
     _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
                s.table_size, s.proj)
-    if csr != NULL:
+    if te != NULL:
+        sparse = _entries_prepare(te, s, m, d, n_tree_features)
+    elif csr != NULL:
         _gather_csr(csr, s, m, n_tree_features)
     else:
         _gather(X, s, m, n_tree_features)
@@ -739,7 +1026,9 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
             pick = rng_below(&rng, n_cand)
             col = s.columns + s.candidates[pick] * m
             n_missing = 0
-            if s.has_missing[s.candidates[pick]]:
+            if sparse:
+                mode = _entries_range(te, s, s.features[s.candidates[pick]], start, end, &lo, &hi)
+            elif s.has_missing[s.candidates[pick]]:
                 mode = _range_with_missing(col, s.order, start, end, &lo, &hi, &n_missing)
             else:
                 lo = col[s.order[start]]
@@ -780,7 +1069,13 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
                 missing[node] = 0
                 continue
         else:
-            cut = _partition(s.order, s.spare, s.columns + f * m, start, end, threshold)
+            key = s.columns + f * m
+            if sparse:
+                key = _entries_key(te, s, s.features[f], start, end)
+            cut = _partition(s.order, s.spare, key, start, end, threshold)
+            if sparse:
+                for i in range(start, end):
+                    s.where[s.order[i]] = i
             # no NaN here at fit: a NaN later follows the larger side (ties right)
             missing_left = cut - start > end - cut
         nodes[node].threshold = threshold
@@ -797,7 +1092,9 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr, uint6
         next_free += 2
     n_nodes_out[0] = <int32_t>next_free
     depth_out[0] = <int32_t>tree_depth
-    if csr != NULL:
+    if te != NULL and not sparse:
+        _entries_clear(te, s, m)
+    elif csr != NULL:
         _clear_csr(csr, s, m)
 
 
@@ -808,7 +1105,7 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
                      intp_t max_depth, AxisNode[:, ::1] nodes,
                      float64_t[:, ::1] values, uint8_t[:, ::1] missing,
                      float64_t[:, ::1] ranges,
-                     int32_t[::1] n_nodes, int32_t[::1] depths, csr=None):
+                     int32_t[::1] n_nodes, int32_t[::1] depths, csr=None, entries=None):
     """Build ``len(seeds)`` isolation trees, tree t into row t of the outputs.
     Rows are drawn uniformly, or proportionally to ``weights`` when it is not
     empty (``cum_weights`` its cumulative sum).
@@ -824,6 +1121,10 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     values); 0, 0 at a leaf.
     ``csr``: (data, indices, indptr, n_cols) of a canonical CSR matrix read
     instead of ``X`` (then an empty (0, n_cols) array), see _gather_csr.
+    ``entries``: (start, entries) of csc_tree_entries for these trees
+    (``start`` the slice ``t0:t0 + len(seeds) + 1`` of the whole forest's)
+    and the number of rows the trees drew from, read instead of ``X`` (then
+    an empty (0, n_cols) array).
     """
     cdef BuildScratch s
     cdef intp_t t
@@ -832,6 +1133,14 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     cdef const float64_t* cw = NULL
     cdef CSRRows rows_csr
     cdef const CSRRows* c = NULL
+    cdef const intp_t[::1] e_start
+    cdef const TreeEntry[::1] e_all
+    cdef TreeEntries te
+    cdef bint has_entries = entries is not None
+    if has_entries:
+        e_start, e_all, te.n_draw = entries
+        if e_start.shape[0] != seeds.shape[0] + 1 or e_start[0] < 0 or e_start[seeds.shape[0]] > e_all.shape[0]:
+            raise ValueError("entries do not match the trees")
     if csr is not None:
         _csr_view(csr, &rows_csr)
         c = &rows_csr
@@ -844,7 +1153,11 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
             memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
         if ok:
             for t in range(seeds.shape[0]):
-                _build_axis_tree(X, c, seeds[t], max_samples, bootstrap, w, cw, max_features,
+                if has_entries:
+                    te.e = &e_all[0] + e_start[t]
+                    te.n = e_start[t + 1] - e_start[t]
+                _build_axis_tree(X, c, &te if has_entries else NULL, seeds[t], max_samples,
+                                 bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
                                  &missing[t, 0], &ranges[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)

@@ -15,3 +15,10 @@ def test_mutated_forest_state_is_refused_or_scores_in_range(target):
     assert report.failures == []
     assert report.n_cases == 300
     assert report.counts["ok"] > 0 and report.counts["ValueError"] > 0
+
+
+def test_mutated_csc_matrix_is_refused_or_fitted_as_scipy_reads_it():
+    report = run_cases("anomaly_fast._fuzz_forest:csc_fit", range(300), n_workers=2, time_limit=30.0)
+    assert report.failures == []
+    assert report.n_cases == 300
+    assert report.counts["ok"] > 0 and report.counts["ValueError"] > 0

@@ -300,3 +300,111 @@ def test_csc_edited_out_of_range_gets_a_value_error_at_fit(where):
         X.indptr[2] = X.indptr[-1] + 7
     with pytest.raises(ValueError, match="indices|indptr"):
         IsolationForest(n_estimators=3, random_state=0).fit(X)
+
+
+# -- fit from CSC through each tree's own stored entries (sparse-aware node tests) -------
+def _awkward_sparse(seed, n, d, density, special):
+    """A CSC matrix whose dense form is returned too; ``special`` adds a
+    column stored for every row, one stored for every row with one value,
+    explicit zeros, a -0.0, an infinity or a NaN."""
+    rng = np.random.RandomState(seed)
+    X = np.round(rng.normal(size=(n, d)), 1) + 0.0  # ties between rows; no -0.0 (scipy drops it)
+    X[rng.rand(n, d) > density] = 0.0
+    csc = sp.csc_matrix(X)
+    if special == "explicit_zeros":
+        coo = sp.coo_matrix(X)
+        rows, cols = np.nonzero(X == 0)
+        pick = rng.rand(rows.size) < 0.3
+        data = np.r_[coo.data, np.zeros(pick.sum())]
+        order = np.lexsort((np.r_[coo.row, rows[pick]], np.r_[coo.col, cols[pick]]))
+        csc = sp.csc_matrix(
+            (data[order], (np.r_[coo.row, rows[pick]][order], np.r_[coo.col, cols[pick]][order])), shape=X.shape
+        )
+        assert csc.nnz == coo.nnz + pick.sum()  # the zeros are stored
+    elif special == "full_column":
+        X[:, 0] = rng.normal(size=n)
+    elif special == "constant_column":
+        X[:, 0] = 2.5
+    elif special in ("negative_zero", "inf", "nan"):
+        value = {"negative_zero": -0.0, "inf": np.inf, "nan": np.nan}[special]
+        row = rng.randint(n)
+        X[row, 0] = 1.0
+        csc = sp.csc_matrix(X)
+        csc.data[np.flatnonzero(csc.indices[: csc.indptr[1]] == row)[0]] = value
+        X[row, 0] = value  # (scipy's toarray would turn -0.0 into 0.0)
+    if special not in ("explicit_zeros", "negative_zero", "inf", "nan"):
+        csc = sp.csc_matrix(X)
+    return X, csc
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(2, 150),
+    d=st.integers(1, 7),
+    density=st.sampled_from([0.02, 0.2, 0.7, 1.0]),
+    special=st.sampled_from(
+        ["none", "explicit_zeros", "full_column", "constant_column", "negative_zero", "inf", "nan"]
+    ),
+    max_samples=st.sampled_from(["auto", 1, 2, 3, 0.5]),
+    bootstrap=st.booleans(),
+    weighted=st.booleans(),
+    max_features=st.sampled_from([1.0, 0.5, 1]),
+    n_jobs=st.sampled_from([None, 2]),
+    float32=st.booleans(),
+    int64=st.booleans(),
+)
+def test_csc_fit_from_tree_entries_is_the_dense_model_bit_for_bit(
+    seed, n, d, density, special, max_samples, bootstrap, weighted, max_features, n_jobs, float32, int64
+):
+    from anomaly_fast.forest.base import SparseRows, TreeEntries
+
+    X, csc = _awkward_sparse(seed, n, d, density, special)
+    if float32:
+        X, csc = X.astype(np.float32), csc.astype(np.float32)
+    if int64:
+        csc = sp.csc_matrix((csc.data, csc.indices.astype(np.int64), csc.indptr.astype(np.int64)), shape=X.shape)
+    weights = np.random.RandomState(seed).uniform(0.5, 2.0, size=n) if weighted else None
+    kw = dict(
+        n_estimators=7,
+        random_state=seed,
+        bootstrap=bootstrap,
+        max_samples=max_samples,
+        max_features=max_features,
+        n_jobs=n_jobs,
+    )
+    dense = IsolationForest(**kw).fit(X, sample_weight=weights)
+    sparse = IsolationForest(**kw).fit(csc, sample_weight=weights)
+    for key in ("nodes", "values", "missing", "ranges", "offsets", "depths"):
+        np.testing.assert_array_equal(getattr(sparse._forest, key), getattr(dense._forest, key))
+    assert sparse._forest.ranges.tobytes() == dense._forest.ranges.tobytes()  # the sign of a zero too
+    # and the fit went through the trees' entries
+    empty = (np.empty(0),) * 2
+    source = SparseRows(csc).tree_entries(np.arange(3, dtype=np.uint64), min(n, 256), False, empty, d)
+    assert isinstance(source, TreeEntries)
+
+
+def test_tree_entries_hold_each_trees_drawn_rows_and_large_subsamples_take_the_union():
+    from anomaly_fast import _isolation
+    from anomaly_fast.forest import base
+
+    X = _sparse_data(5, n=300, d=9, density=0.2)
+    csc = sp.csc_matrix(X)
+    empty = (np.empty(0),) * 2
+    seeds = np.arange(1, 5, dtype=np.uint64)
+    source = base.SparseRows(csc).tree_entries(seeds, 40, True, empty, 9)
+    rows = _isolation.draw_tree_rows(seeds, 300, 40, True, *empty, 9, 9)
+    for t in range(len(seeds)):
+        mine = source.entries[source.start[t] : source.start[t + 1]]
+        assert np.all(np.diff(mine["col"]) >= 0)  # in column order
+        subsample = np.zeros((40, 9))
+        subsample[mine["pos"], mine["col"]] = mine["val"]
+        np.testing.assert_array_equal(subsample, X[rows[t]])  # a row drawn twice is there twice
+    # many copies of the entries (subsamples near the whole matrix): the union of the rows
+    big = base.SparseRows(csc)
+    old = base._MAX_TREE_ENTRIES
+    try:
+        base._MAX_TREE_ENTRIES = 100
+        assert isinstance(big.tree_entries(seeds, 300, False, empty, 9), base.SparseRows)
+    finally:
+        base._MAX_TREE_ENTRIES = old

@@ -38,6 +38,7 @@ _FLOAT_CHARS = "fd"  # dtype.char of float32 / float64
 _FAST_PATH_MAX_ROWS = 1024  # small C-contiguous float batches skip validate_data
 _CHUNKS_PER_THREAD = 8  # scoring chunks per thread (dynamic load balance)
 _MIN_ROWS_PER_THREAD = 2048  # below this a batch is scored on one thread
+_MAX_TREE_ENTRIES = 2**22  # beyond this many per-tree copies of stored entries, fit from the union of rows
 
 
 def average_path_length(n_samples: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
@@ -123,6 +124,21 @@ class SparseRows:
             return bool(np.isnan(self._csr[0]).any())
         return bool(np.isnan(self._csc.data[: self._csc.indptr[-1]]).any())
 
+    def _csc_arrays(self):
+        """(data, indices, indptr) of the CSC matrix for the take kernels,
+        ``indptr`` checked (row indices are checked by the kernels)."""
+        X = self._csc
+        indices = X.indices if X.indices.dtype in (np.int32, np.int64) else X.indices.astype(np.int64)
+        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
+        if (
+            indptr.shape != (X.shape[1] + 1,)
+            or indptr[0] != 0
+            or np.any(np.diff(indptr) < 0)
+            or indptr[-1] > min(X.data.shape[0], indices.shape[0])
+        ):
+            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
+        return np.ascontiguousarray(X.data), np.ascontiguousarray(indices), indptr
+
     def for_trees(self, seeds, max_samples, bootstrap, weights, max_features):
         """The rows the trees of ``seeds`` draw (the build kernels' own
         draws), for the build kernels: from a CSC matrix only those rows, in
@@ -130,20 +146,51 @@ class SparseRows:
         whole (a non-canonical CSC matrix is converted); else ``self``."""
         if self._csr is not None or self.shape[0] >= 2**31:  # the rows go into int32 scratch
             return self
-        X = self._csc
-        n, d = X.shape
-        indices = X.indices if X.indices.dtype in (np.int32, np.int64) else X.indices.astype(np.int64)
-        indptr = np.ascontiguousarray(X.indptr, dtype=np.intp)
-        if (
-            indptr.shape != (d + 1,)
-            or indptr[0] != 0
-            or np.any(np.diff(indptr) < 0)
-            or indptr[-1] > min(X.data.shape[0], indices.shape[0])
-        ):
-            raise ValueError("sparse matrix has inconsistent indptr/indices arrays")
-        mask = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
-        csr = _isolation.csc_take_rows(np.ascontiguousarray(X.data), np.ascontiguousarray(indices), indptr, n, mask)
+        n, d = self.shape
+        arrays = self._csc_arrays()
+        rows = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
+        mask = np.zeros(n, dtype=np.uint8)
+        mask[rows.ravel()] = 1
+        csr = _isolation.csc_take_rows(*arrays, n, mask)
         return self if csr is None else SparseRows._of_csr(csr, self.shape)
+
+    def tree_entries(self, seeds, max_samples, bootstrap, weights, max_features):
+        """Each tree's subsample as its own stored entries
+        (:class:`TreeEntries`, for the axis build kernel's sparse-aware
+        node tests), taken from a CSC matrix in one compiled pass over its
+        row indices; :meth:`for_trees` when that would hold many copies of
+        the matrix's entries (large subsamples) or the matrix is not CSC."""
+        n, d = self.shape
+        if self._csr is not None or n >= 2**31:
+            return self
+        draws = len(seeds) * max_samples
+        if draws > 2 * n and self._csc.indptr[-1] * (draws / n) > _MAX_TREE_ENTRIES:
+            return self.for_trees(seeds, max_samples, bootstrap, weights, max_features)
+        arrays = self._csc_arrays()
+        rows = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
+        entries = _isolation.csc_tree_entries(*arrays, n, rows)
+        if entries is None:  # not canonical: converted whole
+            return self
+        return TreeEntries(entries, self.shape)
+
+
+class TreeEntries:
+    """The subsample of every tree of a fit as the tree's stored entries
+    (:func:`anomaly_fast._isolation.csc_tree_entries`): ``start`` (one
+    offset per tree and one past the last) and ``entries`` (per entry its
+    column, the position of its row in the tree's subsample and its
+    value)."""
+
+    __slots__ = ("start", "entries", "shape")
+
+    def __init__(self, entries, shape):
+        self.start, self.entries = entries
+        self.shape = shape
+
+    def of_trees(self, trees):
+        """The arguments of the build kernel's ``entries`` for the trees of
+        the slice ``trees``."""
+        return self.start[trees.start : trees.stop + 1], self.entries, self.shape[0]
 
 
 def _canonical_csr(X):
@@ -259,6 +306,11 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         """Compact the per-tree arrays (appended to ``previous`` trees on a
         warm start) into the fitted kernel object."""
         raise NotImplementedError
+
+    def _sparse_source(self, X, seeds, weights):
+        """What ``_build`` reads for sparse ``X`` (:class:`SparseRows`): the
+        rows the trees draw (:meth:`SparseRows.for_trees`)."""
+        return X.for_trees(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
 
     def _check_extra_params(self, n_features):
         """Subclass parameter checks that need the data's shape."""
@@ -426,7 +478,7 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
 
             source = X
             if isinstance(X, SparseRows):
-                source = X.for_trees(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
+                source = self._sparse_source(X, seeds, weights)
 
             def build(rows):
                 self._build(source, weights, seeds[rows], arrays, rows, n_nodes[rows], depths[rows])
@@ -441,6 +493,8 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         if self.contamination == "auto":
             self.offset_ = -0.5
         else:
+            if has_missing is None:
+                has_missing = X.has_nan
             self.offset_ = float(np.percentile(self._score_samples(X, has_missing), 100.0 * self.contamination))
         return self
 
@@ -477,7 +531,8 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
     def _validate(self, X, reset):
         """``(X, has_missing)``: X validated to C-contiguous float (None in an
         object array becomes NaN) or to :class:`SparseRows` (sparse input of
-        any format), and whether it holds NaN.
+        any format), and whether it holds NaN (None: not looked at, for
+        sparse X at fit).
         +-inf are accepted (the kernels route them beyond every finite
         split); NaN only when the estimator supports missing values."""
         check_params = dict(
@@ -489,7 +544,10 @@ class BaseIsolationForest(OutlierMixin, BaseEstimator):
         X = validate_data(self, X, reset=True, **check_params) if reset else scoring_data(self, X, **check_params)
         if sp.issparse(X):
             X = SparseRows(X)
-            has_missing = X.has_nan
+            # fit reads the flag only to score X for offset_ (the build
+            # kernels find NaN per tree): None, that pass over the values
+            # left to then
+            has_missing = None if reset and self._allow_missing else X.has_nan
         else:
             has_missing = not all_finite(X) and bool(np.isnan(X).any())
         if has_missing and not self._allow_missing:

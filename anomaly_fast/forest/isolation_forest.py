@@ -3,7 +3,7 @@
 import numpy as np
 
 from .. import _isolation
-from .base import BaseIsolationForest, compact_trees, kernel_input
+from .base import BaseIsolationForest, TreeEntries, compact_trees, kernel_input
 
 __all__ = ["IsolationForest"]
 
@@ -99,8 +99,10 @@ class IsolationForest(BaseIsolationForest):
     Sparse input (``*_matrix`` and ``*_array``, any format; CSC for ``fit``
     and CSR for scoring avoid nothing: one conversion to CSR is made) gives
     the same model and scores as the dense matrix bit for bit: an absent
-    entry is 0, a stored NaN is missing.  Fitting gathers each tree's rows
-    from the CSR arrays; scoring walks groups of sparse rows through the
+    entry is 0, a stored NaN is missing.  Fitting from CSC takes each
+    tree's rows as the tree's own stored entries and tests a feature in a
+    node on those entries alone (other formats: each tree's rows are
+    gathered from the CSR arrays); scoring walks groups of sparse rows through the
     trees without densifying the matrix, in the same compiled kernels
     without the GIL, ``n_jobs`` as for dense input.  The random streams differ from
     scikit-learn's, so scores are equal in distribution, not bit for bit.
@@ -142,7 +144,15 @@ class IsolationForest(BaseIsolationForest):
             "ranges": np.empty((n_trees, width, 2), dtype=np.float64),
         }
 
+    def _sparse_source(self, X, seeds, weights):
+        # each tree's stored entries: the kernel tests features on them
+        return X.tree_entries(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
+
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
+        entries = None
+        if isinstance(X, TreeEntries):
+            entries = X.of_trees(rows)
+            X = np.empty((0, X.shape[1]))
         X, csr = kernel_input(X)
         _isolation.build_axis_trees(
             X,
@@ -159,6 +169,7 @@ class IsolationForest(BaseIsolationForest):
             n_nodes,
             depths,
             csr,
+            entries,
         )
 
     def _make_forest(self, arrays, n_nodes, depths, previous):
