@@ -1607,6 +1607,194 @@ cdef void _axis_score_missing(const AxisNode* nodes, const float64_t* values,
         r0 += nb
 
 
+cdef enum:
+    NO_DEVIATION = 255  # _axis_score_csr_rows: the row follows the tree's zero path to its leaf
+
+
+cdef bint _csr_rows_pay(const AxisScoring* f, const CSRRows* X, intp_t start, intp_t stop) noexcept nogil:
+    """Whether _axis_score_csr_rows suits rows start..stop: the heap layout,
+    and rows sparse enough that on average at most a quarter of the trees
+    meet one of a row's stored features on their zero path (each of a row's
+    entries meets about sum(depths) / n_cols zero-path nodes)."""
+    cdef intp_t t, steps = 0
+    if f.regions == NULL or stop <= start or X.n_cols == 0:
+        return False
+    for t in range(f.n_trees):
+        steps += f.depths[t]
+    return (<float64_t>(X.indptr[stop] - X.indptr[start]) / (stop - start)
+            * steps / X.n_cols <= 0.25 * f.n_trees)
+
+
+cdef inline void _walk_touched(const AxisScoring* f, const int32_t* touched, intp_t n_touched,
+                               const uint8_t* deviation, const uint32_t* zpath,
+                               const int32_t* feat, const uint64_t* keys,
+                               float64_t* leafval) noexcept nogil:
+    """leafval[t] for the trees ``touched`` by one row (see
+    _axis_score_csr_rows): each walked from its zero path's node at level
+    ``deviation[t]`` down to its depth with the row's ``keys``, eight trees
+    at once so that their chains of loads overlap."""
+    cdef intp_t q0, g, m, step, most, t
+    cdef uintp_t idx[8]
+    cdef intp_t rem[8]
+    cdef intp_t tree[8]
+    cdef const uint64_t* thr
+    q0 = 0
+    while q0 < n_touched:
+        m = min(8, n_touched - q0)
+        most = 0
+        for g in range(m):
+            t = touched[q0 + g]
+            tree[g] = t
+            idx[g] = zpath[t * (HEAP_MAX_DEPTH + 1) + deviation[t]]
+            rem[g] = f.depths[t] - deviation[t]
+            most = max(most, rem[g])
+        for step in range(most):
+            for g in range(m):
+                if step < rem[g]:
+                    t = tree[g]
+                    thr = <const uint64_t*>(f.regions + t * HEAP_REGION)
+                    idx[g] = idx[g] + idx[g] + (keys[feat[t * (1 << HEAP_MAX_DEPTH) + idx[g]]] > thr[idx[g]])
+        for g in range(m):
+            leafval[tree[g]] = f.leaves[(tree[g] << (HEAP_MAX_DEPTH + 1)) + idx[g]]
+        q0 += m
+
+
+cdef enum:
+    CSR_ROWS_GROUP = 4  # _axis_score_csr_rows: rows summed together (independent chains of adds)
+
+
+cdef int _axis_score_csr_rows(const AxisScoring* f, const CSRRows* X, intp_t start,
+                              intp_t stop, intp_t block_rows, float64_t denominator,
+                              float64_t* out) noexcept nogil:
+    """score_samples of NaN-free CSR rows start..stop (heap layout), from
+    the trees' zero paths: a row none of whose stored features is tested on
+    a tree's all-zero path (the path of a row of zeros) ends at that path's
+    leaf; otherwise it follows the zero path down to the first node testing
+    one of its stored features and walks on from there with its own values
+    (_walk_touched).  An inverted index (feature -> the trees and levels of
+    the zero-path nodes testing it) finds those nodes from the row's
+    entries, so a sparse row takes a few steps in a few trees instead of
+    ``depth`` steps in every tree.  The same comparisons of the same keys as
+    the dense walk, and each row's path lengths summed from 0 in tree order
+    as _heap_tree does (CSR_ROWS_GROUP rows at a time): the same scores bit
+    for bit.  Returns -1 when out of memory."""
+    cdef intp_t n_trees = f.n_trees, d = X.n_cols, stride = block_rows * 8
+    cdef intp_t t, k, p, q, r, r0, g, nb, D, n_paths = 0, level
+    cdef uintp_t i
+    cdef uint64_t zero = _order_key(0.0)
+    cdef const char* tree
+    cdef const uint64_t* thr
+    cdef const uint32_t* col
+    cdef float64_t acc[CSR_ROWS_GROUP]
+    cdef intp_t n_touched[CSR_ROWS_GROUP]
+    # per tree: the heap node of the zero path at each level (HEAP_MAX_DEPTH + 1 slots), the
+    # feature of every internal heap node, the zero path's leaf value; per row of a group: its
+    # path length in every tree (leafval, the zero path's unless touched), the trees it touches
+    cdef uint32_t* zpath = <uint32_t*>malloc(n_trees * (HEAP_MAX_DEPTH + 1) * sizeof(uint32_t))
+    cdef int32_t* feat = <int32_t*>malloc(n_trees * (1 << HEAP_MAX_DEPTH) * sizeof(int32_t))
+    cdef float64_t* zleaf = <float64_t*>malloc(n_trees * sizeof(float64_t))
+    cdef intp_t* index_ptr = <intp_t*>calloc(d + 1, sizeof(intp_t))
+    cdef int32_t* index = <int32_t*>malloc((n_trees * HEAP_MAX_DEPTH + 1) * sizeof(int32_t))
+    cdef uint64_t* keys = <uint64_t*>malloc(d * sizeof(uint64_t))
+    cdef uint8_t* deviation = <uint8_t*>malloc(n_trees * sizeof(uint8_t))
+    cdef int32_t* touched = <int32_t*>malloc(CSR_ROWS_GROUP * n_trees * sizeof(int32_t))
+    cdef float64_t* leafval = <float64_t*>malloc(CSR_ROWS_GROUP * n_trees * sizeof(float64_t))
+    cdef int status = 0
+    cdef int32_t* row_touched
+    cdef float64_t* row_leafval
+    if (zpath == NULL or feat == NULL or zleaf == NULL or index_ptr == NULL or index == NULL
+            or keys == NULL or deviation == NULL or touched == NULL or leafval == NULL):
+        status = -1
+    else:
+        # zero paths, node features, and the count of zero-path nodes per feature
+        for t in range(n_trees):
+            tree = f.regions + t * HEAP_REGION
+            thr = <const uint64_t*>tree
+            col = <const uint32_t*>(tree + AF_HEAP_COLUMNS)
+            D = f.depths[t]
+            for i in range(1, <uintp_t>1 << D):
+                feat[t * (1 << HEAP_MAX_DEPTH) + i] = <int32_t>(col[i] // stride)
+            i = 1
+            for level in range(D):
+                zpath[t * (HEAP_MAX_DEPTH + 1) + level] = <uint32_t>i
+                index_ptr[feat[t * (1 << HEAP_MAX_DEPTH) + i] + 1] += 1
+                n_paths += 1
+                i = i + i + (zero > thr[i])
+            zpath[t * (HEAP_MAX_DEPTH + 1) + D] = <uint32_t>i
+            zleaf[t] = f.leaves[(t << (HEAP_MAX_DEPTH + 1)) + i]
+            deviation[t] = NO_DEVIATION
+            for g in range(CSR_ROWS_GROUP):
+                leafval[g * n_trees + t] = zleaf[t]
+        for k in range(d):
+            index_ptr[k + 1] += index_ptr[k]
+        # the index: (tree << 4 | level) of each zero-path node, by feature (a counting sort
+        # filled from each feature's end, so that index_ptr[k + 1] ends at feature k's start)
+        for t in range(n_trees - 1, -1, -1):
+            for level in range(f.depths[t] - 1, -1, -1):
+                k = feat[t * (1 << HEAP_MAX_DEPTH) + zpath[t * (HEAP_MAX_DEPTH + 1) + level]]
+                index_ptr[k + 1] -= 1
+                index[index_ptr[k + 1]] = <int32_t>((t << 4) | level)
+        for k in range(d):
+            index_ptr[k] = index_ptr[k + 1]
+        index_ptr[d] = n_paths
+        for k in range(d):
+            keys[k] = zero
+        r0 = start
+        while r0 < stop:
+            nb = min(<intp_t>CSR_ROWS_GROUP, stop - r0)
+            for g in range(nb):
+                r = r0 + g
+                row_touched = touched + g * n_trees
+                n_touched[g] = 0
+                for p in range(X.indptr[r], X.indptr[r + 1]):
+                    k = X.indices[p]
+                    keys[k] = _order_key(X.data[p])
+                    for q in range(index_ptr[k], index_ptr[k + 1]):
+                        t = index[q] >> 4
+                        level = index[q] & 15
+                        if deviation[t] == NO_DEVIATION:
+                            row_touched[n_touched[g]] = <int32_t>t
+                            n_touched[g] += 1
+                            deviation[t] = <uint8_t>level
+                        elif level < deviation[t]:
+                            deviation[t] = <uint8_t>level
+                _walk_touched(f, row_touched, n_touched[g], deviation, zpath, feat, keys,
+                              leafval + g * n_trees)
+                for q in range(n_touched[g]):
+                    deviation[row_touched[q]] = NO_DEVIATION
+                for p in range(X.indptr[r], X.indptr[r + 1]):
+                    keys[X.indices[p]] = zero
+            if nb == CSR_ROWS_GROUP:  # four independent chains of adds
+                acc[0] = acc[1] = acc[2] = acc[3] = 0.0
+                for t in range(n_trees):
+                    acc[0] += leafval[t]
+                    acc[1] += leafval[n_trees + t]
+                    acc[2] += leafval[2 * n_trees + t]
+                    acc[3] += leafval[3 * n_trees + t]
+            else:
+                for g in range(nb):
+                    acc[g] = 0.0
+                    for t in range(n_trees):
+                        acc[g] += leafval[g * n_trees + t]
+            for g in range(nb):
+                out[r0 - start + g] = -exp2(-acc[g] / denominator) if denominator > 0.0 else -0.5
+                row_touched = touched + g * n_trees
+                row_leafval = leafval + g * n_trees
+                for q in range(n_touched[g]):
+                    row_leafval[row_touched[q]] = zleaf[row_touched[q]]
+            r0 += nb
+    free(zpath)
+    free(feat)
+    free(zleaf)
+    free(index_ptr)
+    free(index)
+    free(keys)
+    free(deviation)
+    free(touched)
+    free(leafval)
+    return status
+
+
 cdef int _axis_score_csr_blocks(const AxisScoring* f, const CSRRows* X, intp_t start,
                                 intp_t stop, intp_t block_rows, float64_t denominator,
                                 float64_t* out) noexcept nogil:
@@ -2330,13 +2518,15 @@ cdef class AxisForest:
 
 
     def score_csr(self, csr, intp_t start, intp_t stop, float64_t[::1] out,
-                  bint has_missing=False):
+                  bint has_missing=False, int walk=0):
         """score_samples of rows ``start:stop`` of a canonical CSR matrix
         ``csr`` = (data, indices, indptr, n_cols) into ``out`` (stop - start
-        values), equal bit for bit to the dense matrix's scores: the dense
-        kernel's layout when ``has_missing`` is false
-        (_axis_score_csr_blocks), else the missing-aware walk
-        (_axis_score_csr)."""
+        values), equal bit for bit to the dense matrix's scores: when
+        ``has_missing`` is false, from the trees' zero paths for sparse rows
+        in the heap layout (_axis_score_csr_rows), else in the dense
+        kernel's layout (_axis_score_csr_blocks); with NaN, the missing-aware
+        walk (_axis_score_csr).  ``walk`` (tests): 0 chooses, 1 forces the
+        blocks, 2 the zero paths (heap layout only)."""
         cdef CSRRows X
         cdef int status = 0
         cdef const AxisNode[::1] nodes = self.nodes
@@ -2345,6 +2535,8 @@ cdef class AxisForest:
         if not self.ready:
             raise RuntimeError("forest arrays were not checked; rebuild the estimator from them")
         _csr_view(csr, &X)
+        if walk == 2 and self._f.regions == NULL:
+            raise ValueError("the zero-path walk needs the heap layout")
         if stop <= start or self._f.n_trees == 0:
             return
         with nogil:
@@ -2352,6 +2544,9 @@ cdef class AxisForest:
                 status = _axis_score_csr(&nodes[0], &values[0], &missing[0], self._f.offsets,
                                          self._f.depths, self._f.n_trees, &X, start, stop,
                                          self.denominator, &out[0])
+            elif walk == 2 or (walk == 0 and _csr_rows_pay(&self._f, &X, start, stop)):
+                status = _axis_score_csr_rows(&self._f, &X, start, stop, self.block_rows,
+                                              self.denominator, &out[0])
             else:
                 status = _axis_score_csr_blocks(&self._f, &X, start, stop, self.block_rows,
                                                 self.denominator, &out[0])

@@ -408,3 +408,70 @@ def test_tree_entries_hold_each_trees_drawn_rows_and_large_subsamples_take_the_u
         assert isinstance(big.tree_entries(seeds, 300, False, empty, 9), base.SparseRows)
     finally:
         base._MAX_TREE_ENTRIES = old
+
+
+# -- sparse scoring: the zero-path walk and the blocks give the dense scores ------------------
+def _score_walks(model, csr):
+    """score_samples of CSR ``csr`` by each of the forest's CSR walks (auto, blocks, zero paths)."""
+    from anomaly_fast.forest.base import _canonical_csr
+
+    arrays = _canonical_csr(csr)
+    n = csr.shape[0]
+    out = {}
+    for name, walk in (("auto", 0), ("blocks", 1), ("zero_paths", 2)):
+        scores = np.empty(n)
+        model._forest.score_csr(arrays, 0, n, scores, False, walk)
+        out[name] = scores
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 300),
+    d=st.sampled_from([1, 3, 40, 500]),
+    density=st.sampled_from([0.0, 0.002, 0.02, 0.3, 1.0]),
+    special=st.sampled_from(["none", "explicit_zeros", "negative_zero", "inf", "full_column", "constant_column"]),
+    max_samples=st.sampled_from([1, 2, 7, 64, 256]),
+    n_estimators=st.sampled_from([1, 9, 30]),
+)
+def test_csr_zero_path_walk_scores_as_the_dense_walk_bit_for_bit(
+    seed, n, d, density, special, max_samples, n_estimators
+):
+    """Every row follows its trees' all-zero paths until a node tests one of
+    its stored features: the same leaves as the dense walk, summed in the
+    same order, for any density (the walk is forced here; the forest picks
+    it only for sparse rows), explicit zeros, -0.0 and +-inf entries, empty
+    rows, trees of one node and shallow trees."""
+    X, _ = _awkward_sparse(seed, n, d, density, special if d > 1 or special == "none" else "none")
+    csr = sp.csr_matrix(X)
+    if special in ("negative_zero", "inf") and d > 1:  # stored as entries, as in _awkward_sparse
+        csr = _awkward_sparse(seed, n, d, density, special)[1].tocsr()
+    train = np.random.RandomState(seed + 1).normal(size=(max(max_samples, 2), d))
+    train[np.random.RandomState(seed + 2).rand(*train.shape) > max(density, 0.05)] = 0.0
+    model = IsolationForest(n_estimators=n_estimators, max_samples=min(max_samples, len(train)), random_state=seed)
+    model.fit(train)
+    expected = model.score_samples(np.ascontiguousarray(X))
+    walks = _score_walks(model, csr)
+    for name, scores in walks.items():
+        np.testing.assert_array_equal(scores, expected, err_msg=name)
+
+
+def test_csr_zero_path_walk_on_a_sparse_matrix_and_only_in_the_heap_layout():
+    rng = np.random.RandomState(0)
+    X = sp.random(3000, 3000, density=0.002, format="csr", random_state=1)
+    model = IsolationForest(n_estimators=50, random_state=0).fit(X.tocsc())
+    walks = _score_walks(model, X)
+    np.testing.assert_array_equal(walks["zero_paths"], walks["blocks"])
+    np.testing.assert_array_equal(model.score_samples(X), walks["blocks"])
+    np.testing.assert_array_equal(model.score_samples(X[:500].toarray()), walks["blocks"][:500])
+    # trees deeper than the heap layout's (max_samples > 256) are walked from the blocks only
+    deep = IsolationForest(n_estimators=5, max_samples=2000, random_state=0)
+    deep.fit(rng.normal(size=(2000, 4)))
+    from anomaly_fast.forest.base import _canonical_csr
+
+    with pytest.raises(ValueError, match="heap layout"):
+        deep._forest.score_csr(_canonical_csr(sp.csr_matrix(np.ones((2, 4)))), 0, 2, np.empty(2), False, 2)
+    Xd = rng.normal(size=(50, 4))
+    Xd[rng.rand(50, 4) < 0.7] = 0.0
+    np.testing.assert_array_equal(deep.score_samples(sp.csr_matrix(Xd)), deep.score_samples(Xd))
