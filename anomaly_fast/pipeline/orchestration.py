@@ -1049,9 +1049,3 @@ def _scorers(detector, reference):
         (lambda X: calibrated_unit_scores(calibration, score(X))),
         (lambda X: float(calibrated_unit_scores(calibration, score(X))[0])),
     )
-    R = np.asarray(reference, dtype=np.float64)
-    calibration = fit_calibration(-np.asarray(detector.score_samples(R), dtype=np.float64), "rank")
-    return (
-        (lambda X: calibrated_unit_scores(calibration, detector.score_samples(X))),
-        (lambda X: float(calibrated_unit_scores(calibration, detector.score_samples(X))[0])),
-    )
