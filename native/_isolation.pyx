@@ -307,6 +307,18 @@ cdef inline intp_t _csr_row(const CSRRows* X, intp_t drawn) noexcept nogil:
     return X.slots[drawn] if X.slots != NULL else drawn
 
 
+cdef inline void _map_tree_features(BuildScratch* s, intp_t d, intp_t n_tree_features) noexcept nogil:
+    """``s.position[j]``: the column of data feature j in the tree's column
+    buffer (-1 when the tree does not use it); the buffer's NaN flags
+    cleared.  For laying out stored entries (_gather_csr, _entries_prepare)."""
+    cdef intp_t j
+    for j in range(d):
+        s.position[j] = -1
+    for j in range(n_tree_features):
+        s.position[s.features[j]] = <int32_t>j
+        s.has_missing[j] = 0
+
+
 cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
                       intp_t n_tree_features) noexcept nogil:
     """_gather for CSR input: the subsample's allowed features, zeros
@@ -316,11 +328,7 @@ cdef void _gather_csr(const CSRRows* X, BuildScratch* s, intp_t m,
     cdef intp_t i, j, p, r
     cdef int32_t pos
     cdef float64_t v
-    for j in range(X.n_cols):
-        s.position[j] = -1
-    for j in range(n_tree_features):
-        s.position[s.features[j]] = <int32_t>j
-        s.has_missing[j] = 0
+    _map_tree_features(s, X.n_cols, n_tree_features)
     for i in range(m):
         r = _csr_row(X, s.rows[i])
         for p in range(X.indptr[r], X.indptr[r + 1]):
@@ -911,11 +919,7 @@ cdef bint _entries_prepare(const TreeEntries* te, BuildScratch* s, intp_t m, int
     if not s.columns_zero:
         memset(s.columns, 0, m * d * sizeof(float64_t))
         s.columns_zero = True
-    for j in range(d):
-        s.position[j] = -1
-    for j in range(n_tree_features):
-        s.position[s.features[j]] = <int32_t>j
-        s.has_missing[j] = 0
+    _map_tree_features(s, d, n_tree_features)
     for e in range(te.n):
         pos = s.position[te.e[e].col]
         if pos >= 0:
