@@ -450,6 +450,11 @@ def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint
 cdef extern from *:
     """
     #include <stdint.h>
+    #include <stdlib.h>
+    #include <string.h>
+    #if defined(__linux__)
+    #include <sys/mman.h>
+    #endif
     #if defined(__GNUC__) || defined(__clang__)
     #define AF_ALWAYS_INLINE inline __attribute__((always_inline))
     #else
@@ -469,6 +474,33 @@ cdef extern from *:
     static AF_ALWAYS_INLINE Py_ssize_t af_rank_below(const uint64_t* bits, const Py_ssize_t* rank, Py_ssize_t r) {
         return rank[r >> 6] + af_popcount64(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1));
     }
+    /* finite and not -0.0 (whose sign the dense min/max may keep): integer
+       tests on the bits, so the loop over a tree's entries vectorizes */
+    static AF_ALWAYS_INLINE int af_plain_value(double v) {
+        uint64_t u;
+        memcpy(&u, &v, sizeof u);
+        return ((u & 0x7FF0000000000000ULL) != 0x7FF0000000000000ULL) & (u != 0x8000000000000000ULL);
+    }
+    /* memory for a large buffer filled once: in 2 MiB pages where Linux
+       offers them (as numpy does for its large arrays), so that filling it
+       faults a few large pages instead of many small ones; free() frees it */
+    static void* af_alloc_filled(size_t size, int huge) {
+    #if defined(__linux__) && defined(MADV_HUGEPAGE)
+        void* p = NULL;
+        if (huge && size % ((size_t)1 << 21) == 0) {
+            if (posix_memalign(&p, (size_t)1 << 21, size) != 0)
+                return NULL;
+            madvise(p, size, MADV_HUGEPAGE);
+            return p;
+        }
+    #endif
+        return malloc(size);
+    }
+    static inline void af_prefetch_write(const void* address) {
+    #if defined(__GNUC__) || defined(__clang__)
+        __builtin_prefetch(address, 1);
+    #endif
+    }
     static inline void af_prefetch(const void* address) {
     #if defined(__GNUC__) || defined(__clang__)
         __builtin_prefetch(address);
@@ -478,6 +510,9 @@ cdef extern from *:
     int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
     int _rank_below "af_rank_below"(const uint64_t* bits, const intp_t* rank, intp_t r) noexcept nogil
     void _prefetch "af_prefetch"(const void* address) noexcept nogil
+    void _prefetch_write "af_prefetch_write"(const void* address) noexcept nogil
+    bint _plain_value "af_plain_value"(float64_t v) noexcept nogil
+    void* _alloc_filled "af_alloc_filled"(size_t size, int huge) noexcept nogil
 
 
 cdef struct RowSet:
@@ -492,6 +527,16 @@ cdef struct RowSet:
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
     return (t.bits[r >> 6] >> (r & 63)) & 1
+
+
+cdef int _bad_column(const csc_index_t* indices, intp_t p0, intp_t p1, intp_t n_rows) noexcept nogil:
+    """Why a CSC column's row indices indices[p0:p1] failed the take's
+    checks: -1 when one is out of range, else -2 (not strictly increasing)."""
+    cdef intp_t p
+    for p in range(p0, p1):
+        if indices[p] < 0 or indices[p] >= n_rows:
+            return -1
+    return -2
 
 
 cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n_cols,
@@ -521,10 +566,7 @@ cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n
         # strictly increasing: in range when the first and last are
         bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
         if bad:
-            for p in range(indptr[c], indptr[c + 1]):
-                if indices[p] < 0 or indices[p] >= n_rows:
-                    return -1
-            return -2
+            return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
     return k
 
 
@@ -547,15 +589,10 @@ cdef class _Taken:
     cdef object bits_arr, rank_arr
 
 
-cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indptr, intp_t n_rows,
-                          mask):
-    """The entries of a CSC matrix in the rows where the uint8 ``mask`` is
-    1, in column order (_csc_take); ValueError for a row index out of
-    range.  The position arrays have room for every entry, but only the
-    first k + 1 are written (the untouched rest costs no memory)."""
-    cdef _Taken taken = _Taken()
-    cdef intp_t n_cols = indptr.shape[0] - 1, i
-    cdef intp_t nnz = indptr[n_cols]
+cdef void _row_set(_Taken taken, intp_t n_rows, mask) except *:
+    """Set ``taken``'s row set (bits, ranks, n_slots) to the rows where the
+    uint8 ``mask`` is 1."""
+    cdef intp_t i
     cdef intp_t n_words = 1  # a power of two whose last word holds no row: rank's end
     while (n_words - 1) * 64 < n_rows:
         n_words *= 2
@@ -571,6 +608,18 @@ cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indp
     taken.rows.bits = &bits[0]
     taken.rows.rank = &rank[0]
     taken.rows.n_bits = n_words * 64
+
+
+cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indptr, intp_t n_rows,
+                          mask):
+    """The entries of a CSC matrix in the rows where the uint8 ``mask`` is
+    1, in column order (_csc_take); ValueError for a row index out of
+    range.  The position arrays have room for every entry, but only the
+    first k + 1 are written (the untouched rest costs no memory)."""
+    cdef _Taken taken = _Taken()
+    cdef intp_t n_cols = indptr.shape[0] - 1
+    cdef intp_t nnz = indptr[n_cols]
+    _row_set(taken, n_rows, mask)
     taken.pos = np.empty(nnz + 1, dtype=np.intp)
     taken.row = np.empty(nnz + 1, dtype=np.int32)
     taken.k = 0
@@ -585,7 +634,6 @@ cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indp
 
 cdef enum:
     TAKE_BUCKET_SHIFT = 7  # 2**7 consecutive rows per bucket of csc_take_rows' sort
-    TAKE_PREFETCH = 24  # taken entries ahead whose value csc_tree_entries prefetches
 
 
 def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
@@ -657,44 +705,238 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     return out_data, out_indices, out_indptr, n_cols, slots_arr, n_rows
 
 
-def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
-                     const intp_t[::1] indptr, intp_t n_rows, const int32_t[:, ::1] tree_rows):
-    """Each tree's subsample taken from an (n_rows, len(indptr) - 1) CSC
-    matrix as the tree's own stored entries, for build_axis_trees'
-    ``entries``: (start, entries), tree t owning the TREE_ENTRY_DTYPE
-    entries ``start[t]:start[t + 1]``, in column order: ``col``, ``pos``
-    the position of the entry's row in the subsample (``tree_rows[t]``, the
-    rows the tree draws, from draw_tree_rows; a row drawn twice gives its
-    entries twice) and ``val``.  One pass over the row indices finds the entries of
-    the drawn rows; a second copies each to the trees that drew its row.
-    None when the matrix is not canonical (then convert it whole);
-    ``indptr`` checked as for csc_take_rows, row indices checked here."""
-    cdef intp_t n_trees = tree_rows.shape[0], m = tree_rows.shape[1]
-    cdef intp_t i, t, s, u, c = 0
+cdef enum:
+    CHUNK_SHIFT = 9  # 2**9 entries (8 KiB) per chunk of a tree's entries
+    SLAB_SHIFT = 8   # 2**8 chunks (2 MiB, a large page) per allocation
+    HAND_BLOCK = 1024  # a column's entries looked at together (their taken ones stay in L1)
+
+
+cdef struct ChunkStore:
+    # Trees' entries in chunks of 2**CHUNK_SHIFT (TreeEntryChunks)
+    TreeEntry** slabs
+    intp_t n_slabs, slabs_cap
+    int32_t* next      # per chunk: the tree's next chunk, -1 after its last
+    intp_t n_chunks, next_cap
+    int32_t* first     # per tree: its first and last chunk (-1: none)
+    int32_t* last
+    intp_t* count      # per tree: how many entries
+    bint huge          # slabs in large pages (when many are expected)
+
+
+cdef inline TreeEntry* _store_chunk(const ChunkStore* st, intp_t c) noexcept nogil:
+    return st.slabs[c >> SLAB_SHIFT] + ((c & ((1 << SLAB_SHIFT) - 1)) << CHUNK_SHIFT)
+
+
+cdef TreeEntry* _store_new_chunk(ChunkStore* st, intp_t t) noexcept nogil:
+    """A new chunk at the end of tree t's chain; NULL without memory."""
+    cdef intp_t c = st.n_chunks, cap
+    cdef void* grown
+    if c >= st.next_cap:
+        cap = max(2 * st.next_cap, 1 << SLAB_SHIFT)
+        if cap > 0x7FFFFFFF:
+            return NULL
+        grown = realloc(st.next, cap * sizeof(int32_t))
+        if grown == NULL:
+            return NULL
+        st.next = <int32_t*>grown
+        st.next_cap = cap
+    if (c >> SLAB_SHIFT) >= st.n_slabs:
+        if st.n_slabs >= st.slabs_cap:
+            cap = max(2 * st.slabs_cap, 8)
+            grown = realloc(st.slabs, cap * sizeof(TreeEntry*))
+            if grown == NULL:
+                return NULL
+            st.slabs = <TreeEntry**>grown
+            st.slabs_cap = cap
+        st.slabs[st.n_slabs] = <TreeEntry*>_alloc_filled(sizeof(TreeEntry) << (SLAB_SHIFT + CHUNK_SHIFT), st.huge)
+        if st.slabs[st.n_slabs] == NULL:
+            return NULL
+        st.n_slabs += 1
+    st.n_chunks = c + 1
+    st.next[c] = -1
+    if st.last[t] < 0:
+        st.first[t] = <int32_t>c
+    else:
+        st.next[st.last[t]] = <int32_t>c
+    st.last[t] = <int32_t>c
+    return _store_chunk(st, c)
+
+
+cdef TreeEntry* _store_copy_tree(const ChunkStore* st, intp_t t, TreeEntry* out) noexcept nogil:
+    """Tree t's entries into ``out`` (room for count[t]); returns the end."""
+    cdef intp_t c = st.first[t], left = st.count[t], n
+    while left > 0:
+        n = min(left, 1 << CHUNK_SHIFT)
+        memcpy(out, _store_chunk(st, c), n * sizeof(TreeEntry))
+        out += n
+        left -= n
+        c = st.next[c]
+    return out
+
+
+@cython.final
+cdef class TreeEntryChunks:
+    """Each tree's stored entries (TreeEntry, in column order) in a range
+    of a CSC matrix's columns, taken by csc_tree_entries, in chunks of
+    2**CHUNK_SHIFT entries: tree t's are ``count[t]`` entries along its
+    chain of chunks.  Chunks let the one pass over the matrix hand each
+    entry to its trees before any tree's count is known, in memory that
+    nothing else touches (no per-entry staging)."""
+    cdef ChunkStore st
+    cdef readonly intp_t n_trees, n_draw
+
+    def __cinit__(self, intp_t n_trees, intp_t n_draw, bint huge=False):
+        self.n_trees = n_trees
+        self.n_draw = n_draw
+        self.st.huge = huge
+        self.st.first = <int32_t*>malloc(max(n_trees, 1) * sizeof(int32_t))
+        self.st.last = <int32_t*>malloc(max(n_trees, 1) * sizeof(int32_t))
+        self.st.count = <intp_t*>calloc(max(n_trees, 1), sizeof(intp_t))
+        if self.st.first == NULL or self.st.last == NULL or self.st.count == NULL:
+            raise MemoryError("not enough memory for the trees' entries")
+        memset(self.st.first, -1, max(n_trees, 1) * sizeof(int32_t))
+        memset(self.st.last, -1, max(n_trees, 1) * sizeof(int32_t))
+
+    def __dealloc__(self):
+        cdef intp_t i
+        if self.st.slabs != NULL:
+            for i in range(self.st.n_slabs):
+                free(self.st.slabs[i])
+        free(self.st.slabs)
+        free(self.st.next)
+        free(self.st.first)
+        free(self.st.last)
+        free(self.st.count)
+
+    def counts(self):
+        """How many entries each tree holds."""
+        return np.asarray(<intp_t[:max(self.n_trees, 1)]>self.st.count)[: self.n_trees].copy()
+
+    def tree(self, intp_t t):
+        """Tree t's entries, a TREE_ENTRY_DTYPE array (a copy)."""
+        if not 0 <= t < self.n_trees:
+            raise IndexError(f"tree {t} out of range for {self.n_trees} trees")
+        out = np.empty(max(self.st.count[t], 1), dtype=TREE_ENTRY_DTYPE)
+        cdef TreeEntry[::1] view = out
+        _store_copy_tree(&self.st, t, &view[0])
+        return out[: self.st.count[t]]
+
+
+cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const intp_t* indptr,
+                   intp_t col_lo, intp_t col_hi, intp_t n_rows, const RowSet* taken, const int32_t* slot_use,
+                   const int32_t* more_use, ChunkStore* chunks, TreeEntry** cur,
+                   TreeEntry** end) noexcept nogil:
+    """Hand each entry of the CSC matrix's columns col_lo:col_hi whose row
+    is ``taken`` to the trees that drew the row (``slot_use``/``more_use`` of the row's slot, as
+    csc_tree_entries sets them up), appending (column, position, value) to
+    each tree's chunks (``cur``/``end``: where the tree's current chunk is
+    written / ends).  A block of a column's entries at a time: its taken
+    ones are first picked branch-free into a small buffer (in L1), whose
+    rows are then checked and handed out.  0, or -1 when a row index is out
+    of range, -2 when a column's rows are not strictly increasing (not
+    canonical), -3 without memory."""
+    cdef float64_t buf_val[HAND_BLOCK]
+    cdef int32_t buf_row[HAND_BLOCK]  # the rows, then their slots
+    cdef intp_t c, p, p0, p1, pe, r, prev, k, i, s, t, u, u_end
+    cdef int32_t use
     cdef float64_t v
+    cdef bint bad = False
+    cdef TreeEntry* o
+    # A row index out of range is kept within the bitset (the mask) until
+    # its block is found bad, so that nothing reads past the row set.
+    cdef uintp_t mask = taken.n_bits - 1
+    for c in range(col_lo, col_hi):
+        p0 = indptr[c]
+        p1 = indptr[c + 1]
+        prev = -1
+        while p0 < p1:
+            pe = p0 + HAND_BLOCK if p1 - p0 > HAND_BLOCK else p1
+            k = 0
+            for p in range(p0, pe):
+                r = <intp_t>indices[p]
+                bad |= r <= prev
+                prev = r
+                r = <intp_t>(<uintp_t>r & mask)
+                buf_val[k] = <float64_t>data[p]
+                buf_row[k] = <int32_t>r
+                k += _rowset_has(taken, r)
+            # strictly increasing so far: in range when the first and the
+            # latest are
+            bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
+            if bad:
+                return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
+            for i in range(k):  # the slots, whose uses are asked for early
+                s = _rank_below(taken.bits, taken.rank, buf_row[i])
+                buf_row[i] = <int32_t>s
+                _prefetch(&slot_use[2 * s])
+            for i in range(k):
+                s = buf_row[i]
+                v = buf_val[i]
+                use = slot_use[2 * s]
+                if use >= 0:  # the row is drawn once
+                    t = use
+                    o = cur[t]
+                    if o == end[t]:
+                        o = _store_new_chunk(chunks, t)
+                        if o == NULL:
+                            return -3
+                        end[t] = o + (1 << CHUNK_SHIFT)
+                    _prefetch_write(o + 4)  # the tree's next cache line: no wait when it gets there
+                    o.col = <int32_t>c
+                    o.pos = slot_use[2 * s + 1]
+                    o.val = v
+                    cur[t] = o + 1
+                    continue
+                u_end = -1 - use + slot_use[2 * s + 1]
+                for u in range(-1 - use, u_end):
+                    t = more_use[2 * u]
+                    o = cur[t]
+                    if o == end[t]:
+                        o = _store_new_chunk(chunks, t)
+                        if o == NULL:
+                            return -3
+                        end[t] = o + (1 << CHUNK_SHIFT)
+                    _prefetch_write(o + 4)
+                    o.col = <int32_t>c
+                    o.pos = more_use[2 * u + 1]
+                    o.val = v
+                    cur[t] = o + 1
+            p0 = pe
+    return 0
+
+
+@cython.final
+cdef class TreeDraws:
+    """The rows the trees of a fit draw, as csc_tree_entries hands entries
+    out to them (csc_tree_draws)."""
+    cdef _Taken taken        # the set of drawn rows; a row's slot is its rank in it
+    cdef object slot_use_arr, more_use_arr
+    cdef readonly intp_t n_trees, n_draw, n_subsample
+
+
+def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows):
+    """The draws ``tree_rows`` (the (n_trees, m) rows of range(n_rows) each
+    tree draws, from draw_tree_rows) set up for csc_tree_entries: the set of
+    drawn rows and the uses of each, as (tree, position) pairs (int32: fewer
+    than 2**31 draws).  Most rows are drawn once, and slot_use[s] holds that
+    one use; a row drawn u > 1 times holds (-1 - j, u), its uses being
+    more_use[j:j + u].  So an entry finds its row's use in one read."""
+    cdef TreeDraws draws = TreeDraws()
+    cdef intp_t n_trees = tree_rows.shape[0], m = tree_rows.shape[1]
+    cdef intp_t i, t, s, u, n_more = 0
+    draws.n_trees = n_trees
+    draws.n_draw = n_rows
+    draws.n_subsample = m
     mask = np.zeros(n_rows, dtype=np.uint8)
     mask[np.asarray(tree_rows).ravel()] = 1
-    cdef _Taken taken = _take_entries(indices, indptr, n_rows, mask)
-    if taken.k == -2:
-        return None
-    cdef intp_t k = taken.k, n_slots = taken.n_slots
-    cdef const RowSet* rows = &taken.rows
-    cdef int32_t[::1] e_row = taken.row
-    cdef const intp_t[::1] e_pos = taken.pos
-    # The uses of each drawn row (slot), as (tree, position) pairs (int32:
-    # fewer than 2**31 draws): most rows are drawn once, and slot_use[s]
-    # holds that one use; a row drawn u > 1 times holds (-1 - j, u), its
-    # uses being more_use[j:j + u].  So an entry finds its row's use in one
-    # read.  And the taken entries of each slot.
-    slot_use_arr = np.zeros((n_slots + 1, 2), dtype=np.int32)
-    more_use_arr = np.empty((max(n_trees * m, 1), 2), dtype=np.int32)
-    slot_entries_arr = np.zeros(n_slots + 1, dtype=np.int32)
-    start_arr = np.zeros(n_trees + 1, dtype=np.intp)
-    cdef int32_t[:, ::1] slot_use = slot_use_arr
-    cdef int32_t[:, ::1] more_use = more_use_arr
-    cdef int32_t[::1] slot_entries = slot_entries_arr
-    cdef intp_t[::1] start = start_arr
-    cdef intp_t n_more = 0
+    draws.taken = _Taken()
+    _row_set(draws.taken, n_rows, mask)
+    cdef intp_t n_slots = draws.taken.n_slots
+    cdef const RowSet* rows = &draws.taken.rows
+    draws.slot_use_arr = np.zeros((n_slots + 1, 2), dtype=np.int32)
+    draws.more_use_arr = np.empty((max(n_trees * m, 1), 2), dtype=np.int32)
+    cdef int32_t[:, ::1] slot_use = draws.slot_use_arr
+    cdef int32_t[:, ::1] more_use = draws.more_use_arr
     with nogil:
         for t in range(n_trees):  # uses per slot
             for i in range(m):
@@ -715,47 +957,62 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
                     more_use[u, 0] = <int32_t>t
                     more_use[u, 1] = <int32_t>i
                     slot_use[s, 1] += 1
-        for i in range(k):
-            s = _rank_below(rows.bits, rows.rank, e_row[i])
-            e_row[i] = <int32_t>s  # from here on, the entry's slot
-            slot_entries[s] += 1
-        for t in range(n_trees):  # entries per tree
-            for i in range(m):
-                start[t + 1] += slot_entries[_rank_below(rows.bits, rows.rank, tree_rows[t, i])]
-        for t in range(n_trees):
-            start[t + 1] += start[t]
-    cdef intp_t total = start[n_trees]
-    out_arr = np.empty(max(total, 1), dtype=TREE_ENTRY_DTYPE)  # never empty: the builder takes &out[0]
-    fill_arr = start_arr[:n_trees].copy()
-    cdef TreeEntry[::1] out = out_arr
-    cdef TreeEntry* o
-    cdef intp_t[::1] fill = fill_arr
+    return draws
+
+
+def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
+                     const intp_t[::1] indptr, TreeDraws draws, intp_t col_lo, intp_t col_hi):
+    """Each tree's subsample taken from the columns col_lo:col_hi of a
+    (draws.n_draw, len(indptr) - 1) CSC matrix as the tree's own stored
+    entries, for build_axis_trees' ``entries``: a TreeEntryChunks holding,
+    per tree, TREE_ENTRY_DTYPE entries in column order: ``col``, ``pos`` the
+    position of the entry's row in the subsample (the tree's row of the
+    draws; a row drawn twice gives its entries twice) and ``val``.  One pass
+    over the columns hands each entry of a drawn row to the trees that drew
+    it (_hand_out); releases the GIL, so that column ranges can be taken in
+    threads.  None when the matrix is not canonical (then convert it whole);
+    ``indptr`` checked as for csc_take_rows, row indices checked here."""
+    cdef intp_t n_trees = draws.n_trees, n_rows = draws.n_draw
+    cdef intp_t n_cols = indptr.shape[0] - 1
+    cdef intp_t t, s, u
+    cdef int status = 0
+    if not 0 <= col_lo <= col_hi <= n_cols:
+        raise ValueError(f"columns {col_lo}:{col_hi} out of range for {n_cols} columns")
+    cdef const int32_t[:, ::1] slot_use = draws.slot_use_arr
+    cdef const int32_t[:, ::1] more_use = draws.more_use_arr
+    cdef const RowSet* rows = &draws.taken.rows
+    # large pages when the entries should fill several (their expected count)
+    cdef bint huge = (<double>draws.n_trees * draws.n_subsample * (indptr[col_hi] - indptr[col_lo])
+                      / max(n_rows, 1) > 2.0 * (1 << (SLAB_SHIFT + CHUNK_SHIFT)))
+    cdef TreeEntryChunks chunks = TreeEntryChunks(n_trees, n_rows, huge)
+    cdef ChunkStore* st = &chunks.st
+    cdef TreeEntry** cur = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
+    cdef TreeEntry** end = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
+    if cur == NULL or end == NULL:
+        free(cur)
+        free(end)
+        raise MemoryError("not enough memory for the trees' entries")
     with nogil:
-        for i in range(k):
-            # the values are spread over the whole data array, the rows' uses
-            # over slot_use: ask for them early
-            u = i + TAKE_PREFETCH if i + TAKE_PREFETCH < k else i
-            _prefetch(&data[e_pos[u]])
-            _prefetch(&slot_use[e_row[u], 0])
-            c = _column_of(&indptr[0], c, e_pos[i])
-            v = <float64_t>data[e_pos[i]]
-            s = e_row[i]
-            if slot_use[s, 0] >= 0:
-                t = slot_use[s, 0]
-                o = &out[fill[t]]
-                o.col = <int32_t>c
-                o.pos = slot_use[s, 1]
-                o.val = v
-                fill[t] += 1
-                continue
-            for u in range(-1 - slot_use[s, 0], -1 - slot_use[s, 0] + slot_use[s, 1]):
-                t = more_use[u, 0]
-                o = &out[fill[t]]
-                o.col = <int32_t>c
-                o.pos = more_use[u, 1]
-                o.val = v
-                fill[t] += 1
-    return start_arr, out_arr
+        if col_hi > col_lo and n_rows > 0 and indptr[col_hi] > indptr[col_lo]:
+            status = _hand_out(&data[0], &indices[0], &indptr[0], col_lo, col_hi, n_rows, rows,
+                               &slot_use[0, 0], &more_use[0, 0], st, cur, end)
+        for t in range(n_trees):  # full chunks, then the part of the last one written
+            if st.last[t] >= 0:
+                s = 0
+                u = st.first[t]
+                while u != st.last[t]:
+                    s += 1
+                    u = st.next[u]
+                st.count[t] = (s << CHUNK_SHIFT) + (cur[t] - _store_chunk(st, st.last[t]))
+    free(cur)
+    free(end)
+    if status == -1:
+        raise ValueError("sparse matrix has inconsistent indptr/indices arrays: a row index is out of range")
+    if status == -3:
+        raise MemoryError("not enough memory for the trees' entries")
+    if status == -2:
+        return None
+    return chunks
 
 
 cdef inline intp_t _partition(intp_t* order, intp_t* spare, const float64_t* key,
@@ -903,18 +1160,19 @@ cdef bint _entries_prepare(const TreeEntries* te, BuildScratch* s, intp_t m, int
     cdef int32_t pos
     cdef float64_t v
     cdef bint plain = True
+    # The entries are in column order: the last of a column sets where the
+    # column ends (a store per entry, no count to read back); a column
+    # without entries then ends where the one before it does.
+    memset(s.col_start, 0, (d + 1) * sizeof(intp_t))
     for e in range(te.n):
-        v = te.e[e].val
-        plain &= (fabs(v) < INFINITY) & ((v != 0.0) | (not signbit(v)))
+        plain &= _plain_value(te.e[e].val)
+        s.col_start[te.e[e].col + 1] = e + 1
     for i in range(m):
         s.order[i] = i
         s.where[i] = i
     if plain:
-        memset(s.col_start, 0, (d + 1) * sizeof(intp_t))
-        for e in range(te.n):
-            s.col_start[te.e[e].col + 1] += 1
         for j in range(d):
-            s.col_start[j + 1] += s.col_start[j]
+            s.col_start[j + 1] = s.col_start[j + 1] if s.col_start[j + 1] > s.col_start[j] else s.col_start[j]
         return True
     if not s.columns_zero:
         memset(s.columns, 0, m * d * sizeof(float64_t))
@@ -1125,10 +1383,10 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     values); 0, 0 at a leaf.
     ``csr``: (data, indices, indptr, n_cols) of a canonical CSR matrix read
     instead of ``X`` (then an empty (0, n_cols) array), see _gather_csr.
-    ``entries``: (start, entries) of csc_tree_entries for these trees
-    (``start`` the slice ``t0:t0 + len(seeds) + 1`` of the whole forest's)
-    and the number of rows the trees drew from, read instead of ``X`` (then
-    an empty (0, n_cols) array).
+    ``entries``: (parts, t0), the TreeEntryChunks of csc_tree_entries for
+    the whole forest, one per range of columns in column order, and the
+    index in them of these trees' first, read instead of ``X`` (then an
+    empty (0, n_cols) array).
     """
     cdef BuildScratch s
     cdef intp_t t
@@ -1137,14 +1395,34 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     cdef const float64_t* cw = NULL
     cdef CSRRows rows_csr
     cdef const CSRRows* c = NULL
-    cdef const intp_t[::1] e_start
-    cdef const TreeEntry[::1] e_all
+    cdef TreeEntryChunks part
+    cdef intp_t e_t0 = 0, e_max = 0, n_parts = 0, i, n_tree
+    cdef const ChunkStore** stores = NULL
+    cdef TreeEntry* e_buf = NULL
+    cdef TreeEntry* e_end
     cdef TreeEntries te
     cdef bint has_entries = entries is not None
     if has_entries:
-        e_start, e_all, te.n_draw = entries
-        if e_start.shape[0] != seeds.shape[0] + 1 or e_start[0] < 0 or e_start[seeds.shape[0]] > e_all.shape[0]:
-            raise ValueError("entries do not match the trees")
+        parts, e_t0 = entries
+        parts = tuple(parts)  # alive (a local) while their stores are read
+        n_parts = len(parts)
+        if n_parts == 0 or not all(isinstance(part, TreeEntryChunks) for part in parts):
+            raise TypeError("entries must hold TreeEntryChunks")
+        for part in parts:
+            if e_t0 < 0 or e_t0 + seeds.shape[0] > part.n_trees or part.n_draw != parts[0].n_draw:
+                raise ValueError("entries do not match the trees")
+        stores = <const ChunkStore**>malloc(n_parts * sizeof(ChunkStore*))
+        if stores == NULL:
+            raise MemoryError("not enough memory to build isolation trees")
+        for i in range(n_parts):
+            part = parts[i]
+            stores[i] = &part.st
+        te.n_draw = parts[0].n_draw
+        for t in range(seeds.shape[0]):
+            n_tree = 0
+            for i in range(n_parts):
+                n_tree += stores[i].count[e_t0 + t]
+            e_max = max(e_max, n_tree)
     if csr is not None:
         _csr_view(csr, &rows_csr)
         c = &rows_csr
@@ -1155,16 +1433,24 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         ok = _scratch_alloc(&s, max_samples, X.shape[1])
         if ok and c != NULL:  # _gather_csr's zeros
             memset(s.columns, 0, max_samples * X.shape[1] * sizeof(float64_t))
+        if ok and has_entries:  # each tree's entries laid out here in turn
+            e_buf = <TreeEntry*>malloc(max(e_max, 1) * sizeof(TreeEntry))
+            ok = e_buf != NULL
         if ok:
             for t in range(seeds.shape[0]):
-                if has_entries:
-                    te.e = &e_all[0] + e_start[t]
-                    te.n = e_start[t + 1] - e_start[t]
+                if has_entries:  # the parts' columns in turn: column order
+                    e_end = e_buf
+                    for i in range(n_parts):
+                        e_end = _store_copy_tree(stores[i], e_t0 + t, e_end)
+                    te.e = e_buf
+                    te.n = e_end - e_buf
                 _build_axis_tree(X, c, &te if has_entries else NULL, seeds[t], max_samples,
                                  bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
                                  &missing[t, 0], &ranges[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)
+        free(e_buf)
+    free(stores)
     if not ok:
         raise MemoryError("not enough memory to build isolation trees")
 

@@ -130,8 +130,11 @@ def test_the_model_is_transferred_once_per_worker(client, table):
     assert sorted(loads.values()) == [1, 1], loads
     np.testing.assert_array_equal(first.to_numpy(), counting.score_samples(table))
     np.testing.assert_array_equal(second, counting.predict(table))
+    # the broadcast put it on both workers (the loads above); dask's active
+    # memory manager may since have dropped one replica (ReduceReplicas runs
+    # every 2 s), so only that it is still held somewhere is certain
     holders = client.who_has(scorer.model_ref)[scorer.model_ref.key]
-    assert len(holders) == 2
+    assert 1 <= len(holders) <= 2
 
 
 def test_without_a_client_the_threads_share_the_model(table, model):

@@ -395,7 +395,8 @@ def test_tree_entries_hold_each_trees_drawn_rows_and_large_subsamples_take_the_u
     source = base.SparseRows(csc).tree_entries(seeds, 40, True, empty, 9)
     rows = _isolation.draw_tree_rows(seeds, 300, 40, True, *empty, 9, 9)
     for t in range(len(seeds)):
-        mine = source.entries[source.start[t] : source.start[t + 1]]
+        mine = source.of_tree(t)
+        assert mine.shape[0] == sum(part.counts()[t] for part in source.parts)
         assert np.all(np.diff(mine["col"]) >= 0)  # in column order
         subsample = np.zeros((40, 9))
         subsample[mine["pos"], mine["col"]] = mine["val"]
@@ -475,3 +476,69 @@ def test_csr_zero_path_walk_on_a_sparse_matrix_and_only_in_the_heap_layout():
     Xd = rng.normal(size=(50, 4))
     Xd[rng.rand(50, 4) < 0.7] = 0.0
     np.testing.assert_array_equal(deep.score_samples(sp.csr_matrix(Xd)), deep.score_samples(Xd))
+
+
+@pytest.mark.parametrize("n_jobs", [2, 3])
+def test_csc_entries_taken_in_column_ranges_by_threads_give_the_dense_model(monkeypatch, n_jobs):
+    from anomaly_fast.forest import base
+
+    monkeypatch.setattr(base, "_MIN_THREAD_ENTRIES", 1)  # threads even for a small matrix
+    X = _sparse_data(11, n=400, d=13, density=0.15)
+    X[::7, 3] = np.nan
+    csc = sp.csc_matrix(X)
+    empty = (np.empty(0),) * 2
+    seeds = np.arange(1, 6, dtype=np.uint64)
+    source = base.SparseRows(csc).tree_entries(seeds, 64, False, empty, 13, n_jobs)
+    assert isinstance(source, base.TreeEntries) and len(source.parts) == n_jobs
+    single = base.SparseRows(csc).tree_entries(seeds, 64, False, empty, 13, None)
+    assert len(single.parts) == 1
+    for t in range(len(seeds)):  # the parts, in turn, are the one pass's entries
+        assert source.of_tree(t).tobytes() == single.of_tree(t).tobytes()  # NaN too
+    kw = dict(n_estimators=9, random_state=4, max_samples=64, n_jobs=n_jobs)
+    dense = IsolationForest(**kw).fit(X)
+    sparse = IsolationForest(**kw).fit(csc)
+    for key in ("nodes", "values", "missing", "ranges", "offsets", "depths"):
+        np.testing.assert_array_equal(getattr(sparse._forest, key), getattr(dense._forest, key))
+
+
+def test_csc_tree_entries_refuse_a_column_range_outside_the_matrix_and_foreign_parts():
+    from anomaly_fast import _isolation
+
+    csc = sp.csc_matrix(_sparse_data(2, n=50, d=4, density=0.3))
+    rows = _isolation.draw_tree_rows(np.arange(2, dtype=np.uint64), 50, 16, False, *(np.empty(0),) * 2, 4, 4)
+    draws = _isolation.csc_tree_draws(50, rows)
+    arrays = (csc.data, csc.indices, csc.indptr.astype(np.intp))
+    with pytest.raises(ValueError, match="out of range"):
+        _isolation.csc_tree_entries(*arrays, draws, 0, 5)
+    with pytest.raises(ValueError, match="out of range"):
+        _isolation.csc_tree_entries(*arrays, draws, 3, 2)
+    part = _isolation.csc_tree_entries(*arrays, draws, 0, 4)
+    assert part.counts().sum() == sum(csc[r].nnz for r in rows.ravel())
+    with pytest.raises(IndexError):
+        part.tree(2)
+
+
+def test_csc_columns_longer_than_a_take_block_give_the_dense_model_and_are_checked_to_their_end():
+    # _hand_out reads a column 1024 entries at a time: full columns of 3000 rows span three blocks
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(3000, 4))
+    X[rng.rand(3000, 4) < 0.5] = 0.0
+    X[:, 1] = rng.normal(size=3000)  # stored for every row
+    csc = sp.csc_matrix(X)
+    kw = dict(n_estimators=6, random_state=1, max_samples=512)
+    dense = IsolationForest(**kw).fit(X)
+    sparse = IsolationForest(**kw).fit(csc)
+    for key in ("nodes", "values", "ranges", "offsets"):
+        np.testing.assert_array_equal(getattr(sparse._forest, key), getattr(dense._forest, key))
+    for value, match in ((10**6, "out of range"), (-3, "out of range")):
+        bad = csc.copy()
+        start = bad.indptr[1]
+        bad.indices[start + 2500] = value  # in the column's third block
+        with pytest.raises(ValueError, match=match):
+            IsolationForest(**kw).fit(bad)
+    unsorted = csc.copy()
+    start = unsorted.indptr[1]
+    unsorted.indices[start + 2000 : start + 2002] = unsorted.indices[start + 2000 : start + 2002][::-1].copy()
+    unsorted.has_sorted_indices = False
+    fitted = IsolationForest(**kw).fit(unsorted)  # not canonical: converted whole
+    np.testing.assert_array_equal(fitted._forest.nodes, IsolationForest(**kw).fit(unsorted.toarray())._forest.nodes)

@@ -39,6 +39,7 @@ _FAST_PATH_MAX_ROWS = 1024  # small C-contiguous float batches skip validate_dat
 _CHUNKS_PER_THREAD = 8  # scoring chunks per thread (dynamic load balance)
 _MIN_ROWS_PER_THREAD = 2048  # below this a batch is scored on one thread
 _MAX_TREE_ENTRIES = 2**22  # beyond this many per-tree copies of stored entries, fit from the union of rows
+_MIN_THREAD_ENTRIES = 2**18  # stored entries per thread taking a CSC matrix's entries for the trees
 
 
 def average_path_length(n_samples: npt.ArrayLike) -> float | npt.NDArray[np.float64]:
@@ -154,43 +155,61 @@ class SparseRows:
         csr = _isolation.csc_take_rows(*arrays, n, mask)
         return self if csr is None else SparseRows._of_csr(csr, self.shape)
 
-    def tree_entries(self, seeds, max_samples, bootstrap, weights, max_features):
+    def tree_entries(self, seeds, max_samples, bootstrap, weights, max_features, n_jobs=None):
         """Each tree's subsample as its own stored entries
         (:class:`TreeEntries`, for the axis build kernel's sparse-aware
         node tests), taken from a CSC matrix in one compiled pass over its
-        row indices; :meth:`for_trees` when that would hold many copies of
-        the matrix's entries (large subsamples) or the matrix is not CSC."""
+        columns (ranges of columns in ``n_jobs`` threads for a large
+        matrix); :meth:`for_trees` when that would hold many copies of the
+        matrix's entries (large subsamples) or the matrix is not CSC."""
         n, d = self.shape
         if self._csr is not None or n >= 2**31:
             return self
         draws = len(seeds) * max_samples
-        if draws > 2 * n and self._csc.indptr[-1] * (draws / n) > _MAX_TREE_ENTRIES:
+        nnz = self._csc.indptr[-1]
+        if draws > 2 * n and nnz * (draws / n) > _MAX_TREE_ENTRIES:
             return self.for_trees(seeds, max_samples, bootstrap, weights, max_features)
         arrays = self._csc_arrays()
         rows = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
-        entries = _isolation.csc_tree_entries(*arrays, n, rows)
-        if entries is None:  # not canonical: converted whole
+        tree_draws = _isolation.csc_tree_draws(n, rows)
+        n_threads = 1 if n_jobs in (None, 1) else min(effective_n_jobs(n_jobs), d, max(1, nnz // _MIN_THREAD_ENTRIES))
+        # column ranges holding near-equal numbers of entries
+        bounds = np.unique(np.searchsorted(arrays[2], np.linspace(0, nnz, n_threads + 1)[1:-1]))
+        bounds = [0, *(int(b) for b in bounds if 0 < b < d), d]
+
+        def take(k):
+            return _isolation.csc_tree_entries(*arrays, tree_draws, bounds[k], bounds[k + 1])
+
+        if len(bounds) == 2:
+            parts = (take(0),)
+        else:
+            with ThreadPoolExecutor(len(bounds) - 1) as pool:
+                parts = tuple(pool.map(take, range(len(bounds) - 1)))
+        if any(part is None for part in parts):  # not canonical: converted whole
             return self
-        return TreeEntries(entries, self.shape)
+        return TreeEntries(parts, self.shape)
 
 
 class TreeEntries:
     """The subsample of every tree of a fit as the tree's stored entries
-    (:func:`anomaly_fast._isolation.csc_tree_entries`): ``start`` (one
-    offset per tree and one past the last) and ``entries`` (per entry its
-    column, the position of its row in the tree's subsample and its
-    value)."""
+    (:func:`anomaly_fast._isolation.csc_tree_entries`): ``parts``, one
+    ``TreeEntryChunks`` per range of columns in column order, hold per tree
+    its entries there (per entry its column, the position of its row in the
+    tree's subsample and its value) in column order."""
 
-    __slots__ = ("start", "entries", "shape")
+    __slots__ = ("parts", "shape")
 
-    def __init__(self, entries, shape):
-        self.start, self.entries = entries
+    def __init__(self, parts, shape):
+        self.parts = parts
         self.shape = shape
 
+    def of_tree(self, t):
+        """Tree t's entries, a ``TREE_ENTRY_DTYPE`` array."""
+        return np.concatenate([part.tree(t) for part in self.parts])
+
     def of_trees(self, trees):
-        """The arguments of the build kernel's ``entries`` for the trees of
-        the slice ``trees``."""
-        return self.start[trees.start : trees.stop + 1], self.entries, self.shape[0]
+        """The build kernel's ``entries`` for the trees of the slice ``trees``."""
+        return self.parts, trees.start
 
 
 def _canonical_csr(X):

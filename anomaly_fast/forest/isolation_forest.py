@@ -146,7 +146,7 @@ class IsolationForest(BaseIsolationForest):
 
     def _sparse_source(self, X, seeds, weights):
         # each tree's stored entries: the kernel tests features on them
-        return X.tree_entries(seeds, self.max_samples_, self.bootstrap, weights, self._max_features)
+        return X.tree_entries(seeds, self.max_samples_, self.bootstrap, weights, self._max_features, self.n_jobs)
 
     def _build(self, X, weights, seeds, arrays, rows, n_nodes, depths):
         entries = None
