@@ -185,7 +185,10 @@ class DaskScorer:
     With a ``dask.distributed`` client the model is scattered to every
     worker **once** (``client.scatter(model, broadcast=True)``), and every
     task names it by key instead of carrying a pickled copy; each partition
-    is then scored by the model's compiled kernels.  Results are lazy Dask
+    is then scored by the model's compiled kernels.  (While the cluster is
+    idle, dask's active memory manager, on by default, may drop all copies
+    but one; a worker that lost its copy fetches it again from a peer for
+    its next task: once per worker again, never once per task.)  Results are lazy Dask
     collections that keep the input's partitioning: a dask Array gives a 1-D
     dask Array chunked like its rows, a dask DataFrame gives a dask Series
     (or DataFrame, :meth:`score_frame`) with the same index and divisions.

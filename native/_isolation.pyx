@@ -830,9 +830,9 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
     is ``taken`` to the trees that drew the row (``slot_use``/``more_use`` of the row's slot, as
     csc_tree_entries sets them up), appending (column, position, value) to
     each tree's chunks (``cur``/``end``: where the tree's current chunk is
-    written / ends).  A block of a column's entries at a time: its taken
-    ones are first picked branch-free into a small buffer (in L1), whose
-    rows are then checked and handed out.  0, or -1 when a row index is out
+    written / ends).  A block of a column's entries at a time: its rows
+    are checked, its taken entries picked branch-free into a small buffer
+    (in L1) and handed out from there.  0, or -1 when a row index is out
     of range, -2 when a column's rows are not strictly increasing (not
     canonical), -3 without memory."""
     cdef float64_t buf_val[HAND_BLOCK]
@@ -842,29 +842,29 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
     cdef float64_t v
     cdef bint bad = False
     cdef TreeEntry* o
-    # A row index out of range is kept within the bitset (the mask) until
-    # its block is found bad, so that nothing reads past the row set.
-    cdef uintp_t mask = taken.n_bits - 1
     for c in range(col_lo, col_hi):
         p0 = indptr[c]
         p1 = indptr[c + 1]
         prev = -1
         while p0 < p1:
             pe = p0 + HAND_BLOCK if p1 - p0 > HAND_BLOCK else p1
+            # The block's rows are checked first, in a loop that vectorizes:
+            # strictly increasing from the block before (prev, -1 at a
+            # column's start), so in range when the first and last are.
+            bad = indices[p0] <= prev
+            for p in range(p0 + 1, pe):
+                bad |= indices[p] <= indices[p - 1]
+            bad |= indices[pe - 1] >= n_rows
+            if bad:
+                return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
+            prev = <intp_t>indices[pe - 1]
+            # then its taken entries are picked, branch-free
             k = 0
             for p in range(p0, pe):
                 r = <intp_t>indices[p]
-                bad |= r <= prev
-                prev = r
-                r = <intp_t>(<uintp_t>r & mask)
                 buf_val[k] = <float64_t>data[p]
                 buf_row[k] = <int32_t>r
                 k += _rowset_has(taken, r)
-            # strictly increasing so far: in range when the first and the
-            # latest are
-            bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
-            if bad:
-                return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
             for i in range(k):  # the slots, whose uses are asked for early
                 s = _rank_below(taken.bits, taken.rank, buf_row[i])
                 buf_row[i] = <int32_t>s
