@@ -927,8 +927,11 @@ def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows):
     draws.n_trees = n_trees
     draws.n_draw = n_rows
     draws.n_subsample = m
+    drawn = np.asarray(tree_rows).ravel()
+    if drawn.shape[0] > 0 and (drawn.min() < 0 or drawn.max() >= n_rows):
+        raise ValueError(f"tree_rows must be rows of range({n_rows})")
     mask = np.zeros(n_rows, dtype=np.uint8)
-    mask[np.asarray(tree_rows).ravel()] = 1
+    mask[drawn] = 1
     draws.taken = _Taken()
     _row_set(draws.taken, n_rows, mask)
     cdef intp_t n_slots = draws.taken.n_slots

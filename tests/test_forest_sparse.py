@@ -512,6 +512,11 @@ def test_csc_tree_entries_refuse_a_column_range_outside_the_matrix_and_foreign_p
         _isolation.csc_tree_entries(*arrays, draws, 0, 5)
     with pytest.raises(ValueError, match="out of range"):
         _isolation.csc_tree_entries(*arrays, draws, 3, 2)
+    for outside in (-1, 50):  # a drawn row outside range(50) is refused, never read
+        bad_rows = rows.copy()
+        bad_rows[1, 3] = outside
+        with pytest.raises(ValueError, match="range"):
+            _isolation.csc_tree_draws(50, bad_rows)
     part = _isolation.csc_tree_entries(*arrays, draws, 0, 4)
     assert part.counts().sum() == sum(csc[r].nnz for r in rows.ravel())
     with pytest.raises(IndexError):
