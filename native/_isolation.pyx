@@ -21,7 +21,7 @@
 import numpy as np
 cimport cython
 
-from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, fmax, fmin, signbit, INFINITY
+from libc.math cimport log, exp2, sqrt, nextafter, isfinite, fabs, fmax, fmin, INFINITY
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
 from libc.stdint cimport uint8_t
@@ -522,11 +522,23 @@ cdef struct RowSet:
     # n / 16 bytes), not a lookup in an n-entry table.
     const uint64_t* bits
     const intp_t* rank
-    intp_t n_bits  # bits in ``bits``: a power of two
 
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
     return (t.bits[r >> 6] >> (r & 63)) & 1
+
+
+cdef inline bint _rows_bad(const csc_index_t* indices, intp_t p0, intp_t p1, intp_t prev,
+                          intp_t n_rows) noexcept nogil:
+    """Whether the row indices indices[p0:p1] (p1 > p0) of a CSC column fail
+    the take's checks: strictly increasing from ``prev`` (-1 at the column's
+    start), so in range when the first and last are.  A loop that
+    vectorizes; run before the rows are used (_bad_column says why)."""
+    cdef intp_t p
+    cdef bint bad = indices[p0] <= prev
+    for p in range(p0 + 1, p1):
+        bad |= indices[p] <= indices[p - 1]
+    return bad | (indices[p1 - 1] >= n_rows)
 
 
 cdef int _bad_column(const csc_index_t* indices, intp_t p0, intp_t p1, intp_t n_rows) noexcept nogil:
@@ -543,30 +555,22 @@ cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n
                       intp_t n_rows, const RowSet* taken, intp_t* entry_pos,
                       int32_t* entry_row) noexcept nogil:
     """Positions (and rows) of the CSC matrix's entries whose row is
-    ``taken``, in column order; branch-free but for the checks (per column).
+    ``taken``, in column order; each column's rows checked (_rows_bad), then
+    picked branch-free.
     ``entry_pos``/``entry_row`` have room for one more entry than are
     taken.  Returns how many, -1 when a row index is out of range, -2 when a
     column's rows are not strictly increasing (not canonical)."""
-    cdef intp_t c, p, r, prev, k = 0
-    cdef bint bad = False
-    # A row index out of range reads a bit within the bitset (the mask); the
-    # count is then wrong, but the column is found bad and the count dropped.
-    cdef uintp_t mask = taken.n_bits - 1
+    cdef intp_t c, p, r, k = 0
     for c in range(n_cols):
         if indptr[c + 1] == indptr[c]:
             continue
-        prev = -1
+        if _rows_bad(indices, indptr[c], indptr[c + 1], -1, n_rows):
+            return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
         for p in range(indptr[c], indptr[c + 1]):
             r = <intp_t>indices[p]
-            bad |= r <= prev
-            prev = r
             entry_pos[k] = p
             entry_row[k] = <int32_t>r
-            k += _rowset_has(taken, <intp_t>(<uintp_t>r & mask))
-        # strictly increasing: in range when the first and last are
-        bad |= (indices[indptr[c]] < 0) | (prev >= n_rows)
-        if bad:
-            return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
+            k += _rowset_has(taken, r)
     return k
 
 
@@ -607,7 +611,6 @@ cdef void _row_set(_Taken taken, intp_t n_rows, mask) except *:
     taken.n_slots = rank[n_words - 1]
     taken.rows.bits = &bits[0]
     taken.rows.rank = &rank[0]
-    taken.rows.n_bits = n_words * 64
 
 
 cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indptr, intp_t n_rows,
@@ -728,7 +731,9 @@ cdef inline TreeEntry* _store_chunk(const ChunkStore* st, intp_t c) noexcept nog
 
 
 cdef TreeEntry* _store_new_chunk(ChunkStore* st, intp_t t) noexcept nogil:
-    """A new chunk at the end of tree t's chain; NULL without memory."""
+    """A new chunk at the end of tree t's chain, asked for when its last
+    one is full (counted in count[t]; the writer adds the entries of the
+    last one when done); NULL without memory."""
     cdef intp_t c = st.n_chunks, cap
     cdef void* grown
     if c >= st.next_cap:
@@ -758,6 +763,7 @@ cdef TreeEntry* _store_new_chunk(ChunkStore* st, intp_t t) noexcept nogil:
         st.first[t] = <int32_t>c
     else:
         st.next[st.last[t]] = <int32_t>c
+        st.count[t] += 1 << CHUNK_SHIFT
     st.last[t] = <int32_t>c
     return _store_chunk(st, c)
 
@@ -822,6 +828,24 @@ cdef class TreeEntryChunks:
         return out[: self.st.count[t]]
 
 
+cdef inline bint _append_entry(ChunkStore* chunks, TreeEntry** cur, TreeEntry** end, intp_t t,
+                               int32_t col, int32_t pos, float64_t val) noexcept nogil:
+    """Append (col, pos, val) to tree t's chunks, where ``cur[t]`` is
+    written up to ``end[t]``; False without memory."""
+    cdef TreeEntry* o = cur[t]
+    if o == end[t]:
+        o = _store_new_chunk(chunks, t)
+        if o == NULL:
+            return False
+        end[t] = o + (1 << CHUNK_SHIFT)
+    _prefetch_write(o + 4)  # the tree's next cache line: no wait when it gets there
+    o.col = col
+    o.pos = pos
+    o.val = val
+    cur[t] = o + 1
+    return True
+
+
 cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const intp_t* indptr,
                    intp_t col_lo, intp_t col_hi, intp_t n_rows, const RowSet* taken, const int32_t* slot_use,
                    const int32_t* more_use, ChunkStore* chunks, TreeEntry** cur,
@@ -837,25 +861,17 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
     canonical), -3 without memory."""
     cdef float64_t buf_val[HAND_BLOCK]
     cdef int32_t buf_row[HAND_BLOCK]  # the rows, then their slots
-    cdef intp_t c, p, p0, p1, pe, r, prev, k, i, s, t, u, u_end
+    cdef intp_t c, p, p0, p1, pe, r, prev, k, i, s, u
     cdef int32_t use
     cdef float64_t v
-    cdef bint bad = False
-    cdef TreeEntry* o
     for c in range(col_lo, col_hi):
         p0 = indptr[c]
         p1 = indptr[c + 1]
         prev = -1
         while p0 < p1:
             pe = p0 + HAND_BLOCK if p1 - p0 > HAND_BLOCK else p1
-            # The block's rows are checked first, in a loop that vectorizes:
-            # strictly increasing from the block before (prev, -1 at a
-            # column's start), so in range when the first and last are.
-            bad = indices[p0] <= prev
-            for p in range(p0 + 1, pe):
-                bad |= indices[p] <= indices[p - 1]
-            bad |= indices[pe - 1] >= n_rows
-            if bad:
+            # the block's rows are checked first, continuing from the block before
+            if _rows_bad(indices, p0, pe, prev, n_rows):
                 return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
             prev = <intp_t>indices[pe - 1]
             # then its taken entries are picked, branch-free
@@ -874,33 +890,12 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
                 v = buf_val[i]
                 use = slot_use[2 * s]
                 if use >= 0:  # the row is drawn once
-                    t = use
-                    o = cur[t]
-                    if o == end[t]:
-                        o = _store_new_chunk(chunks, t)
-                        if o == NULL:
-                            return -3
-                        end[t] = o + (1 << CHUNK_SHIFT)
-                    _prefetch_write(o + 4)  # the tree's next cache line: no wait when it gets there
-                    o.col = <int32_t>c
-                    o.pos = slot_use[2 * s + 1]
-                    o.val = v
-                    cur[t] = o + 1
+                    if not _append_entry(chunks, cur, end, use, <int32_t>c, slot_use[2 * s + 1], v):
+                        return -3
                     continue
-                u_end = -1 - use + slot_use[2 * s + 1]
-                for u in range(-1 - use, u_end):
-                    t = more_use[2 * u]
-                    o = cur[t]
-                    if o == end[t]:
-                        o = _store_new_chunk(chunks, t)
-                        if o == NULL:
-                            return -3
-                        end[t] = o + (1 << CHUNK_SHIFT)
-                    _prefetch_write(o + 4)
-                    o.col = <int32_t>c
-                    o.pos = more_use[2 * u + 1]
-                    o.val = v
-                    cur[t] = o + 1
+                for u in range(-1 - use, -1 - use + slot_use[2 * s + 1]):
+                    if not _append_entry(chunks, cur, end, more_use[2 * u], <int32_t>c, more_use[2 * u + 1], v):
+                        return -3
             p0 = pe
     return 0
 
@@ -977,7 +972,7 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
     ``indptr`` checked as for csc_take_rows, row indices checked here."""
     cdef intp_t n_trees = draws.n_trees, n_rows = draws.n_draw
     cdef intp_t n_cols = indptr.shape[0] - 1
-    cdef intp_t t, s, u
+    cdef intp_t t
     cdef int status = 0
     if not 0 <= col_lo <= col_hi <= n_cols:
         raise ValueError(f"columns {col_lo}:{col_hi} out of range for {n_cols} columns")
@@ -999,14 +994,9 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
         if col_hi > col_lo and n_rows > 0 and indptr[col_hi] > indptr[col_lo]:
             status = _hand_out(&data[0], &indices[0], &indptr[0], col_lo, col_hi, n_rows, rows,
                                &slot_use[0, 0], &more_use[0, 0], st, cur, end)
-        for t in range(n_trees):  # full chunks, then the part of the last one written
+        for t in range(n_trees):  # the full chunks are counted: add the last one's entries
             if st.last[t] >= 0:
-                s = 0
-                u = st.first[t]
-                while u != st.last[t]:
-                    s += 1
-                    u = st.next[u]
-                st.count[t] = (s << CHUNK_SHIFT) + (cur[t] - _store_chunk(st, st.last[t]))
+                st.count[t] += cur[t] - _store_chunk(st, st.last[t])
     free(cur)
     free(end)
     if status == -1:
