@@ -70,6 +70,7 @@ def csc_tree_entries(
     col_lo: int,
     col_hi: int,
 ) -> TreeEntryChunks | None: ...
+def _slots_popcnt(wanted: bool) -> bool: ...
 
 class TreeDraws:
     @property

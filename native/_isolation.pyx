@@ -506,6 +506,59 @@ cdef extern from *:
         __builtin_prefetch(address);
     #endif
     }
+    /* rows[:k], rows of the bitset, replaced by their slots (rank), each
+       slot's two int32 uses asked for early (prefetched); with the popcnt
+       instruction where the CPU has one (the baseline x86-64 target has none) */
+    #define AF_SLOTS_BODY(POPCOUNT)                                              \
+        Py_ssize_t i, r, s;                                                      \
+        for (i = 0; i < k; i++) {                                                \
+            r = rows[i];                                                         \
+            s = rank[r >> 6] + POPCOUNT(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1)); \
+            rows[i] = (int32_t)s;                                                \
+            af_prefetch(&slot_use[2 * s]);                                       \
+        }
+    static void af_slots_plain(int32_t* rows, Py_ssize_t k, const uint64_t* bits,
+                               const Py_ssize_t* rank, const int32_t* slot_use) {
+        AF_SLOTS_BODY(af_popcount64)
+    }
+    #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__)) && !defined(__POPCNT__)
+    #define AF_SLOTS_DISPATCH 1
+    __attribute__((target("popcnt"))) static void af_slots_popcnt(
+            int32_t* rows, Py_ssize_t k, const uint64_t* bits, const Py_ssize_t* rank,
+            const int32_t* slot_use) {
+        AF_SLOTS_BODY(__builtin_popcountll)
+    }
+    static int af_have_popcnt = -1;  /* set once; threads racing set the same value */
+    #endif
+    static inline void af_slots(int32_t* rows, Py_ssize_t k, const uint64_t* bits,
+                                const Py_ssize_t* rank, const int32_t* slot_use) {
+    #if defined(AF_SLOTS_DISPATCH)
+        if (af_have_popcnt < 0) {
+            __builtin_cpu_init();
+            af_have_popcnt = __builtin_cpu_supports("popcnt") != 0;
+        }
+        if (af_have_popcnt) {
+            af_slots_popcnt(rows, k, bits, rank, slot_use);
+            return;
+        }
+    #endif
+        af_slots_plain(rows, k, bits, rank, slot_use);
+    }
+    /* tests: use the popcnt copy (when the CPU has it) or not; whether it was */
+    static int af_slots_use_popcnt(int wanted) {
+    #if defined(AF_SLOTS_DISPATCH)
+        int was;
+        __builtin_cpu_init();
+        if (af_have_popcnt < 0)  /* not chosen yet: as at first use */
+            af_have_popcnt = __builtin_cpu_supports("popcnt") != 0;
+        was = af_have_popcnt;
+        af_have_popcnt = wanted && __builtin_cpu_supports("popcnt");
+        return was;
+    #else
+        (void)wanted;
+        return 0;
+    #endif
+    }
     """
     int _popcount64 "af_popcount64"(uint64_t x) noexcept nogil
     int _rank_below "af_rank_below"(const uint64_t* bits, const intp_t* rank, intp_t r) noexcept nogil
@@ -513,6 +566,9 @@ cdef extern from *:
     void _prefetch_write "af_prefetch_write"(const void* address) noexcept nogil
     bint _plain_value "af_plain_value"(float64_t v) noexcept nogil
     void* _alloc_filled "af_alloc_filled"(size_t size, int huge) noexcept nogil
+    int _slots_use_popcnt "af_slots_use_popcnt"(int wanted) noexcept nogil
+    void _slots "af_slots"(int32_t* rows, intp_t k, const uint64_t* bits, const intp_t* rank,
+                           const int32_t* slot_use) noexcept nogil
 
 
 cdef struct RowSet:
@@ -522,6 +578,7 @@ cdef struct RowSet:
     # n / 16 bytes), not a lookup in an n-entry table.
     const uint64_t* bits
     const intp_t* rank
+    intp_t word_mask  # words - 1 (a power of two): any index masked with it is a word
 
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
@@ -611,6 +668,7 @@ cdef void _row_set(_Taken taken, intp_t n_rows, mask) except *:
     taken.n_slots = rank[n_words - 1]
     taken.rows.bits = &bits[0]
     taken.rows.rank = &rank[0]
+    taken.rows.word_mask = n_words - 1
 
 
 cdef _Taken _take_entries(const csc_index_t[::1] indices, const intp_t[::1] indptr, intp_t n_rows,
@@ -854,9 +912,9 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
     is ``taken`` to the trees that drew the row (``slot_use``/``more_use`` of the row's slot, as
     csc_tree_entries sets them up), appending (column, position, value) to
     each tree's chunks (``cur``/``end``: where the tree's current chunk is
-    written / ends).  A block of a column's entries at a time: its rows
-    are checked, its taken entries picked branch-free into a small buffer
-    (in L1) and handed out from there.  0, or -1 when a row index is out
+    written / ends).  A block of a column's entries at a time: its taken
+    entries are picked branch-free into a small buffer (in L1) in the loop
+    that checks its rows, and handed out from there once they pass.  0, or -1 when a row index is out
     of range, -2 when a column's rows are not strictly increasing (not
     canonical), -3 without memory."""
     cdef float64_t buf_val[HAND_BLOCK]
@@ -864,27 +922,28 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
     cdef intp_t c, p, p0, p1, pe, r, prev, k, i, s, u
     cdef int32_t use
     cdef float64_t v
+    cdef bint bad
     for c in range(col_lo, col_hi):
         p0 = indptr[c]
         p1 = indptr[c + 1]
         prev = -1
         while p0 < p1:
             pe = p0 + HAND_BLOCK if p1 - p0 > HAND_BLOCK else p1
-            # the block's rows are checked first, continuing from the block before
-            if _rows_bad(indices, p0, pe, prev, n_rows):
-                return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
-            prev = <intp_t>indices[pe - 1]
-            # then its taken entries are picked, branch-free
+            # its taken entries picked branch-free, as its rows are checked
+            # (strictly increasing from the block before); until they pass,
+            # a row only reads the bitset at a word masked into range
             k = 0
+            bad = False
             for p in range(p0, pe):
                 r = <intp_t>indices[p]
+                bad |= r <= prev
+                prev = r
                 buf_val[k] = <float64_t>data[p]
                 buf_row[k] = <int32_t>r
-                k += _rowset_has(taken, r)
-            for i in range(k):  # the slots, whose uses are asked for early
-                s = _rank_below(taken.bits, taken.rank, buf_row[i])
-                buf_row[i] = <int32_t>s
-                _prefetch(&slot_use[2 * s])
+                k += (taken.bits[(r >> 6) & taken.word_mask] >> (r & 63)) & 1
+            if bad | (prev >= n_rows):
+                return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
+            _slots(buf_row, k, taken.bits, taken.rank, slot_use)  # their uses asked for early
             for i in range(k):
                 s = buf_row[i]
                 v = buf_val[i]
@@ -898,6 +957,13 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
                         return -3
             p0 = pe
     return 0
+
+
+def _slots_popcnt(bint wanted):
+    """Tests: whether csc_tree_entries ranks rows with the popcnt
+    instruction (where the CPU has it, chosen at first use) or the portable
+    code; returns whether it did."""
+    return bool(_slots_use_popcnt(wanted))
 
 
 @cython.final

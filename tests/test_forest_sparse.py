@@ -535,11 +535,12 @@ def test_csc_columns_longer_than_a_take_block_give_the_dense_model_and_are_check
     sparse = IsolationForest(**kw).fit(csc)
     for key in ("nodes", "values", "ranges", "offsets"):
         np.testing.assert_array_equal(getattr(sparse._forest, key), getattr(dense._forest, key))
-    for value, match in ((10**6, "out of range"), (-3, "out of range")):
+    for value, index_dtype in ((10**6, np.int32), (-3, np.int32), (2**40, np.int64), (-(2**40), np.int64)):
         bad = csc.copy()
+        bad.indices = bad.indices.astype(index_dtype)
         start = bad.indptr[1]
-        bad.indices[start + 2500] = value  # in the column's third block
-        with pytest.raises(ValueError, match=match):
+        bad.indices[start + 2500] = value  # inside the column's third block, read before it is checked
+        with pytest.raises(ValueError, match="out of range"):
             IsolationForest(**kw).fit(bad)
     unsorted = csc.copy()
     start = unsorted.indptr[1]
@@ -547,3 +548,25 @@ def test_csc_columns_longer_than_a_take_block_give_the_dense_model_and_are_check
     unsorted.has_sorted_indices = False
     fitted = IsolationForest(**kw).fit(unsorted)  # not canonical: converted whole
     np.testing.assert_array_equal(fitted._forest.nodes, IsolationForest(**kw).fit(unsorted.toarray())._forest.nodes)
+
+
+def test_csc_tree_entries_rank_rows_alike_with_and_without_the_popcnt_instruction():
+    # the slots of taken rows are ranks in a bitset: with the CPU's popcnt where it has
+    # one (chosen at first use), else portable code; both must hand out the same entries
+    from anomaly_fast import _isolation
+
+    X = _sparse_data(5, n=3000, d=40, density=0.2)
+    csc = sp.csc_matrix(X)
+    rows = _isolation.draw_tree_rows(np.arange(1, 8, dtype=np.uint64), 3000, 256, False, *(np.empty(0),) * 2, 40, 40)
+    draws = _isolation.csc_tree_draws(3000, rows)
+    arrays = (csc.data, csc.indices, csc.indptr.astype(np.intp))
+    was = _isolation._slots_popcnt(False)
+    try:
+        portable = _isolation.csc_tree_entries(*arrays, draws, 0, 40)
+        _isolation._slots_popcnt(True)
+        native = _isolation.csc_tree_entries(*arrays, draws, 0, 40)
+    finally:
+        _isolation._slots_popcnt(was)
+    for t in range(7):
+        assert portable.tree(t).tobytes() == native.tree(t).tobytes()
+        assert portable.tree(t).shape[0] == sum(csc[r].nnz for r in rows[t])
