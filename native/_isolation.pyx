@@ -206,6 +206,7 @@ cdef struct BuildScratch:
     int32_t* features   # features this tree may split on (first n_tree_features)
     unsigned char* has_missing  # per tree feature: the subsample holds a NaN in it
     int32_t* candidates # scratch list of candidate features in a node
+    int32_t* picks      # the candidates a node rejected, in turn (to restore the list)
     intp_t* stack       # pending nodes: (node, start, end, depth) quadruples
     # axis trees built from their own stored entries (TreeEntries):
     intp_t* col_start   # per data feature: where its entries start (n_features + 1)
@@ -230,6 +231,7 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     s.features = <int32_t*>malloc(d * sizeof(int32_t))
     s.has_missing = <unsigned char*>malloc(d + 1)
     s.candidates = <int32_t*>malloc(d * sizeof(int32_t))
+    s.picks = <int32_t*>malloc(d * sizeof(int32_t))
     s.stack = <intp_t*>malloc(4 * (2 * m + 2) * sizeof(intp_t))
     s.col_start = <intp_t*>malloc((d + 1) * sizeof(intp_t))
     s.where = <intp_t*>malloc(m * sizeof(intp_t))
@@ -238,7 +240,7 @@ cdef bint _scratch_alloc(BuildScratch* s, intp_t m, intp_t d) noexcept nogil:
     return (s.col_start != NULL and s.where != NULL and s.key != NULL and s.rows != NULL and s.table != NULL and s.order != NULL and s.spare != NULL
             and s.columns != NULL
             and s.proj != NULL and s.lo != NULL and s.hi != NULL and s.features != NULL
-            and s.candidates != NULL and s.stack != NULL and s.has_missing != NULL
+            and s.candidates != NULL and s.picks != NULL and s.stack != NULL and s.has_missing != NULL
             and s.sd != NULL and s.mean != NULL and s.position != NULL)
 
 
@@ -257,6 +259,7 @@ cdef void _scratch_free(BuildScratch* s) noexcept nogil:
     free(s.features)
     free(s.has_missing)
     free(s.candidates)
+    free(s.picks)
     free(s.stack)
     free(s.col_start)
     free(s.where)
@@ -838,6 +841,49 @@ cdef TreeEntry* _store_copy_tree(const ChunkStore* st, intp_t t, TreeEntry* out)
     return out
 
 
+cdef enum:
+    SPARE_SLABS = 16  # large-page slabs kept for the next take (32 MiB at most)
+
+# Slabs of large pages that taken entries freed, for the next take: the
+# kernel zeroes a fresh page on first touch (about 1 ms of a 10 ms take of
+# 8 MiB), a kept one is written over.  Only touched with the GIL held (when
+# a TreeEntryChunks is freed, before a take releases it).
+cdef TreeEntry* _spare_slabs[SPARE_SLABS]
+cdef intp_t _n_spare = 0
+cdef intp_t _spare_cap = SPARE_SLABS
+
+
+cdef void _take_spare_slabs(ChunkStore* st, intp_t wanted) noexcept:
+    """Give a new store of large-page slabs up to ``wanted`` kept ones
+    (with the GIL); without memory for the list it simply gets none."""
+    global _n_spare
+    wanted = min(wanted, _n_spare)
+    if wanted <= 0 or not st.huge or st.slabs != NULL:
+        return
+    st.slabs = <TreeEntry**>malloc(SPARE_SLABS * sizeof(TreeEntry*))
+    if st.slabs == NULL:
+        return
+    st.slabs_cap = SPARE_SLABS
+    while st.n_slabs < wanted:
+        _n_spare -= 1
+        st.slabs[st.n_slabs] = _spare_slabs[_n_spare]
+        st.n_slabs += 1
+
+
+def _spare_slabs_kept(cap=None):
+    """Tests: how many freed slabs are kept for the next take; ``cap`` (0 to
+    SPARE_SLABS) sets how many may be from now on, freeing any beyond it."""
+    global _spare_cap, _n_spare
+    if cap is not None:
+        if not 0 <= cap <= SPARE_SLABS:
+            raise ValueError(f"cap must be in [0, {SPARE_SLABS}]")
+        _spare_cap = cap
+        while _n_spare > _spare_cap:
+            _n_spare -= 1
+            free(_spare_slabs[_n_spare])
+    return int(_n_spare)
+
+
 @cython.final
 cdef class TreeEntryChunks:
     """Each tree's stored entries (TreeEntry, in column order) in a range
@@ -863,9 +909,14 @@ cdef class TreeEntryChunks:
 
     def __dealloc__(self):
         cdef intp_t i
+        global _n_spare
         if self.st.slabs != NULL:
-            for i in range(self.st.n_slabs):
-                free(self.st.slabs[i])
+            for i in range(self.st.n_slabs):  # kept for the next take, or freed
+                if self.st.huge and _n_spare < _spare_cap:
+                    _spare_slabs[_n_spare] = self.st.slabs[i]
+                    _n_spare += 1
+                else:
+                    free(self.st.slabs[i])
         free(self.st.slabs)
         free(self.st.next)
         free(self.st.first)
@@ -1046,10 +1097,12 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
     cdef const int32_t[:, ::1] more_use = draws.more_use_arr
     cdef const RowSet* rows = &draws.taken.rows
     # large pages when the entries should fill several (their expected count)
-    cdef bint huge = (<double>draws.n_trees * draws.n_subsample * (indptr[col_hi] - indptr[col_lo])
-                      / max(n_rows, 1) > 2.0 * (1 << (SLAB_SHIFT + CHUNK_SHIFT)))
+    cdef double expected = (<double>draws.n_trees * draws.n_subsample * (indptr[col_hi] - indptr[col_lo])
+                            / max(n_rows, 1))
+    cdef bint huge = expected > 2.0 * (1 << (SLAB_SHIFT + CHUNK_SHIFT))
     cdef TreeEntryChunks chunks = TreeEntryChunks(n_trees, n_rows, huge)
     cdef ChunkStore* st = &chunks.st
+    _take_spare_slabs(st, 1 + <intp_t>(expected / (1 << (SLAB_SHIFT + CHUNK_SHIFT))))
     cdef TreeEntry** cur = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
     cdef TreeEntry** end = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
     if cur == NULL or end == NULL:
@@ -1326,6 +1379,11 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
     else:
         _gather(X, s, m, n_tree_features)
 
+    # Each node draws features without replacement from the candidates in
+    # this order; the few places a node's draws change are put back after
+    # it, instead of writing all n_tree_features again per node.
+    for i in range(n_tree_features):
+        s.candidates[i] = <int32_t>i
     _push(s.stack, &top, 0, 0, m, 0)  # the root holds the whole subsample
     while top > 0:
         _pop(s.stack, &top, &node, &start, &end, &depth)
@@ -1339,8 +1397,6 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
             missing[node] = 0
             continue
         # Draw features without replacement until one is not constant here.
-        for i in range(n_tree_features):
-            s.candidates[i] = <int32_t>i
         n_cand = n_tree_features
         f = -1
         while n_cand > 0:
@@ -1367,9 +1423,15 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
                 f = s.candidates[pick]
                 break
             n_cand -= 1
+            s.picks[n_tree_features - 1 - n_cand] = <int32_t>pick
             tmp = s.candidates[pick]
             s.candidates[pick] = s.candidates[n_cand]
             s.candidates[n_cand] = tmp
+        # the rejected picks and the tail they were swapped into: in order again
+        for i in range(n_tree_features - n_cand):
+            s.candidates[s.picks[i]] = s.picks[i]
+        for i in range(n_cand, n_tree_features):
+            s.candidates[i] = <int32_t>i
         if f < 0:  # all points in this node are identical
             _make_axis_leaf(nodes, values, node, depth, size)
             missing[node] = 0
@@ -3467,3 +3529,4 @@ def hyperplane_explain(const HyperplaneNode[::1] nodes, const float64_t[::1] val
                             &X[0, 0], X.shape[0], X.shape[1], denominator,
                             &scores[0], &phi[0, 0], share)
     free(share)
+

@@ -570,3 +570,39 @@ def test_csc_tree_entries_rank_rows_alike_with_and_without_the_popcnt_instructio
     for t in range(7):
         assert portable.tree(t).tobytes() == native.tree(t).tobytes()
         assert portable.tree(t).shape[0] == sum(csc[r].nnz for r in rows[t])
+
+
+def test_a_sparse_fit_reuses_the_slabs_the_last_one_freed_and_keeps_at_most_its_cap():
+    # the trees' entries fill 2 MiB slabs; freed ones are kept for the next take (the
+    # kernel zeroes a fresh page on first touch): the same models, kept or not
+    from anomaly_fast import _isolation
+
+    X = _sparse_data(8, n=3000, d=40, density=0.5)  # 100 trees x 256 rows x ~20 entries: 8 MiB
+    csc = sp.csc_matrix(X)
+    kw = dict(n_estimators=100, random_state=2)
+    cap = _isolation._spare_slabs_kept()
+    try:
+        _isolation._spare_slabs_kept(0)
+        assert _isolation._spare_slabs_kept() == 0
+        fresh = IsolationForest(**kw).fit(csc)
+        assert _isolation._spare_slabs_kept() == 0  # none kept under a cap of 0
+        _isolation._spare_slabs_kept(16)
+        IsolationForest(**kw).fit(csc)
+        kept = _isolation._spare_slabs_kept()
+        assert 2 <= kept <= 16
+        rows = _isolation.draw_tree_rows(np.arange(100, dtype=np.uint64), 3000, 256, False, *(np.empty(0),) * 2, 40, 40)
+        arrays = (csc.data, csc.indices, csc.indptr.astype(np.intp))
+        part = _isolation.csc_tree_entries(*arrays, _isolation.csc_tree_draws(3000, rows), 0, 40)
+        assert _isolation._spare_slabs_kept() < kept  # the take holds kept slabs
+        assert part.tree(7).shape[0] == sum(csc[r].nnz for r in rows[7])
+        del part
+        assert kept <= _isolation._spare_slabs_kept() <= 16  # and gives them back
+        again = IsolationForest(**kw).fit(csc)  # written over kept slabs
+        for key in ("nodes", "values", "ranges", "offsets"):
+            np.testing.assert_array_equal(getattr(again._forest, key), getattr(fresh._forest, key))
+        _isolation._spare_slabs_kept(1)  # a lower cap frees the rest
+        assert _isolation._spare_slabs_kept() == 1
+        with pytest.raises(ValueError, match="cap"):
+            _isolation._spare_slabs_kept(17)
+    finally:
+        _isolation._spare_slabs_kept(cap)
