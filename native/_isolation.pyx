@@ -653,18 +653,23 @@ cdef class _Taken:
     cdef object bits_arr, rank_arr
 
 
-cdef void _row_set(_Taken taken, intp_t n_rows, mask) except *:
+cdef void _row_set(_Taken taken, intp_t n_rows, mask, const int32_t* drawn=NULL,
+                   intp_t n_drawn=0) except *:
     """Set ``taken``'s row set (bits, ranks, n_slots) to the rows where the
-    uint8 ``mask`` is 1."""
+    uint8 ``mask`` is 1, or (``mask`` None) to the rows drawn[:n_drawn] (of
+    range(n_rows), checked by the caller)."""
     cdef intp_t i
     cdef intp_t n_words = 1  # a power of two whose last word holds no row: rank's end
     while (n_words - 1) * 64 < n_rows:
         n_words *= 2
     taken.bits_arr = np.zeros(n_words, dtype=np.uint64)
-    packed = np.packbits(mask, bitorder="little")
-    taken.bits_arr.view(np.uint8)[: packed.shape[0]] = packed
+    if mask is not None:
+        packed = np.packbits(mask, bitorder="little")
+        taken.bits_arr.view(np.uint8)[: packed.shape[0]] = packed
     taken.rank_arr = np.zeros(n_words, dtype=np.intp)
-    cdef const uint64_t[::1] bits = taken.bits_arr
+    cdef uint64_t[::1] bits = taken.bits_arr
+    for i in range(n_drawn):
+        bits[drawn[i] >> 6] |= (<uint64_t>1) << (drawn[i] & 63)
     cdef intp_t[::1] rank = taken.rank_arr
     for i in range(n_words - 1):  # rank of each word's first bit
         rank[i + 1] = rank[i] + _popcount64(bits[i])
@@ -827,6 +832,32 @@ cdef TreeEntry* _store_new_chunk(ChunkStore* st, intp_t t) noexcept nogil:
         st.count[t] += 1 << CHUNK_SHIFT
     st.last[t] = <int32_t>c
     return _store_chunk(st, c)
+
+
+cdef TreeEntry* _store_copy_scan(const ChunkStore* st, intp_t t, TreeEntry* out, const TreeEntry* first,
+                                 intp_t* col_start, bint* plain) noexcept nogil:
+    """_store_copy_tree for a build, to ``out`` of the tree's entries from
+    ``first``: as it copies, each entry's column end ``col_start[col + 1]``
+    is set (entries come in column order: the last of a column sets it, a
+    store per entry and no count to read back; ``col_start`` zeroed before)
+    and ``plain`` cleared unless every value is plain (_plain_value)."""
+    cdef intp_t c = st.first[t], left = st.count[t], n, j
+    cdef intp_t e = out - first
+    cdef const TreeEntry* src
+    cdef bint ok = plain[0]
+    while left > 0:
+        n = min(left, 1 << CHUNK_SHIFT)
+        src = _store_chunk(st, c)
+        for j in range(n):
+            out[j] = src[j]
+            ok &= _plain_value(src[j].val)
+            col_start[src[j].col + 1] = e + j + 1
+        out += n
+        e += n
+        left -= n
+        c = st.next[c]
+    plain[0] = ok
+    return out
 
 
 cdef TreeEntry* _store_copy_tree(const ChunkStore* st, intp_t t, TreeEntry* out) noexcept nogil:
@@ -1042,20 +1073,22 @@ def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows):
     drawn = np.asarray(tree_rows).ravel()
     if drawn.shape[0] > 0 and (drawn.min() < 0 or drawn.max() >= n_rows):
         raise ValueError(f"tree_rows must be rows of range({n_rows})")
-    mask = np.zeros(n_rows, dtype=np.uint8)
-    mask[drawn] = 1
     draws.taken = _Taken()
-    _row_set(draws.taken, n_rows, mask)
+    _row_set(draws.taken, n_rows, None, &tree_rows[0, 0] if n_trees * m > 0 else NULL, n_trees * m)
     cdef intp_t n_slots = draws.taken.n_slots
     cdef const RowSet* rows = &draws.taken.rows
     draws.slot_use_arr = np.zeros((n_slots + 1, 2), dtype=np.int32)
     draws.more_use_arr = np.empty((max(n_trees * m, 1), 2), dtype=np.int32)
     cdef int32_t[:, ::1] slot_use = draws.slot_use_arr
     cdef int32_t[:, ::1] more_use = draws.more_use_arr
+    slots_arr = np.array(tree_rows, dtype=np.int32, order="C")  # each draw's slot, below
+    cdef int32_t[:, ::1] slots = slots_arr
     with nogil:
+        if n_trees * m > 0:
+            _slots(&slots[0, 0], n_trees * m, rows.bits, rows.rank, &slot_use[0, 0])
         for t in range(n_trees):  # uses per slot
             for i in range(m):
-                slot_use[_rank_below(rows.bits, rows.rank, tree_rows[t, i]), 1] += 1
+                slot_use[slots[t, i], 1] += 1
         for s in range(n_slots):  # room for the rows drawn more than once
             if slot_use[s, 1] > 1:
                 slot_use[s, 0] = <int32_t>(-1 - n_more)
@@ -1063,7 +1096,7 @@ def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows):
                 slot_use[s, 1] = 0  # filled below
         for t in range(n_trees):
             for i in range(m):
-                s = _rank_below(rows.bits, rows.rank, tree_rows[t, i])
+                s = slots[t, i]
                 if slot_use[s, 0] >= 0:  # drawn once
                     slot_use[s, 0] = <int32_t>t
                     slot_use[s, 1] = <int32_t>i
@@ -1261,6 +1294,7 @@ cdef struct TreeEntries:
     const TreeEntry* e    # the tree's entries, ``col`` ascending
     intp_t n
     intp_t n_draw         # the trees drew their rows from range(n_draw)
+    bint plain            # every value is plain (_plain_value), as read while copied
 
 
 cdef bint _entries_prepare(const TreeEntries* te, BuildScratch* s, intp_t m, intp_t d,
@@ -1271,14 +1305,8 @@ cdef bint _entries_prepare(const TreeEntries* te, BuildScratch* s, intp_t m, int
     cdef intp_t e, i, j
     cdef int32_t pos
     cdef float64_t v
-    cdef bint plain = True
-    # The entries are in column order: the last of a column sets where the
-    # column ends (a store per entry, no count to read back); a column
-    # without entries then ends where the one before it does.
-    memset(s.col_start, 0, (d + 1) * sizeof(intp_t))
-    for e in range(te.n):
-        plain &= _plain_value(te.e[e].val)
-        s.col_start[te.e[e].col + 1] = e + 1
+    cdef bint plain = te.plain
+    # col_start[c + 1] was set as the entries were copied in (_store_copy_scan)
     for i in range(m):
         s.order[i] = i
         s.where[i] = i
@@ -1560,9 +1588,11 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
         if ok:
             for t in range(seeds.shape[0]):
                 if has_entries:  # the parts' columns in turn: column order
+                    memset(s.col_start, 0, (X.shape[1] + 1) * sizeof(intp_t))
+                    te.plain = True
                     e_end = e_buf
                     for i in range(n_parts):
-                        e_end = _store_copy_tree(stores[i], e_t0 + t, e_end)
+                        e_end = _store_copy_scan(stores[i], e_t0 + t, e_end, e_buf, s.col_start, &te.plain)
                     te.e = e_buf
                     te.n = e_end - e_buf
                 _build_axis_tree(X, c, &te if has_entries else NULL, seeds[t], max_samples,
