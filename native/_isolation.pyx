@@ -786,6 +786,7 @@ cdef enum:
     SLAB_SHIFT = 8   # 2**8 chunks (2 MiB, a large page) per allocation
     HAND_BLOCK = 1024  # a column's entries looked at together (their taken ones stay in L1)
     HAND_AHEAD = 2048  # entries asked for this far ahead of the pick (its streams)
+    COPY_AHEAD = 128   # a tree's entries asked for this far ahead of their copy
 
 
 cdef struct ChunkStore:
@@ -849,17 +850,24 @@ cdef TreeEntry* _store_copy_scan(const ChunkStore* st, intp_t t, TreeEntry* out,
     is set (entries come in column order: the last of a column sets it, a
     store per entry and no count to read back; ``col_start`` zeroed before)
     and ``plain`` cleared unless every value is plain (_plain_value)."""
-    cdef intp_t c = st.first[t], left = st.count[t], n, j
+    cdef intp_t c = st.first[t], left = st.count[t], n, j, q
     cdef intp_t e = out - first
     cdef const TreeEntry* src
+    cdef const TreeEntry* after  # the next chunk: its first lines asked for ahead
     cdef bint ok = plain[0]
     while left > 0:
         n = min(left, 1 << CHUNK_SHIFT)
         src = _store_chunk(st, c)
-        for j in range(n):
-            out[j] = src[j]
-            ok &= _plain_value(src[j].val)
-            col_start[src[j].col + 1] = e + j + 1
+        after = _store_chunk(st, st.next[c]) if left > n else NULL
+        for q in range(0, n, 4):  # a 64-byte line of entries at a time
+            if q + COPY_AHEAD < n:
+                _prefetch_l2(src + q + COPY_AHEAD)
+            elif after != NULL and q + COPY_AHEAD - n < left - n:
+                _prefetch_l2(after + q + COPY_AHEAD - n)
+            for j in range(q, min(q + 4, n)):
+                out[j] = src[j]
+                ok &= _plain_value(src[j].val)
+                col_start[src[j].col + 1] = e + j + 1
         out += n
         e += n
         left -= n
