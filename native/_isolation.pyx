@@ -938,7 +938,8 @@ cdef class TreeEntryChunks:
     2**CHUNK_SHIFT entries: tree t's are ``count[t]`` entries along its
     chain of chunks.  Chunks let the one pass over the matrix hand each
     entry to its trees before any tree's count is known, in memory that
-    nothing else touches (no per-entry staging)."""
+    nothing else touches (no per-entry staging).  Freed, its large-page
+    slabs are kept for the next take (SPARE_SLABS at most)."""
     cdef ChunkStore st
     cdef readonly intp_t n_trees, n_draw
 

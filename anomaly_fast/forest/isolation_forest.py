@@ -104,8 +104,11 @@ class IsolationForest(BaseIsolationForest):
     node on those entries alone (other formats: each tree's rows are
     gathered from the CSR arrays); scoring walks groups of sparse rows through the
     trees without densifying the matrix, in the same compiled kernels
-    without the GIL, ``n_jobs`` as for dense input.  The random streams differ from
-    scikit-learn's, so scores are equal in distribution, not bit for bit.
+    without the GIL, ``n_jobs`` as for dense input.  A CSC fit keeps the
+    2 MiB blocks that held its trees' entries (32 MiB at most) for the next
+    one in the process, which then need not fault in fresh pages.  The
+    random streams differ from scikit-learn's, so scores are equal in
+    distribution, not bit for bit.
 
     Thread safety: ``score_samples``, ``decision_function``, ``predict`` and
     ``anomaly_score`` may be called concurrently from any number of threads
