@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 AXIS_NODE_DTYPE: np.dtype[np.void]
 TREE_ENTRY_DTYPE: np.dtype[np.void]
+RANDOM_STATE_WORDS: int
 HYPERPLANE_NODE_DTYPE: np.dtype[np.void]
 EXPLAIN_NODE_DTYPE: np.dtype[np.void]
 EXPLAIN_TABLE_WIDTH: int
@@ -53,7 +54,8 @@ def draw_tree_rows(
     cum_weights: npt.NDArray[np.float64],
     n_features: int,
     max_features: int,
-) -> npt.NDArray[np.int32]: ...
+    with_states: bool = ...,
+) -> Any: ...
 def csc_take_rows(
     data: npt.NDArray[np.floating[Any]],
     indices: npt.NDArray[np.integer[Any]],
@@ -61,7 +63,12 @@ def csc_take_rows(
     n_rows: int,
     mask: npt.NDArray[np.uint8],
 ) -> Any: ...
-def csc_tree_draws(n_rows: int, tree_rows: npt.NDArray[np.int32]) -> TreeDraws: ...
+def csc_tree_draws(
+    n_rows: int,
+    tree_rows: npt.NDArray[np.int32],
+    seeds: npt.NDArray[np.uint64] | None = ...,
+    states: npt.NDArray[np.uint64] | None = ...,
+) -> TreeDraws: ...
 def csc_tree_entries(
     data: npt.NDArray[np.floating[Any]],
     indices: npt.NDArray[np.integer[Any]],

@@ -413,12 +413,17 @@ ctypedef fused csc_index_t:
 
 def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint bootstrap,
                    const float64_t[::1] weights, const float64_t[::1] cum_weights,
-                   intp_t n_features, intp_t max_features):
+                   intp_t n_features, intp_t max_features, bint with_states=False):
     """The (n_trees, max_samples) int32 rows of range(n) (n < 2**31) that
     the trees of ``seeds`` draw, in the order drawn: the builders' first
     draws (features, then rows) with the same arguments as
-    build_axis_trees / build_hyperplane_trees."""
+    build_axis_trees / build_hyperplane_trees.  ``with_states``: also each
+    tree's random state after those draws, (rows, states) with states a
+    (n_trees, RANDOM_STATE_WORDS) uint64 array (for csc_tree_draws, whose
+    builds then need not draw the rows again)."""
     out_arr = np.empty((seeds.shape[0], max_samples), dtype=np.int32)
+    states_arr = np.empty((seeds.shape[0] if with_states else 0, RANDOM_STATE_WORDS), dtype=np.uint64)
+    cdef uint64_t[:, ::1] states = states_arr
     cdef int32_t[:, ::1] out = out_arr
     cdef RandomState rng
     cdef intp_t t, i
@@ -441,13 +446,15 @@ def draw_tree_rows(const uint64_t[::1] seeds, intp_t n, intp_t max_samples, bint
                 _draw_rows(&rng, n, max_samples, bootstrap, w, cw, rows, table, table_size, keys)
                 for i in range(max_samples):
                     out[t, i] = <int32_t>rows[i]
+                if with_states:
+                    memcpy(&states[t, 0], &rng, sizeof(RandomState))
     free(features)
     free(rows)
     free(table)
     free(keys)
     if not ok:
         raise MemoryError("not enough memory to draw the trees' rows")
-    return out_arr
+    return (out_arr, states_arr) if with_states else out_arr
 
 
 cdef extern from *:
@@ -781,6 +788,10 @@ def csc_take_rows(const floating_t[::1] data, const csc_index_t[::1] indices,
     return out_data, out_indices, out_indptr, n_cols, slots_arr, n_rows
 
 
+# a RandomState as uint64 words (draw_tree_rows' states)
+RANDOM_STATE_WORDS = (sizeof(RandomState) + 7) // 8
+
+
 cdef enum:
     CHUNK_SHIFT = 9  # 2**9 entries (8 KiB) per chunk of a tree's entries
     SLAB_SHIFT = 8   # 2**8 chunks (2 MiB, a large page) per allocation
@@ -942,6 +953,7 @@ cdef class TreeEntryChunks:
     slabs are kept for the next take (SPARE_SLABS at most)."""
     cdef ChunkStore st
     cdef readonly intp_t n_trees, n_draw
+    cdef object draws  # the TreeDraws it was taken for (csc_tree_entries), or None
 
     def __cinit__(self, intp_t n_trees, intp_t n_draw, bint huge=False):
         self.n_trees = n_trees
@@ -1080,22 +1092,33 @@ cdef class TreeDraws:
     out to them (csc_tree_draws)."""
     cdef _Taken taken        # the set of drawn rows; a row's slot is its rank in it
     cdef object slot_use_arr, more_use_arr
+    cdef object seeds_arr, states_arr  # the trees' seeds and states after the draws, or None
     cdef readonly intp_t n_trees, n_draw, n_subsample
 
 
-def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows):
+def csc_tree_draws(intp_t n_rows, const int32_t[:, ::1] tree_rows, seeds=None, states=None):
     """The draws ``tree_rows`` (the (n_trees, m) rows of range(n_rows) each
     tree draws, from draw_tree_rows) set up for csc_tree_entries: the set of
     drawn rows and the uses of each, as (tree, position) pairs (int32: fewer
     than 2**31 draws).  Most rows are drawn once, and slot_use[s] holds that
     one use; a row drawn u > 1 times holds (-1 - j, u), its uses being
-    more_use[j:j + u].  So an entry finds its row's use in one read."""
+    more_use[j:j + u].  So an entry finds its row's use in one read.
+    ``seeds`` and ``states`` (draw_tree_rows' with_states): the trees'
+    random states after their draws, which build_axis_trees then takes up
+    for the trees of these seeds instead of drawing their rows again."""
     cdef TreeDraws draws = TreeDraws()
     cdef intp_t n_trees = tree_rows.shape[0], m = tree_rows.shape[1]
     cdef intp_t i, t, s, u, n_more = 0
     draws.n_trees = n_trees
     draws.n_draw = n_rows
     draws.n_subsample = m
+    if (seeds is None) != (states is None):
+        raise ValueError("seeds and states go together")
+    if seeds is not None:
+        draws.seeds_arr = np.array(seeds, dtype=np.uint64, copy=True)
+        draws.states_arr = np.array(states, dtype=np.uint64, order="C", copy=True)
+        if draws.seeds_arr.shape != (n_trees,) or draws.states_arr.shape != (n_trees, RANDOM_STATE_WORDS):
+            raise ValueError(f"seeds and states must be ({n_trees},) and ({n_trees}, {RANDOM_STATE_WORDS})")
     drawn = np.asarray(tree_rows).ravel()
     if drawn.shape[0] > 0 and (drawn.min() < 0 or drawn.max() >= n_rows):
         raise ValueError(f"tree_rows must be rows of range({n_rows})")
@@ -1161,6 +1184,7 @@ def csc_tree_entries(const floating_t[::1] data, const csc_index_t[::1] indices,
     cdef bint huge = expected > 2.0 * (1 << (SLAB_SHIFT + CHUNK_SHIFT))
     cdef TreeEntryChunks chunks = TreeEntryChunks(n_trees, n_rows, huge)
     cdef ChunkStore* st = &chunks.st
+    chunks.draws = draws
     _take_spare_slabs(st, 1 + <intp_t>(expected / (1 << (SLAB_SHIFT + CHUNK_SHIFT))))
     cdef TreeEntry** cur = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
     cdef TreeEntry** end = <TreeEntry**>calloc(max(n_trees, 1), sizeof(TreeEntry*))
@@ -1398,7 +1422,7 @@ cdef const float64_t* _entries_key(const TreeEntries* te, BuildScratch* s, int32
 
 
 cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
-                           const TreeEntries* te, uint64_t seed, intp_t m,
+                           const TreeEntries* te, uint64_t seed, const RandomState* drawn, intp_t m,
                            bint bootstrap, const float64_t* weights,
                            const float64_t* cum_weights, intp_t n_tree_features,
                            intp_t max_depth, intp_t capacity,
@@ -1424,8 +1448,11 @@ cdef void _build_axis_tree(const floating_t[:, ::1] X, const CSRRows* csr,
         n = te.n_draw
     rng_seed(&rng, seed)
     _draw_features(&rng, d, n_tree_features, s.features)
-    _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
-               s.table_size, s.proj)
+    if drawn != NULL:  # the rows were drawn before (draw_tree_rows): their state after
+        rng = drawn[0]
+    else:
+        _draw_rows(&rng, n, m, bootstrap, weights, cum_weights, s.rows, s.table,
+                   s.table_size, s.proj)
     if te != NULL:
         sparse = _entries_prepare(te, s, m, d, n_tree_features)
     elif csr != NULL:
@@ -1576,6 +1603,10 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
     cdef TreeEntry* e_buf = NULL
     cdef TreeEntry* e_end
     cdef TreeEntries te
+    cdef TreeDraws drawn_by
+    cdef const uint64_t[:, ::1] states
+    cdef const uint64_t* drawn = NULL  # per tree: its state after its draws (RANDOM_STATE_WORDS)
+    cdef intp_t words = RANDOM_STATE_WORDS
     cdef bint has_entries = entries is not None
     if has_entries:
         parts, e_t0 = entries
@@ -1593,6 +1624,15 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
             part = parts[i]
             stores[i] = &part.st
         te.n_draw = parts[0].n_draw
+        # the trees' states after their draws, when the parts were taken for
+        # the draws of these very seeds and subsample size
+        drawn_by = (<TreeEntryChunks>parts[0]).draws
+        if (drawn_by is not None and drawn_by.states_arr is not None and drawn_by.n_subsample == max_samples
+                and all((<TreeEntryChunks>part).draws is drawn_by for part in parts)
+                and np.array_equal(drawn_by.seeds_arr[e_t0 : e_t0 + seeds.shape[0]], np.asarray(seeds))):
+            states = drawn_by.states_arr
+            if seeds.shape[0] > 0:
+                drawn = &states[e_t0, 0]
         for t in range(seeds.shape[0]):
             n_tree = 0
             for i in range(n_parts):
@@ -1621,8 +1661,9 @@ def build_axis_trees(const floating_t[:, ::1] X, const uint64_t[::1] seeds,
                         e_end = _store_copy_scan(stores[i], e_t0 + t, e_end, e_buf, s.col_start, &te.plain)
                     te.e = e_buf
                     te.n = e_end - e_buf
-                _build_axis_tree(X, c, &te if has_entries else NULL, seeds[t], max_samples,
-                                 bootstrap, w, cw, max_features,
+                _build_axis_tree(X, c, &te if has_entries else NULL, seeds[t],
+                                 <const RandomState*>(drawn + t * words) if drawn != NULL else NULL,
+                                 max_samples, bootstrap, w, cw, max_features,
                                  max_depth, nodes.shape[1], &s, &nodes[t, 0], &values[t, 0],
                                  &missing[t, 0], &ranges[t, 0], &n_nodes[t], &depths[t])
         _scratch_free(&s)

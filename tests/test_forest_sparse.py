@@ -606,3 +606,36 @@ def test_a_sparse_fit_reuses_the_slabs_the_last_one_freed_and_keeps_at_most_its_
             _isolation._spare_slabs_kept(17)
     finally:
         _isolation._spare_slabs_kept(cap)
+
+
+def test_csc_builds_take_up_the_random_states_of_the_draws_only_for_their_own_seeds(monkeypatch):
+    # the rows a CSC fit's trees draw are drawn once (draw_tree_rows); the builds carry on from
+    # the random states after those draws instead of drawing again, when the seeds match
+    from anomaly_fast import _isolation
+
+    X = _sparse_data(12, n=500, d=9, density=0.3)
+    csc = sp.csc_matrix(X)
+    kw = dict(n_estimators=12, random_state=5, max_samples=100)
+    dense = IsolationForest(**kw).fit(X)._forest
+    np.testing.assert_array_equal(IsolationForest(**kw).fit(csc)._forest.nodes, dense.nodes)
+    draws = _isolation.csc_tree_draws
+
+    def altered_states(n, rows, seeds, states):
+        return draws(n, rows, seeds, states ^ np.uint64(1))
+
+    monkeypatch.setattr(_isolation, "csc_tree_draws", altered_states)
+    assert not np.array_equal(IsolationForest(**kw).fit(csc)._forest.nodes, dense.nodes)  # taken up
+
+    def other_seeds(n, rows, seeds, states):
+        return draws(n, rows, seeds + np.uint64(1), states ^ np.uint64(1))
+
+    monkeypatch.setattr(_isolation, "csc_tree_draws", other_seeds)
+    np.testing.assert_array_equal(IsolationForest(**kw).fit(csc)._forest.nodes, dense.nodes)  # drawn again
+    rows, states = _isolation.draw_tree_rows(
+        np.arange(3, dtype=np.uint64), 50, 8, False, *(np.empty(0),) * 2, 4, 4, True
+    )
+    assert states.shape == (3, _isolation.RANDOM_STATE_WORDS)
+    with pytest.raises(ValueError, match="together"):
+        draws(50, rows, np.arange(3, dtype=np.uint64), None)
+    with pytest.raises(ValueError, match="must be"):
+        draws(50, rows, np.arange(2, dtype=np.uint64), states)

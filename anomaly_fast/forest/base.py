@@ -170,8 +170,9 @@ class SparseRows:
         if draws > 2 * n and nnz * (draws / n) > _MAX_TREE_ENTRIES:
             return self.for_trees(seeds, max_samples, bootstrap, weights, max_features)
         arrays = self._csc_arrays()
-        rows = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features)
-        tree_draws = _isolation.csc_tree_draws(n, rows)
+        # the draws' random states go with the entries: the builds take them up instead of drawing again
+        rows, states = _isolation.draw_tree_rows(seeds, n, max_samples, bootstrap, *weights, d, max_features, True)
+        tree_draws = _isolation.csc_tree_draws(n, rows, seeds, states)
         n_threads = 1 if n_jobs in (None, 1) else min(effective_n_jobs(n_jobs), d, max(1, nnz // _MIN_THREAD_ENTRIES))
         # column ranges holding near-equal numbers of entries
         bounds = np.unique(np.searchsorted(arrays[2], np.linspace(0, nnz, n_threads + 1)[1:-1]))
