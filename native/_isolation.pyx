@@ -481,8 +481,10 @@ cdef extern from *:
     #endif
     }
     /* how many bits of the bitset lie below bit r, from the rank of r's word */
+    #define AF_RANK_BELOW(bits, rank, r, POPCOUNT) \
+        ((rank)[(r) >> 6] + POPCOUNT((bits)[(r) >> 6] & ((((uint64_t)1) << ((r) & 63)) - 1)))
     static AF_ALWAYS_INLINE Py_ssize_t af_rank_below(const uint64_t* bits, const Py_ssize_t* rank, Py_ssize_t r) {
-        return rank[r >> 6] + af_popcount64(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1));
+        return AF_RANK_BELOW(bits, rank, r, af_popcount64);
     }
     /* finite and not -0.0 (whose sign the dense min/max may keep): integer
        tests on the bits, so the loop over a tree's entries vectorizes */
@@ -529,7 +531,7 @@ cdef extern from *:
         Py_ssize_t i, r, s;                                                      \
         for (i = 0; i < k; i++) {                                                \
             r = rows[i];                                                         \
-            s = rank[r >> 6] + POPCOUNT(bits[r >> 6] & ((((uint64_t)1) << (r & 63)) - 1)); \
+            s = AF_RANK_BELOW(bits, rank, r, POPCOUNT);                          \
             rows[i] = (int32_t)s;                                                \
             af_prefetch(&slot_use[2 * s]);                                       \
         }
@@ -599,20 +601,11 @@ cdef struct RowSet:
 
 
 cdef inline uint64_t _rowset_has(const RowSet* t, intp_t r) noexcept nogil:
-    return (t.bits[r >> 6] >> (r & 63)) & 1
-
-
-cdef inline bint _rows_bad(const csc_index_t* indices, intp_t p0, intp_t p1, intp_t prev,
-                          intp_t n_rows) noexcept nogil:
-    """Whether the row indices indices[p0:p1] (p1 > p0) of a CSC column fail
-    the take's checks: strictly increasing from ``prev`` (-1 at the column's
-    start), so in range when the first and last are.  A loop that
-    vectorizes; run before the rows are used (_bad_column says why)."""
-    cdef intp_t p
-    cdef bint bad = indices[p0] <= prev
-    for p in range(p0 + 1, p1):
-        bad |= indices[p] <= indices[p - 1]
-    return bad | (indices[p1 - 1] >= n_rows)
+    """Whether row r is in the set, for a row index not yet checked: the
+    word read is masked into the bitset, so any r reads inside it (the
+    takes check a column's rows as they pick, and drop what a bad column
+    picked: _bad_column says why)."""
+    return (t.bits[(r >> 6) & t.word_mask] >> (r & 63)) & 1
 
 
 cdef int _bad_column(const csc_index_t* indices, intp_t p0, intp_t p1, intp_t n_rows) noexcept nogil:
@@ -629,22 +622,25 @@ cdef intp_t _csc_take(const csc_index_t* indices, const intp_t* indptr, intp_t n
                       intp_t n_rows, const RowSet* taken, intp_t* entry_pos,
                       int32_t* entry_row) noexcept nogil:
     """Positions (and rows) of the CSC matrix's entries whose row is
-    ``taken``, in column order; each column's rows checked (_rows_bad), then
-    picked branch-free.
+    ``taken``, in column order, picked branch-free as each column's rows
+    are checked (strictly increasing, so in range when the last is).
     ``entry_pos``/``entry_row`` have room for one more entry than are
     taken.  Returns how many, -1 when a row index is out of range, -2 when a
     column's rows are not strictly increasing (not canonical)."""
-    cdef intp_t c, p, r, k = 0
+    cdef intp_t c, p, r, prev, k = 0
+    cdef bint bad
     for c in range(n_cols):
-        if indptr[c + 1] == indptr[c]:
-            continue
-        if _rows_bad(indices, indptr[c], indptr[c + 1], -1, n_rows):
-            return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
+        prev = -1
+        bad = False
         for p in range(indptr[c], indptr[c + 1]):
             r = <intp_t>indices[p]
+            bad |= r <= prev
+            prev = r
             entry_pos[k] = p
             entry_row[k] = <int32_t>r
             k += _rowset_has(taken, r)
+        if bad | (prev >= n_rows):
+            return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
     return k
 
 
@@ -1042,8 +1038,8 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
         while p0 < p1:
             pe = p0 + HAND_BLOCK if p1 - p0 > HAND_BLOCK else p1
             # its taken entries picked branch-free, as its rows are checked
-            # (strictly increasing from the block before); until they pass,
-            # a row only reads the bitset at a word masked into range
+            # (strictly increasing from the block before; _rowset_has reads
+            # inside the bitset for any row until they pass)
             # (16 at a time, asking for the streams' lines HAND_AHEAD entries on:
             # the hardware's prefetch alone falls behind while entries are handed out)
             k = 0
@@ -1060,7 +1056,7 @@ cdef int _hand_out(const floating_t* data, const csc_index_t* indices, const int
                     prev = r
                     buf_val[k] = <float64_t>data[p]
                     buf_row[k] = <int32_t>r
-                    k += (taken.bits[(r >> 6) & taken.word_mask] >> (r & 63)) & 1
+                    k += _rowset_has(taken, r)
             if bad | (prev >= n_rows):
                 return _bad_column(indices, indptr[c], indptr[c + 1], n_rows)
             _slots(buf_row, k, taken.bits, taken.rank, slot_use)  # their uses asked for early

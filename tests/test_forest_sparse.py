@@ -524,6 +524,8 @@ def test_csc_tree_entries_refuse_a_column_range_outside_the_matrix_and_foreign_p
 
 
 def test_csc_columns_longer_than_a_take_block_give_the_dense_model_and_are_checked_to_their_end():
+    from anomaly_fast import _isolation
+
     # _hand_out reads a column 1024 entries at a time: full columns of 3000 rows span three blocks
     rng = np.random.RandomState(3)
     X = rng.normal(size=(3000, 4))
@@ -542,12 +544,20 @@ def test_csc_columns_longer_than_a_take_block_give_the_dense_model_and_are_check
         bad.indices[start + 2500] = value  # inside the column's third block, read before it is checked
         with pytest.raises(ValueError, match="out of range"):
             IsolationForest(**kw).fit(bad)
+        with pytest.raises(ValueError, match="out of range"):  # the union-of-rows take, checked alike
+            _isolation.csc_take_rows(bad.data, bad.indices, bad.indptr.astype(np.intp), 3000, np.ones(3000, np.uint8))
     unsorted = csc.copy()
     start = unsorted.indptr[1]
     unsorted.indices[start + 2000 : start + 2002] = unsorted.indices[start + 2000 : start + 2002][::-1].copy()
     unsorted.has_sorted_indices = False
     fitted = IsolationForest(**kw).fit(unsorted)  # not canonical: converted whole
     np.testing.assert_array_equal(fitted._forest.nodes, IsolationForest(**kw).fit(unsorted.toarray())._forest.nodes)
+    assert (
+        _isolation.csc_take_rows(  # not canonical: None, converted whole
+            unsorted.data, unsorted.indices, unsorted.indptr.astype(np.intp), 3000, np.ones(3000, np.uint8)
+        )
+        is None
+    )
 
 
 def test_csc_tree_entries_rank_rows_alike_with_and_without_the_popcnt_instruction():
